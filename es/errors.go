@@ -1,0 +1,52 @@
+package es
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors a [Store] returns, matched with [errors.Is].
+var (
+	// ErrWrongExpectedVersion means the stream was not in the expected
+	// state. The error is a [*WrongExpectedVersionError] with the details.
+	ErrWrongExpectedVersion = errors.New("es: wrong expected version")
+	// ErrStreamNotFound means the stream does not exist or was soft-deleted.
+	ErrStreamNotFound = errors.New("es: stream not found")
+	// ErrStreamDeleted means the stream was tombstoned (or, for an append
+	// expecting StreamExists, soft-deleted).
+	ErrStreamDeleted = errors.New("es: stream deleted")
+	// ErrInvalidArgument means a request was malformed: an empty or
+	// over-long stream name, an event without a type, a bad filter.
+	ErrInvalidArgument = errors.New("es: invalid argument")
+	// ErrMaxAppendSizeExceeded means the events of one append were larger
+	// than the store accepts ([MaxAppendSize] by default).
+	ErrMaxAppendSizeExceeded = errors.New("es: maximum append size exceeded")
+)
+
+// WrongExpectedVersionError reports an append or delete whose expected
+// revision did not match the stream. It matches [ErrWrongExpectedVersion].
+type WrongExpectedVersionError struct {
+	Stream   string
+	Expected ExpectedRevision
+	// Actual is the stream's state: NoStream, or Exact(last revision).
+	Actual ExpectedRevision
+}
+
+func (e *WrongExpectedVersionError) Error() string {
+	return fmt.Sprintf("es: wrong expected version for stream %q: expected %s, actual %s", e.Stream, e.Expected, e.Actual)
+}
+
+// Is makes the error match [ErrWrongExpectedVersion].
+func (e *WrongExpectedVersionError) Is(target error) bool { return target == ErrWrongExpectedVersion }
+
+// StreamNotFound returns the error a Store reports for a missing or
+// soft-deleted stream. It matches [ErrStreamNotFound].
+func StreamNotFound(stream string) error {
+	return fmt.Errorf("%w: %q", ErrStreamNotFound, stream)
+}
+
+// StreamDeleted returns the error a Store reports for a tombstoned stream. It
+// matches [ErrStreamDeleted].
+func StreamDeleted(stream string) error {
+	return fmt.Errorf("%w: %q", ErrStreamDeleted, stream)
+}

@@ -1,0 +1,138 @@
+package es
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+)
+
+// Keys of the metadata that EventStoreDB's own tools understand.
+const (
+	MetadataCorrelationID = "$correlationId"
+	MetadataCausationID   = "$causationId"
+)
+
+// Metadata is the user metadata of an event: the correlation ID shared by a
+// whole chain of commands and events, the causation ID of the message that
+// caused the event, and free string pairs. It is stored as one flat JSON
+// object: {"$correlationId": "…", "$causationId": "…", "tenant": "acme"}.
+type Metadata struct {
+	CorrelationID string
+	CausationID   string
+	// Values are the other keys. Keys in Values never override
+	// CorrelationID and CausationID.
+	Values map[string]string
+}
+
+// MarshalJSON encodes the metadata as one flat JSON object.
+func (m Metadata) MarshalJSON() ([]byte, error) {
+	obj := make(map[string]string, len(m.Values)+2)
+	maps.Copy(obj, m.Values)
+	delete(obj, MetadataCorrelationID)
+	delete(obj, MetadataCausationID)
+	if m.CorrelationID != "" {
+		obj[MetadataCorrelationID] = m.CorrelationID
+	}
+	if m.CausationID != "" {
+		obj[MetadataCausationID] = m.CausationID
+	}
+	return json.Marshal(obj)
+}
+
+// UnmarshalJSON decodes a flat JSON object. Values that are not strings are
+// kept as their JSON text.
+func (m *Metadata) UnmarshalJSON(data []byte) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return fmt.Errorf("es: metadata: %w", err)
+	}
+	var out Metadata
+	for k, raw := range obj {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			s = string(raw)
+		}
+		switch k {
+		case MetadataCorrelationID:
+			out.CorrelationID = s
+		case MetadataCausationID:
+			out.CausationID = s
+		default:
+			if out.Values == nil {
+				out.Values = make(map[string]string)
+			}
+			out.Values[k] = s
+		}
+	}
+	*m = out
+	return nil
+}
+
+// ParseMetadata decodes an event's metadata. Empty metadata is the zero
+// Metadata; metadata that is not a JSON object is an error.
+func ParseMetadata(data []byte) (Metadata, error) {
+	var m Metadata
+	if len(data) == 0 {
+		return m, nil
+	}
+	err := json.Unmarshal(data, &m)
+	return m, err
+}
+
+type metadataKey struct{}
+
+// MetadataFromContext returns the metadata that ctx carries.
+func MetadataFromContext(ctx context.Context) Metadata {
+	m, _ := ctx.Value(metadataKey{}).(Metadata)
+	return m
+}
+
+// ContextWithMetadata returns a copy of ctx that carries m. [Registry.Encode]
+// writes it into every event it encodes.
+func ContextWithMetadata(ctx context.Context, m Metadata) context.Context {
+	m.Values = maps.Clone(m.Values)
+	return context.WithValue(ctx, metadataKey{}, m)
+}
+
+// WithCorrelationID returns a copy of ctx whose metadata has correlation ID id.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	m := MetadataFromContext(ctx)
+	m.CorrelationID = id
+	return ContextWithMetadata(ctx, m)
+}
+
+// WithCausationID returns a copy of ctx whose metadata has causation ID id.
+func WithCausationID(ctx context.Context, id string) context.Context {
+	m := MetadataFromContext(ctx)
+	m.CausationID = id
+	return ContextWithMetadata(ctx, m)
+}
+
+// WithMetadataValue returns a copy of ctx whose metadata has key set to value.
+func WithMetadataValue(ctx context.Context, key, value string) context.Context {
+	m := MetadataFromContext(ctx)
+	m.Values = maps.Clone(m.Values)
+	if m.Values == nil {
+		m.Values = make(map[string]string, 1)
+	}
+	m.Values[key] = value
+	return context.WithValue(ctx, metadataKey{}, m)
+}
+
+// CausedBy returns a copy of ctx for the work that event e causes (a process
+// manager reacting to it, say): the causation ID becomes e's ID, and the
+// correlation ID e's correlation ID, or e's ID when it has none. Other values
+// of e's metadata are carried over. Metadata that does not parse is ignored:
+// the chain starts again from e.
+func CausedBy(ctx context.Context, e RecordedEvent) context.Context {
+	m, err := ParseMetadata(e.Metadata)
+	if err != nil {
+		m = Metadata{}
+	}
+	if m.CorrelationID == "" {
+		m.CorrelationID = e.ID.String()
+	}
+	m.CausationID = e.ID.String()
+	return context.WithValue(ctx, metadataKey{}, m)
+}

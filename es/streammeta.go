@@ -1,0 +1,166 @@
+package es
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Names the store itself uses in the log.
+const (
+	// MetadataStreamPrefix starts the name of a stream's metadata stream:
+	// the metadata of "order-1" lives in "$$order-1".
+	MetadataStreamPrefix = "$$"
+	// EventTypeMetadata is the type of the events of metadata streams.
+	EventTypeMetadata = "$metadata"
+	// EventTypeStreamDeleted is the type of a tombstone record.
+	EventTypeStreamDeleted = "$streamDeleted"
+	// TombstoneRevision is the revision of a tombstone record (2^63-1).
+	TombstoneRevision uint64 = math.MaxInt64
+	// DeletedTruncateBefore is the `$tb` a soft delete writes (2^63-1).
+	DeletedTruncateBefore uint64 = math.MaxInt64
+)
+
+// MetadataStream returns the name of stream's metadata stream.
+func MetadataStream(stream string) string { return MetadataStreamPrefix + stream }
+
+// StreamMetadata is a stream's metadata, stored as the last `$metadata` event
+// of its metadata stream and enforced by every read of the stream. The zero
+// value sets nothing.
+type StreamMetadata struct {
+	// MaxCount keeps only the newest MaxCount events (`$maxCount`);
+	// 0 keeps all.
+	MaxCount uint64
+	// MaxAge keeps only events younger than MaxAge, in whole seconds
+	// (`$maxAge`); 0 keeps all.
+	MaxAge time.Duration
+	// TruncateBefore hides the events before this revision (`$tb`).
+	// [DeletedTruncateBefore] marks a soft-deleted stream.
+	TruncateBefore uint64
+	// Custom holds every other key, such as `$acl` or an application's own,
+	// kept as they were.
+	Custom map[string]json.RawMessage
+}
+
+// IsDeleted reports whether the metadata marks a soft-deleted stream.
+func (m StreamMetadata) IsDeleted() bool { return m.TruncateBefore == DeletedTruncateBefore }
+
+// Retains reports whether an event is kept by the metadata: its revision,
+// the stream's last revision, when it was created and the current time.
+func (m StreamMetadata) Retains(revision, lastRevision uint64, created, now time.Time) bool {
+	if revision < m.TruncateBefore {
+		return false
+	}
+	if m.MaxCount > 0 && lastRevision >= m.MaxCount && revision <= lastRevision-m.MaxCount {
+		return false
+	}
+	if m.MaxAge > 0 && !created.After(now.Add(-m.MaxAge)) {
+		return false
+	}
+	return true
+}
+
+const (
+	keyMaxCount       = "$maxCount"
+	keyMaxAge         = "$maxAge"
+	keyTruncateBefore = "$tb"
+)
+
+// MarshalJSON encodes the metadata as EventStoreDB does.
+func (m StreamMetadata) MarshalJSON() ([]byte, error) {
+	obj := make(map[string]any, len(m.Custom)+3)
+	for k, v := range m.Custom {
+		obj[k] = v
+	}
+	if m.MaxCount > 0 {
+		obj[keyMaxCount] = m.MaxCount
+	}
+	if m.MaxAge > 0 {
+		obj[keyMaxAge] = uint64(m.MaxAge / time.Second)
+	}
+	if m.TruncateBefore > 0 {
+		obj[keyTruncateBefore] = m.TruncateBefore
+	}
+	return json.Marshal(obj)
+}
+
+// UnmarshalJSON decodes metadata written by any EventStoreDB client.
+func (m *StreamMetadata) UnmarshalJSON(data []byte) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return fmt.Errorf("es: stream metadata: %w", err)
+	}
+	if obj == nil {
+		return errors.New("es: stream metadata: not a JSON object")
+	}
+	var out StreamMetadata
+	for k, v := range obj {
+		var dst *uint64
+		switch k {
+		case keyMaxCount:
+			dst = &out.MaxCount
+		case keyTruncateBefore:
+			dst = &out.TruncateBefore
+		case keyMaxAge:
+			var secs uint64
+			if err := json.Unmarshal(v, &secs); err != nil {
+				return fmt.Errorf("es: stream metadata: %s: %w", k, err)
+			}
+			if secs > uint64(math.MaxInt64/time.Second) {
+				return fmt.Errorf("es: stream metadata: %s: %d seconds is too long", k, secs)
+			}
+			out.MaxAge = time.Duration(secs) * time.Second
+			continue
+		default:
+			if out.Custom == nil {
+				out.Custom = make(map[string]json.RawMessage)
+			}
+			out.Custom[k] = v
+			continue
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			return fmt.Errorf("es: stream metadata: %s: %w", k, err)
+		}
+	}
+	*m = out
+	return nil
+}
+
+// SetStreamMetadata replaces the metadata of stream by appending it to the
+// stream's metadata stream; expected applies to the metadata stream.
+func SetStreamMetadata(ctx context.Context, s Store, stream string, expected ExpectedRevision, m StreamMetadata) (AppendResult, error) {
+	if err := ValidateStreamName(stream); err != nil {
+		return AppendResult{}, err
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return s.Append(ctx, MetadataStream(stream), expected, EventData{Type: EventTypeMetadata, ContentType: ContentTypeJSON, Data: data})
+}
+
+// GetStreamMetadata returns the metadata of stream and the revision of the
+// metadata event; a stream without metadata has the zero StreamMetadata and
+// revision -1.
+func GetStreamMetadata(ctx context.Context, s Store, stream string) (StreamMetadata, int64, error) {
+	if err := ValidateStreamName(stream); err != nil {
+		return StreamMetadata{}, -1, err
+	}
+	for ev, err := range s.ReadStream(ctx, MetadataStream(stream), ReadStreamOptions{Direction: Backwards, From: StreamEnd, Limit: 1}) {
+		if errors.Is(err, ErrStreamNotFound) {
+			return StreamMetadata{}, -1, nil
+		}
+		if err != nil {
+			return StreamMetadata{}, -1, err
+		}
+		var m StreamMetadata
+		if err := json.Unmarshal(ev.Data, &m); err != nil {
+			return StreamMetadata{}, -1, fmt.Errorf("es: metadata of stream %q at revision %d: %w", stream, ev.Revision, err)
+		}
+		return m, int64(ev.Revision), nil
+	}
+	return StreamMetadata{}, -1, nil
+}
