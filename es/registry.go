@@ -43,9 +43,15 @@ type Upcaster func(RecordedEvent) (RecordedEvent, error)
 // [NewRegistry] and is safe for concurrent use.
 type Registry struct {
 	codec     Codec
-	byName    map[string]reflect.Type
+	byName    map[string]decoder
 	byType    map[reflect.Type]string
 	upcasters map[string]Upcaster
+}
+
+// decoder decodes a payload into a value of one registered type.
+type decoder struct {
+	goType reflect.Type
+	decode func(c Codec, data []byte) (any, error)
 }
 
 // RegistryOption configures a [Registry]: [Type], [Upcast] and [WithCodec].
@@ -71,14 +77,18 @@ func Type[T any](name string) RegistryOption {
 			return
 		}
 		if prev, ok := b.r.byName[name]; ok {
-			b.errs = append(b.errs, fmt.Errorf("es: event type %q registered twice (%v and %v)", name, prev, t))
+			b.errs = append(b.errs, fmt.Errorf("es: event type %q registered twice (%v and %v)", name, prev.goType, t))
 			return
 		}
 		if prev, ok := b.r.byType[t]; ok {
 			b.errs = append(b.errs, fmt.Errorf("es: Go type %v registered twice (%q and %q)", t, prev, name))
 			return
 		}
-		b.r.byName[name] = t
+		b.r.byName[name] = decoder{goType: t, decode: func(c Codec, data []byte) (any, error) {
+			var v T
+			err := c.Unmarshal(data, &v)
+			return v, err
+		}}
 		b.r.byType[t] = name
 	}
 }
@@ -121,7 +131,7 @@ func WithCodec(c Codec) RegistryOption {
 func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 	b := &registryBuilder{r: &Registry{
 		codec:     JSON,
-		byName:    make(map[string]reflect.Type),
+		byName:    make(map[string]decoder),
 		byType:    make(map[reflect.Type]string),
 		upcasters: make(map[string]Upcaster),
 	}}
@@ -198,25 +208,29 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // registered Go type. Every failure is a [*DecodeError] naming the stream,
 // revision and type.
 func (r *Registry) Decode(rec RecordedEvent) (any, error) {
-	fail := func(err error) (any, error) {
-		return nil, &DecodeError{Stream: rec.Stream, Revision: rec.Revision, Type: rec.Type, Err: err}
+	if len(r.upcasters) > 0 {
+		up, err := r.Upcast(rec)
+		if err != nil {
+			return nil, decodeError(&rec, err)
+		}
+		rec = up
 	}
-	rec, err := r.Upcast(rec)
-	if err != nil {
-		return fail(err)
-	}
-	t, ok := r.byName[rec.Type]
+	d, ok := r.byName[rec.Type]
 	if !ok {
-		return fail(ErrUnknownEventType)
+		return nil, decodeError(&rec, ErrUnknownEventType)
 	}
 	if rec.ContentType != "" && rec.ContentType != r.codec.ContentType() {
-		return fail(fmt.Errorf("content type %q, but the codec reads %q", rec.ContentType, r.codec.ContentType()))
+		return nil, decodeError(&rec, fmt.Errorf("content type %q, but the codec reads %q", rec.ContentType, r.codec.ContentType()))
 	}
-	v := reflect.New(t)
-	if err := r.codec.Unmarshal(rec.Data, v.Interface()); err != nil {
-		return fail(err)
+	v, err := d.decode(r.codec, rec.Data)
+	if err != nil {
+		return nil, decodeError(&rec, err)
 	}
-	return v.Elem().Interface(), nil
+	return v, nil
+}
+
+func decodeError(rec *RecordedEvent, err error) error {
+	return &DecodeError{Stream: rec.Stream, Revision: rec.Revision, Type: rec.Type, Err: err}
 }
 
 // Upcast applies the registered upcasters to rec: the upcaster of its type,
