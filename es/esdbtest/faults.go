@@ -1,0 +1,82 @@
+package esdbtest
+
+import (
+	"context"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Full gRPC method names, for [Server.SetError] and [Server.FailNext].
+const (
+	MethodRead                = "/event_store.client.streams.Streams/Read"
+	MethodAppend              = "/event_store.client.streams.Streams/Append"
+	MethodDelete              = "/event_store.client.streams.Streams/Delete"
+	MethodTombstone           = "/event_store.client.streams.Streams/Tombstone"
+	MethodGetSupportedMethods = "/event_store.client.server_features.ServerFeatures/GetSupportedMethods"
+)
+
+// fault is an error injected into a method: remaining < 0 means until
+// cleared.
+type fault struct {
+	err       error
+	remaining int
+}
+
+// faults holds the injected errors, keyed by full method name.
+type faults struct {
+	mu sync.Mutex
+	m  map[string]*fault
+}
+
+// set injects err into the next n calls of method (n < 0: every call).
+func (f *faults) set(method string, n int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil || n == 0 {
+		delete(f.m, method)
+		return
+	}
+	if f.m == nil {
+		f.m = make(map[string]*fault)
+	}
+	if _, ok := status.FromError(err); !ok {
+		err = status.Error(codes.Unknown, err.Error())
+	}
+	f.m[method] = &fault{err: err, remaining: n}
+}
+
+// take returns the error to fail a call of method with, if any.
+func (f *faults) take(method string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ft := f.m[method]
+	if ft == nil {
+		return nil
+	}
+	if ft.remaining > 0 {
+		ft.remaining--
+		if ft.remaining == 0 {
+			delete(f.m, method)
+		}
+	}
+	return ft.err
+}
+
+// unary is the interceptor that applies faults to unary calls.
+func (f *faults) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := f.take(info.FullMethod); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+// stream is the interceptor that applies faults to streaming calls.
+func (f *faults) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := f.take(info.FullMethod); err != nil {
+		return err
+	}
+	return handler(srv, ss)
+}

@@ -1,0 +1,85 @@
+package esdbtest
+
+import (
+	"regexp"
+	"strings"
+
+	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
+)
+
+// defaultCheckpointWindow is the search window of a filtered subscription
+// that asks for none (EventStoreDB's default, and the client's).
+const defaultCheckpointWindow = 32
+
+// filter selects `$all` records by event type or stream name, with
+// prefixes or an unanchored regular expression.
+type filter struct {
+	byStream bool
+	prefixes []string
+	re       *regexp.Regexp
+	interval uint64 // checkpoint every interval records scanned
+}
+
+// parseFilter decodes the filter option of a read; nil means no filter.
+func parseFilter(opts *api.ReadReq_Options) (*filter, error) {
+	fo, ok := opts.GetFilterOption().(*api.ReadReq_Options_Filter)
+	if !ok {
+		return nil, nil
+	}
+	f := &filter{}
+	var expr *api.ReadReq_Options_FilterOptions_Expression
+	switch v := fo.Filter.GetFilter().(type) {
+	case *api.ReadReq_Options_FilterOptions_StreamIdentifier:
+		f.byStream = true
+		expr = v.StreamIdentifier
+	case *api.ReadReq_Options_FilterOptions_EventType:
+		expr = v.EventType
+	default:
+		return nil, invalidArgument("filter must select by stream identifier or event type")
+	}
+	if expr == nil || (expr.GetRegex() == "" && len(expr.GetPrefix()) == 0) {
+		return nil, invalidArgument("filter needs a regex or prefixes")
+	}
+	if expr.GetRegex() != "" && len(expr.GetPrefix()) > 0 {
+		return nil, invalidArgument("filter takes a regex or prefixes, not both")
+	}
+	if expr.GetRegex() != "" {
+		re, err := regexp.Compile(expr.GetRegex())
+		if err != nil {
+			return nil, invalidArgument("invalid filter regex %q: %v", expr.GetRegex(), err)
+		}
+		f.re = re
+	}
+	f.prefixes = expr.GetPrefix()
+
+	window := uint64(defaultCheckpointWindow)
+	if m, ok := fo.Filter.GetWindow().(*api.ReadReq_Options_FilterOptions_Max); ok && m.Max > 0 {
+		window = uint64(m.Max)
+	}
+	multiplier := uint64(fo.Filter.GetCheckpointIntervalMultiplier())
+	if multiplier == 0 {
+		multiplier = 1
+	}
+	f.interval = window * multiplier
+	return f, nil
+}
+
+// match reports whether a record passes the filter.
+func (f *filter) match(rec *record) bool {
+	if f == nil {
+		return true
+	}
+	subject := rec.eventType
+	if f.byStream {
+		subject = rec.stream
+	}
+	if f.re != nil {
+		return f.re.MatchString(subject)
+	}
+	for _, p := range f.prefixes {
+		if strings.HasPrefix(subject, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,191 @@
+package esdbtest
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/serverfeatures"
+	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// maxRecvMsgSize bounds one incoming gRPC message; appends are limited
+// separately, by the maximum append size.
+const maxRecvMsgSize = 32 << 20
+
+// Server is an EventStoreDB-compatible gRPC server with an in-memory log.
+// Create it with [New] in tests or [Start] elsewhere; it is safe for
+// concurrent use.
+type Server struct {
+	cfg    config
+	store  *store
+	faults faults
+	gossip uuid.UUID
+	done   chan struct{} // closed by Close
+
+	life sync.Mutex // serializes Close and Restart
+
+	mu      sync.Mutex // guards the fields below
+	addr    string
+	grpc    *grpc.Server
+	dropped chan struct{} // closed and replaced by DropSubscriptions
+	closed  bool
+
+	serving sync.WaitGroup // the Serve goroutine
+}
+
+// New starts a server for a test on a free loopback port and closes it when
+// the test ends. It fails the test if the server cannot start.
+func New(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	s, err := Start(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a server, on a free loopback port unless [WithAddress] says
+// otherwise. Stop it with [Server.Close].
+func Start(opts ...Option) (*Server, error) {
+	cfg := newConfig(opts)
+	lis, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return nil, fmt.Errorf("esdbtest: listen on %s: %w", cfg.addr, err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		store:   newStore(cfg.now),
+		gossip:  uuid.New(),
+		done:    make(chan struct{}),
+		addr:    lis.Addr().String(),
+		dropped: make(chan struct{}),
+	}
+	s.serve(lis)
+	return s, nil
+}
+
+// keepalivePolicy lets clients ping as often as the v4 client does (every
+// 10 s), even without active calls, instead of answering with GOAWAY.
+func keepalivePolicy() keepalive.EnforcementPolicy {
+	return keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}
+}
+
+// serve starts a gRPC server on lis.
+func (s *Server) serve(lis net.Listener) {
+	gs := grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalivePolicy()),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 10 * time.Second}),
+		grpc.MaxRecvMsgSize(max(maxRecvMsgSize, 2*s.cfg.maxAppendSize)),
+		grpc.WaitForHandlers(true),
+		grpc.ChainUnaryInterceptor(s.faults.unary),
+		grpc.ChainStreamInterceptor(s.faults.stream),
+	)
+	api.RegisterStreamsServer(gs, &streamsService{srv: s})
+	serverfeatures.RegisterServerFeaturesServer(gs, &featuresService{srv: s})
+	gossip.RegisterGossipServer(gs, &gossipService{srv: s, id: s.gossip})
+	s.mu.Lock()
+	s.grpc = gs
+	s.mu.Unlock()
+	s.serving.Add(1)
+	go func() {
+		defer s.serving.Done()
+		_ = gs.Serve(lis) // returns when the server stops
+	}()
+}
+
+// Addr returns the host:port the server listens on.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// ConnectionString returns the connection string for the v4 client,
+// "esdb://127.0.0.1:PORT?tls=false": the server speaks plain gRPC and
+// accepts any (or no) credentials.
+func (s *Server) ConnectionString() string {
+	return "esdb://" + s.Addr() + "?tls=false"
+}
+
+// Close stops the server: it ends every call, closes every connection and
+// waits for its goroutines. Calling it again does nothing.
+func (s *Server) Close() {
+	s.life.Lock()
+	defer s.life.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	gs := s.grpc
+	s.mu.Unlock()
+	close(s.done)
+	gs.Stop()
+	s.serving.Wait()
+}
+
+// Restart drops every connection, like a server restart, and listens again
+// on the same address; the data stays. Clients see their calls and
+// subscriptions fail with Unavailable and reconnect.
+func (s *Server) Restart() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("esdbtest: restart: server is closed")
+	}
+	gs, addr := s.grpc, s.addr
+	s.mu.Unlock()
+	gs.Stop()
+	s.serving.Wait()
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("esdbtest: restart: listen on %s: %w", addr, err)
+	}
+	s.serve(lis)
+	return nil
+}
+
+// DropSubscriptions ends every running subscription with the gRPC status
+// Unavailable, as when a server drops them; the connection stays up.
+// Subscriptions started afterwards are not affected.
+func (s *Server) DropSubscriptions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.dropped)
+	s.dropped = make(chan struct{})
+}
+
+// dropChannel returns the channel DropSubscriptions closes next.
+func (s *Server) dropChannel() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+// SetError makes every call of a gRPC method (a full method name such as
+// [MethodAppend]) fail with err until SetError(method, nil). An err that
+// carries a gRPC status (status.Error) is sent as is; any other error is
+// sent with the code Unknown.
+func (s *Server) SetError(method string, err error) {
+	s.faults.set(method, -1, err)
+}
+
+// FailNext makes the next n calls of a gRPC method fail with err, then lets
+// calls through again. err is sent like with [Server.SetError].
+func (s *Server) FailNext(method string, n int, err error) {
+	if n <= 0 {
+		return
+	}
+	s.faults.set(method, n, err)
+}

@@ -1,0 +1,239 @@
+package esdbtest
+
+import (
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
+	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+const (
+	// subscriptionBatch is how many records a subscription takes from the
+	// log per lock.
+	subscriptionBatch = 256
+	// liveBufferSize is how far a live subscription may lag before it counts
+	// as catching up again (and sends another caught-up when it is back).
+	liveBufferSize = 512
+)
+
+// subscriptionEnd waits for the next write and reports why a subscription
+// must end instead, if it must.
+func (g *streamsService) wait(call api.Streams_ReadServer, changed <-chan struct{}, dropped <-chan struct{}) error {
+	select {
+	case <-changed:
+		return nil
+	case <-call.Context().Done():
+		return status.FromContextError(call.Context().Err()).Err()
+	case <-dropped:
+		return status.Error(codes.Unavailable, "esdbtest: subscription dropped")
+	case <-g.srv.done:
+		return status.Error(codes.Unavailable, "esdbtest: server shutting down")
+	}
+}
+
+// confirm sends the subscription confirmation.
+func confirm(call api.Streams_ReadServer) error {
+	return call.Send(&api.ReadResp{Content: &api.ReadResp_Confirmation{
+		Confirmation: &api.ReadResp_SubscriptionConfirmation{SubscriptionId: uuid.NewString()},
+	}})
+}
+
+// caughtUp tells the subscriber that it reached the head of the log.
+var caughtUp = &api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}}
+
+// streamBatch is what a stream subscription gets from the store per step.
+type streamBatch struct {
+	events    []*record
+	tombstone *record
+	next      uint64 // revision after the events scanned
+	backlog   int    // events after this batch
+	changed   <-chan struct{}
+}
+
+// streamBatchFrom returns the visible events of a stream from revision next.
+func (s *store) streamBatchFrom(name string, next uint64) streamBatch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := streamBatch{changed: s.changed, next: next}
+	st := s.streams[name]
+	if st == nil {
+		return b
+	}
+	m := s.metaLocked(name)
+	from := max(next, s.firstVisibleLocked(st, m))
+	now := s.now()
+	r := from
+	for ; r < uint64(len(st.events)) && len(b.events) < subscriptionBatch; r++ {
+		if rec := st.events[r]; s.visibleLocked(rec, m, now) {
+			b.events = append(b.events, rec)
+		}
+	}
+	b.next = max(next, min(r, uint64(len(st.events))))
+	if r < uint64(len(st.events)) {
+		b.backlog = len(st.events) - int(r)
+	} else {
+		b.tombstone = st.tombstone
+	}
+	return b
+}
+
+// subscribeStream serves a catch-up subscription to one stream.
+func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer) error {
+	s := g.srv.store
+	dropped := g.srv.dropChannel()
+	s.mu.Lock()
+	st := s.streams[p.stream]
+	if st != nil && st.tombstone != nil {
+		s.mu.Unlock()
+		return streamDeletedStatus(call.SetTrailer, p.stream)
+	}
+	next := uint64(0)
+	switch p.from {
+	case fromEnd:
+		next = uint64(st.last() + 1)
+	case fromPoint:
+		next = p.point + 1
+	}
+	s.mu.Unlock()
+	if err := confirm(call); err != nil {
+		return err
+	}
+
+	live := false
+	for {
+		b := s.streamBatchFrom(p.stream, next)
+		if live && b.backlog > liveBufferSize {
+			live = false
+		}
+		for _, rec := range b.events {
+			if err := call.Send(s.readEvent(rec, p)); err != nil {
+				return err
+			}
+		}
+		next = b.next
+		if b.tombstone != nil {
+			if err := call.Send(s.readEvent(b.tombstone, p)); err != nil {
+				return err
+			}
+			return streamDeletedStatus(call.SetTrailer, p.stream)
+		}
+		if b.backlog > 0 {
+			continue
+		}
+		if !live {
+			if err := call.Send(caughtUp); err != nil {
+				return err
+			}
+			live = true
+		}
+		if len(b.events) > 0 {
+			continue // something may have arrived while sending
+		}
+		if err := g.wait(call, b.changed, dropped); err != nil {
+			return err
+		}
+	}
+}
+
+// allBatch is what a `$all` subscription gets from the store per step.
+type allBatch struct {
+	records []*record
+	next    int // log index after the batch
+	backlog int
+	changed <-chan struct{}
+}
+
+// allBatchFrom returns the log records from index i.
+func (s *store) allBatchFrom(i int) allBatch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	end := min(len(s.log), i+subscriptionBatch)
+	b := allBatch{next: end, backlog: len(s.log) - end, changed: s.changed}
+	if i < end {
+		b.records = append([]*record(nil), s.log[i:end]...)
+	}
+	return b
+}
+
+// subscribeAll serves a catch-up subscription to `$all`, filtered or not.
+func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) error {
+	s := g.srv.store
+	dropped := g.srv.dropChannel()
+	s.mu.Lock()
+	var after uint64 // records at or before this position are not delivered
+	switch p.from {
+	case fromEnd:
+		after = s.headLocked()
+	case fromPoint:
+		after = p.point
+	}
+	next := s.indexAfterLocked(after)
+	s.mu.Unlock()
+	if p.from == fromStart {
+		next = 0
+	}
+	if err := confirm(call); err != nil {
+		return err
+	}
+
+	checkpoint := func(pos uint64) error {
+		return call.Send(&api.ReadResp{Content: &api.ReadResp_Checkpoint_{Checkpoint: &api.ReadResp_Checkpoint{
+			CommitPosition: pos, PreparePosition: pos,
+		}}})
+	}
+	cursor := after // position of the last record scanned
+	var scanned uint64
+	live := false
+	for {
+		b := s.allBatchFrom(next)
+		next = b.next
+		if live && b.backlog > liveBufferSize {
+			live = false
+		}
+		for _, rec := range b.records {
+			if p.from != fromStart && rec.position <= after {
+				continue
+			}
+			cursor = rec.position
+			scanned++
+			if p.filter.match(rec) {
+				if err := call.Send(s.readEvent(rec, p)); err != nil {
+					return err
+				}
+			}
+			if p.filter != nil && scanned%p.filter.interval == 0 {
+				if err := checkpoint(cursor); err != nil {
+					return err
+				}
+			}
+		}
+		if b.backlog > 0 {
+			continue
+		}
+		if !live {
+			if p.filter != nil {
+				if err := checkpoint(cursor); err != nil {
+					return err
+				}
+			}
+			if err := call.Send(caughtUp); err != nil {
+				return err
+			}
+			live = true
+		}
+		if len(b.records) > 0 {
+			continue
+		}
+		if err := g.wait(call, b.changed, dropped); err != nil {
+			return err
+		}
+	}
+}
+
+// streamNotFound is the read response for a missing stream.
+func streamNotFound(name string) *api.ReadResp {
+	return &api.ReadResp{Content: &api.ReadResp_StreamNotFound_{StreamNotFound: &api.ReadResp_StreamNotFound{
+		StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(name)},
+	}}}
+}
