@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/memstore"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestRunDemo(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	store := memstore.New()
+	var out bytes.Buffer
+	require.NoError(t, runDemo(t.Context(), &out, store))
+
+	lines := strings.Split(out.String(), "\n")
+	for _, want := range []string{
+		"   alice placed 1001: 1 × keyboard @ 49.90 + 2 × mouse @ 19.90 = 89.70 (version 0)",
+		"   1001 shipped with tracking number 1Z-0001-DEMO (version 2)",
+		`   1002 cancelled: "found it cheaper elsewhere" (version 1)`,
+		"      → order.ErrInvalidTransition: order: invalid transition: cannot ship order 1003: it is pending",
+		"      → order.ErrEmptyOrder: order: invalid command: an order needs at least one item",
+		// The race for 1003: the cancel conflicts, is retried, and succeeds.
+		"      the cancel loaded version 0 (pending) and is held just before its append",
+		"      the cancel is released; its append expected version 0, but order-1003 is at 1: conflict",
+		"      the repository retried: it loaded 1003 again (confirmed) and decided the cancel again",
+		"      → the cancel succeeds: version 2 (cancelled)",
+		// The race for 1004: the cancel conflicts, is retried, and is rejected.
+		"      → the cancel is rejected: order: invalid transition: cannot cancel order 1004: it is shipped",
+		"   The store reported 2 conflicts; the repository retried each, deciding again on the new state.",
+		`   1003   alice     cancelled  1      22.50   cancelled 09:13: "ordered twice by mistake" (version 2)`,
+		"   2         OrderCancelled  req-13          CancelOrder-13",
+	} {
+		assert.Contains(t, lines, want)
+	}
+
+	// The store holds what the demo says.
+	assert.Equal(t, []string{"OrderPlaced", "OrderConfirmed", "OrderCancelled"}, eventTypes(t, store, "order-1003"))
+	assert.Equal(t, []string{"OrderPlaced", "OrderConfirmed", "OrderShipped"}, eventTypes(t, store, "order-1004"))
+	for _, rejected := range []string{"order-1005", "order-1006"} {
+		for _, err := range store.ReadStream(t.Context(), rejected, es.ReadStreamOptions{}) {
+			assert.ErrorIs(t, err, es.ErrStreamNotFound, rejected)
+		}
+	}
+}
+
+func eventTypes(t *testing.T, store es.Store, stream string) []string {
+	t.Helper()
+	var types []string
+	for ev, err := range store.ReadStream(t.Context(), stream, es.ReadStreamOptions{}) {
+		require.NoError(t, err)
+		types = append(types, ev.Type)
+	}
+	return types
+}
+
+func TestRunDemo_printsTheSameEveryTime(t *testing.T) {
+	var first, second bytes.Buffer
+	require.NoError(t, runDemo(t.Context(), &first, memstore.New()))
+	require.NoError(t, runDemo(t.Context(), &second, memstore.New()))
+	assert.Equal(t, first.String(), second.String())
+}
+
+func TestRunDemo_reportsWriteErrors(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	errFull := errors.New("disk full")
+	err := runDemo(t.Context(), failingWriter{errFull}, memstore.New())
+	assert.ErrorIs(t, err, errFull)
+}
+
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+func TestRunDemo_stopsWhenCancelled(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := runDemo(ctx, &bytes.Buffer{}, memstore.New())
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+func TestRun(t *testing.T) {
+	// stdout and stderr are lines the outputs must contain; "" means that
+	// the output must be empty.
+	tests := []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{"demo", []string{"demo"}, 0, "5. Where the orders stand, loaded from their events", ""},
+		{"help", []string{"-h"}, 0, "usage: orders <command> [flags]", ""},
+		{"help command", []string{"help"}, 0, "  demo     tell a scripted story of orders on an in-memory event store", ""},
+		{"demo help", []string{"demo", "-h"}, 0, "usage: orders demo [flags]", ""},
+		{"no command", nil, 2, "", "usage: orders <command> [flags]"},
+		{"unknown command", []string{"serve-all"}, 2, "", `orders: unknown command "serve-all"`},
+		{"unknown flag", []string{"demo", "-fast"}, 2, "", "orders demo: flag provided but not defined: -fast"},
+		{"extra argument", []string{"demo", "now"}, 2, "", "usage: orders demo [flags]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), tt.args, &stdout, &stderr)
+			assert.Equal(t, tt.code, code, "exit code; stderr:\n%s", stderr.String())
+			assertLine(t, tt.stdout, stdout.String(), "stdout")
+			assertLine(t, tt.stderr, stderr.String(), "stderr")
+		})
+	}
+}
+
+// assertLine asserts that out has the line want, or is empty if want is.
+func assertLine(t *testing.T, want, out, name string) {
+	t.Helper()
+	if want == "" {
+		assert.Empty(t, out, name)
+		return
+	}
+	assert.Contains(t, strings.Split(out, "\n"), want, name)
+}
+
+func TestRun_failure(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 1, run(ctx, []string{"demo"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "orders demo: ")
+	assert.Contains(t, stderr.String(), context.Canceled.Error())
+}
