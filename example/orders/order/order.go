@@ -28,7 +28,8 @@ type Item struct {
 	UnitPrice Money  `json:"unitPrice"`
 }
 
-// Subtotal returns the item's price: quantity × unit price.
+// Subtotal returns the item's price: quantity × unit price. It is exact for
+// the items that [Place] accepts, whose subtotals and total fit in a Money.
 func (i Item) Subtotal() Money { return Money(i.Quantity) * i.UnitPrice }
 
 // Status is where an order is in its life. The zero value, "", is an order
