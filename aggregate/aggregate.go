@@ -97,6 +97,9 @@ type Result[S, E any] struct {
 	// read-your-writes waits on projections. It is the zero es.Position
 	// when nothing was appended.
 	Position es.Position
+	// Attempts is how many times the command was decided: more than 1
+	// when concurrent writers made Update retry.
+	Attempts int
 }
 
 // Repository loads and changes aggregates of one [Definition] in an
@@ -262,11 +265,24 @@ func (r *Repository[S, E]) Create(ctx context.Context, id string, decide Decider
 		return Result[S, E]{}, err
 	}
 	res, err := r.append(ctx, stream, es.NoStream, l, events)
-	if errors.Is(err, es.ErrWrongExpectedVersion) {
-		return Result[S, E]{}, fmt.Errorf("%w: stream %q: %w", ErrAlreadyExists, stream, err)
+	var wev *es.WrongExpectedVersionError
+	if errors.As(err, &wev) {
+		return Result[S, E]{}, &alreadyExistsError{wev: wev}
 	}
+	res.Attempts = 1
 	return res, err
 }
+
+// alreadyExistsError matches ErrAlreadyExists and unwraps to the store's
+// wrong expected version.
+type alreadyExistsError struct{ wev *es.WrongExpectedVersionError }
+
+func (e *alreadyExistsError) Error() string {
+	return fmt.Sprintf("aggregate: already exists: stream %q is at revision %s", e.wev.Stream, e.wev.Actual)
+}
+
+func (e *alreadyExistsError) Is(target error) bool { return target == ErrAlreadyExists }
+func (e *alreadyExistsError) Unwrap() error        { return e.wev }
 
 // Update loads aggregate id, decides a command against its state and appends
 // the events, expecting the version it loaded. When another writer appended
@@ -290,8 +306,10 @@ func (r *Repository[S, E]) Update(ctx context.Context, id string, decide Decider
 		}
 		res, err := r.append(ctx, stream, es.Exact(uint64(l.version)), l, events)
 		if !errors.Is(err, es.ErrWrongExpectedVersion) {
+			res.Attempts = attempt
 			return res, err
 		}
+		r.cfg.logger.DebugContext(ctx, "aggregate: conflict; deciding again", "stream", stream, "attempt", attempt, "error", err)
 		if attempt == r.cfg.attempts {
 			return Result[S, E]{}, fmt.Errorf("aggregate: update %q: gave up after %d attempts: %w", stream, attempt, err)
 		}
@@ -326,6 +344,11 @@ func (r *Repository[S, E]) append(ctx context.Context, stream string, expected e
 	}
 	data := make([]es.EventData, len(events))
 	for i, e := range events {
+		if t := reflect.TypeOf(e); t != nil && t.Kind() == reflect.Pointer {
+			// Evolve would see a pointer, the stream a value: the state
+			// returned would differ from the state loaded.
+			return Result[S, E]{}, fmt.Errorf("aggregate: append to %q: event %d is a %v: deciders return event values, not pointers", stream, i, t)
+		}
 		d, err := r.types.Encode(ctx, e)
 		if err != nil {
 			return Result[S, E]{}, fmt.Errorf("aggregate: append to %q: %w", stream, err)

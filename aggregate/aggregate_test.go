@@ -48,8 +48,11 @@ func TestCreateLoadUpdate(t *testing.T) {
 	assert.Equal(t, []Event{Opened{Owner: "ada"}}, res.Events)
 	assert.False(t, res.Position.IsZero())
 
+	assert.Equal(t, 1, res.Attempts)
+
 	res, err = repo.Update(ctx, "1", deposit(50))
 	require.NoError(t, err)
+	assert.Equal(t, 1, res.Attempts)
 	assert.Equal(t, uint64(1), res.Version)
 	assert.Equal(t, 50, res.State.Balance)
 
@@ -75,6 +78,23 @@ func TestNotFoundAndAlreadyExists(t *testing.T) {
 	_, err = repo.Create(ctx, "1", open("bob"))
 	require.ErrorIs(t, err, aggregate.ErrAlreadyExists)
 	require.ErrorIs(t, err, es.ErrWrongExpectedVersion)
+	assert.EqualError(t, err, `aggregate: already exists: stream "account-1" is at revision 0`)
+}
+
+func TestPointerEventsAreRejected(t *testing.T) {
+	ctx := t.Context()
+	store := memstore.New()
+	types, err := es.NewRegistry(es.Type[Opened]("AccountOpened"))
+	require.NoError(t, err)
+	repo, err := aggregate.New(store, types, aggregate.Definition[Account, any]{
+		Category: "account",
+		Evolve:   func(a Account, e any) Account { a.Events++; return a },
+	})
+	require.NoError(t, err)
+	_, err = repo.Create(ctx, "1", func(Account) ([]any, error) { return []any{&Opened{Owner: "ada"}}, nil })
+	require.ErrorContains(t, err, "event 0 is a *aggregate_test.Opened: deciders return event values, not pointers")
+	_, _, err = repo.Load(ctx, "1")
+	require.ErrorIs(t, err, aggregate.ErrNotFound, "nothing was written")
 }
 
 func TestDecideWithoutEventsAppendsNothing(t *testing.T) {
@@ -213,6 +233,7 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []int{0, 1, 2}, decided, "each attempt decides on a fresh state")
 		assert.Equal(t, int32(3), store.attempts.Load())
+		assert.Equal(t, 3, res.Attempts)
 		assert.Equal(t, 102, res.State.Balance)
 		assert.Equal(t, uint64(3), res.Version)
 		elapsed := time.Since(start)

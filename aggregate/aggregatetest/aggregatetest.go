@@ -66,8 +66,8 @@ type Outcome[S, E any] struct {
 }
 
 // Then asserts that the decider succeeded with exactly the events want, in
-// order.
-func (o *Outcome[S, E]) Then(t testing.TB, want ...E) {
+// order. It returns o, so that ThenState can follow.
+func (o *Outcome[S, E]) Then(t testing.TB, want ...E) *Outcome[S, E] {
 	t.Helper()
 	require.NoError(t, o.err, "the decider failed (given %d events)", len(o.scenario.given))
 	if len(want) == 0 {
@@ -79,6 +79,7 @@ func (o *Outcome[S, E]) Then(t testing.TB, want ...E) {
 	}
 	require.Equal(t, want, got, "decided events (given %d events)", len(o.scenario.given))
 	o.roundTrip(t)
+	return o
 }
 
 // ThenNothing asserts that the decider succeeded without events.
@@ -98,11 +99,13 @@ func (o *Outcome[S, E]) ThenError(t testing.TB, target error) {
 }
 
 // ThenState asserts that the state after the decided events equals want.
-func (o *Outcome[S, E]) ThenState(t testing.TB, want S) {
+// It returns o, so that Then can follow.
+func (o *Outcome[S, E]) ThenState(t testing.TB, want S) *Outcome[S, E] {
 	t.Helper()
 	require.NoError(t, o.err, "the decider failed (given %d events)", len(o.scenario.given))
 	require.Equal(t, want, o.scenario.spec.def.FoldFrom(o.state, o.events...), "state after the decided events")
 	o.roundTrip(t)
+	return o
 }
 
 // Events returns what the decider returned, for assertions of your own.

@@ -58,7 +58,7 @@ func TestScenarios(t *testing.T) {
 	spec.Given().When(turnOn).Then(t, Switched{On: true})
 	spec.Given(Switched{On: true}).When(turnOn).ThenError(t, ErrAlreadyOn)
 	spec.Given(Switched{On: true}).When(func(Lamp) ([]Event, error) { return nil, nil }).ThenNothing(t)
-	spec.Given().When(turnOn).ThenState(t, Lamp{On: true})
+	spec.Given().When(turnOn).ThenState(t, Lamp{On: true}).Then(t, Switched{On: true})
 	events, err := spec.Given().When(turnOn).Events()
 	require.NoError(t, err)
 	assert.Len(t, events, 1)
