@@ -457,7 +457,8 @@ func (s *Store) ReadAll(ctx context.Context, opts es.ReadAllOptions) iter.Seq2[e
 			return yield(copyEvent(ev), nil)
 		}
 		if opts.Direction == es.Backwards {
-			for i := min(indexAfter(opts.From, len(log)), len(log)) - 1; i >= 0; i-- {
+			// Backwards reads are exclusive: they start before From.
+			for i := indexAt(opts.From, len(log)) - 1; i >= 0; i-- {
 				if !emit(log[i]) {
 					return
 				}
