@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,13 +29,33 @@ type demo struct {
 	orders *aggregate.Repository[order.Order, order.Event]
 	now    time.Time // the fixed clock
 	seq    int       // numbers the requests
+	base   int       // order IDs are base+1, base+2, …
+}
+
+// id returns the ID of the demo's order n: 1001 for n = 1 on the first run.
+func (d *demo) id(n int) string { return strconv.Itoa(d.base + n) }
+
+// firstFreeBase returns the first multiple of 1000 whose order 1 does not
+// exist yet, so that the demo can run again on a store that keeps its data:
+// 1000 on an empty store, then 2000, 3000, …
+func firstFreeBase(ctx context.Context, orders *aggregate.Repository[order.Order, order.Event]) (int, error) {
+	for base := 1000; ; base += 1000 {
+		_, _, err := orders.Load(ctx, strconv.Itoa(base+1))
+		if errors.Is(err, aggregate.ErrNotFound) {
+			return base, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
 }
 
 // runDemo tells a scripted story of a shop's orders on store and prints it to
 // w: orders placed, confirmed, shipped and cancelled; commands the domain
 // rejects; two writers that conflict, and the repository's retry; the final
-// state and the metadata stored with the events. It uses fixed IDs and a
-// fixed clock, so it prints the same on every run with an empty store.
+// state and the metadata stored with the events. It uses a fixed clock and
+// order IDs from 1001, so it prints the same on every run with an empty
+// store; on a store that keeps its data, a second run uses 2001, and so on.
 func runDemo(ctx context.Context, w io.Writer, store es.Store) error {
 	types, err := order.Types()
 	if err != nil {
@@ -45,7 +66,11 @@ func runDemo(ctx context.Context, w io.Writer, store es.Store) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{out: &errWriter{w: w}, store: gated, orders: orders, now: demoStart}
+	base, err := firstFreeBase(ctx, orders)
+	if err != nil {
+		return err
+	}
+	d := &demo{out: &errWriter{w: w}, store: gated, orders: orders, now: demoStart, base: base}
 	d.printf("The orders of a shop, event-sourced with eventfold on a %T.\n", store)
 	for _, step := range []func(context.Context) error{d.place, d.fulfil, d.reject, d.race, d.report} {
 		if err := step(ctx); err != nil {
@@ -59,17 +84,17 @@ func runDemo(ctx context.Context, w io.Writer, store es.Store) error {
 func (d *demo) place(ctx context.Context) error {
 	d.printf("\n1. Customers place orders\n")
 	for _, cmd := range []order.PlaceOrder{
-		{OrderID: "1001", CustomerID: "alice", Items: []order.Item{
+		{OrderID: d.id(1), CustomerID: "alice", Items: []order.Item{
 			{ProductID: "keyboard", Quantity: 1, UnitPrice: 4990},
 			{ProductID: "mouse", Quantity: 2, UnitPrice: 1990},
 		}},
-		{OrderID: "1002", CustomerID: "bob", Items: []order.Item{
+		{OrderID: d.id(2), CustomerID: "bob", Items: []order.Item{
 			{ProductID: "monitor", Quantity: 1, UnitPrice: 18900},
 		}},
-		{OrderID: "1003", CustomerID: "alice", Items: []order.Item{
+		{OrderID: d.id(3), CustomerID: "alice", Items: []order.Item{
 			{ProductID: "usb-cable", Quantity: 3, UnitPrice: 750},
 		}},
-		{OrderID: "1004", CustomerID: "bob", Items: []order.Item{
+		{OrderID: d.id(4), CustomerID: "bob", Items: []order.Item{
 			{ProductID: "headset", Quantity: 1, UnitPrice: 5900},
 			{ProductID: "webcam", Quantity: 1, UnitPrice: 4500},
 		}},
@@ -93,10 +118,10 @@ func (d *demo) fulfil(ctx context.Context) error {
 		name   string // the command's name
 		decide decider
 	}{
-		{"1001", "ConfirmOrder", order.Confirm(order.ConfirmOrder{OrderID: "1001", ConfirmedAt: d.tick()})},
-		{"1001", "ShipOrder", order.Ship(order.ShipOrder{OrderID: "1001", TrackingNumber: "1Z-0001-DEMO", ShippedAt: d.tick()})},
-		{"1002", "CancelOrder", order.Cancel(order.CancelOrder{OrderID: "1002", Reason: "found it cheaper elsewhere", CancelledAt: d.tick()})},
-		{"1004", "ConfirmOrder", order.Confirm(order.ConfirmOrder{OrderID: "1004", ConfirmedAt: d.tick()})},
+		{d.id(1), "ConfirmOrder", order.Confirm(order.ConfirmOrder{OrderID: d.id(1), ConfirmedAt: d.tick()})},
+		{d.id(1), "ShipOrder", order.Ship(order.ShipOrder{OrderID: d.id(1), TrackingNumber: "1Z-0001-DEMO", ShippedAt: d.tick()})},
+		{d.id(2), "CancelOrder", order.Cancel(order.CancelOrder{OrderID: d.id(2), Reason: "found it cheaper elsewhere", CancelledAt: d.tick()})},
+		{d.id(4), "ConfirmOrder", order.Confirm(order.ConfirmOrder{OrderID: d.id(4), ConfirmedAt: d.tick()})},
 	}
 	for _, s := range steps {
 		res, err := d.orders.Update(d.request(ctx, s.name), s.id, s.decide)
@@ -121,24 +146,24 @@ func (d *demo) reject(ctx context.Context) error {
 		wantName string
 	}{
 		{
-			what: "ship 1003, which is still pending", name: "ShipOrder",
-			send: d.update("1003", order.Ship(order.ShipOrder{OrderID: "1003", TrackingNumber: "1Z-0003-DEMO", ShippedAt: d.tick()})),
+			what: fmt.Sprintf("ship %s, which is still pending", d.id(3)), name: "ShipOrder",
+			send: d.update(d.id(3), order.Ship(order.ShipOrder{OrderID: d.id(3), TrackingNumber: "1Z-0003-DEMO", ShippedAt: d.tick()})),
 			want: order.ErrInvalidTransition, wantName: "order.ErrInvalidTransition",
 		},
 		{
-			what: "place 1005 without items", name: "PlaceOrder",
-			send: d.create("1005", order.Place(order.PlaceOrder{OrderID: "1005", CustomerID: "bob", PlacedAt: d.tick()})),
+			what: fmt.Sprintf("place %s without items", d.id(5)), name: "PlaceOrder",
+			send: d.create(d.id(5), order.Place(order.PlaceOrder{OrderID: d.id(5), CustomerID: "bob", PlacedAt: d.tick()})),
 			want: order.ErrEmptyOrder, wantName: "order.ErrEmptyOrder",
 		},
 		{
-			what: "place 1006 with a quantity of 0", name: "PlaceOrder",
-			send: d.create("1006", order.Place(order.PlaceOrder{OrderID: "1006", CustomerID: "alice", PlacedAt: d.tick(),
+			what: fmt.Sprintf("place %s with a quantity of 0", d.id(6)), name: "PlaceOrder",
+			send: d.create(d.id(6), order.Place(order.PlaceOrder{OrderID: d.id(6), CustomerID: "alice", PlacedAt: d.tick(),
 				Items: []order.Item{{ProductID: "desk-lamp", Quantity: 0, UnitPrice: 2900}}})),
 			want: order.ErrInvalidQuantity, wantName: "order.ErrInvalidQuantity",
 		},
 		{
-			what: "place 1001 again", name: "PlaceOrder",
-			send: d.create("1001", order.Place(order.PlaceOrder{OrderID: "1001", CustomerID: "alice", PlacedAt: d.tick(),
+			what: fmt.Sprintf("place %s again", d.id(1)), name: "PlaceOrder",
+			send: d.create(d.id(1), order.Place(order.PlaceOrder{OrderID: d.id(1), CustomerID: "alice", PlacedAt: d.tick(),
 				Items: []order.Item{{ProductID: "keyboard", Quantity: 1, UnitPrice: 4990}}})),
 			want: aggregate.ErrAlreadyExists, wantName: "aggregate.ErrAlreadyExists",
 		},
@@ -178,17 +203,17 @@ func (d *demo) race(ctx context.Context) error {
 	// Each time, the customer sends the cancel first (an earlier request and
 	// time) but appends second: a stream orders events by commit, not by the
 	// times the commands carry.
-	d.printf("   alice cancels 1003 while the shop confirms it:\n")
-	cancel := order.Cancel(order.CancelOrder{OrderID: "1003", Reason: "ordered twice by mistake", CancelledAt: d.tick()})
-	confirm := order.Confirm(order.ConfirmOrder{OrderID: "1003", ConfirmedAt: d.tick()})
-	if err := d.conflict(ctx, "1003", cancel, "ConfirmOrder", confirm); err != nil {
+	d.printf("   alice cancels %s while the shop confirms it:\n", d.id(3))
+	cancel := order.Cancel(order.CancelOrder{OrderID: d.id(3), Reason: "ordered twice by mistake", CancelledAt: d.tick()})
+	confirm := order.Confirm(order.ConfirmOrder{OrderID: d.id(3), ConfirmedAt: d.tick()})
+	if err := d.conflict(ctx, d.id(3), cancel, "ConfirmOrder", confirm); err != nil {
 		return err
 	}
 
-	d.printf("   bob cancels 1004 while the shop ships it:\n")
-	cancel = order.Cancel(order.CancelOrder{OrderID: "1004", Reason: "no longer needed", CancelledAt: d.tick()})
-	ship := order.Ship(order.ShipOrder{OrderID: "1004", TrackingNumber: "1Z-0004-DEMO", ShippedAt: d.tick()})
-	if err := d.conflict(ctx, "1004", cancel, "ShipOrder", ship); err != nil {
+	d.printf("   bob cancels %s while the shop ships it:\n", d.id(4))
+	cancel = order.Cancel(order.CancelOrder{OrderID: d.id(4), Reason: "no longer needed", CancelledAt: d.tick()})
+	ship := order.Ship(order.ShipOrder{OrderID: d.id(4), TrackingNumber: "1Z-0004-DEMO", ShippedAt: d.tick()})
+	if err := d.conflict(ctx, d.id(4), cancel, "ShipOrder", ship); err != nil {
 		return err
 	}
 
@@ -265,7 +290,7 @@ func (d *demo) report(ctx context.Context) error {
 	d.printf("\n5. Where the orders stand, loaded from their events\n")
 	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "   ORDER\tCUSTOMER\tSTATUS\tITEMS\tTOTAL\tDETAIL")
-	for _, id := range []string{"1001", "1002", "1003", "1004"} {
+	for _, id := range []string{d.id(1), d.id(2), d.id(3), d.id(4)} {
 		o, version, err := d.orders.Load(ctx, id)
 		if err != nil {
 			return err
@@ -276,7 +301,7 @@ func (d *demo) report(ctx context.Context) error {
 		return err
 	}
 
-	const id = "1003"
+	id := d.id(3)
 	stream := d.orders.Definition().Stream(id)
 	d.printf("\n   The events of stream %s. Each command's context carried a correlation ID\n", stream)
 	d.printf("   (the request) and a causation ID (the command), stored in each event's metadata:\n")

@@ -8,6 +8,7 @@
 // The commands are:
 //
 //	demo   tell a scripted story of orders on an in-memory event store
+//	       (or on EventStoreDB: demo --esdb esdb://localhost:2113?tls=false)
 //
 // Run "orders <command> -h" for the flags of a command.
 package main
@@ -22,6 +23,7 @@ import (
 	"os/signal"
 	"strings"
 
+	"github.com/eventfold/eventfold/es/eventstoredb"
 	"github.com/eventfold/eventfold/es/memstore"
 )
 
@@ -140,12 +142,21 @@ func capitalize(s string) string {
 }
 
 // demoCommand is the demo subcommand: it runs [runDemo] on an in-memory
-// store.
+// store, or on EventStoreDB with --esdb.
 func demoCommand(fs *flag.FlagSet) action {
+	esdbConn := fs.String("esdb", os.Getenv("EVENTFOLD_ESDB"), "run on EventStoreDB at this `connection string` (esdb://host:2113?tls=false) instead of in memory; default $EVENTFOLD_ESDB")
 	return func(ctx context.Context, stdout io.Writer, args []string) error {
 		if len(args) > 0 {
 			return usagef("unexpected arguments %q", args)
 		}
-		return runDemo(ctx, stdout, memstore.New())
+		if *esdbConn == "" {
+			return runDemo(ctx, stdout, memstore.New())
+		}
+		store, err := eventstoredb.New(*esdbConn)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		return runDemo(ctx, stdout, store)
 	}
 }

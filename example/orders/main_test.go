@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdbtest"
 	"github.com/eventfold/eventfold/es/memstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -133,4 +134,31 @@ func TestRun_failure(t *testing.T) {
 	assert.Equal(t, 1, run(ctx, []string{"demo"}, &stdout, &stderr))
 	assert.Contains(t, stderr.String(), "orders demo: ")
 	assert.Contains(t, stderr.String(), context.Canceled.Error())
+}
+
+// TestDemoOnEventStoreDB runs the demo through the EventStoreDB adapter and
+// the real client against the in-process server, twice: the second run uses
+// new order IDs, since the store keeps the first run's orders.
+func TestDemoOnEventStoreDB(t *testing.T) {
+	srv := esdbtest.New(t)
+	for _, first := range []string{"1001", "2001"} {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), []string{"demo", "--esdb", srv.ConnectionString()}, &stdout, &stderr)
+		require.Equal(t, 0, code, "stderr: %s", stderr.String())
+		assert.Contains(t, stdout.String(), "on a *eventstoredb.Store")
+		assert.Contains(t, stdout.String(), "   alice placed "+first+": ")
+		assert.Contains(t, stdout.String(), "The store reported 2 conflicts")
+	}
+	var types []string
+	for _, ev := range srv.Events("order-2003") {
+		types = append(types, ev.Type)
+	}
+	assert.Equal(t, []string{"OrderPlaced", "OrderConfirmed", "OrderCancelled"}, types)
+}
+
+func TestDemoRejectsABadConnectionString(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"demo", "--esdb", "http://nope"}, &stdout, &stderr)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "invalid connection string")
 }

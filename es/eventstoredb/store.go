@@ -1,0 +1,353 @@
+package eventstoredb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"math"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/eventfold/eventfold/es"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Store is an [es.Store] on EventStoreDB. It is safe for concurrent use.
+type Store struct {
+	client     *esdb.Client
+	owned      bool
+	logger     *slog.Logger
+	attempts   int
+	backoff    time.Duration
+	maxBackoff time.Duration
+}
+
+var _ es.Store = (*Store)(nil)
+
+// Option configures a Store.
+type Option func(*Store) error
+
+// ErrInvalidOption means New was given an invalid option.
+var ErrInvalidOption = errors.New("eventstoredb: invalid option")
+
+// WithLogger sets the logger for resubscriptions and the client's own
+// messages (logged at debug level); slog.Default() by default.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+		}
+		s.logger = l
+		return nil
+	}
+}
+
+// WithResubscribe sets how a dropped subscription is resumed: up to attempts
+// consecutive failed resubscriptions (the iterator then yields the last
+// error), waiting from backoff, doubled each time up to 50 times backoff,
+// with jitter. The default is 10 attempts from 100ms.
+func WithResubscribe(attempts int, backoff time.Duration) Option {
+	return func(s *Store) error {
+		if attempts < 1 || backoff <= 0 {
+			return fmt.Errorf("%w: resubscribe %d attempts from %v", ErrInvalidOption, attempts, backoff)
+		}
+		s.attempts, s.backoff, s.maxBackoff = attempts, backoff, 50*backoff
+		return nil
+	}
+}
+
+// New connects to EventStoreDB with a connection string such as
+// "esdb://localhost:2113?tls=false". Close releases the connection.
+func New(connectionString string, opts ...Option) (*Store, error) {
+	cfg, err := esdb.ParseConnectionString(connectionString)
+	if err != nil {
+		// The client's message may quote the string, credentials and all.
+		return nil, fmt.Errorf("eventstoredb: invalid connection string: %w", es.ErrInvalidArgument)
+	}
+	s, err := newStore(opts)
+	if err != nil {
+		return nil, err
+	}
+	logger := s.logger
+	cfg.Logger = func(level esdb.LogLevel, format string, args ...any) {
+		logger.Debug("eventstoredb client: "+fmt.Sprintf(format, args...), "level", level)
+	}
+	client, err := esdb.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("eventstoredb: connect: %w", err)
+	}
+	s.client, s.owned = client, true
+	return s, nil
+}
+
+// FromClient returns a Store on an existing client. Close does not close the
+// client: its owner does.
+func FromClient(client *esdb.Client, opts ...Option) (*Store, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil client", ErrInvalidOption)
+	}
+	s, err := newStore(opts)
+	if err != nil {
+		return nil, err
+	}
+	s.client = client
+	return s, nil
+}
+
+func newStore(opts []Option) (*Store, error) {
+	s := &Store{logger: slog.Default(), attempts: 10, backoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second}
+	var errs []error
+	for _, opt := range opts {
+		errs = append(errs, opt(s))
+	}
+	return s, errors.Join(errs...)
+}
+
+// Client returns the underlying client, for what the es.Store contract does
+// not cover (persistent subscriptions, projections).
+func (s *Store) Client() *esdb.Client { return s.client }
+
+// Close closes the connection if New opened it.
+func (s *Store) Close() error {
+	if s.owned {
+		return s.client.Close()
+	}
+	return nil
+}
+
+func toExpected(r es.ExpectedRevision) esdb.ExpectedRevision {
+	switch {
+	case r.IsNoStream():
+		return esdb.NoStream{}
+	case r.IsStreamExists():
+		return esdb.StreamExists{}
+	}
+	if rev, ok := r.Revision(); ok {
+		return esdb.Revision(rev)
+	}
+	return esdb.Any{}
+}
+
+func fromPosition(p esdb.Position) es.Position {
+	return es.Position{Commit: p.Commit, Prepare: p.Prepare}
+}
+
+func toAllPosition(p es.Position) esdb.AllPosition {
+	switch p {
+	case es.Start:
+		return esdb.Start{}
+	case es.End:
+		return esdb.End{}
+	}
+	return esdb.Position{Commit: p.Commit, Prepare: p.Prepare}
+}
+
+func fromRecorded(r *esdb.RecordedEvent) es.RecordedEvent {
+	return es.RecordedEvent{
+		ID:          r.EventID,
+		Stream:      r.StreamID,
+		Revision:    r.EventNumber,
+		Position:    fromPosition(r.Position),
+		Type:        r.EventType,
+		ContentType: r.ContentType,
+		Created:     r.CreatedDate.UTC(),
+		Data:        r.Data,
+		Metadata:    r.UserMetadata,
+	}
+}
+
+// Append implements [es.Store].
+func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedRevision, events ...es.EventData) (es.AppendResult, error) {
+	evs, err := es.PrepareAppend(stream, events, es.MaxAppendSize)
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	data := make([]esdb.EventData, len(evs))
+	for i, ev := range evs {
+		ct := esdb.ContentTypeBinary
+		if ev.ContentType == es.ContentTypeJSON {
+			ct = esdb.ContentTypeJson
+		}
+		data[i] = esdb.EventData{EventID: ev.ID, EventType: ev.Type, ContentType: ct, Data: ev.Data, Metadata: ev.Metadata}
+	}
+	res, err := s.client.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: toExpected(expected)}, data...)
+	if err != nil {
+		return es.AppendResult{}, s.mapError(ctx, stream, expected, err)
+	}
+	if len(evs) == 0 {
+		// The client cannot tell "no stream" from revision 1 in an empty
+		// append's result: ask the stream itself.
+		return s.currentState(ctx, stream)
+	}
+	return es.AppendResult{Revision: res.NextExpectedVersion, Position: es.Position{Commit: res.CommitPosition, Prepare: res.PreparePosition}}, nil
+}
+
+// currentState reports a stream's last revision and position.
+func (s *Store) currentState(ctx context.Context, stream string) (es.AppendResult, error) {
+	for ev, err := range s.ReadStream(ctx, stream, es.ReadStreamOptions{Direction: es.Backwards, From: es.StreamEnd, Limit: 1}) {
+		if errors.Is(err, es.ErrStreamNotFound) {
+			break
+		}
+		if err != nil {
+			return es.AppendResult{}, err
+		}
+		return es.AppendResult{Revision: ev.Revision, Position: ev.Position}, nil
+	}
+	last, ok := s.lastRevision(ctx, stream)
+	if !ok {
+		return es.AppendResult{NoStream: true}, nil
+	}
+	return es.AppendResult{Revision: last}, nil
+}
+
+// wrongVersionText is the client's message for a wrong expected version.
+var wrongVersionText = regexp.MustCompile(`but got '([^']*)'`)
+
+// mapError turns the client's errors into es's.
+func (s *Store) mapError(ctx context.Context, stream string, expected es.ExpectedRevision, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("eventstoredb: %w", ctxErr)
+	}
+	var e *esdb.Error
+	if !errors.As(err, &e) {
+		return fmt.Errorf("eventstoredb: stream %q: %w", stream, err)
+	}
+	switch e.Code() {
+	case esdb.ErrorCodeWrongExpectedVersion:
+		wev := &es.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: es.NoStream}
+		if m := wrongVersionText.FindStringSubmatch(e.Error()); m != nil && m[1] != "no_stream" {
+			if n, perr := strconv.ParseUint(m[1], 10, 64); perr == nil {
+				wev.Actual = es.Exact(n)
+			}
+		}
+		return wev
+	case esdb.ErrorCodeStreamDeleted:
+		return es.StreamDeleted(stream)
+	case esdb.ErrorCodeResourceNotFound:
+		return es.StreamNotFound(stream)
+	}
+	switch status.Code(err) {
+	case codes.FailedPrecondition:
+		// A wrong expected version on delete, which the client leaves
+		// unmapped: find the actual revision ourselves.
+		wev := &es.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: es.NoStream}
+		if last, ok := s.lastRevision(ctx, stream); ok {
+			wev.Actual = es.Exact(last)
+		}
+		return wev
+	case codes.ResourceExhausted:
+		return fmt.Errorf("%w: stream %q: %v", es.ErrMaxAppendSizeExceeded, stream, err)
+	case codes.InvalidArgument:
+		return fmt.Errorf("%w: stream %q: %v", es.ErrInvalidArgument, stream, err)
+	}
+	return fmt.Errorf("eventstoredb: stream %q: %w", stream, err)
+}
+
+// lastRevision returns the last revision of a stream, soft-deleted or not,
+// by asking for an empty append at a revision no stream reaches: the server
+// refuses it and reports the stream's actual revision, writing nothing.
+func (s *Store) lastRevision(ctx context.Context, stream string) (uint64, bool) {
+	_, err := s.client.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: esdb.Revision(math.MaxInt64 - 1)})
+	if err == nil {
+		return 0, false
+	}
+	var wev *es.WrongExpectedVersionError
+	if errors.As(s.mapError(ctx, stream, es.Any, err), &wev) {
+		return wev.Actual.Revision()
+	}
+	return 0, false
+}
+
+// DeleteStream implements [es.Store].
+func (s *Store) DeleteStream(ctx context.Context, stream string, expected es.ExpectedRevision) (es.DeleteResult, error) {
+	if err := es.ValidateStreamName(stream); err != nil {
+		return es.DeleteResult{}, err
+	}
+	res, err := s.client.DeleteStream(ctx, stream, esdb.DeleteStreamOptions{ExpectedRevision: toExpected(expected)})
+	if err != nil {
+		return es.DeleteResult{}, s.mapError(ctx, stream, expected, err)
+	}
+	return es.DeleteResult{Position: fromPosition(res.Position)}, nil
+}
+
+// TombstoneStream implements [es.Store].
+func (s *Store) TombstoneStream(ctx context.Context, stream string, expected es.ExpectedRevision) (es.DeleteResult, error) {
+	if err := es.ValidateStreamName(stream); err != nil {
+		return es.DeleteResult{}, err
+	}
+	res, err := s.client.TombstoneStream(ctx, stream, esdb.TombstoneStreamOptions{ExpectedRevision: toExpected(expected)})
+	if err != nil {
+		return es.DeleteResult{}, s.mapError(ctx, stream, expected, err)
+	}
+	return es.DeleteResult{Position: fromPosition(res.Position)}, nil
+}
+
+// count converts a read limit: 0 means no limit.
+func count(limit uint64) uint64 {
+	if limit == 0 {
+		return math.MaxInt64
+	}
+	return limit
+}
+
+// read yields the events of a client read until its end.
+func (s *Store) read(ctx context.Context, stream string, open func() (*esdb.ReadStream, error)) iter.Seq2[es.RecordedEvent, error] {
+	return func(yield func(es.RecordedEvent, error) bool) {
+		rs, err := open()
+		if err != nil {
+			yield(es.RecordedEvent{}, s.mapError(ctx, stream, es.Any, err))
+			return
+		}
+		defer rs.Close()
+		for {
+			ev, err := rs.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				yield(es.RecordedEvent{}, s.mapError(ctx, stream, es.Any, err))
+				return
+			}
+			if ev.Event == nil {
+				continue // a link to a deleted event
+			}
+			if !yield(fromRecorded(ev.Event), nil) {
+				return
+			}
+		}
+	}
+}
+
+// ReadStream implements [es.Store].
+func (s *Store) ReadStream(ctx context.Context, stream string, opts es.ReadStreamOptions) iter.Seq2[es.RecordedEvent, error] {
+	if err := es.ValidateStreamName(stream); err != nil {
+		return func(yield func(es.RecordedEvent, error) bool) { yield(es.RecordedEvent{}, err) }
+	}
+	o := esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(opts.From)}
+	if opts.Direction == es.Backwards {
+		o.Direction = esdb.Backwards
+		if opts.From == es.StreamEnd {
+			o.From = esdb.End{}
+		}
+	}
+	return s.read(ctx, stream, func() (*esdb.ReadStream, error) {
+		return s.client.ReadStream(ctx, stream, o, count(opts.Limit))
+	})
+}
+
+// ReadAll implements [es.Store].
+func (s *Store) ReadAll(ctx context.Context, opts es.ReadAllOptions) iter.Seq2[es.RecordedEvent, error] {
+	o := esdb.ReadAllOptions{Direction: esdb.Forwards, From: toAllPosition(opts.From)}
+	if opts.Direction == es.Backwards {
+		o.Direction = esdb.Backwards
+	}
+	return s.read(ctx, "$all", func() (*esdb.ReadStream, error) {
+		return s.client.ReadAll(ctx, o, count(opts.Limit))
+	})
+}

@@ -1,0 +1,182 @@
+package eventstoredb_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdbtest"
+	"github.com/eventfold/eventfold/es/estest"
+	"github.com/eventfold/eventfold/es/eventstoredb"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func open(t testing.TB, conn string, opts ...eventstoredb.Option) *eventstoredb.Store {
+	t.Helper()
+	store, err := eventstoredb.New(conn, append([]eventstoredb.Option{eventstoredb.WithLogger(quiet)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
+// TestConformance runs the es.Store conformance suite through the real v4
+// client over a real gRPC connection to an in-process server.
+func TestConformance(t *testing.T) {
+	srv := esdbtest.New(t)
+	store := open(t, srv.ConnectionString())
+	estest.Run(t, func(*testing.T) es.Store { return store })
+}
+
+// TestConformanceRealNode runs the suite against a real EventStoreDB node.
+func TestConformanceRealNode(t *testing.T) {
+	conn := os.Getenv("EVENTFOLD_TEST_ESDB")
+	if conn == "" {
+		t.Skip("EVENTFOLD_TEST_ESDB is not set: no real EventStoreDB node to test against (see docs/eventstoredb.md)")
+	}
+	store := open(t, conn)
+	estest.Run(t, func(*testing.T) es.Store { return store })
+}
+
+func TestNewRejectsBadConnectionStringsWithoutEchoingThem(t *testing.T) {
+	_, err := eventstoredb.New("esdb://admin:s3cret@:::bad?tls=maybe")
+	require.ErrorIs(t, err, es.ErrInvalidArgument)
+	assert.NotContains(t, err.Error(), "s3cret")
+
+	_, err = eventstoredb.New("esdb://localhost:2113", eventstoredb.WithResubscribe(0, 0), eventstoredb.WithLogger(nil))
+	require.ErrorIs(t, err, eventstoredb.ErrInvalidOption)
+}
+
+func TestWrongExpectedVersionOnDeleteIsMapped(t *testing.T) {
+	ctx := t.Context()
+	srv := esdbtest.New(t)
+	store := open(t, srv.ConnectionString())
+	stream := "order-" + uuid.NewString()
+	_, err := store.Append(ctx, stream, es.NoStream, es.EventData{Type: "OrderPlaced"}, es.EventData{Type: "OrderConfirmed"})
+	require.NoError(t, err)
+
+	_, err = store.DeleteStream(ctx, stream, es.Exact(0))
+	var wev *es.WrongExpectedVersionError
+	require.ErrorAs(t, err, &wev)
+	assert.Equal(t, stream, wev.Stream)
+	assert.Equal(t, es.Exact(0), wev.Expected)
+	assert.Equal(t, es.Exact(1), wev.Actual)
+
+	_, err = store.TombstoneStream(ctx, stream, es.Exact(5))
+	require.ErrorAs(t, err, &wev)
+	assert.Equal(t, es.Exact(1), wev.Actual)
+}
+
+func TestSubscriptionResumesAfterDrops(t *testing.T) {
+	ctx := t.Context()
+	srv := esdbtest.New(t)
+	store := open(t, srv.ConnectionString(), eventstoredb.WithResubscribe(20, time.Millisecond))
+	stream := "order-" + uuid.NewString()
+	const total = 30
+
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan es.Message)
+	done := make(chan error, 1)
+	go func() {
+		defer close(got)
+		for m, err := range store.SubscribeAll(subCtx, es.SubscribeAllOptions{Filter: es.StreamPrefixes(stream)}) {
+			if err != nil {
+				done <- err
+				return
+			}
+			select {
+			case got <- m:
+			case <-subCtx.Done():
+			}
+		}
+	}()
+
+	var revisions []uint64
+	appendOne := func(i int) {
+		_, err := store.Append(ctx, stream, es.Any, es.EventData{Type: "Tick", Data: []byte(`{}`)})
+		require.NoError(t, err, "append %d", i)
+	}
+	appendOne(0)
+	deadline := time.After(20 * time.Second)
+	for len(revisions) < total {
+		select {
+		case m, ok := <-got:
+			require.True(t, ok, "the subscription ended: %v", <-done)
+			if m.Kind != es.KindEvent {
+				continue
+			}
+			revisions = append(revisions, m.Event.Revision)
+			// Drop the subscription after every third event, then append
+			// more: the store must resubscribe from where it was.
+			if len(revisions)%3 == 0 {
+				srv.DropSubscriptions()
+			}
+			if len(revisions) < total {
+				appendOne(len(revisions))
+			}
+		case <-deadline:
+			t.Fatalf("timed out after %d events: %v", len(revisions), revisions)
+		}
+	}
+	for i, rev := range revisions {
+		require.Equal(t, uint64(i), rev, "events delivered once each, in order: %v", revisions)
+	}
+	cancel()
+	for range got {
+	}
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+	default:
+	}
+}
+
+func TestSubscriptionGivesUpOnPermanentErrors(t *testing.T) {
+	srv := esdbtest.New(t)
+	store := open(t, srv.ConnectionString(), eventstoredb.WithResubscribe(2, time.Millisecond))
+	srv.SetError(esdbtest.MethodRead, status.Error(codes.PermissionDenied, "access denied"))
+	for _, err := range store.SubscribeAll(t.Context(), es.SubscribeAllOptions{}) {
+		require.Error(t, err)
+		assert.Equal(t, codes.PermissionDenied, status.Code(err))
+		return
+	}
+	t.Fatal("the subscription ended without an error")
+}
+
+func TestSubscriptionYieldsTheErrorAfterTooManyFailures(t *testing.T) {
+	srv := esdbtest.New(t)
+	store := open(t, srv.ConnectionString(), eventstoredb.WithResubscribe(3, time.Millisecond))
+	srv.SetError(esdbtest.MethodRead, status.Error(codes.Unavailable, "down"))
+	for _, err := range store.SubscribeAll(t.Context(), es.SubscribeAllOptions{}) {
+		require.Error(t, err)
+		assert.True(t, errors.Is(err, err)) // the client's error, wrapped
+		assert.Contains(t, err.Error(), "down")
+		return
+	}
+	t.Fatal("the subscription ended without an error")
+}
+
+func TestReadErrorsMidStreamAreNotTheEnd(t *testing.T) {
+	ctx := t.Context()
+	srv := esdbtest.New(t)
+	store := open(t, srv.ConnectionString())
+	srv.SetError(esdbtest.MethodRead, status.Error(codes.Unavailable, "gone"))
+	n := 0
+	var last error
+	for _, err := range store.ReadAll(ctx, es.ReadAllOptions{}) {
+		n++
+		last = err
+	}
+	require.Equal(t, 1, n)
+	require.Error(t, last)
+}

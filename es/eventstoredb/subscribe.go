@@ -1,0 +1,200 @@
+package eventstoredb
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"math/rand/v2"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/eventfold/eventfold/es"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// SubscribeAll implements [es.Store]. Filters run on the server, which also
+// sends the checkpoints.
+func (s *Store) SubscribeAll(ctx context.Context, opts es.SubscribeAllOptions) iter.Seq2[es.Message, error] {
+	return func(yield func(es.Message, error) bool) {
+		if _, err := opts.Filter.Matcher(); err != nil {
+			yield(es.Message{}, err)
+			return
+		}
+		o := esdb.SubscribeToAllOptions{}
+		if f := opts.Filter; f != nil {
+			o.Filter = &esdb.SubscriptionFilter{Type: esdb.EventFilterType, Prefixes: f.Prefixes, Regex: f.Regex}
+			if f.On == es.FilterStreamName {
+				o.Filter.Type = esdb.StreamFilterType
+			}
+			// A checkpoint every window × multiplier events scanned.
+			o.MaxSearchWindow, o.CheckpointInterval = int(f.Interval()), 1
+		}
+		after := opts.From
+		if after == es.End {
+			// Resolve "the end" now: a resubscription must start where this
+			// subscription started, not at a later end.
+			head, err := s.head(ctx)
+			if err != nil {
+				yield(es.Message{}, err)
+				return
+			}
+			after = head
+		}
+		s.subscribe(ctx, "$all", yield, func(ctx context.Context) (*esdb.Subscription, error) {
+			o.From = toAllPosition(after)
+			return s.client.SubscribeToAll(ctx, o)
+		}, func(m es.Message) {
+			if m.Kind == es.KindEvent || (m.Kind == es.KindCheckpoint && m.Position.Compare(after) > 0) {
+				after = m.Position
+			}
+		})
+	}
+}
+
+// head returns the position of the last event of `$all`, or es.Start.
+func (s *Store) head(ctx context.Context) (es.Position, error) {
+	for ev, err := range s.ReadAll(ctx, es.ReadAllOptions{Direction: es.Backwards, From: es.End, Limit: 1}) {
+		if err != nil {
+			return es.Position{}, err
+		}
+		return ev.Position, nil
+	}
+	return es.Start, nil
+}
+
+// SubscribeStream implements [es.Store].
+func (s *Store) SubscribeStream(ctx context.Context, stream string, opts es.SubscribeStreamOptions) iter.Seq2[es.Message, error] {
+	return func(yield func(es.Message, error) bool) {
+		if err := es.ValidateStreamName(stream); err != nil {
+			yield(es.Message{}, err)
+			return
+		}
+		var from esdb.StreamPosition = esdb.Start{}
+		if rev, ok := opts.From.Revision(); ok {
+			from = esdb.Revision(rev)
+		} else if opts.From.IsEnd() {
+			if last, ok := s.lastRevision(ctx, stream); ok {
+				from = esdb.Revision(last)
+			}
+		}
+		s.subscribe(ctx, stream, yield, func(ctx context.Context) (*esdb.Subscription, error) {
+			return s.client.SubscribeToStream(ctx, stream, esdb.SubscribeToStreamOptions{From: from})
+		}, func(m es.Message) {
+			if m.Kind == es.KindEvent {
+				from = esdb.Revision(m.Event.Revision)
+			}
+		})
+	}
+}
+
+// subscribe runs subscriptions opened by open, delivering their messages to
+// yield and resubscribing when one drops. advance records each delivered
+// message, so that open resumes right after it.
+func (s *Store) subscribe(ctx context.Context, name string, yield func(es.Message, error) bool,
+	open func(context.Context) (*esdb.Subscription, error), advance func(es.Message)) {
+	failures := 0
+	for {
+		sub, err := open(ctx)
+		if err == nil {
+			var delivered bool
+			delivered, err = s.pump(ctx, name, sub, yield, advance)
+			if err == nil {
+				return // the consumer stopped
+			}
+			if delivered {
+				failures = 0
+			}
+		} else {
+			err = s.mapError(ctx, name, es.Any, err)
+		}
+		if ctx.Err() != nil || !transient(err) || failures >= s.attempts {
+			yield(es.Message{}, err)
+			return
+		}
+		failures++
+		s.logger.WarnContext(ctx, "eventstoredb: subscription dropped; resubscribing", "stream", name, "attempt", failures, "error", err)
+		if err := sleep(ctx, s.backoffFor(failures)); err != nil {
+			yield(es.Message{}, err)
+			return
+		}
+	}
+}
+
+// pump delivers a subscription's messages until it drops (the error) or the
+// consumer stops (nil).
+func (s *Store) pump(ctx context.Context, name string, sub *esdb.Subscription, yield func(es.Message, error) bool, advance func(es.Message)) (delivered bool, err error) {
+	defer sub.Close()
+	tombstoned := false
+	for {
+		ev := sub.Recv()
+		var m es.Message
+		switch {
+		case ev.EventAppeared != nil:
+			if ev.EventAppeared.Event == nil {
+				continue // a link to a deleted event
+			}
+			m = es.Message{Kind: es.KindEvent, Event: fromRecorded(ev.EventAppeared.Event)}
+			m.Position = m.Event.Position
+			tombstoned = m.Event.Type == es.EventTypeStreamDeleted && m.Event.Stream == name
+		case ev.CheckPointReached != nil:
+			m = es.Message{Kind: es.KindCheckpoint, Position: fromPosition(*ev.CheckPointReached)}
+		case ev.CaughtUp != nil:
+			m = es.Message{Kind: es.KindCaughtUp}
+		case ev.SubscriptionDropped != nil:
+			err := ev.SubscriptionDropped.Error
+			if ctx.Err() != nil {
+				return delivered, ctx.Err()
+			}
+			if tombstoned || status.Code(err) == codes.FailedPrecondition {
+				return delivered, es.StreamDeleted(name)
+			}
+			return delivered, s.mapError(ctx, name, es.Any, err)
+		default:
+			continue // fell behind: nothing for the consumer
+		}
+		delivered = true
+		advance(m)
+		if !yield(m, nil) {
+			return delivered, nil
+		}
+	}
+}
+
+// transient reports whether a subscription that failed with err should be
+// resumed.
+func transient(err error) bool {
+	var e *esdb.Error
+	if errors.As(err, &e) {
+		switch e.Code() {
+		case esdb.ErrorUnavailable, esdb.ErrorAborted, esdb.ErrorCodeNotLeader:
+			return true
+		}
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Aborted, codes.Internal:
+		return true
+	}
+	return false
+}
+
+// backoffFor returns the wait before resubscription attempt n (from 1):
+// exponential, capped, with jitter in its upper half.
+func (s *Store) backoffFor(n int) time.Duration {
+	d := s.backoff << min(n-1, 30)
+	if d <= 0 || d > s.maxBackoff {
+		d = s.maxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
