@@ -15,10 +15,11 @@
 // # What it serves
 //
 // The Streams service (reads, subscriptions, appends, soft deletes and
-// tombstones), ServerFeatures (version [DefaultServerVersion]) and a
-// one-member Gossip, from one in-memory log, `$all`. BatchAppend, which the
-// v4 client never calls, and the Projections, PersistentSubscriptions,
-// Users and Operations services answer Unimplemented.
+// tombstones), PersistentSubscriptions (create, update, delete, read with
+// ack and nack, info, list, replay parked, restart), ServerFeatures
+// (version [DefaultServerVersion]) and a one-member Gossip, from one
+// in-memory log, `$all`. BatchAppend, which the v4 client never calls, and
+// the Projections, Users and Operations services answer Unimplemented.
 //
 // # Semantics
 //
@@ -42,6 +43,11 @@
 //   - malformed requests get InvalidArgument, never a panic or a hang.
 //
 // Positions are byte-counter-like numbers with commit equal to prepare.
+//
+// Persistent subscription groups live in memory: unlike EventStoreDB, the
+// server writes no checkpoint or parked-message streams to `$all`, and the
+// consumer strategies (round robin, dispatch to single, pinned) all hand
+// each consumer as many messages as its buffer has room for.
 //
 // # Steering tests
 //

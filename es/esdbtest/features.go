@@ -33,6 +33,7 @@ func (f *featuresService) GetSupportedMethods(context.Context, *shared.Empty) (*
 		streams  = "event_store.client.streams.streams"
 		features = "event_store.client.server_features.serverfeatures"
 		gossipS  = "event_store.client.gossip.gossip"
+		ps       = "event_store.client.persistent_subscriptions.persistentsubscriptions"
 	)
 	methods := []*serverfeatures.SupportedMethod{
 		{ServiceName: streams, MethodName: "read"},
@@ -41,6 +42,14 @@ func (f *featuresService) GetSupportedMethods(context.Context, *shared.Empty) (*
 		{ServiceName: streams, MethodName: "tombstone"},
 		{ServiceName: features, MethodName: "getsupportedmethods"},
 		{ServiceName: gossipS, MethodName: "read"},
+		{ServiceName: ps, MethodName: "create", Features: []string{"stream", "all"}},
+		{ServiceName: ps, MethodName: "update", Features: []string{"stream", "all"}},
+		{ServiceName: ps, MethodName: "delete", Features: []string{"stream", "all"}},
+		{ServiceName: ps, MethodName: "read", Features: []string{"stream", "all"}},
+		{ServiceName: ps, MethodName: "getinfo", Features: []string{"stream", "all"}},
+		{ServiceName: ps, MethodName: "replayparked", Features: []string{"stream", "all"}},
+		{ServiceName: ps, MethodName: "list", Features: []string{"stream", "all"}},
+		{ServiceName: ps, MethodName: "restartsubsystem"},
 	}
 	return &serverfeatures.SupportedMethods{
 		Methods:                 methods,

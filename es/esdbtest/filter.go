@@ -37,20 +37,9 @@ func parseFilter(opts *api.ReadReq_Options) (*filter, error) {
 	default:
 		return nil, invalidArgument("filter must select by stream identifier or event type")
 	}
-	if expr == nil || (expr.GetRegex() == "" && len(expr.GetPrefix()) == 0) {
-		return nil, invalidArgument("filter needs a regex or prefixes")
+	if _, err := compileFilter(f, expr.GetRegex(), expr.GetPrefix()); err != nil {
+		return nil, err
 	}
-	if expr.GetRegex() != "" && len(expr.GetPrefix()) > 0 {
-		return nil, invalidArgument("filter takes a regex or prefixes, not both")
-	}
-	if expr.GetRegex() != "" {
-		re, err := regexp.Compile(expr.GetRegex())
-		if err != nil {
-			return nil, invalidArgument("invalid filter regex %q: %v", expr.GetRegex(), err)
-		}
-		f.re = re
-	}
-	f.prefixes = expr.GetPrefix()
 
 	window := uint64(defaultCheckpointWindow)
 	if m, ok := fo.Filter.GetWindow().(*api.ReadReq_Options_FilterOptions_Max); ok && m.Max > 0 {
@@ -61,6 +50,25 @@ func parseFilter(opts *api.ReadReq_Options) (*filter, error) {
 		multiplier = 1
 	}
 	f.interval = window * multiplier
+	return f, nil
+}
+
+// compileFilter completes f with a regex or prefixes: exactly one of them.
+func compileFilter(f *filter, regex string, prefixes []string) (*filter, error) {
+	if regex == "" && len(prefixes) == 0 {
+		return nil, invalidArgument("filter needs a regex or prefixes")
+	}
+	if regex != "" && len(prefixes) > 0 {
+		return nil, invalidArgument("filter takes a regex or prefixes, not both")
+	}
+	if regex != "" {
+		re, err := regexp.Compile(regex)
+		if err != nil {
+			return nil, invalidArgument("invalid filter regex %q: %v", regex, err)
+		}
+		f.re = re
+	}
+	f.prefixes = prefixes
 	return f, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/serverfeatures"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
@@ -27,6 +28,7 @@ type Server struct {
 	store  *store
 	faults faults
 	gossip uuid.UUID
+	ps     *persistentService
 	done   chan struct{} // closed by Close
 
 	life sync.Mutex // serializes Close and Restart
@@ -38,6 +40,7 @@ type Server struct {
 	closed  bool
 
 	serving sync.WaitGroup // the Serve goroutine
+	workers sync.WaitGroup // goroutines of calls that outlive their handler
 }
 
 // New starts a server for a test on a free loopback port and closes it when
@@ -68,6 +71,7 @@ func Start(opts ...Option) (*Server, error) {
 		addr:    lis.Addr().String(),
 		dropped: make(chan struct{}),
 	}
+	s.ps = newPersistentService(s)
 	s.serve(lis)
 	return s, nil
 }
@@ -91,6 +95,7 @@ func (s *Server) serve(lis net.Listener) {
 	api.RegisterStreamsServer(gs, &streamsService{srv: s})
 	serverfeatures.RegisterServerFeaturesServer(gs, &featuresService{srv: s})
 	gossip.RegisterGossipServer(gs, &gossipService{srv: s, id: s.gossip})
+	persistent.RegisterPersistentSubscriptionsServer(gs, s.ps)
 	s.mu.Lock()
 	s.grpc = gs
 	s.mu.Unlock()
@@ -131,6 +136,7 @@ func (s *Server) Close() {
 	close(s.done)
 	gs.Stop()
 	s.serving.Wait()
+	s.workers.Wait()
 }
 
 // Restart drops every connection, like a server restart, and listens again
@@ -148,6 +154,7 @@ func (s *Server) Restart() error {
 	s.mu.Unlock()
 	gs.Stop()
 	s.serving.Wait()
+	s.workers.Wait()
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("esdbtest: restart: listen on %s: %w", addr, err)

@@ -17,7 +17,7 @@ const (
 	liveBufferSize = 512
 )
 
-// subscriptionEnd waits for the next write and reports why a subscription
+// wait waits for the next write and reports why a subscription
 // must end instead, if it must.
 func (g *streamsService) wait(call api.Streams_ReadServer, changed <-chan struct{}, dropped <-chan struct{}) error {
 	select {
@@ -29,6 +29,19 @@ func (g *streamsService) wait(call api.Streams_ReadServer, changed <-chan struct
 		return status.Error(codes.Unavailable, "esdbtest: subscription dropped")
 	case <-g.srv.done:
 		return status.Error(codes.Unavailable, "esdbtest: server shutting down")
+	}
+}
+
+// ended reports, without waiting, why a subscription must end, if it must:
+// checked between batches so that a drop does not wait for a long catch-up.
+func (g *streamsService) ended(dropped <-chan struct{}) error {
+	select {
+	case <-dropped:
+		return status.Error(codes.Unavailable, "esdbtest: subscription dropped")
+	case <-g.srv.done:
+		return status.Error(codes.Unavailable, "esdbtest: server shutting down")
+	default:
+		return nil
 	}
 }
 
@@ -102,6 +115,9 @@ func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer
 
 	live := false
 	for {
+		if err := g.ended(dropped); err != nil {
+			return err
+		}
 		b := s.streamBatchFrom(p.stream, next)
 		if live && b.backlog > liveBufferSize {
 			live = false
@@ -186,6 +202,9 @@ func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) e
 	var scanned uint64
 	live := false
 	for {
+		if err := g.ended(dropped); err != nil {
+			return err
+		}
 		b := s.allBatchFrom(next)
 		next = b.next
 		if live && b.backlog > liveBufferSize {

@@ -1,0 +1,948 @@
+package esdbtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// Exceptions and trailers of the PersistentSubscriptions service.
+const (
+	exceptionPSNotFound      = "persistent-subscription-does-not-exist"
+	exceptionPSExists        = "persistent-subscription-exists"
+	exceptionPSMaxConsumers  = "maximum-subscribers-reached"
+	exceptionPSDropped       = "persistent-subscription-dropped"
+	trailerGroupName         = "group-name"
+	psStatusLive             = "Live"
+	strategyRoundRobin       = "RoundRobin"
+	strategyDispatchToSingle = "DispatchToSingle"
+	strategyPinned           = "Pinned"
+)
+
+// psKey names a persistent subscription group: a stream (or `$all`) and a
+// group name.
+type psKey struct {
+	stream string
+	group  string
+}
+
+// psSettings are the settings of a group.
+type psSettings struct {
+	resolveLinks       bool
+	extraStatistics    bool
+	maxRetryCount      int32
+	minCheckpointCount int32
+	maxCheckpointCount int32
+	maxSubscriberCount int32
+	liveBufferSize     int32
+	readBatchSize      int32
+	historyBufferSize  int32
+	strategy           string
+	messageTimeout     time.Duration // 0: messages never time out
+	checkpointAfter    time.Duration
+}
+
+// psStart is where a group starts reading, inclusive.
+type psStart struct {
+	kind  fromKind
+	point uint64 // revision, or commit position for `$all`
+}
+
+// psGroup is a persistent subscription group. Guarded by persistentService.mu.
+type psGroup struct {
+	key      psKey
+	all      bool
+	filter   *filter
+	settings psSettings
+	start    psStart
+
+	nextRev uint64 // stream: next revision to read
+	nextIdx int    // `$all`: next log index to read
+	minPos  uint64 // `$all`: records before this position are skipped
+
+	retry     []*psMessage // messages to deliver again, in order
+	inflight  []*psMessage // delivered, not yet acknowledged
+	parked    []*psMessage
+	consumers []*psConsumer
+
+	delivered int64
+	lastKnown *record // newest record read from the source
+	lastAcked *record // newest record acknowledged
+}
+
+// psMessage is a record on its way through a group.
+type psMessage struct {
+	rec      *record
+	retry    int32
+	deadline time.Time // zero: no timeout
+	owner    *psConsumer
+}
+
+// psConsumer is one connected Read call of a group.
+type psConsumer struct {
+	from       string
+	bufferSize int
+	inflight   int
+	delivered  int64
+	stop       chan struct{} // closed to end the call with stopErr
+	stopErr    error
+}
+
+// end stops the consumer's call with err; the first error wins.
+func (c *psConsumer) end(err error) {
+	if c.stopErr == nil {
+		c.stopErr = err
+		close(c.stop)
+	}
+}
+
+// persistentService serves the PersistentSubscriptions service. Groups
+// live in memory: checkpoints and parked messages are not written to the
+// log as EventStoreDB does.
+type persistentService struct {
+	persistent.UnimplementedPersistentSubscriptionsServer
+	srv *Server
+
+	mu      sync.Mutex
+	groups  map[psKey]*psGroup
+	changed chan struct{} // closed and replaced on every state change
+}
+
+func newPersistentService(srv *Server) *persistentService {
+	return &persistentService{srv: srv, groups: make(map[psKey]*psGroup), changed: make(chan struct{})}
+}
+
+func (p *persistentService) notifyLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// trailerSetter returns the function that sets the trailers of a unary call.
+func trailerSetter(ctx context.Context) func(metadata.MD) {
+	return func(md metadata.MD) { _ = grpc.SetTrailer(ctx, md) }
+}
+
+func psNotFound(setTrailer func(metadata.MD), k psKey) error {
+	setTrailer(metadata.Pairs(trailerException, exceptionPSNotFound, trailerStreamName, k.stream, trailerGroupName, k.group))
+	return status.Errorf(codes.NotFound, "Subscription group '%s' on stream '%s' does not exist.", k.group, k.stream)
+}
+
+func psExists(setTrailer func(metadata.MD), k psKey) error {
+	setTrailer(metadata.Pairs(trailerException, exceptionPSExists, trailerStreamName, k.stream, trailerGroupName, k.group))
+	return status.Errorf(codes.AlreadyExists, "Subscription group '%s' on stream '%s' exists.", k.group, k.stream)
+}
+
+func psDropped(k psKey, reason string) error {
+	return status.Errorf(codes.Canceled, "Subscription group '%s' on stream '%s' was dropped: %s", k.group, k.stream, reason)
+}
+
+// psStream decodes the stream of a request: a stream identifier or `$all`.
+func psStream(id *shared.StreamIdentifier, all bool) (string, error) {
+	if all {
+		return allStreamName, nil
+	}
+	return streamName(id)
+}
+
+// settingsWire is what the Create and Update settings messages share.
+type settingsWire interface {
+	GetResolveLinks() bool
+	GetExtraStatistics() bool
+	GetMaxRetryCount() int32
+	GetMinCheckpointCount() int32
+	GetMaxCheckpointCount() int32
+	GetMaxSubscriberCount() int32
+	GetLiveBufferSize() int32
+	GetReadBatchSize() int32
+	GetHistoryBufferSize() int32
+	GetMessageTimeoutMs() int32
+	GetMessageTimeoutTicks() int64
+	GetCheckpointAfterMs() int32
+	GetCheckpointAfterTicks() int64
+}
+
+// parseSettings validates group settings; strategy is the consumer
+// strategy's name.
+func parseSettings(w settingsWire, strategy string) (psSettings, error) {
+	switch strategy {
+	case strategyRoundRobin, strategyDispatchToSingle, strategyPinned:
+	default:
+		return psSettings{}, invalidArgument("unknown consumer strategy %q", strategy)
+	}
+	if w.GetMaxRetryCount() < 0 || w.GetMaxSubscriberCount() < 0 || w.GetMinCheckpointCount() < 0 ||
+		w.GetMaxCheckpointCount() < w.GetMinCheckpointCount() {
+		return psSettings{}, invalidArgument("invalid persistent subscription settings")
+	}
+	s := psSettings{
+		resolveLinks:       w.GetResolveLinks(),
+		extraStatistics:    w.GetExtraStatistics(),
+		maxRetryCount:      w.GetMaxRetryCount(),
+		minCheckpointCount: w.GetMinCheckpointCount(),
+		maxCheckpointCount: w.GetMaxCheckpointCount(),
+		maxSubscriberCount: w.GetMaxSubscriberCount(),
+		liveBufferSize:     w.GetLiveBufferSize(),
+		readBatchSize:      w.GetReadBatchSize(),
+		historyBufferSize:  w.GetHistoryBufferSize(),
+		strategy:           strategy,
+		messageTimeout:     time.Duration(w.GetMessageTimeoutMs()) * time.Millisecond,
+		checkpointAfter:    time.Duration(w.GetCheckpointAfterMs()) * time.Millisecond,
+	}
+	if ticks := w.GetMessageTimeoutTicks(); ticks > 0 {
+		s.messageTimeout = time.Duration(ticks) * 100
+	}
+	if ticks := w.GetCheckpointAfterTicks(); ticks > 0 {
+		s.checkpointAfter = time.Duration(ticks) * 100
+	}
+	if s.messageTimeout < 0 {
+		s.messageTimeout = 0
+	}
+	return s, nil
+}
+
+// strategyName maps the deprecated strategy enum (the one the v4 client
+// sends) to its name.
+func strategyName(v int32) string {
+	switch v {
+	case int32(persistent.CreateReq_DispatchToSingle):
+		return strategyDispatchToSingle
+	case int32(persistent.CreateReq_Pinned):
+		return strategyPinned
+	case int32(persistent.CreateReq_RoundRobin):
+		return strategyRoundRobin
+	default:
+		return ""
+	}
+}
+
+// resolveStartLocked places a group's read cursor at its start. Needs the
+// store's lock.
+func (g *psGroup) resolveStartLocked(s *store) {
+	if g.all {
+		switch g.start.kind {
+		case fromStart:
+			g.nextIdx, g.minPos = 0, 0
+		case fromEnd:
+			g.nextIdx, g.minPos = len(s.log), s.headLocked()+1
+		default:
+			g.nextIdx, g.minPos = s.indexFromLocked(g.start.point), g.start.point
+		}
+		return
+	}
+	switch g.start.kind {
+	case fromStart:
+		g.nextRev = 0
+	case fromEnd:
+		g.nextRev = uint64(s.streams[g.key.stream].last() + 1)
+	default:
+		g.nextRev = g.start.point
+	}
+}
+
+// Create implements PersistentSubscriptions.Create.
+func (p *persistentService) Create(ctx context.Context, req *persistent.CreateReq) (*persistent.CreateResp, error) {
+	opts := req.GetOptions()
+	if opts == nil {
+		return nil, invalidArgument("create options are missing")
+	}
+	if opts.GetGroupName() == "" {
+		return nil, invalidArgument("group name must not be empty")
+	}
+	g := &psGroup{}
+	switch so := opts.GetStreamOption().(type) {
+	case *persistent.CreateReq_Options_Stream:
+		name, err := streamName(so.Stream.GetStreamIdentifier())
+		if err != nil {
+			return nil, err
+		}
+		g.key.stream = name
+		switch r := so.Stream.GetRevisionOption().(type) {
+		case *persistent.CreateReq_StreamOptions_Start:
+			g.start = psStart{kind: fromStart}
+		case *persistent.CreateReq_StreamOptions_End:
+			g.start = psStart{kind: fromEnd}
+		case *persistent.CreateReq_StreamOptions_Revision:
+			g.start = psStart{kind: fromPoint, point: r.Revision}
+		default:
+			return nil, invalidArgument("stream revision option is missing")
+		}
+	case *persistent.CreateReq_Options_All:
+		g.all, g.key.stream = true, allStreamName
+		switch r := so.All.GetAllOption().(type) {
+		case *persistent.CreateReq_AllOptions_Start:
+			g.start = psStart{kind: fromStart}
+		case *persistent.CreateReq_AllOptions_End:
+			g.start = psStart{kind: fromEnd}
+		case *persistent.CreateReq_AllOptions_Position:
+			if r.Position == nil || r.Position.CommitPosition < r.Position.PreparePosition {
+				return nil, invalidArgument("invalid position")
+			}
+			g.start = psStart{kind: fromPoint, point: r.Position.CommitPosition}
+		default:
+			return nil, invalidArgument("$all position option is missing")
+		}
+		if fo := so.All.GetFilter(); fo != nil {
+			f, err := parsePersistentFilter(fo)
+			if err != nil {
+				return nil, err
+			}
+			g.filter = f
+		}
+	case nil:
+		// Servers before 21.10 took the stream from the deprecated field
+		// and the start from settings.revision.
+		name, err := streamName(opts.GetStreamIdentifier())
+		if err != nil {
+			return nil, err
+		}
+		g.key.stream = name
+		switch rev := opts.GetSettings().GetRevision(); rev {
+		case ^uint64(0):
+			g.start = psStart{kind: fromEnd}
+		default:
+			g.start = psStart{kind: fromPoint, point: rev}
+		}
+	default:
+		return nil, invalidArgument("unknown stream option")
+	}
+	if opts.GetSettings() == nil {
+		return nil, invalidArgument("settings are missing")
+	}
+	strategy := opts.GetSettings().GetConsumerStrategy()
+	if strategy == "" {
+		strategy = strategyName(int32(opts.GetSettings().GetNamedConsumerStrategy()))
+	}
+	settings, err := parseSettings(opts.GetSettings(), strategy)
+	if err != nil {
+		return nil, err
+	}
+	g.settings = settings
+	g.key.group = opts.GetGroupName()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.groups[g.key]; ok {
+		return nil, psExists(trailerSetter(ctx), g.key)
+	}
+	p.srv.store.mu.Lock()
+	g.resolveStartLocked(p.srv.store)
+	p.srv.store.mu.Unlock()
+	p.groups[g.key] = g
+	return &persistent.CreateResp{}, nil
+}
+
+// parsePersistentFilter decodes the filter of a `$all` group.
+func parsePersistentFilter(fo *persistent.CreateReq_AllOptions_FilterOptions) (*filter, error) {
+	f := &filter{interval: defaultCheckpointWindow}
+	var expr *persistent.CreateReq_AllOptions_FilterOptions_Expression
+	switch v := fo.GetFilter().(type) {
+	case *persistent.CreateReq_AllOptions_FilterOptions_StreamIdentifier:
+		f.byStream, expr = true, v.StreamIdentifier
+	case *persistent.CreateReq_AllOptions_FilterOptions_EventType:
+		expr = v.EventType
+	default:
+		return nil, invalidArgument("filter must select by stream identifier or event type")
+	}
+	return compileFilter(f, expr.GetRegex(), expr.GetPrefix())
+}
+
+// Update implements PersistentSubscriptions.Update: it changes the
+// settings, and the start while nothing was acknowledged yet.
+func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateReq) (*persistent.UpdateResp, error) {
+	opts := req.GetOptions()
+	if opts == nil {
+		return nil, invalidArgument("update options are missing")
+	}
+	var k psKey
+	var start *psStart
+	switch so := opts.GetStreamOption().(type) {
+	case *persistent.UpdateReq_Options_Stream:
+		name, err := streamName(so.Stream.GetStreamIdentifier())
+		if err != nil {
+			return nil, err
+		}
+		k.stream = name
+		switch r := so.Stream.GetRevisionOption().(type) {
+		case *persistent.UpdateReq_StreamOptions_Start:
+			start = &psStart{kind: fromStart}
+		case *persistent.UpdateReq_StreamOptions_End:
+			start = &psStart{kind: fromEnd}
+		case *persistent.UpdateReq_StreamOptions_Revision:
+			start = &psStart{kind: fromPoint, point: r.Revision}
+		}
+	case *persistent.UpdateReq_Options_All:
+		k.stream = allStreamName
+		switch r := so.All.GetAllOption().(type) {
+		case *persistent.UpdateReq_AllOptions_Start:
+			start = &psStart{kind: fromStart}
+		case *persistent.UpdateReq_AllOptions_End:
+			start = &psStart{kind: fromEnd}
+		case *persistent.UpdateReq_AllOptions_Position:
+			if r.Position == nil || r.Position.CommitPosition < r.Position.PreparePosition {
+				return nil, invalidArgument("invalid position")
+			}
+			start = &psStart{kind: fromPoint, point: r.Position.CommitPosition}
+		}
+	case nil:
+		name, err := streamName(opts.GetStreamIdentifier())
+		if err != nil {
+			return nil, err
+		}
+		k.stream = name
+	default:
+		return nil, invalidArgument("unknown stream option")
+	}
+	k.group = opts.GetGroupName()
+	if k.group == "" {
+		return nil, invalidArgument("group name must not be empty")
+	}
+	if opts.GetSettings() == nil {
+		return nil, invalidArgument("settings are missing")
+	}
+	settings, err := parseSettings(opts.GetSettings(), strategyName(int32(opts.GetSettings().GetNamedConsumerStrategy())))
+	if err != nil {
+		return nil, err
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.groups[k]
+	if g == nil {
+		return nil, psNotFound(trailerSetter(ctx), k)
+	}
+	g.settings = settings
+	if start != nil && g.lastAcked == nil && len(g.inflight) == 0 && len(g.retry) == 0 {
+		g.start = *start
+		p.srv.store.mu.Lock()
+		g.resolveStartLocked(p.srv.store)
+		p.srv.store.mu.Unlock()
+	}
+	p.notifyLocked()
+	return &persistent.UpdateResp{}, nil
+}
+
+// Delete implements PersistentSubscriptions.Delete; connected consumers
+// are dropped.
+func (p *persistentService) Delete(ctx context.Context, req *persistent.DeleteReq) (*persistent.DeleteResp, error) {
+	opts := req.GetOptions()
+	if opts == nil {
+		return nil, invalidArgument("delete options are missing")
+	}
+	_, all := opts.GetStreamOption().(*persistent.DeleteReq_Options_All)
+	name, err := psStream(opts.GetStreamIdentifier(), all)
+	if err != nil {
+		return nil, err
+	}
+	k := psKey{stream: name, group: opts.GetGroupName()}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.groups[k]
+	if g == nil {
+		return nil, psNotFound(trailerSetter(ctx), k)
+	}
+	delete(p.groups, k)
+	for _, c := range g.consumers {
+		c.end(psDropped(k, "the group was deleted"))
+	}
+	p.notifyLocked()
+	return &persistent.DeleteResp{}, nil
+}
+
+// Read implements PersistentSubscriptions.Read: options first, then acks
+// and nacks from the consumer while events flow to it.
+func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadServer) error {
+	first, err := call.Recv()
+	if err != nil {
+		return recvError(err)
+	}
+	opts := first.GetOptions()
+	if opts == nil {
+		return invalidArgument("the first read message must carry the options")
+	}
+	_, all := opts.GetStreamOption().(*persistent.ReadReq_Options_All)
+	name, err := psStream(opts.GetStreamIdentifier(), all)
+	if err != nil {
+		return err
+	}
+	k := psKey{stream: name, group: opts.GetGroupName()}
+	if k.group == "" {
+		return invalidArgument("group name must not be empty")
+	}
+	if opts.GetBufferSize() <= 0 {
+		return invalidArgument("buffer size must be greater than zero")
+	}
+	_, stringIDs := opts.GetUuidOption().GetContent().(*persistent.ReadReq_Options_UUIDOption_String_)
+
+	c := &psConsumer{bufferSize: int(opts.GetBufferSize()), stop: make(chan struct{})}
+	if pr, ok := peer.FromContext(call.Context()); ok {
+		c.from = pr.Addr.String()
+	}
+	p.mu.Lock()
+	g := p.groups[k]
+	if g == nil {
+		p.mu.Unlock()
+		return psNotFound(call.SetTrailer, k)
+	}
+	if max := g.settings.maxSubscriberCount; max > 0 && len(g.consumers) >= int(max) {
+		p.mu.Unlock()
+		call.SetTrailer(metadata.Pairs(trailerException, exceptionPSMaxConsumers, trailerStreamName, k.stream, trailerGroupName, k.group))
+		return status.Errorf(codes.FailedPrecondition, "Maximum subscriptions reached for group '%s' on stream '%s'.", k.group, k.stream)
+	}
+	g.consumers = append(g.consumers, c)
+	p.mu.Unlock()
+	defer p.removeConsumer(g, c)
+
+	if err := call.Send(&persistent.ReadResp{Content: &persistent.ReadResp_SubscriptionConfirmation_{
+		SubscriptionConfirmation: &persistent.ReadResp_SubscriptionConfirmation{SubscriptionId: k.stream + "::" + k.group},
+	}}); err != nil {
+		return err
+	}
+
+	// The receiving goroutine ends when the call does; the server waits
+	// for it on Close.
+	acks := make(chan error, 1)
+	p.srv.workers.Add(1)
+	go func() {
+		defer p.srv.workers.Done()
+		acks <- p.receive(call, g, c)
+	}()
+
+	dropped := p.srv.dropChannel()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		b := p.next(g, c)
+		for _, m := range b.msgs {
+			if err := call.Send(p.readEvent(m, b.resolve, stringIDs)); err != nil {
+				return err
+			}
+		}
+		var timeout <-chan time.Time
+		if !b.wake.IsZero() {
+			timer.Reset(time.Until(b.wake))
+			timeout = timer.C
+		}
+		select {
+		case <-b.changed:
+		case <-b.written:
+		case <-timeout:
+		case err := <-acks:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case <-c.stop:
+			return c.stopErr
+		case <-call.Context().Done():
+			return status.FromContextError(call.Context().Err()).Err()
+		case <-dropped:
+			return status.Error(codes.Unavailable, "esdbtest: subscription dropped")
+		case <-p.srv.done:
+			return status.Error(codes.Unavailable, "esdbtest: server shutting down")
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// receive applies the acks and nacks of a consumer until its call ends.
+func (p *persistentService) receive(call persistent.PersistentSubscriptions_ReadServer, g *psGroup, c *psConsumer) error {
+	for {
+		req, err := call.Recv()
+		if err != nil {
+			return err
+		}
+		switch v := req.GetContent().(type) {
+		case *persistent.ReadReq_Ack_:
+			p.settle(g, c, v.Ack.GetIds(), persistent.ReadReq_Nack_Unknown, true)
+		case *persistent.ReadReq_Nack_:
+			p.settle(g, c, v.Nack.GetIds(), v.Nack.GetAction(), false)
+		default:
+			return invalidArgument("expected an ack or a nack")
+		}
+	}
+}
+
+// settle acknowledges (ack) or rejects (nack with action) messages.
+func (p *persistentService) settle(g *psGroup, c *psConsumer, ids []*shared.UUID, action persistent.ReadReq_Nack_Action, ack bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, wire := range ids {
+		id, err := parseUUID(wire)
+		if err != nil {
+			continue
+		}
+		i := slices.IndexFunc(g.inflight, func(m *psMessage) bool { return m.rec.id == id && m.owner == c })
+		if i < 0 {
+			i = slices.IndexFunc(g.inflight, func(m *psMessage) bool { return m.rec.id == id })
+		}
+		if i < 0 {
+			continue
+		}
+		m := g.inflight[i]
+		g.inflight = slices.Delete(g.inflight, i, i+1)
+		m.owner.inflight--
+		m.owner = nil
+		switch {
+		case ack || action == persistent.ReadReq_Nack_Skip:
+			if g.lastAcked == nil || m.rec.position > g.lastAcked.position {
+				g.lastAcked = m.rec
+			}
+		case action == persistent.ReadReq_Nack_Park:
+			g.parked = append(g.parked, m)
+		case action == persistent.ReadReq_Nack_Stop:
+			g.retryLocked(m)
+			c.end(psDropped(g.key, "the consumer asked to stop"))
+		default: // Retry, Unknown
+			g.retryLocked(m)
+		}
+	}
+	p.notifyLocked()
+}
+
+// retryLocked queues a message for another delivery, or parks it once it
+// was retried maxRetryCount times.
+func (g *psGroup) retryLocked(m *psMessage) {
+	m.owner, m.deadline = nil, time.Time{}
+	if m.retry >= g.settings.maxRetryCount {
+		g.parked = append(g.parked, m)
+		return
+	}
+	m.retry++
+	g.retry = append(g.retry, m)
+}
+
+// removeConsumer takes a consumer out of its group and queues its
+// unacknowledged messages again.
+func (p *persistentService) removeConsumer(g *psGroup, c *psConsumer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g.consumers = slices.DeleteFunc(g.consumers, func(x *psConsumer) bool { return x == c })
+	var kept []*psMessage
+	for _, m := range g.inflight {
+		if m.owner == c {
+			g.retryLocked(m)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	g.inflight = kept
+	p.notifyLocked()
+}
+
+// psBatch is what a consumer gets per step: messages to send, when the
+// next message times out, and the channels that signal changes.
+type psBatch struct {
+	msgs    []*psMessage
+	resolve bool
+	wake    time.Time
+	changed <-chan struct{}
+	written <-chan struct{}
+}
+
+// next hands a consumer the messages it has room for: retries first, then
+// new records. It also expires timed-out messages.
+func (p *persistentService) next(g *psGroup, c *psConsumer) psBatch {
+	var out []*psMessage
+	var wake time.Time
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	var kept []*psMessage
+	for _, m := range g.inflight {
+		if !m.deadline.IsZero() && !now.Before(m.deadline) {
+			m.owner.inflight--
+			g.retryLocked(m)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	g.inflight = kept
+
+	free := c.bufferSize - c.inflight
+	for free > 0 && len(g.retry) > 0 {
+		out = append(out, g.retry[0])
+		g.retry = g.retry[1:]
+		free--
+	}
+	s := p.srv.store
+	s.mu.Lock()
+	for _, rec := range g.pullLocked(s, free) {
+		out = append(out, &psMessage{rec: rec})
+		if g.lastKnown == nil || rec.position > g.lastKnown.position {
+			g.lastKnown = rec
+		}
+	}
+	written := s.changed
+	s.mu.Unlock()
+
+	for _, m := range out {
+		m.owner = c
+		c.inflight++
+		c.delivered++
+		g.delivered++
+		if g.settings.messageTimeout > 0 {
+			m.deadline = now.Add(g.settings.messageTimeout)
+		}
+		g.inflight = append(g.inflight, m)
+	}
+	for _, m := range g.inflight {
+		if !m.deadline.IsZero() && (wake.IsZero() || m.deadline.Before(wake)) {
+			wake = m.deadline
+		}
+	}
+	return psBatch{msgs: out, resolve: g.settings.resolveLinks, wake: wake, changed: p.changed, written: written}
+}
+
+// pullLocked reads up to n new records from the group's source. Needs the
+// store's lock.
+func (g *psGroup) pullLocked(s *store, n int) []*record {
+	var out []*record
+	if g.all {
+		for ; n > len(out) && g.nextIdx < len(s.log); g.nextIdx++ {
+			rec := s.log[g.nextIdx]
+			if rec.position >= g.minPos && g.filter.match(rec) {
+				out = append(out, rec)
+			}
+		}
+		return out
+	}
+	st := s.streams[g.key.stream]
+	if st == nil || n <= 0 {
+		return nil
+	}
+	m := s.metaLocked(g.key.stream)
+	r := max(g.nextRev, s.firstVisibleLocked(st, m))
+	now := s.now()
+	for ; n > len(out) && r < uint64(len(st.events)); r++ {
+		if rec := st.events[r]; s.visibleLocked(rec, m, now) {
+			out = append(out, rec)
+		}
+	}
+	g.nextRev = max(g.nextRev, min(r, uint64(len(st.events))))
+	return out
+}
+
+// readEvent builds the wire form of a delivered message.
+func (p *persistentService) readEvent(m *psMessage, resolve, stringIDs bool) *persistent.ReadResp {
+	ev := &persistent.ReadResp_ReadEvent{
+		Event:    persistentRecordedEvent(m.rec, stringIDs),
+		Position: &persistent.ReadResp_ReadEvent_CommitPosition{CommitPosition: m.rec.position},
+		Count:    &persistent.ReadResp_ReadEvent_RetryCount{RetryCount: m.retry},
+	}
+	if resolve && m.rec.eventType == linkEventType {
+		if target := p.srv.store.resolveLink(m.rec); target != nil {
+			ev.Link = ev.Event
+			ev.Event = persistentRecordedEvent(target, stringIDs)
+		}
+	}
+	return &persistent.ReadResp{Content: &persistent.ReadResp_Event{Event: ev}}
+}
+
+// persistentRecordedEvent is the wire form of a record in a persistent
+// subscription.
+func persistentRecordedEvent(rec *record, stringIDs bool) *persistent.ReadResp_ReadEvent_RecordedEvent {
+	e := recordedEvent(rec, stringIDs)
+	return &persistent.ReadResp_ReadEvent_RecordedEvent{
+		Id:               e.Id,
+		StreamIdentifier: e.StreamIdentifier,
+		StreamRevision:   e.StreamRevision,
+		PreparePosition:  e.PreparePosition,
+		CommitPosition:   e.CommitPosition,
+		Metadata:         e.Metadata,
+		CustomMetadata:   e.CustomMetadata,
+		Data:             e.Data,
+	}
+}
+
+// GetInfo implements PersistentSubscriptions.GetInfo.
+func (p *persistentService) GetInfo(ctx context.Context, req *persistent.GetInfoReq) (*persistent.GetInfoResp, error) {
+	opts := req.GetOptions()
+	if opts == nil {
+		return nil, invalidArgument("get info options are missing")
+	}
+	_, all := opts.GetStreamOption().(*persistent.GetInfoReq_Options_All)
+	name, err := psStream(opts.GetStreamIdentifier(), all)
+	if err != nil {
+		return nil, err
+	}
+	k := psKey{stream: name, group: opts.GetGroupName()}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.groups[k]
+	if g == nil {
+		return nil, psNotFound(trailerSetter(ctx), k)
+	}
+	return &persistent.GetInfoResp{SubscriptionInfo: g.infoLocked()}, nil
+}
+
+// List implements PersistentSubscriptions.List: every group, or the groups
+// of one stream (NotFound if it has none).
+func (p *persistentService) List(ctx context.Context, req *persistent.ListReq) (*persistent.ListResp, error) {
+	opts := req.GetOptions()
+	if opts == nil {
+		return nil, invalidArgument("list options are missing")
+	}
+	var only *string
+	switch v := opts.GetListOption().(type) {
+	case *persistent.ListReq_Options_ListAllSubscriptions:
+	case *persistent.ListReq_Options_ListForStream:
+		_, all := v.ListForStream.GetStreamOption().(*persistent.ListReq_StreamOption_All)
+		name, err := psStream(v.ListForStream.GetStream(), all)
+		if err != nil {
+			return nil, err
+		}
+		only = &name
+	default:
+		return nil, invalidArgument("list option is missing")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var infos []*persistent.SubscriptionInfo
+	for k, g := range p.groups {
+		if only == nil || k.stream == *only {
+			infos = append(infos, g.infoLocked())
+		}
+	}
+	if only != nil && len(infos) == 0 {
+		return nil, psNotFound(trailerSetter(ctx), psKey{stream: *only})
+	}
+	sort.Slice(infos, func(i, j int) bool {
+		if infos[i].EventSource != infos[j].EventSource {
+			return infos[i].EventSource < infos[j].EventSource
+		}
+		return infos[i].GroupName < infos[j].GroupName
+	})
+	return &persistent.ListResp{Subscriptions: infos}, nil
+}
+
+// ReplayParked implements PersistentSubscriptions.ReplayParked: parked
+// messages (all, or the first stop_at) are delivered again.
+func (p *persistentService) ReplayParked(ctx context.Context, req *persistent.ReplayParkedReq) (*persistent.ReplayParkedResp, error) {
+	opts := req.GetOptions()
+	if opts == nil {
+		return nil, invalidArgument("replay options are missing")
+	}
+	_, all := opts.GetStreamOption().(*persistent.ReplayParkedReq_Options_All)
+	name, err := psStream(opts.GetStreamIdentifier(), all)
+	if err != nil {
+		return nil, err
+	}
+	k := psKey{stream: name, group: opts.GetGroupName()}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.groups[k]
+	if g == nil {
+		return nil, psNotFound(trailerSetter(ctx), k)
+	}
+	n := len(g.parked)
+	if v, ok := opts.GetStopAtOption().(*persistent.ReplayParkedReq_Options_StopAt); ok && v.StopAt >= 0 && int(v.StopAt) < n {
+		n = int(v.StopAt)
+	}
+	for _, m := range g.parked[:n] {
+		m.retry = 0
+		g.retry = append(g.retry, m)
+	}
+	g.parked = slices.Clone(g.parked[n:])
+	p.notifyLocked()
+	return &persistent.ReplayParkedResp{}, nil
+}
+
+// RestartSubsystem implements PersistentSubscriptions.RestartSubsystem:
+// every consumer is dropped, the groups stay.
+func (p *persistentService) RestartSubsystem(context.Context, *shared.Empty) (*shared.Empty, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, g := range p.groups {
+		for _, c := range g.consumers {
+			c.end(status.Error(codes.Unavailable, "esdbtest: persistent subscriptions restarting"))
+		}
+	}
+	p.notifyLocked()
+	return &shared.Empty{}, nil
+}
+
+// infoLocked describes a group the way EventStoreDB does.
+func (g *psGroup) infoLocked() *persistent.SubscriptionInfo {
+	info := &persistent.SubscriptionInfo{
+		EventSource:                 g.key.stream,
+		GroupName:                   g.key.group,
+		Status:                      psStatusLive,
+		TotalItems:                  g.delivered,
+		ResolveLinkTos:              g.settings.resolveLinks,
+		StartFrom:                   g.startText(),
+		MessageTimeoutMilliseconds:  int32(g.settings.messageTimeout / time.Millisecond),
+		ExtraStatistics:             g.settings.extraStatistics,
+		MaxRetryCount:               g.settings.maxRetryCount,
+		LiveBufferSize:              g.settings.liveBufferSize,
+		BufferSize:                  g.settings.historyBufferSize,
+		ReadBatchSize:               g.settings.readBatchSize,
+		CheckPointAfterMilliseconds: int32(g.settings.checkpointAfter / time.Millisecond),
+		MinCheckPointCount:          g.settings.minCheckpointCount,
+		MaxCheckPointCount:          g.settings.maxCheckpointCount,
+		RetryBufferCount:            int32(len(g.retry)),
+		TotalInFlightMessages:       int32(len(g.inflight)),
+		OutstandingMessagesCount:    int32(len(g.inflight)),
+		NamedConsumerStrategy:       g.settings.strategy,
+		MaxSubscriberCount:          g.settings.maxSubscriberCount,
+		ParkedMessageCount:          int64(len(g.parked)),
+	}
+	if g.lastAcked != nil {
+		info.LastCheckpointedEventPosition = g.positionText(g.lastAcked)
+	}
+	if g.lastKnown != nil {
+		info.LastKnownEventPosition = g.positionText(g.lastKnown)
+	}
+	for _, c := range g.consumers {
+		info.Connections = append(info.Connections, &persistent.SubscriptionInfo_ConnectionInfo{
+			From:             c.from,
+			TotalItems:       c.delivered,
+			AvailableSlots:   int32(c.bufferSize - c.inflight),
+			InFlightMessages: int32(c.inflight),
+		})
+	}
+	return info
+}
+
+// startText is the start of a group in EventStoreDB's text form.
+func (g *psGroup) startText() string {
+	switch {
+	case g.all && g.start.kind == fromStart:
+		return "C:0/P:0"
+	case g.all && g.start.kind == fromEnd:
+		return "C:-1/P:-1"
+	case g.all:
+		return fmt.Sprintf("C:%d/P:%d", g.start.point, g.start.point)
+	case g.start.kind == fromStart:
+		return "0"
+	case g.start.kind == fromEnd:
+		return "-1"
+	default:
+		return strconv.FormatUint(g.start.point, 10)
+	}
+}
+
+// positionText is a record's place in the group's source, as text.
+func (g *psGroup) positionText(rec *record) string {
+	if g.all {
+		return fmt.Sprintf("C:%d/P:%d", rec.position, rec.position)
+	}
+	return strconv.FormatUint(rec.revision, 10)
+}
