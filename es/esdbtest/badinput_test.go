@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/projections"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
@@ -270,4 +271,34 @@ func TestUnservedMethods(t *testing.T) {
 
 	_, err = projections.NewProjectionsClient(conn).Create(ctxWithTimeout(t), &projections.CreateReq{})
 	assert.Equal(t, codes.Unimplemented, status.Code(err))
+}
+
+func TestBadInputThroughClient(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+	ctx := t.Context()
+
+	_, err := c.AppendToStream(ctx, "", esdb.AppendToStreamOptions{}, event("Tested"))
+	require.Error(t, err, "empty stream name")
+	assert.Contains(t, err.Error(), "InvalidArgument")
+
+	_, err = c.AppendToStream(ctx, "s", esdb.AppendToStreamOptions{}, esdb.EventData{ContentType: esdb.ContentTypeJson})
+	require.Error(t, err, "event without a type")
+	assert.Contains(t, err.Error(), "type")
+
+	_, err = readStream(t, c, "s", esdb.ReadStreamOptions{}, 0)
+	require.Error(t, err, "zero count")
+	assert.Contains(t, err.Error(), "InvalidArgument")
+
+	_, err = c.SubscribeToAll(ctx, esdb.SubscribeToAllOptions{Filter: &esdb.SubscriptionFilter{Type: esdb.EventFilterType, Regex: "("}})
+	require.Error(t, err, "invalid regex")
+	assert.Contains(t, err.Error(), "InvalidArgument")
+
+	err = c.CreatePersistentSubscription(ctx, "s", "", esdb.PersistentStreamSubscriptionOptions{})
+	require.Error(t, err, "empty group name")
+
+	assert.Empty(t, srv.All())
+
+	// The server still works.
+	appendEvents(t, c, "s", esdb.NoStream{}, events(1)...)
 }

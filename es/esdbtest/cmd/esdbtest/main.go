@@ -3,13 +3,15 @@
 //
 //	go run ./es/esdbtest/cmd/esdbtest -addr 127.0.0.1:2113
 //
-// It prints the connection string for the v4 client on standard output.
+// It prints the connection string for the v4 client on standard output,
+// then serves until it is interrupted, and closes the server gracefully.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,23 +20,24 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "esdbtest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run serves until ctx is done.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("esdbtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:2113", "TCP address to listen on")
 	maxAppend := fs.Int("max-append-size", esdbtest.DefaultMaxAppendSize, "largest append accepted, in bytes")
 	version := fs.String("version", esdbtest.DefaultServerVersion, "EventStoreDB version to report")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	srv, err := esdbtest.Start(
 		esdbtest.WithAddress(*addr),
@@ -44,8 +47,8 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(srv.ConnectionString())
+	defer srv.Close()
+	fmt.Fprintln(stdout, srv.ConnectionString())
 	<-ctx.Done()
-	srv.Close()
 	return nil
 }
