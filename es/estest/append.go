@@ -131,7 +131,7 @@ func (s *suite) testAppend(t *testing.T) {
 
 	t.Run("Empty", func(t *testing.T) {
 		for _, expected := range []es.ExpectedRevision{es.Any, es.NoStream} {
-			s.run(t, "OnMissing/"+expected.String(), func(t *testing.T, store es.Store) {
+			s.run(t, "OnMissing/"+expectedName(expected), func(t *testing.T, store es.Store) {
 				stream := newStream("append")
 				res := appendOK(t, store, stream, expected)
 				assert.True(t, res.NoStream, "an empty append to a missing stream reports NoStream")
@@ -146,7 +146,7 @@ func (s *suite) testAppend(t *testing.T) {
 			requireWrongVersion(t, err, stream, es.StreamExists, es.NoStream)
 		})
 		for _, expected := range []es.ExpectedRevision{es.Any, es.StreamExists, es.Exact(2)} {
-			s.run(t, "OnExisting/"+expected.String(), func(t *testing.T, store es.Store) {
+			s.run(t, "OnExisting/"+expectedName(expected), func(t *testing.T, store es.Store) {
 				stream, _, pos := setUpStream(t, store, stateExisting)
 				res := appendOK(t, store, stream, expected)
 				assert.False(t, res.NoStream, "NoStream")
@@ -249,7 +249,7 @@ func (s *suite) testIdempotent(t *testing.T) {
 	}
 
 	for _, expected := range []es.ExpectedRevision{es.Any, es.StreamExists, es.NoStream} {
-		s.run(t, expected.String(), func(t *testing.T, store es.Store) {
+		s.run(t, expectedName(expected), func(t *testing.T, store es.Store) {
 			stream, evs, orig, before := setUp(t, store)
 			res, err := store.Append(t.Context(), stream, expected, evs...)
 			require.NoErrorf(t, err, "appending the same IDs again with %v", expected)

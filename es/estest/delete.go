@@ -25,7 +25,7 @@ func (s *suite) testDelete(t *testing.T) {
 	})
 
 	for _, expected := range []es.ExpectedRevision{es.Any, es.NoStream, es.StreamExists, es.Exact(0)} {
-		s.run(t, "NeverExisted/"+expected.String(), func(t *testing.T, store es.Store) {
+		s.run(t, "NeverExisted/"+expectedName(expected), func(t *testing.T, store es.Store) {
 			stream := newStream("delete")
 			_, err := store.DeleteStream(t.Context(), stream, expected)
 			requireWrongVersion(t, err, stream, expected, es.NoStream)
@@ -203,7 +203,7 @@ func (s *suite) testTombstone(t *testing.T) {
 		afterwards = append(afterwards, struct {
 			name string
 			op   func(t *testing.T, store es.Store, stream string) error
-		}{"Append/" + expected.String(), func(t *testing.T, store es.Store, stream string) error {
+		}{"Append/" + expectedName(expected), func(t *testing.T, store es.Store, stream string) error {
 			_, err := store.Append(t.Context(), stream, expected, newEvents(1, "AfterTombstone")...)
 			return err
 		}})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -414,3 +415,18 @@ func withPrefix(prefix string) func(es.RecordedEvent) bool {
 
 // isCanceled reports whether err is the error of a cancelled context.
 func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
+
+// expectedName names an expected revision in subtest names: Any, NoStream,
+// StreamExists or Exact<n>.
+func expectedName(r es.ExpectedRevision) string {
+	switch {
+	case r.IsAny():
+		return "Any"
+	case r.IsNoStream():
+		return "NoStream"
+	case r.IsStreamExists():
+		return "StreamExists"
+	}
+	n, _ := r.Revision()
+	return "Exact" + strconv.FormatUint(n, 10)
+}

@@ -54,7 +54,7 @@ func (s *suite) testReadStream(t *testing.T) {
 	}
 
 	for _, dir := range []es.Direction{es.Forwards, es.Backwards} {
-		s.run(t, "NotFound/"+dir.String(), func(t *testing.T, store es.Store) {
+		s.run(t, "NotFound/"+[...]string{"Forwards", "Backwards"}[dir], func(t *testing.T, store es.Store) {
 			opts := es.ReadStreamOptions{Direction: dir}
 			if dir == es.Backwards {
 				opts.From = es.StreamEnd
@@ -145,6 +145,16 @@ func (s *suite) testReadStream(t *testing.T) {
 		cancel()
 		evs, err := collect(t, store.ReadStream(ctx, stream, es.ReadStreamOptions{}))
 		require.Errorf(t, err, "a read with a cancelled context read %d events and ended without an error", len(evs))
+		require.ErrorIs(t, err, context.Canceled)
+	})
+
+	s.run(t, "CancelledContext/BeforeEmptyRead", func(t *testing.T, store es.Store) {
+		stream := newStream("read")
+		appendOK(t, store, stream, es.NoStream, newEvents(2, "Read")...)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		got, err := collect(t, store.ReadStream(ctx, stream, es.ReadStreamOptions{From: 2}))
+		require.Errorf(t, err, "a read with a cancelled context read %d events and ended without an error", len(got))
 		require.ErrorIs(t, err, context.Canceled)
 	})
 
@@ -313,6 +323,16 @@ func (s *suite) testReadAll(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		got, err := collect(t, store.ReadAll(ctx, es.ReadAllOptions{From: evs[0].Position}))
+		require.Errorf(t, err, "a read with a cancelled context read %d events and ended without an error", len(got))
+		require.ErrorIs(t, err, context.Canceled)
+	})
+
+	s.run(t, "CancelledContext/BeforeEmptyRead", func(t *testing.T, store es.Store) {
+		// Even a read with nothing to read reports the cancellation: it
+		// must not look like the end of the log.
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		got, err := collect(t, store.ReadAll(ctx, es.ReadAllOptions{From: es.End}))
 		require.Errorf(t, err, "a read with a cancelled context read %d events and ended without an error", len(got))
 		require.ErrorIs(t, err, context.Canceled)
 	})

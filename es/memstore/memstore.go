@@ -358,6 +358,10 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts es.ReadStreamO
 			yield(es.RecordedEvent{}, err)
 			return
 		}
+		if err := ctx.Err(); err != nil {
+			yield(es.RecordedEvent{}, err)
+			return
+		}
 		s.mu.Lock()
 		st := s.streams[name]
 		var (
@@ -441,6 +445,10 @@ func revisions(opts es.ReadStreamOptions, last, lo uint64) iter.Seq[uint64] {
 // ReadAll implements [es.Store].
 func (s *Store) ReadAll(ctx context.Context, opts es.ReadAllOptions) iter.Seq2[es.RecordedEvent, error] {
 	return func(yield func(es.RecordedEvent, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(es.RecordedEvent{}, err)
+			return
+		}
 		s.mu.Lock()
 		log := s.log
 		s.mu.Unlock()
