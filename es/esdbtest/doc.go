@@ -49,6 +49,14 @@
 // consumer strategies (round robin, dispatch to single, pinned) all hand
 // each consumer as many messages as its buffer has room for.
 //
+// # Security
+//
+// By default the server speaks plain gRPC and accepts every call: over
+// plain gRPC the v4 client sends no credentials. [WithTLS] serves over TLS
+// with a self-signed certificate and checks Basic credentials ([DefaultUser]
+// and [DefaultPassword], more with [WithUser]) like EventStoreDB with
+// anonymous access disabled.
+//
 // # Steering tests
 //
 // [Server.Seed] writes events directly, [Server.Events] and [Server.All]

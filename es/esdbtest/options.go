@@ -14,6 +14,8 @@ type Option func(*config)
 
 // config is the configuration of a [Server].
 type config struct {
+	tls           bool
+	users         map[string]string // login → password, checked with TLS only
 	addr          string
 	maxAppendSize int
 	now           func() time.Time
@@ -26,6 +28,7 @@ func newConfig(opts []Option) config {
 		maxAppendSize: DefaultMaxAppendSize,
 		now:           time.Now,
 		version:       DefaultServerVersion,
+		users:         map[string]string{DefaultUser: DefaultPassword},
 	}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -71,6 +74,27 @@ func WithAddress(addr string) Option {
 	return func(c *config) {
 		if addr != "" {
 			c.addr = addr
+		}
+	}
+}
+
+// WithTLS serves over TLS, with a self-signed certificate generated at
+// start, and requires credentials like EventStoreDB does by default: a call
+// without credentials is denied (PermissionDenied), one with unknown
+// credentials is Unauthenticated. ServerFeatures and Gossip stay open.
+// [Server.ConnectionString] then carries the admin credentials and
+// tlsVerifyCert=false. Without TLS the v4 client sends no credentials and
+// every call is accepted.
+func WithTLS() Option {
+	return func(c *config) { c.tls = true }
+}
+
+// WithUser adds a user a TLS server accepts, or changes the password of
+// an existing one such as [DefaultUser].
+func WithUser(login, password string) Option {
+	return func(c *config) {
+		if login != "" {
+			c.users[login] = password
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package esdbtest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -28,6 +31,7 @@ type Server struct {
 	store  *store
 	faults faults
 	gossip uuid.UUID
+	cert   tls.Certificate // with WithTLS
 	ps     *persistentService
 	done   chan struct{} // closed by Close
 
@@ -59,11 +63,20 @@ func New(t testing.TB, opts ...Option) *Server {
 // otherwise. Stop it with [Server.Close].
 func Start(opts ...Option) (*Server, error) {
 	cfg := newConfig(opts)
+	var cert tls.Certificate
+	if cfg.tls {
+		c, err := selfSignedCertificate()
+		if err != nil {
+			return nil, err
+		}
+		cert = c
+	}
 	lis, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return nil, fmt.Errorf("esdbtest: listen on %s: %w", cfg.addr, err)
 	}
 	s := &Server{
+		cert:    cert,
 		cfg:     cfg,
 		store:   newStore(cfg.now),
 		gossip:  uuid.New(),
@@ -84,14 +97,21 @@ func keepalivePolicy() keepalive.EnforcementPolicy {
 
 // serve starts a gRPC server on lis.
 func (s *Server) serve(lis net.Listener) {
-	gs := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalivePolicy()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 10 * time.Second}),
 		grpc.MaxRecvMsgSize(max(maxRecvMsgSize, 2*s.cfg.maxAppendSize)),
 		grpc.WaitForHandlers(true),
-		grpc.ChainUnaryInterceptor(s.faults.unary),
-		grpc.ChainStreamInterceptor(s.faults.stream),
-	)
+		grpc.ChainUnaryInterceptor(s.unaryAuth, s.faults.unary),
+		grpc.ChainStreamInterceptor(s.streamAuth, s.faults.stream),
+	}
+	if s.cfg.tls {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{
+			Certificates: []tls.Certificate{s.cert},
+			MinVersion:   tls.VersionTLS12,
+		})))
+	}
+	gs := grpc.NewServer(opts...)
 	api.RegisterStreamsServer(gs, &streamsService{srv: s})
 	serverfeatures.RegisterServerFeaturesServer(gs, &featuresService{srv: s})
 	gossip.RegisterGossipServer(gs, &gossipService{srv: s, id: s.gossip})
@@ -113,11 +133,21 @@ func (s *Server) Addr() string {
 	return s.addr
 }
 
-// ConnectionString returns the connection string for the v4 client,
-// "esdb://127.0.0.1:PORT?tls=false": the server speaks plain gRPC and
-// accepts any (or no) credentials.
+// ConnectionString returns the connection string for the v4 client:
+// "esdb://127.0.0.1:PORT?tls=false" for plain gRPC, where any (or no)
+// credentials are accepted, and, with [WithTLS],
+// "esdb://admin:changeit@127.0.0.1:PORT?tls=true&tlsVerifyCert=false".
 func (s *Server) ConnectionString() string {
-	return "esdb://" + s.Addr() + "?tls=false"
+	if !s.cfg.tls {
+		return "esdb://" + s.Addr() + "?tls=false"
+	}
+	u := url.URL{
+		Scheme:   "esdb",
+		User:     url.UserPassword(DefaultUser, s.cfg.users[DefaultUser]),
+		Host:     s.Addr(),
+		RawQuery: "tls=true&tlsVerifyCert=false",
+	}
+	return u.String()
 }
 
 // Close stops the server: it ends every call, closes every connection and

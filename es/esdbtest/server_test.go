@@ -158,3 +158,15 @@ func TestRestartDropsConnectionsAndKeepsData(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{0, 1}, revisions(got))
 }
+
+func TestDiscoverThroughGossip(t *testing.T) {
+	srv := esdbtest.New(t)
+	cfg, err := esdb.ParseConnectionString("esdb+discover://" + srv.Addr() + "?tls=false")
+	require.NoError(t, err)
+	cfg.Logger = esdb.NoopLogging()
+	c, err := esdb.NewClient(cfg)
+	require.NoError(t, err)
+	defer c.Close()
+	appendEvents(t, c, "s", esdb.NoStream{}, events(1)...)
+	assert.Len(t, srv.Events("s"), 1)
+}

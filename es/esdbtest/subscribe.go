@@ -1,6 +1,8 @@
 package esdbtest
 
 import (
+	"math"
+
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
@@ -107,6 +109,9 @@ func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer
 		next = uint64(st.last() + 1)
 	case fromPoint:
 		next = p.point + 1
+		if p.point == math.MaxUint64 {
+			next = p.point
+		}
 	}
 	s.mu.Unlock()
 	if err := confirm(call); err != nil {
