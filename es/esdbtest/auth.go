@@ -21,8 +21,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// DefaultUser and DefaultPassword are the credentials a TLS server accepts
-// unless [WithUser] configures others, like a fresh EventStoreDB.
+// DefaultUser and DefaultPassword are the credentials of the user every
+// TLS server has, like a fresh EventStoreDB; [WithUser] can change the
+// password.
 const (
 	DefaultUser     = "admin"
 	DefaultPassword = "changeit"

@@ -9,7 +9,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Full gRPC method names, for [Server.SetError] and [Server.FailNext].
+// Full gRPC method names of the calls tests most often break, for
+// [Server.SetError] and [Server.FailNext]. Any other full method name works
+// too, "/event_store.client.persistent_subscriptions.PersistentSubscriptions/Read"
+// for example.
 const (
 	MethodRead                = "/event_store.client.streams.Streams/Read"
 	MethodAppend              = "/event_store.client.streams.Streams/Append"

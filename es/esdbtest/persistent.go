@@ -360,7 +360,8 @@ func parsePersistentFilter(fo *persistent.CreateReq_AllOptions_FilterOptions) (*
 }
 
 // Update implements PersistentSubscriptions.Update: it changes the
-// settings, and the start while nothing was acknowledged yet.
+// settings, drops the connected consumers, and changes the start while
+// nothing was acknowledged yet.
 func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateReq) (*persistent.UpdateResp, error) {
 	opts := req.GetOptions()
 	if opts == nil {
@@ -424,6 +425,11 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 		return nil, psNotFound(trailerSetter(ctx), k)
 	}
 	g.settings = settings
+	// EventStoreDB restarts the group: consumers are dropped, and the
+	// group resumes from its checkpoint, or from the new start without one.
+	for _, c := range g.consumers {
+		c.end(psDropped(k, "the group was updated"))
+	}
 	if start != nil && g.lastAcked == nil && len(g.inflight) == 0 && len(g.retry) == 0 {
 		g.start = *start
 		p.srv.store.mu.Lock()

@@ -356,3 +356,25 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+func TestPersistentUpdateDropsConsumersAndAppliesSettings(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+	ctx := t.Context()
+	require.NoError(t, c.CreatePersistentSubscription(ctx, "s", "g", esdb.PersistentStreamSubscriptionOptions{}))
+	sub := connectPersistent(t, c, "s", "g", 10)
+
+	updated := settings(func(s *esdb.PersistentSubscriptionSettings) {
+		s.MaxRetryCount = 7
+		s.ConsumerStrategyName = esdb.ConsumerStrategyPinned
+	})
+	require.NoError(t, c.UpdatePersistentSubscription(ctx, "s", "g", esdb.PersistentStreamSubscriptionOptions{Settings: updated}))
+	ev := sub.next(t)
+	require.NotNil(t, ev.SubscriptionDropped)
+
+	info, err := c.GetPersistentSubscriptionInfo(ctx, "s", "g", esdb.GetPersistentSubscriptionOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, int32(7), info.Settings.MaxRetryCount)
+	assert.Equal(t, esdb.ConsumerStrategyPinned, info.Settings.ConsumerStrategyName)
+	assert.Empty(t, info.Connections)
+}
