@@ -66,14 +66,15 @@ func selfSignedCertificate() (tls.Certificate, error) {
 // authenticate checks the Basic credentials of a call on a TLS server:
 // none is access denied, wrong ones are unauthenticated, as with
 // EventStoreDB's default (anonymous access disabled).
-func (s *Server) authenticate(ctx context.Context, method string) error {
+func (s *Server) authenticate(ctx context.Context, method string, setTrailer func(metadata.MD)) error {
 	if !s.cfg.tls || anonymousMethods[method] {
 		return nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	values := md.Get("authorization")
 	if len(values) == 0 {
-		return status.Error(codes.PermissionDenied, "Access denied")
+		setTrailer(metadata.Pairs(trailerException, exceptionAccessDenied))
+		return status.Error(codes.PermissionDenied, "Access Denied")
 	}
 	encoded, ok := strings.CutPrefix(values[0], "Basic ")
 	if !ok {
@@ -92,7 +93,7 @@ func (s *Server) authenticate(ctx context.Context, method string) error {
 
 // unaryAuth is the interceptor that authenticates unary calls.
 func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := s.authenticate(ctx, info.FullMethod); err != nil {
+	if err := s.authenticate(ctx, info.FullMethod, trailerSetter(ctx)); err != nil {
 		return nil, err
 	}
 	return handler(ctx, req)
@@ -100,7 +101,7 @@ func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerI
 
 // streamAuth is the interceptor that authenticates streaming calls.
 func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := s.authenticate(ss.Context(), info.FullMethod); err != nil {
+	if err := s.authenticate(ss.Context(), info.FullMethod, ss.SetTrailer); err != nil {
 		return err
 	}
 	return handler(srv, ss)

@@ -19,6 +19,7 @@ const (
 	trailerMaxAppendSize    = "maximum-append-size"
 	trailerRequiredMetadata = "required-metadata-properties"
 
+	exceptionAccessDenied          = "access-denied"
 	exceptionStreamDeleted         = "stream-deleted"
 	exceptionWrongExpectedVersion  = "wrong-expected-version"
 	exceptionMaxAppendSizeExceeded = "maximum-append-size-exceeded"
@@ -87,7 +88,7 @@ func maxAppendSizeStatus(setTrailer func(metadata.MD), limit int) error {
 func missingMetadataStatus(setTrailer func(metadata.MD), property string) error {
 	setTrailer(metadata.Pairs(
 		trailerException, exceptionMissingMetadata,
-		trailerRequiredMetadata, property,
+		trailerRequiredMetadata, "type,content-type",
 	))
 	return status.Errorf(codes.InvalidArgument, "Required Metadata Property '%s' is missing", property)
 }

@@ -94,18 +94,20 @@ type psMessage struct {
 
 // psConsumer is one connected Read call of a group.
 type psConsumer struct {
-	from       string
-	bufferSize int
-	inflight   int
-	delivered  int64
-	stop       chan struct{} // closed to end the call with stopErr
-	stopErr    error
+	from        string
+	bufferSize  int
+	inflight    int
+	delivered   int64
+	stop        chan struct{} // closed to end the call with stopErr
+	stopErr     error
+	stopTrailer metadata.MD
 }
 
-// end stops the consumer's call with err; the first error wins.
-func (c *psConsumer) end(err error) {
+// end stops the consumer's call with trailers md and status err; the first
+// call wins.
+func (c *psConsumer) end(md metadata.MD, err error) {
 	if c.stopErr == nil {
-		c.stopErr = err
+		c.stopErr, c.stopTrailer = err, md
 		close(c.stop)
 	}
 }
@@ -146,8 +148,11 @@ func psExists(setTrailer func(metadata.MD), k psKey) error {
 	return status.Errorf(codes.AlreadyExists, "Subscription group '%s' on stream '%s' exists.", k.group, k.stream)
 }
 
-func psDropped(k psKey, reason string) error {
-	return status.Errorf(codes.Canceled, "Subscription group '%s' on stream '%s' was dropped: %s", k.group, k.stream, reason)
+// psDropped returns the status and trailers that end a consumer whose
+// group was deleted or restarted.
+func psDropped(k psKey, reason string) (metadata.MD, error) {
+	return metadata.Pairs(trailerException, exceptionPSDropped, trailerStreamName, k.stream, trailerGroupName, k.group),
+		status.Errorf(codes.Canceled, "Subscription group '%s' on stream '%s' was dropped: %s", k.group, k.stream, reason)
 }
 
 // psStream decodes the stream of a request: a stream identifier or `$all`.
@@ -551,6 +556,9 @@ func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadSer
 			}
 			return err
 		case <-c.stop:
+			if c.stopTrailer != nil {
+				call.SetTrailer(c.stopTrailer)
+			}
 			return c.stopErr
 		case <-call.Context().Done():
 			return status.FromContextError(call.Context().Err()).Err()
@@ -878,7 +886,7 @@ func (p *persistentService) RestartSubsystem(context.Context, *shared.Empty) (*s
 	defer p.mu.Unlock()
 	for _, g := range p.groups {
 		for _, c := range g.consumers {
-			c.end(status.Error(codes.Unavailable, "esdbtest: persistent subscriptions restarting"))
+			c.end(nil, status.Error(codes.Unavailable, "esdbtest: persistent subscriptions restarting"))
 		}
 	}
 	p.notifyLocked()

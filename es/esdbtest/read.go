@@ -133,6 +133,9 @@ func (g *streamsService) Read(req *api.ReadReq, call api.Streams_ReadServer) err
 	if err != nil {
 		return err
 	}
+	if p.all && p.from == fromPoint && !g.srv.store.validPosition(p.point) {
+		return invalidArgument("Trying to read from an invalid position.")
+	}
 	switch {
 	case p.subscribe && p.all:
 		return g.subscribeAll(p, call)
@@ -163,6 +166,18 @@ func (g *streamsService) sendAll(p readPlan, recs []*record, call api.Streams_Re
 		}
 	}
 	return nil
+}
+
+// validPosition reports whether a `$all` position is one a client can have
+// seen: 0, the position of a record, or at or after the end of the log.
+func (s *store) validPosition(pos uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pos == 0 || pos >= s.nextPos {
+		return true
+	}
+	i := s.indexFromLocked(pos)
+	return i < len(s.log) && s.log[i].position == pos
 }
 
 // errNotFound is the store's answer for a missing or soft-deleted stream.

@@ -196,3 +196,24 @@ func (c *fakeClock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
+
+func TestReadAllFromInvalidPosition(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+	appendEvents(t, c, "s", esdb.NoStream{}, events(2)...)
+	all := srv.All()
+	between := esdb.Position{Commit: all[0].Position + 1, Prepare: all[0].Position + 1}
+
+	rs, err := c.ReadAll(t.Context(), esdb.ReadAllOptions{From: between}, 10)
+	_, err = collect(rs, err)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "invalid position")
+
+	_, err = c.SubscribeToAll(t.Context(), esdb.SubscribeToAllOptions{From: between})
+	require.Error(t, err)
+
+	// Zero, record positions and the end are fine.
+	for _, p := range []esdb.Position{{}, {Commit: all[1].Position, Prepare: all[1].Position}, {Commit: 1 << 40, Prepare: 1 << 40}} {
+		readAll(t, c, esdb.ReadAllOptions{From: p}, 10)
+	}
+}
