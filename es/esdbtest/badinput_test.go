@@ -81,6 +81,14 @@ func TestMalformedReads(t *testing.T) {
 			}}
 		}},
 		{"no count option", func(r *api.ReadReq) { r.Options.CountOption = nil }},
+		{"no filter option", func(r *api.ReadReq) { r.Options.FilterOption = nil }},
+		{"no uuid option", func(r *api.ReadReq) { r.Options.UuidOption = nil }},
+		{"filter without window", func(r *api.ReadReq) {
+			r.Options.StreamOption = &api.ReadReq_Options_All{All: &api.ReadReq_Options_AllOptions{AllOption: &api.ReadReq_Options_AllOptions_Start{Start: empty}}}
+			r.Options.FilterOption = &api.ReadReq_Options_Filter{Filter: &api.ReadReq_Options_FilterOptions{
+				Filter: &api.ReadReq_Options_FilterOptions_EventType{EventType: &api.ReadReq_Options_FilterOptions_Expression{Prefix: []string{"A"}}},
+			}}
+		}},
 		{"zero count", func(r *api.ReadReq) { r.Options.CountOption = &api.ReadReq_Options_Count{Count: 0} }},
 		{"unknown direction", func(r *api.ReadReq) { r.Options.ReadDirection = 7 }},
 		{"backwards subscription", func(r *api.ReadReq) {

@@ -42,8 +42,14 @@ func parseFilter(opts *api.ReadReq_Options) (*filter, error) {
 	}
 
 	window := uint64(defaultCheckpointWindow)
-	if m, ok := fo.Filter.GetWindow().(*api.ReadReq_Options_FilterOptions_Max); ok && m.Max > 0 {
-		window = uint64(m.Max)
+	switch w := fo.Filter.GetWindow().(type) {
+	case *api.ReadReq_Options_FilterOptions_Max:
+		if w.Max > 0 {
+			window = uint64(w.Max)
+		}
+	case *api.ReadReq_Options_FilterOptions_Count:
+	default:
+		return nil, invalidArgument("filter window is missing")
 	}
 	multiplier := uint64(fo.Filter.GetCheckpointIntervalMultiplier())
 	if multiplier == 0 {

@@ -111,6 +111,12 @@ func parseRead(req *api.ReadReq) (readPlan, error) {
 		return readPlan{}, invalidArgument("count option is missing")
 	}
 
+	if opts.GetFilterOption() == nil {
+		return readPlan{}, invalidArgument("filter option is missing: send a filter or no_filter")
+	}
+	if opts.GetUuidOption() == nil {
+		return readPlan{}, invalidArgument("uuid option is missing")
+	}
 	f, err := parseFilter(opts)
 	if err != nil {
 		return readPlan{}, err
