@@ -17,15 +17,16 @@
 //   - Append: the expected-revision matrix (any, no stream, stream exists,
 //     exact) against missing, existing, soft-deleted and tombstoned
 //     streams; results; empty appends; generated IDs and default content
-//     types; idempotent re-appends; invalid input and the maximum append
-//     size;
+//     types; idempotent re-appends;
 //   - ReadStream and ReadAll: directions, start points, limits, the fields
 //     of recorded events, early breaks and cancelled contexts;
+//   - Validation: invalid stream names for every operation, events without
+//     a type, unknown content types, the maximum append size;
 //   - StreamMetadata: `$maxCount`, `$tb` and `$maxAge` enforced on reads;
 //   - Delete and Tombstone: soft deletes, recreation, hard deletes;
 //   - SubscribeStream and SubscribeAll: start points, caught-up, live
 //     events, filters and checkpoints, cancellation;
-//   - Concurrency: racing writers and a subscriber watching them
+//   - Concurrency: racing writers and subscribers watching them
 //     (sized by [WithConcurrency]).
 //
 // # Stores that are not empty
