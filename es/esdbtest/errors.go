@@ -70,7 +70,7 @@ func wrongExpectedStatus(setTrailer func(metadata.MD), e errWrongExpected) error
 		trailerActualVersion, strconv.FormatInt(e.current, 10),
 	))
 	return status.Errorf(codes.FailedPrecondition,
-		"Append failed due to WrongExpectedVersion. Stream: %s, Expected version: %d, Actual version: %d",
+		"Delete failed due to WrongExpectedVersion. Stream: %s, Expected version: %d, Actual version: %d",
 		e.stream, e.expected.legacy(), e.current)
 }
 

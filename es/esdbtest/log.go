@@ -70,9 +70,10 @@ type proposal struct {
 	metadata    []byte
 }
 
-// size is what a proposal counts against the maximum append size.
+// size is what a proposal counts against the maximum append size: its
+// data, metadata and type.
 func (p proposal) size() int {
-	return len(p.data) + len(p.metadata) + len(p.eventType) + len(p.contentType)
+	return len(p.data) + len(p.metadata) + len(p.eventType)
 }
 
 // store is the in-memory log shared by every service of a [Server].

@@ -37,7 +37,7 @@ func newConfig(opts []Option) config {
 }
 
 // WithMaxAppendSize sets the largest append, in bytes of event data,
-// metadata, type and content type, that the server accepts. Values below 1
+// metadata and type, that the server accepts. Values below 1
 // keep the default, [DefaultMaxAppendSize].
 func WithMaxAppendSize(n int) Option {
 	return func(c *config) {
