@@ -1,6 +1,7 @@
 package estest
 
 import (
+	"context"
 	"testing"
 
 	"github.com/google/uuid"
@@ -177,6 +178,19 @@ func (s *suite) testAppend(t *testing.T) {
 		got := readStream(t, store, stream, es.ReadStreamOptions{})
 		require.Len(t, got, 1)
 		assert.Equal(t, es.ContentTypeJSON, got[0].ContentType, "an empty content type becomes %s", es.ContentTypeJSON)
+	})
+
+	s.run(t, "CancelledContext", func(t *testing.T, store es.Store) {
+		stream, _, _ := setUpStream(t, store, stateExisting)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		_, err := store.Append(ctx, stream, es.Any, newEvents(1, "Cancelled")...)
+		require.ErrorIs(t, err, context.Canceled, "Append with a cancelled context")
+		_, err = store.DeleteStream(ctx, stream, es.Any)
+		require.ErrorIs(t, err, context.Canceled, "DeleteStream with a cancelled context")
+		_, err = store.TombstoneStream(ctx, stream, es.Any)
+		require.ErrorIs(t, err, context.Canceled, "TombstoneStream with a cancelled context")
+		assert.Len(t, readStream(t, store, stream, es.ReadStreamOptions{}), 3, "calls with a cancelled context write nothing")
 	})
 
 	t.Run("Idempotent", s.testIdempotent)

@@ -29,7 +29,7 @@ func (s *suite) testValidation(t *testing.T) {
 				require.ErrorIs(t, readStreamErr(t, store, n.stream, es.ReadStreamOptions{}), es.ErrInvalidArgument)
 			})
 			s.run(t, "SubscribeStream", func(t *testing.T, store es.Store) {
-				ctx, cancel := context.WithCancel(t.Context())
+				ctx, cancel := context.WithTimeout(t.Context(), s.timeout)
 				defer cancel()
 				for msg, err := range store.SubscribeStream(ctx, n.stream, es.SubscribeStreamOptions{}) {
 					require.ErrorIsf(t, err, es.ErrInvalidArgument, "the first value of a subscription to an invalid stream name: %+v", msg)
