@@ -26,6 +26,8 @@ const (
 	exceptionPSExists        = "persistent-subscription-exists"
 	exceptionPSMaxConsumers  = "maximum-subscribers-reached"
 	exceptionPSDropped       = "persistent-subscription-dropped"
+	exceptionPSFailed        = "persistent-subscription-failed"
+	trailerReason            = "reason"
 	trailerGroupName         = "group-name"
 	psStatusLive             = "Live"
 	strategyRoundRobin       = "RoundRobin"
@@ -148,6 +150,13 @@ func psExists(setTrailer func(metadata.MD), k psKey) error {
 	return status.Errorf(codes.AlreadyExists, "Subscription group '%s' on stream '%s' exists.", k.group, k.stream)
 }
 
+// psFailed returns the error for a group that cannot be created or
+// updated, with the reason.
+func psFailed(setTrailer func(metadata.MD), k psKey, reason string) error {
+	setTrailer(metadata.Pairs(trailerException, exceptionPSFailed, trailerStreamName, k.stream, trailerGroupName, k.group, trailerReason, reason))
+	return status.Errorf(codes.Internal, "Subscription group %s on stream %s failed: '%s'", k.group, k.stream, reason)
+}
+
 // psDropped returns the status and trailers that end a consumer whose
 // group was deleted or restarted.
 func psDropped(k psKey, reason string) (metadata.MD, error) {
@@ -181,16 +190,16 @@ type settingsWire interface {
 }
 
 // parseSettings validates group settings; strategy is the consumer
-// strategy's name.
+// strategy's name. Its errors are reasons for psFailed.
 func parseSettings(w settingsWire, strategy string) (psSettings, error) {
 	switch strategy {
 	case strategyRoundRobin, strategyDispatchToSingle, strategyPinned:
 	default:
-		return psSettings{}, invalidArgument("unknown consumer strategy %q", strategy)
+		return psSettings{}, fmt.Errorf("unknown consumer strategy %q", strategy)
 	}
 	if w.GetMaxRetryCount() < 0 || w.GetMaxSubscriberCount() < 0 || w.GetMinCheckpointCount() < 0 ||
 		w.GetMaxCheckpointCount() < w.GetMinCheckpointCount() {
-		return psSettings{}, invalidArgument("invalid persistent subscription settings")
+		return psSettings{}, errors.New("negative counts, or a maximum checkpoint count below the minimum")
 	}
 	s := psSettings{
 		resolveLinks:       w.GetResolveLinks(),
@@ -330,12 +339,12 @@ func (p *persistentService) Create(ctx context.Context, req *persistent.CreateRe
 	if strategy == "" {
 		strategy = strategyName(int32(opts.GetSettings().GetNamedConsumerStrategy()))
 	}
+	g.key.group = opts.GetGroupName()
 	settings, err := parseSettings(opts.GetSettings(), strategy)
 	if err != nil {
-		return nil, err
+		return nil, psFailed(trailerSetter(ctx), g.key, err.Error())
 	}
 	g.settings = settings
-	g.key.group = opts.GetGroupName()
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -420,7 +429,7 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 	}
 	settings, err := parseSettings(opts.GetSettings(), strategyName(int32(opts.GetSettings().GetNamedConsumerStrategy())))
 	if err != nil {
-		return nil, err
+		return nil, psFailed(trailerSetter(ctx), k, err.Error())
 	}
 
 	p.mu.Lock()
@@ -446,7 +455,7 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 }
 
 // Delete implements PersistentSubscriptions.Delete; connected consumers
-// are dropped.
+// end with NotFound, as the group no longer exists.
 func (p *persistentService) Delete(ctx context.Context, req *persistent.DeleteReq) (*persistent.DeleteResp, error) {
 	opts := req.GetOptions()
 	if opts == nil {
@@ -466,7 +475,8 @@ func (p *persistentService) Delete(ctx context.Context, req *persistent.DeleteRe
 	}
 	delete(p.groups, k)
 	for _, c := range g.consumers {
-		c.end(psDropped(k, "the group was deleted"))
+		md := metadata.Pairs(trailerException, exceptionPSNotFound, trailerStreamName, k.stream, trailerGroupName, k.group)
+		c.end(md, status.Errorf(codes.NotFound, "Subscription group '%s' on stream '%s' does not exist.", k.group, k.stream))
 	}
 	p.notifyLocked()
 	return &persistent.DeleteResp{}, nil
@@ -476,6 +486,9 @@ func (p *persistentService) Delete(ctx context.Context, req *persistent.DeleteRe
 // and nacks from the consumer while events flow to it.
 func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadServer) error {
 	first, err := call.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil // nothing asked, nothing to do
+	}
 	if err != nil {
 		return recvError(err)
 	}
@@ -880,13 +893,13 @@ func (p *persistentService) ReplayParked(ctx context.Context, req *persistent.Re
 }
 
 // RestartSubsystem implements PersistentSubscriptions.RestartSubsystem:
-// every consumer is dropped, the groups stay.
+// every consumer is dropped (Canceled), the groups stay.
 func (p *persistentService) RestartSubsystem(context.Context, *shared.Empty) (*shared.Empty, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, g := range p.groups {
 		for _, c := range g.consumers {
-			c.end(nil, status.Error(codes.Unavailable, "esdbtest: persistent subscriptions restarting"))
+			c.end(psDropped(g.key, "the subsystem restarted"))
 		}
 	}
 	p.notifyLocked()

@@ -268,7 +268,7 @@ func TestPersistentDeleteDropsConsumers(t *testing.T) {
 	require.NoError(t, c.DeletePersistentSubscription(ctx, "s", "g", esdb.DeletePersistentSubscriptionOptions{}))
 	ev := sub.next(t)
 	require.NotNil(t, ev.SubscriptionDropped)
-	assert.Equal(t, codes.Canceled, status.Code(ev.SubscriptionDropped.Error))
+	assert.Equal(t, codes.NotFound, status.Code(ev.SubscriptionDropped.Error))
 }
 
 func TestPersistentToAllWithFilter(t *testing.T) {
@@ -371,10 +371,28 @@ func TestPersistentUpdateDropsConsumersAndAppliesSettings(t *testing.T) {
 	require.NoError(t, c.UpdatePersistentSubscription(ctx, "s", "g", esdb.PersistentStreamSubscriptionOptions{Settings: updated}))
 	ev := sub.next(t)
 	require.NotNil(t, ev.SubscriptionDropped)
+	assert.Equal(t, codes.Canceled, status.Code(ev.SubscriptionDropped.Error))
 
 	info, err := c.GetPersistentSubscriptionInfo(ctx, "s", "g", esdb.GetPersistentSubscriptionOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, int32(7), info.Settings.MaxRetryCount)
 	assert.Equal(t, esdb.ConsumerStrategyPinned, info.Settings.ConsumerStrategyName)
 	assert.Empty(t, info.Connections)
+}
+
+func TestPersistentInvalidSettings(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+	ctx := t.Context()
+	bad := settings(func(s *esdb.PersistentSubscriptionSettings) {
+		s.CheckpointLowerBound = 10
+		s.CheckpointUpperBound = 5
+	})
+	err := c.CreatePersistentSubscription(ctx, "s", "g", esdb.PersistentStreamSubscriptionOptions{Settings: bad})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "maximum checkpoint count")
+
+	require.NoError(t, c.CreatePersistentSubscription(ctx, "s", "g", esdb.PersistentStreamSubscriptionOptions{}))
+	err = c.UpdatePersistentSubscription(ctx, "s", "g", esdb.PersistentStreamSubscriptionOptions{Settings: bad})
+	require.Error(t, err)
 }
