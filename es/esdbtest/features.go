@@ -36,7 +36,7 @@ func (f *featuresService) GetSupportedMethods(context.Context, *shared.Empty) (*
 		ps       = "event_store.client.persistent_subscriptions.persistentsubscriptions"
 	)
 	methods := []*serverfeatures.SupportedMethod{
-		{ServiceName: streams, MethodName: "read"},
+		{ServiceName: streams, MethodName: "read", Features: []string{"position", "events"}},
 		{ServiceName: streams, MethodName: "append"},
 		{ServiceName: streams, MethodName: "delete"},
 		{ServiceName: streams, MethodName: "tombstone"},
@@ -49,7 +49,7 @@ func (f *featuresService) GetSupportedMethods(context.Context, *shared.Empty) (*
 		{ServiceName: ps, MethodName: "getinfo", Features: []string{"stream", "all"}},
 		{ServiceName: ps, MethodName: "replayparked", Features: []string{"stream", "all"}},
 		{ServiceName: ps, MethodName: "list", Features: []string{"stream", "all"}},
-		{ServiceName: ps, MethodName: "restartsubsystem"},
+		{ServiceName: ps, MethodName: "restartsubsystem", Features: []string{"stream", "all"}},
 	}
 	return &serverfeatures.SupportedMethods{
 		Methods:                 methods,

@@ -1,0 +1,332 @@
+package esdbtest
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// Read implements PersistentSubscriptions.Read: options first, then acks
+// and nacks from the consumer while events flow to it.
+func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadServer) error {
+	first, err := call.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil // nothing asked, nothing to do
+	}
+	if err != nil {
+		return recvError(err)
+	}
+	opts := first.GetOptions()
+	if opts == nil {
+		return invalidArgument("the first read message must carry the options")
+	}
+	_, all := opts.GetStreamOption().(*persistent.ReadReq_Options_All)
+	name, err := psStream(opts.GetStreamIdentifier(), all)
+	if err != nil {
+		return err
+	}
+	k := psKey{stream: name, group: opts.GetGroupName()}
+	if k.group == "" {
+		return invalidArgument("group name must not be empty")
+	}
+	if opts.GetBufferSize() <= 0 {
+		return invalidArgument("buffer size must be greater than zero")
+	}
+	_, stringIDs := opts.GetUuidOption().GetContent().(*persistent.ReadReq_Options_UUIDOption_String_)
+
+	c := &psConsumer{bufferSize: int(opts.GetBufferSize()), stop: make(chan struct{})}
+	if pr, ok := peer.FromContext(call.Context()); ok {
+		c.from = pr.Addr.String()
+	}
+	p.mu.Lock()
+	g := p.groups[k]
+	if g == nil {
+		p.mu.Unlock()
+		return psNotFound(call.SetTrailer, k)
+	}
+	if max := g.settings.maxSubscriberCount; max > 0 && len(g.consumers) >= int(max) {
+		p.mu.Unlock()
+		call.SetTrailer(metadata.Pairs(trailerException, exceptionPSMaxConsumers, trailerStreamName, k.stream, trailerGroupName, k.group))
+		return status.Errorf(codes.FailedPrecondition, "Maximum subscriptions reached for group '%s' on stream '%s'.", k.group, k.stream)
+	}
+	g.consumers = append(g.consumers, c)
+	p.mu.Unlock()
+	defer p.removeConsumer(g, c)
+
+	if err := call.Send(&persistent.ReadResp{Content: &persistent.ReadResp_SubscriptionConfirmation_{
+		SubscriptionConfirmation: &persistent.ReadResp_SubscriptionConfirmation{SubscriptionId: k.stream + "::" + k.group},
+	}}); err != nil {
+		return err
+	}
+
+	// The receiving goroutine ends when the call does; the server waits
+	// for it on Close.
+	acks := make(chan error, 1)
+	p.srv.workers.Add(1)
+	go func() {
+		defer p.srv.workers.Done()
+		acks <- p.receive(call, g, c)
+	}()
+
+	dropped := p.srv.dropChannel()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		b := p.next(g, c)
+		for _, m := range b.msgs {
+			if err := call.Send(p.readEvent(m, b.resolve, stringIDs)); err != nil {
+				return err
+			}
+		}
+		var timeout <-chan time.Time
+		if !b.wake.IsZero() {
+			timer.Reset(time.Until(b.wake))
+			timeout = timer.C
+		}
+		select {
+		case <-b.changed:
+		case <-b.written:
+		case <-timeout:
+		case err := <-acks:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case <-c.stop:
+			if c.stopTrailer != nil {
+				call.SetTrailer(c.stopTrailer)
+			}
+			return c.stopErr
+		case <-call.Context().Done():
+			return status.FromContextError(call.Context().Err()).Err()
+		case <-dropped:
+			return status.Error(codes.Unavailable, "esdbtest: subscription dropped")
+		case <-p.srv.done:
+			return status.Error(codes.Unavailable, "esdbtest: server shutting down")
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// receive applies the acks and nacks of a consumer until its call ends.
+func (p *persistentService) receive(call persistent.PersistentSubscriptions_ReadServer, g *psGroup, c *psConsumer) error {
+	for {
+		req, err := call.Recv()
+		if err != nil {
+			return err
+		}
+		switch v := req.GetContent().(type) {
+		case *persistent.ReadReq_Ack_:
+			p.settle(g, c, v.Ack.GetIds(), persistent.ReadReq_Nack_Unknown, true)
+		case *persistent.ReadReq_Nack_:
+			p.settle(g, c, v.Nack.GetIds(), v.Nack.GetAction(), false)
+		default:
+			return invalidArgument("expected an ack or a nack")
+		}
+	}
+}
+
+// settle acknowledges (ack) or rejects (nack with action) messages.
+func (p *persistentService) settle(g *psGroup, c *psConsumer, ids []*shared.UUID, action persistent.ReadReq_Nack_Action, ack bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, wire := range ids {
+		id, err := parseUUID(wire)
+		if err != nil {
+			continue
+		}
+		i := slices.IndexFunc(g.inflight, func(m *psMessage) bool { return m.rec.id == id && m.owner == c })
+		if i < 0 {
+			i = slices.IndexFunc(g.inflight, func(m *psMessage) bool { return m.rec.id == id })
+		}
+		if i < 0 {
+			continue
+		}
+		m := g.inflight[i]
+		g.inflight = slices.Delete(g.inflight, i, i+1)
+		m.owner.inflight--
+		m.owner = nil
+		switch {
+		case ack || action == persistent.ReadReq_Nack_Skip:
+			if g.lastAcked == nil || m.rec.position > g.lastAcked.position {
+				g.lastAcked = m.rec
+			}
+		case action == persistent.ReadReq_Nack_Park:
+			g.parked = append(g.parked, m)
+		case action == persistent.ReadReq_Nack_Stop:
+			g.retryLocked(m)
+			c.end(psDropped(g.key, "the consumer asked to stop"))
+		default: // Retry, Unknown
+			g.retryLocked(m)
+		}
+	}
+	p.notifyLocked()
+}
+
+// retryLocked queues a message for another delivery, or parks it once it
+// was retried maxRetryCount times.
+func (g *psGroup) retryLocked(m *psMessage) {
+	m.owner, m.deadline = nil, time.Time{}
+	if m.retry >= g.settings.maxRetryCount {
+		g.parked = append(g.parked, m)
+		return
+	}
+	m.retry++
+	g.retry = append(g.retry, m)
+}
+
+// removeConsumer takes a consumer out of its group and queues its
+// unacknowledged messages again.
+func (p *persistentService) removeConsumer(g *psGroup, c *psConsumer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g.consumers = slices.DeleteFunc(g.consumers, func(x *psConsumer) bool { return x == c })
+	var kept []*psMessage
+	for _, m := range g.inflight {
+		if m.owner == c {
+			g.retryLocked(m)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	g.inflight = kept
+	p.notifyLocked()
+}
+
+// psBatch is what a consumer gets per step: messages to send, when the
+// next message times out, and the channels that signal changes.
+type psBatch struct {
+	msgs    []*psMessage
+	resolve bool
+	wake    time.Time
+	changed <-chan struct{}
+	written <-chan struct{}
+}
+
+// next hands a consumer the messages it has room for: retries first, then
+// new records. It also expires timed-out messages.
+func (p *persistentService) next(g *psGroup, c *psConsumer) psBatch {
+	var out []*psMessage
+	var wake time.Time
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	var kept []*psMessage
+	for _, m := range g.inflight {
+		if !m.deadline.IsZero() && !now.Before(m.deadline) {
+			m.owner.inflight--
+			g.retryLocked(m)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	g.inflight = kept
+
+	free := c.bufferSize - c.inflight
+	for free > 0 && len(g.retry) > 0 {
+		out = append(out, g.retry[0])
+		g.retry = g.retry[1:]
+		free--
+	}
+	s := p.srv.store
+	s.mu.Lock()
+	for _, rec := range g.pullLocked(s, free) {
+		out = append(out, &psMessage{rec: rec})
+		if g.lastKnown == nil || rec.position > g.lastKnown.position {
+			g.lastKnown = rec
+		}
+	}
+	written := s.changed
+	s.mu.Unlock()
+
+	for _, m := range out {
+		m.owner = c
+		c.inflight++
+		c.delivered++
+		g.delivered++
+		if g.settings.messageTimeout > 0 {
+			m.deadline = now.Add(g.settings.messageTimeout)
+		}
+		g.inflight = append(g.inflight, m)
+	}
+	for _, m := range g.inflight {
+		if !m.deadline.IsZero() && (wake.IsZero() || m.deadline.Before(wake)) {
+			wake = m.deadline
+		}
+	}
+	return psBatch{msgs: out, resolve: g.settings.resolveLinks, wake: wake, changed: p.changed, written: written}
+}
+
+// pullLocked reads up to n new records from the group's source. Needs the
+// store's lock.
+func (g *psGroup) pullLocked(s *store, n int) []*record {
+	var out []*record
+	if g.all {
+		for ; n > len(out) && g.nextIdx < len(s.log); g.nextIdx++ {
+			rec := s.log[g.nextIdx]
+			if rec.position >= g.minPos && g.filter.match(rec) {
+				out = append(out, rec)
+			}
+		}
+		return out
+	}
+	st := s.streams[g.key.stream]
+	if st == nil || n <= 0 {
+		return nil
+	}
+	m := s.metaLocked(g.key.stream)
+	r := max(g.nextRev, s.firstVisibleLocked(st, m))
+	now := s.now()
+	for ; n > len(out) && r < uint64(len(st.events)); r++ {
+		if rec := st.events[r]; s.visibleLocked(rec, m, now) {
+			out = append(out, rec)
+		}
+	}
+	g.nextRev = max(g.nextRev, min(r, uint64(len(st.events))))
+	return out
+}
+
+// readEvent builds the wire form of a delivered message.
+func (p *persistentService) readEvent(m *psMessage, resolve, stringIDs bool) *persistent.ReadResp {
+	ev := &persistent.ReadResp_ReadEvent{
+		Event:    persistentRecordedEvent(m.rec, stringIDs),
+		Position: &persistent.ReadResp_ReadEvent_CommitPosition{CommitPosition: m.rec.position},
+		Count:    &persistent.ReadResp_ReadEvent_RetryCount{RetryCount: m.retry},
+	}
+	if resolve && m.rec.eventType == linkEventType {
+		if target := p.srv.store.resolveLink(m.rec); target != nil {
+			ev.Link = ev.Event
+			ev.Event = persistentRecordedEvent(target, stringIDs)
+		}
+	}
+	return &persistent.ReadResp{Content: &persistent.ReadResp_Event{Event: ev}}
+}
+
+// persistentRecordedEvent is the wire form of a record in a persistent
+// subscription.
+func persistentRecordedEvent(rec *record, stringIDs bool) *persistent.ReadResp_ReadEvent_RecordedEvent {
+	e := recordedEvent(rec, stringIDs)
+	return &persistent.ReadResp_ReadEvent_RecordedEvent{
+		Id:               e.Id,
+		StreamIdentifier: e.StreamIdentifier,
+		StreamRevision:   e.StreamRevision,
+		PreparePosition:  e.PreparePosition,
+		CommitPosition:   e.CommitPosition,
+		Metadata:         e.Metadata,
+		CustomMetadata:   e.CustomMetadata,
+		Data:             e.Data,
+	}
+}
