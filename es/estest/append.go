@@ -223,7 +223,7 @@ func testExpectedRevision(t *testing.T, store es.Store, state streamState, expec
 			actual = es.Exact(uint64(last))
 		}
 		requireWrongVersion(t, err, stream, expected, actual)
-		switch err := readStreamErr0(t, store, stream); state {
+		switch err := readAfterFailedAppend(t, store, stream); state {
 		case stateExisting:
 			require.NoError(t, err, "ReadStream after a wrong expected version")
 		default:
@@ -234,9 +234,9 @@ func testExpectedRevision(t *testing.T, store es.Store, state streamState, expec
 	}
 }
 
-// readStreamErr0 reads a stream and returns the error, checking that a
+// readAfterFailedAppend reads a stream and returns the error, checking that a
 // successful read holds the setup's three events only.
-func readStreamErr0(t *testing.T, store es.Store, stream string) error {
+func readAfterFailedAppend(t *testing.T, store es.Store, stream string) error {
 	t.Helper()
 	evs, err := collect(t, store.ReadStream(t.Context(), stream, es.ReadStreamOptions{}))
 	if err == nil {

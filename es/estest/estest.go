@@ -321,7 +321,7 @@ func (sub *subscription) receive() (es.Message, error) {
 			more := sub.next < len(sub.got)
 			sub.mu.Unlock()
 			if !more {
-				sub.t.Fatalf("the subscription ended without an error after %d messages", sub.next)
+				sub.t.Fatalf("the subscription ended after %d messages, while the test waited for more", sub.next)
 			}
 		case <-timer.C:
 			sub.t.Fatalf("the subscription delivered nothing within %v after %d messages", sub.timeout, sub.next)
@@ -353,8 +353,8 @@ func (sub *subscription) event(keep func(es.RecordedEvent) bool) es.RecordedEven
 	}
 }
 
-// caughtUp skips messages up to the next KindCaughtUp and returns the events
-// keep accepts among them, failing on any other kind than skip allows.
+// caughtUp reads messages up to the next KindCaughtUp and returns the events
+// among them that keep accepts.
 func (sub *subscription) caughtUp(keep func(es.RecordedEvent) bool) []es.RecordedEvent {
 	sub.t.Helper()
 	var evs []es.RecordedEvent

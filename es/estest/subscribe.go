@@ -136,6 +136,22 @@ func (s *suite) testSubscribeStream(t *testing.T) {
 		require.ErrorIs(t, sub.ended(), es.ErrStreamDeleted, "the subscription ends by itself after ErrStreamDeleted")
 	})
 
+	s.run(t, "BreakEarly", func(t *testing.T, store es.Store) {
+		stream := newStream("sub")
+		appendOK(t, store, stream, es.NoStream, newEvents(3, "Sub")...)
+		ctx, cancel := context.WithTimeout(t.Context(), s.timeout)
+		defer cancel()
+		var kinds []es.Kind
+		for msg, err := range store.SubscribeStream(ctx, stream, es.SubscribeStreamOptions{}) {
+			require.NoError(t, err)
+			if kinds = append(kinds, msg.Kind); msg.Kind == es.KindCaughtUp {
+				break // the iterator releases what it holds
+			}
+		}
+		assert.Equal(t, []es.Kind{es.KindEvent, es.KindEvent, es.KindEvent, es.KindCaughtUp}, kinds)
+		appendOK(t, store, stream, es.Exact(2), newEvents(1, "AfterBreak")...)
+	})
+
 	s.run(t, "CancelledContext/WhileLive", func(t *testing.T, store es.Store) {
 		stream := newStream("sub")
 		appendOK(t, store, stream, es.NoStream, newEvents(1, "Sub")...)
@@ -226,6 +242,25 @@ func (s *suite) testSubscribeAll(t *testing.T) {
 
 	t.Run("Filter", s.testFilters)
 	t.Run("Checkpoints", s.testCheckpoints)
+
+	s.run(t, "BreakEarly", func(t *testing.T, store es.Store) {
+		stream := newStream("suball")
+		before := head(t, store)
+		appendOK(t, store, stream, es.NoStream, newEvents(3, "SubAll")...)
+		ctx, cancel := context.WithTimeout(t.Context(), s.timeout)
+		defer cancel()
+		n := 0
+		for msg, err := range store.SubscribeAll(ctx, es.SubscribeAllOptions{From: before, Filter: es.StreamPrefixes(stream)}) {
+			require.NoError(t, err)
+			if msg.Kind == es.KindEvent {
+				if n++; n == 2 {
+					break // the iterator releases what it holds
+				}
+			}
+		}
+		require.Equal(t, 2, n)
+		appendOK(t, store, stream, es.Exact(2), newEvents(1, "AfterBreak")...)
+	})
 
 	s.run(t, "CancelledContext/WhileLive", func(t *testing.T, store es.Store) {
 		sub := s.subscribeAll(t, store, es.SubscribeAllOptions{From: es.End})
