@@ -1,0 +1,427 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/eventfold/eventfold/es"
+)
+
+// streamState is a row of the streams table. A stream without a row has
+// last revision -1 and nothing else.
+type streamState struct {
+	found      bool // the stream has a row: events, metadata or a tombstone
+	last       int64
+	tombstoned bool
+	meta       es.StreamMetadata
+	hasMeta    bool
+}
+
+// loadStream reads the state of a stream.
+func (s *Store) loadStream(ctx context.Context, q querier, name string) (streamState, error) {
+	st := streamState{last: -1}
+	var meta sql.NullString
+	found, err := queryRow(ctx, q, s.q.loadStream, []any{name}, &st.last, &st.tombstoned, &meta)
+	if err != nil || !found {
+		return st, err
+	}
+	st.found = true
+	if meta.Valid {
+		if err := json.Unmarshal([]byte(meta.String), &st.meta); err != nil {
+			return st, fmt.Errorf("metadata of stream %q: %w", name, err)
+		}
+		st.hasMeta = true
+	}
+	return st, nil
+}
+
+// write is an append, delete or tombstone in progress, in one transaction.
+type write struct {
+	s    *Store
+	tx   querier
+	next uint64 // the position of the next event written; 0 until known
+	now  int64
+}
+
+// position returns the position of the next event written.
+func (w *write) position(ctx context.Context) (uint64, error) {
+	if w.next == 0 {
+		h, err := w.s.headIn(ctx, w.tx)
+		if err != nil {
+			return 0, err
+		}
+		w.next = h + 1
+	}
+	p := w.next
+	w.next++
+	return p, nil
+}
+
+// head returns the position of the last event written, or 0 if none was.
+func (w *write) head() uint64 {
+	if w.next == 0 {
+		return 0
+	}
+	return w.next - 1
+}
+
+// insert writes events to a stream from revision first on, and records the
+// stream's new last revision. It returns the position of the last one.
+func (w *write) insert(ctx context.Context, stream string, first uint64, evs []es.EventData) (uint64, error) {
+	rows := make([]eventRow, len(evs))
+	for i, ev := range evs {
+		pos, err := w.position(ctx)
+		if err != nil {
+			return 0, err
+		}
+		rows[i] = eventRow{
+			position: pos, stream: stream, revision: first + uint64(i), id: ev.ID,
+			typ: ev.Type, contentType: ev.ContentType, data: ev.Data, metadata: ev.Metadata, created: w.now,
+		}
+	}
+	// The stream's row first: events refer to it.
+	if err := w.tx.exec(ctx, w.s.q.upsertLast, stream, int64(first)+int64(len(evs))-1); err != nil {
+		return 0, err
+	}
+	if err := w.s.db.insertEvents(ctx, w.tx, rows); err != nil {
+		return 0, err
+	}
+	return rows[len(rows)-1].position, nil
+}
+
+// writeMetadata appends m to the metadata stream of name and makes it the
+// metadata of name. It returns the position of the metadata event.
+func (w *write) writeMetadata(ctx context.Context, name string, m es.StreamMetadata) (uint64, error) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return 0, err
+	}
+	ms, err := w.s.loadStream(ctx, w.tx, es.MetadataStream(name))
+	if err != nil {
+		return 0, err
+	}
+	pos, err := w.insert(ctx, es.MetadataStream(name), uint64(ms.last+1), []es.EventData{{
+		ID: uuid.New(), Type: es.EventTypeMetadata, ContentType: es.ContentTypeJSON, Data: data,
+	}})
+	if err != nil {
+		return 0, err
+	}
+	return pos, w.setMetadata(ctx, name, data)
+}
+
+func (w *write) setMetadata(ctx context.Context, name string, data []byte) error {
+	return w.tx.exec(ctx, w.s.q.upsertMeta, name, string(data))
+}
+
+// holds reports whether the stream holds the IDs of evs, in order, from
+// revision from on.
+func (w *write) holds(ctx context.Context, name string, st streamState, from uint64, evs []es.EventData) (bool, error) {
+	if st.last < 0 || from+uint64(len(evs)) > uint64(st.last)+1 {
+		return false, nil
+	}
+	r, err := w.tx.query(ctx, w.s.q.idsFrom, name, i64(from), i64(from+uint64(len(evs))))
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	i := 0
+	for r.Next() {
+		var id uuid.UUID
+		if err := r.Scan(&id); err != nil {
+			return false, err
+		}
+		if i >= len(evs) || id != evs[i].ID {
+			return false, nil
+		}
+		i++
+	}
+	return i == len(evs), r.Err()
+}
+
+// result returns the result of an append whose last event is at revision
+// rev of the stream.
+func (w *write) result(ctx context.Context, name string, rev uint64) (es.AppendResult, error) {
+	var pos int64
+	found, err := queryRow(ctx, w.tx, w.s.q.positionAt, []any{name, i64(rev)}, &pos)
+	if err == nil && !found {
+		err = fmt.Errorf("event %d of stream %q is missing", rev, name)
+	}
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	return es.AppendResult{Revision: rev, Position: es.Position{Commit: uint64(pos), Prepare: uint64(pos)}}, nil
+}
+
+// Append implements [es.Store]. It checks the expected revision and writes
+// the events in one transaction, serialised with every other write to the
+// store's tables, exactly as the reference store es/memstore does.
+//
+// An error other than those of package es (a lost connection, a full disk)
+// leaves nothing written, except when it happens while committing: then
+// the append may have been committed, and retrying it with the same event
+// IDs is safe, since re-appending IDs is idempotent.
+func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRevision, events ...es.EventData) (es.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return es.AppendResult{}, err
+	}
+	if s.closed() {
+		return es.AppendResult{}, ErrClosed
+	}
+	evs, err := es.PrepareAppend(name, events, s.cfg.maxAppendSize)
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	var meta []byte
+	if target, ok := metadataTarget(name); ok {
+		if meta, err = parseMetadataAppend(target, evs); err != nil {
+			return es.AppendResult{}, err
+		}
+	}
+	var (
+		res  es.AppendResult
+		head uint64
+	)
+	err = s.db.write(ctx, func(tx querier) error {
+		w := &write{s: s, tx: tx, now: s.cfg.now().UnixNano()}
+		var err error
+		if res, err = w.append(ctx, name, expected, evs, meta); err != nil {
+			return err
+		}
+		if head = w.head(); head > 0 {
+			return s.db.notify(ctx, tx, head)
+		}
+		return nil
+	})
+	if err != nil {
+		return es.AppendResult{}, s.opError(ctx, fmt.Sprintf("append to stream %q", name), err)
+	}
+	s.advance(head)
+	return res, nil
+}
+
+// append is Append in the transaction: memstore's checks, in its order.
+func (w *write) append(ctx context.Context, name string, expected es.ExpectedRevision, evs []es.EventData, meta []byte) (es.AppendResult, error) {
+	st, err := w.s.loadStream(ctx, w.tx, name)
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	if st.tombstoned {
+		return es.AppendResult{}, es.StreamDeleted(name)
+	}
+	last := st.last
+	deleted := st.meta.IsDeleted()
+	wrong := func() (es.AppendResult, error) {
+		return es.AppendResult{}, wrongVersion(name, expected, last)
+	}
+
+	if expected.IsStreamExists() {
+		if deleted {
+			return es.AppendResult{}, es.StreamDeleted(name)
+		}
+		if last < 0 && !st.hasMeta {
+			return wrong()
+		}
+	}
+	if len(evs) > 0 && (expected.IsAny() || expected.IsStreamExists()) && st.found {
+		var rev sql.NullInt64
+		if _, err := queryRow(ctx, w.tx, w.s.q.idRevision, []any{name, evs[0].ID}, &rev); err != nil {
+			return es.AppendResult{}, err
+		}
+		if rev.Valid {
+			ok, err := w.holds(ctx, name, st, uint64(rev.Int64), evs)
+			switch {
+			case err != nil:
+				return es.AppendResult{}, err
+			case ok:
+				return w.result(ctx, name, uint64(rev.Int64)+uint64(len(evs))-1)
+			}
+			return wrong()
+		}
+	}
+	if want, ok := wantRevision(expected); ok {
+		switch {
+		case want < last:
+			if len(evs) > 0 {
+				ok, err := w.holds(ctx, name, st, uint64(want+1), evs)
+				switch {
+				case err != nil:
+					return es.AppendResult{}, err
+				case ok:
+					return w.result(ctx, name, uint64(want)+uint64(len(evs)))
+				}
+			}
+			if !(expected.IsNoStream() && deleted) {
+				return wrong()
+			}
+		case want > last:
+			return wrong()
+		}
+	}
+	if len(evs) == 0 {
+		if last < 0 {
+			return es.AppendResult{NoStream: true}, nil
+		}
+		return w.result(ctx, name, uint64(last))
+	}
+
+	if deleted {
+		// Recreating a soft-deleted stream: the old events stay hidden.
+		m := st.meta
+		m.TruncateBefore = uint64(last + 1)
+		if _, err := w.writeMetadata(ctx, name, m); err != nil {
+			return es.AppendResult{}, err
+		}
+	}
+	pos, err := w.insert(ctx, name, uint64(last+1), evs)
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	if meta != nil {
+		if err := w.setMetadata(ctx, name[len(es.MetadataStreamPrefix):], meta); err != nil {
+			return es.AppendResult{}, err
+		}
+	}
+	return es.AppendResult{
+		Revision: uint64(last) + uint64(len(evs)),
+		Position: es.Position{Commit: pos, Prepare: pos},
+	}, nil
+}
+
+// wantRevision returns the last revision that NoStream (-1) or Exact(n) expects.
+func wantRevision(expected es.ExpectedRevision) (int64, bool) {
+	if expected.IsNoStream() {
+		return -1, true
+	}
+	if rev, ok := expected.Revision(); ok {
+		return int64(min(rev, 1<<63-1)), true
+	}
+	return 0, false
+}
+
+func wrongVersion(name string, expected es.ExpectedRevision, last int64) error {
+	actual := es.NoStream
+	if last >= 0 {
+		actual = es.Exact(uint64(last))
+	}
+	return &es.WrongExpectedVersionError{Stream: name, Expected: expected, Actual: actual}
+}
+
+// metadataTarget returns the stream whose metadata stream is name.
+func metadataTarget(name string) (string, bool) {
+	if len(name) > len(es.MetadataStreamPrefix) && strings.HasPrefix(name, es.MetadataStreamPrefix) {
+		return name[len(es.MetadataStreamPrefix):], true
+	}
+	return "", false
+}
+
+// parseMetadataAppend returns, encoded again, the metadata an append to a
+// metadata stream sets: that of its last $metadata event; nil if none.
+func parseMetadataAppend(target string, evs []es.EventData) ([]byte, error) {
+	var meta []byte
+	for i, ev := range evs {
+		if ev.Type != es.EventTypeMetadata {
+			continue
+		}
+		var m es.StreamMetadata
+		if err := json.Unmarshal(ev.Data, &m); err != nil {
+			return nil, fmt.Errorf("%w: event %d of the append to %q: %v", es.ErrInvalidArgument, i, es.MetadataStream(target), err)
+		}
+		data, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("%w: event %d of the append to %q: %v", es.ErrInvalidArgument, i, es.MetadataStream(target), err)
+		}
+		meta = data
+	}
+	return meta, nil
+}
+
+// DeleteStream implements [es.Store]: it writes `$metadata` with `$tb` set
+// to [es.DeletedTruncateBefore] to the stream's metadata stream.
+func (s *Store) DeleteStream(ctx context.Context, name string, expected es.ExpectedRevision) (es.DeleteResult, error) {
+	return s.delete(ctx, name, expected, false)
+}
+
+// TombstoneStream implements [es.Store]: it writes a `$streamDeleted` record
+// at revision [es.TombstoneRevision] to the stream.
+func (s *Store) TombstoneStream(ctx context.Context, name string, expected es.ExpectedRevision) (es.DeleteResult, error) {
+	return s.delete(ctx, name, expected, true)
+}
+
+func (s *Store) delete(ctx context.Context, name string, expected es.ExpectedRevision, tombstone bool) (es.DeleteResult, error) {
+	if err := ctx.Err(); err != nil {
+		return es.DeleteResult{}, err
+	}
+	if s.closed() {
+		return es.DeleteResult{}, ErrClosed
+	}
+	if err := es.ValidateStreamName(name); err != nil {
+		return es.DeleteResult{}, err
+	}
+	var pos uint64
+	err := s.db.write(ctx, func(tx querier) error {
+		w := &write{s: s, tx: tx, now: s.cfg.now().UnixNano()}
+		st, err := s.loadStream(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if err := checkDelete(name, st, expected, tombstone); err != nil {
+			return err
+		}
+		if tombstone {
+			if pos, err = w.position(ctx); err != nil {
+				return err
+			}
+			if err := tx.exec(ctx, s.q.upsertTombstone, name); err != nil {
+				return err
+			}
+			err = s.db.insertEvents(ctx, tx, []eventRow{{
+				position: pos, stream: name, revision: es.TombstoneRevision, id: uuid.New(),
+				typ: es.EventTypeStreamDeleted, contentType: es.ContentTypeBinary, created: w.now,
+			}})
+		} else {
+			pos, err = w.writeMetadata(ctx, name, es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore})
+		}
+		if err != nil {
+			return err
+		}
+		return s.db.notify(ctx, tx, pos)
+	})
+	if err != nil {
+		op := "delete"
+		if tombstone {
+			op = "tombstone"
+		}
+		return es.DeleteResult{}, s.opError(ctx, fmt.Sprintf("%s stream %q", op, name), err)
+	}
+	s.advance(pos)
+	return es.DeleteResult{Position: es.Position{Commit: pos, Prepare: pos}}, nil
+}
+
+// checkDelete applies the expected-revision check of deletes.
+func checkDelete(name string, st streamState, expected es.ExpectedRevision, tombstone bool) error {
+	if st.tombstoned {
+		return es.StreamDeleted(name)
+	}
+	last := st.last
+	if last < 0 && !tombstone {
+		return wrongVersion(name, expected, last)
+	}
+	deleted := st.meta.IsDeleted()
+	if expected.IsStreamExists() {
+		if deleted {
+			return es.StreamDeleted(name)
+		}
+		if last < 0 {
+			return wrongVersion(name, expected, last)
+		}
+	}
+	if want, ok := wantRevision(expected); ok && want != last {
+		return wrongVersion(name, expected, last)
+	}
+	return nil
+}

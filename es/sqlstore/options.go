@@ -1,0 +1,144 @@
+package sqlstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/eventfold/eventfold/es"
+)
+
+// Errors of this package, matched with [errors.Is]. Errors about events and
+// streams match the sentinels of package es instead.
+var (
+	// ErrInvalidOption means an [Option] was given a value it does not
+	// accept, or an option that the database does not support.
+	ErrInvalidOption = errors.New("sqlstore: invalid option")
+	// ErrSchemaVersion means the database's schema was written by a newer
+	// version of this package than the running one. The store refuses to
+	// open it rather than write rows that the newer code would misread.
+	ErrSchemaVersion = errors.New("sqlstore: unsupported schema version")
+	// ErrClosed means the [Store] was closed.
+	ErrClosed = errors.New("sqlstore: store closed")
+)
+
+// Defaults of the options.
+const (
+	// DefaultTablePrefix starts the names of the store's tables.
+	DefaultTablePrefix = "eventfold_"
+	// DefaultSQLitePollInterval is how often a SQLite store looks for
+	// events appended by other processes.
+	DefaultSQLitePollInterval = 250 * time.Millisecond
+	// DefaultPostgresPollInterval is how often a PostgreSQL store looks for
+	// new events when no notification came.
+	DefaultPostgresPollInterval = 2 * time.Second
+)
+
+// Option configures a [Store]. Options are validated when the store is
+// opened: an invalid one makes the constructor fail with an error wrapping
+// [ErrInvalidOption].
+type Option func(*config)
+
+type config struct {
+	prefix        string
+	schema        string
+	schemaSet     bool
+	maxAppendSize int
+	now           func() time.Time
+	poll          time.Duration
+	logger        *slog.Logger
+}
+
+// WithTablePrefix sets the prefix of the names of the store's tables
+// ([DefaultTablePrefix] by default): the tables are <prefix>events,
+// <prefix>streams and <prefix>schema. Stores with different prefixes in the
+// same database are independent. The prefix is empty or an SQL identifier of
+// ASCII letters, digits and underscores, at most 40 bytes long, that does not
+// start with a digit.
+func WithTablePrefix(prefix string) Option {
+	return func(c *config) { c.prefix = prefix }
+}
+
+// WithSchema puts the store's tables in a PostgreSQL schema, created if it
+// does not exist; by default they are created in the first schema of the
+// connection's search_path. The name follows the rules of [WithTablePrefix]
+// but may not be empty, and is at most 63 bytes long. SQLite has no schemas:
+// [OpenSQLite] rejects this option.
+func WithSchema(schema string) Option {
+	return func(c *config) { c.schema, c.schemaSet = schema, true }
+}
+
+// WithMaxAppendSize sets the maximum total size in bytes of the data and
+// metadata of the events of one append; [es.MaxAppendSize] (1 MiB) by
+// default. It must be positive.
+func WithMaxAppendSize(n int) Option {
+	return func(c *config) { c.maxAppendSize = n }
+}
+
+// WithClock sets the clock that stamps events' Created time and enforces
+// `$maxAge` on reads; time.Now by default.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.now = now }
+}
+
+// WithPollInterval sets how often the store looks for events that it did not
+// append itself and was not told about: on SQLite, appends by other
+// processes ([DefaultSQLitePollInterval]); on PostgreSQL, a lost notification
+// or a broken listening connection ([DefaultPostgresPollInterval]). Appends
+// through the same Store wake its subscriptions at once whatever the
+// interval. It must be positive.
+func WithPollInterval(d time.Duration) Option {
+	return func(c *config) { c.poll = d }
+}
+
+// WithLogger sets the logger of the store's background work (the listening
+// connection, polls), whose errors cannot be returned to a caller;
+// slog.Default() by default.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// newConfig applies opts over the defaults and validates the result for a
+// database of the given kind ("sqlite" or "postgres").
+func newConfig(kind string, opts []Option) (config, error) {
+	c := config{prefix: DefaultTablePrefix, poll: DefaultSQLitePollInterval}
+	if kind == kindPostgres {
+		c.poll = DefaultPostgresPollInterval
+	}
+	c.now, c.logger, c.maxAppendSize = time.Now, slog.Default(), es.MaxAppendSize
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&c)
+		}
+	}
+	var errs []error
+	invalid := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+	}
+	if c.prefix != "" && (!identifier.MatchString(c.prefix) || len(c.prefix) > 40) {
+		invalid("table prefix %q: want at most 40 ASCII letters, digits and underscores, not starting with a digit", c.prefix)
+	}
+	switch {
+	case c.schemaSet && kind != kindPostgres:
+		invalid("WithSchema(%q): SQLite has no schemas (use WithTablePrefix)", c.schema)
+	case c.schemaSet && (!identifier.MatchString(c.schema) || len(c.schema) > 63):
+		invalid("schema %q: want 1 to 63 ASCII letters, digits and underscores, not starting with a digit", c.schema)
+	}
+	if c.maxAppendSize <= 0 {
+		invalid("maximum append size %d: must be positive", c.maxAppendSize)
+	}
+	if c.now == nil {
+		invalid("WithClock(nil)")
+	}
+	if c.poll <= 0 {
+		invalid("poll interval %v: must be positive", c.poll)
+	}
+	if c.logger == nil {
+		invalid("WithLogger(nil)")
+	}
+	return c, errors.Join(errs...)
+}

@@ -1,0 +1,252 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// OpenPostgres connects to PostgreSQL with a pgx connection string (a URL
+// such as "postgres://user@host:5432/db?sslmode=disable" or key=value
+// pairs) and opens the event store in that database, creating its schema if
+// needed. The Store owns the pool it creates and closes it on Close.
+func OpenPostgres(ctx context.Context, connString string, opts ...Option) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: connect to PostgreSQL: %w", err)
+	}
+	s, err := newPostgres(ctx, pool, true, opts)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewPostgres opens the event store in the database of an existing pool,
+// creating its schema if needed. The pool stays the caller's: Close does not
+// close it. The Store also opens one connection of its own, outside the
+// pool, with the pool's configuration, to listen for notifications.
+func NewPostgres(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error) {
+	if pool == nil {
+		return nil, fmt.Errorf("%w: NewPostgres with a nil pool", ErrInvalidOption)
+	}
+	return newPostgres(ctx, pool, false, opts)
+}
+
+func newPostgres(ctx context.Context, pool *pgxpool.Pool, owned bool, opts []Option) (*Store, error) {
+	cfg, err := newConfig(kindPostgres, opts)
+	if err != nil {
+		return nil, err
+	}
+	n := newNames(cfg.schema, cfg.prefix)
+	db := &postgresDB{pool: pool, owned: owned, n: n, lockKey: lockKey(n.raw), channel: channel(n.raw)}
+	if err := pool.Ping(ctx); err != nil {
+		return nil, fmt.Errorf("sqlstore: connect to PostgreSQL: %w", err)
+	}
+	s := &Store{cfg: cfg, db: db, q: newQueries(n)}
+	if err := s.open(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// lockKey returns the key of the advisory lock that serialises the writes
+// to the events table named table.
+func lockKey(table string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("eventfold/sqlstore lock " + table))
+	return int64(h.Sum64())
+}
+
+// channel returns the name of the channel on which appends to the events
+// table named table are notified.
+func channel(table string) string {
+	h := fnv.New64a()
+	h.Write([]byte(table))
+	return fmt.Sprintf("eventfold_%016x", h.Sum64())
+}
+
+// postgresDB is the PostgreSQL backend.
+type postgresDB struct {
+	pool    *pgxpool.Pool
+	owned   bool
+	n       names
+	lockKey int64
+	channel string
+}
+
+func (d *postgresDB) reader() querier { return pgxQuerier{d.pool} }
+
+// write runs f in a READ COMMITTED transaction that first takes the
+// store's advisory lock. Writers therefore commit one at a time, in the
+// order of the positions they take, and each statement after the lock sees
+// every earlier writer's commit.
+func (d *postgresDB) write(ctx context.Context, f func(tx querier) error) error {
+	return pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", d.lockKey); err != nil {
+			return err
+		}
+		return f(pgxQuerier{tx})
+	})
+}
+
+func (d *postgresDB) insertEvents(ctx context.Context, tx querier, rows []eventRow) error {
+	var (
+		pos, rev, created = make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
+		stream, id, typ   = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+		contentType       = make([]string, len(rows))
+		data, metadata    = make([][]byte, len(rows)), make([][]byte, len(rows))
+	)
+	for i, r := range rows {
+		pos[i], rev[i], created[i] = i64(r.position), i64(r.revision), r.created
+		stream[i], id[i], typ[i], contentType[i] = r.stream, r.id.String(), r.typ, r.contentType
+		data[i], metadata[i] = r.data, r.metadata
+	}
+	return tx.exec(ctx, "INSERT INTO "+d.n.events+" ("+eventColumns+")"+
+		" SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::bytea[], $8::bytea[], $9::bigint[])",
+		pos, stream, rev, id, typ, contentType, data, metadata, created)
+}
+
+// notify sends the new head on the store's channel; PostgreSQL delivers it
+// when the transaction commits.
+func (d *postgresDB) notify(ctx context.Context, tx querier, head uint64) error {
+	return tx.exec(ctx, "SELECT pg_notify($1, $2)", d.channel, strconv.FormatUint(head, 10))
+}
+
+func (d *postgresDB) tableExists(ctx context.Context, table string) (bool, error) {
+	var exists bool
+	_, err := queryRow(ctx, d.reader(), "SELECT to_regclass($1) IS NOT NULL", []any{table}, &exists)
+	return exists, err
+}
+
+func (d *postgresDB) ddl() []string {
+	return []string{
+		`CREATE TABLE ` + d.n.streams + ` (
+			name          text PRIMARY KEY,
+			last_revision bigint NOT NULL DEFAULT -1,
+			tombstoned    boolean NOT NULL DEFAULT false,
+			metadata      text
+		)`,
+		`CREATE TABLE ` + d.n.events + ` (
+			position     bigint PRIMARY KEY CHECK (position > 0),
+			stream       text NOT NULL REFERENCES ` + d.n.streams + ` (name),
+			revision     bigint NOT NULL,
+			id           uuid NOT NULL,
+			type         text NOT NULL,
+			content_type text NOT NULL,
+			data         bytea,
+			metadata     bytea,
+			created      bigint NOT NULL,
+			UNIQUE (stream, revision)
+		)`,
+		`COMMENT ON COLUMN ` + d.n.events + `.created IS 'Unix time in nanoseconds'`,
+		`CREATE INDEX ` + d.n.index + ` ON ` + d.n.events + ` (stream, id)`,
+	}
+}
+
+// watch keeps one connection, outside the pool, listening on the store's
+// channel, and advances the store's head on every notification. It polls
+// when no notification came for the poll interval, and while it has no
+// connection (reconnecting with backoff), so that a lost notification only
+// delays a subscription.
+func (d *postgresDB) watch(ctx context.Context, s *Store) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := d.listen(ctx, s, func() { backoff = 100 * time.Millisecond })
+		if ctx.Err() != nil {
+			return
+		}
+		s.cfg.logger.WarnContext(ctx, "sqlstore: listening for new events", "channel", d.channel, "error", err, "retry", backoff)
+		s.poll(ctx)
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, 10*time.Second, max(s.cfg.poll, time.Second))
+	}
+}
+
+// listen listens on one connection until ctx is done or the connection
+// fails. It calls listening once it listens.
+func (d *postgresDB) listen(ctx context.Context, s *Store, listening func()) error {
+	cfg := d.pool.Config().ConnConfig
+	// A timed-out wait must leave the connection usable: end it with a
+	// deadline, not a cancel request.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		conn.Close(closeCtx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{d.channel}.Sanitize()); err != nil {
+		return err
+	}
+	listening()
+	s.poll(ctx) // what was committed before LISTEN took effect
+	for {
+		wait, cancel := context.WithTimeout(ctx, s.cfg.poll)
+		n, err := conn.WaitForNotification(wait)
+		cancel()
+		switch {
+		case err == nil:
+			h, perr := strconv.ParseUint(n.Payload, 10, 64)
+			if perr != nil {
+				s.poll(ctx)
+				continue
+			}
+			s.advance(h)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
+			s.poll(ctx)
+		default:
+			return err
+		}
+	}
+}
+
+func (d *postgresDB) close() error {
+	if d.owned {
+		d.pool.Close()
+	}
+	return nil
+}
+
+// pgxQuerier is a querier on pgx: a pool or a transaction.
+type pgxQuerier struct {
+	db interface {
+		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	}
+}
+
+func (q pgxQuerier) query(ctx context.Context, sql string, args ...any) (rows, error) {
+	r, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (q pgxQuerier) exec(ctx context.Context, sql string, args ...any) error {
+	_, err := q.db.Exec(ctx, sql, args...)
+	return err
+}

@@ -1,0 +1,157 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+)
+
+// schemaVersion is the version of the schema this code writes. A database
+// with a newer one is refused with ErrSchemaVersion.
+const schemaVersion = 1
+
+// names are the quoted, qualified names of a store's tables.
+type names struct {
+	schema  string // the quoted schema, or ""
+	events  string
+	streams string
+	version string
+	index   string // the index on (stream, id), unqualified
+	raw     string // the unquoted qualified name of the events table
+}
+
+func newNames(schema, prefix string) names {
+	q := func(name string) string { return `"` + name + `"` }
+	n := names{
+		events:  q(prefix + "events"),
+		streams: q(prefix + "streams"),
+		version: q(prefix + "schema"),
+		index:   q(prefix + "events_stream_id"),
+		raw:     prefix + "events",
+	}
+	if schema != "" {
+		n.schema = q(schema)
+		n.events, n.streams, n.version = n.schema+"."+n.events, n.schema+"."+n.streams, n.schema+"."+n.version
+		n.raw = schema + "." + n.raw
+	}
+	return n
+}
+
+// queries are the statements a Store runs, the same on both databases.
+type queries struct {
+	names
+	head            string
+	loadStream      string
+	idRevision      string
+	idsFrom         string
+	positionAt      string
+	upsertLast      string
+	upsertMeta      string
+	upsertTombstone string
+	allForwards     string
+	allBackwards    string
+	allAfter        string
+	streamForwards  string
+	streamBackward  string
+	getVersion      string
+	setVersion      string
+	createVersion   string
+}
+
+// eventColumns are the columns scanEvent reads, in its order.
+const eventColumns = "position, stream, revision, id, type, content_type, data, metadata, created"
+
+func newQueries(n names) queries {
+	sel := "SELECT " + eventColumns + " FROM " + n.events + " WHERE "
+	return queries{
+		names:      n,
+		head:       "SELECT coalesce(max(position), 0) FROM " + n.events,
+		loadStream: "SELECT last_revision, tombstoned, metadata FROM " + n.streams + " WHERE name = $1",
+		idRevision: "SELECT max(revision) FROM " + n.events + " WHERE stream = $1 AND id = $2",
+		idsFrom:    "SELECT id FROM " + n.events + " WHERE stream = $1 AND revision >= $2 AND revision < $3 ORDER BY revision",
+		positionAt: "SELECT position FROM " + n.events + " WHERE stream = $1 AND revision = $2",
+		upsertLast: "INSERT INTO " + n.streams + " (name, last_revision) VALUES ($1, $2)" +
+			" ON CONFLICT (name) DO UPDATE SET last_revision = excluded.last_revision",
+		upsertMeta: "INSERT INTO " + n.streams + " (name, metadata) VALUES ($1, $2)" +
+			" ON CONFLICT (name) DO UPDATE SET metadata = excluded.metadata",
+		upsertTombstone: "INSERT INTO " + n.streams + " (name, tombstoned) VALUES ($1, true)" +
+			" ON CONFLICT (name) DO UPDATE SET tombstoned = true",
+		allForwards:    sel + "position >= $1 AND position <= $2 ORDER BY position LIMIT $3",
+		allBackwards:   sel + "position < $1 ORDER BY position DESC LIMIT $2",
+		allAfter:       sel + "position > $1 ORDER BY position LIMIT $2",
+		streamForwards: sel + "stream = $1 AND revision >= $2 AND revision <= $3 ORDER BY revision LIMIT $4",
+		streamBackward: sel + "stream = $1 AND revision <= $2 AND revision >= $3 ORDER BY revision DESC LIMIT $4",
+		getVersion:     "SELECT version FROM " + n.version + " WHERE id = 1",
+		setVersion: "INSERT INTO " + n.version + " (id, version) VALUES (1, $1)" +
+			" ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+		createVersion: "CREATE TABLE IF NOT EXISTS " + n.version +
+			" (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
+	}
+}
+
+// migrate checks the schema version of the database and creates the schema
+// if there is none. A database whose schema is current is only read, so
+// that a read-only database opens; one with a newer schema is refused
+// before anything is written.
+func (s *Store) migrate(ctx context.Context) error {
+	v, ok, err := s.readVersion(ctx, s.db.reader(), true)
+	if err != nil {
+		return fmt.Errorf("sqlstore: read the schema version: %w", err)
+	}
+	if ok {
+		return checkVersion(v)
+	}
+	err = s.db.write(ctx, func(tx querier) error {
+		if s.q.schema != "" {
+			if err := tx.exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s.q.schema); err != nil {
+				return err
+			}
+		}
+		if err := tx.exec(ctx, s.q.createVersion); err != nil {
+			return err
+		}
+		// Another process may have created the schema meanwhile.
+		v, ok, err := s.readVersion(ctx, tx, false)
+		switch {
+		case err != nil:
+			return err
+		case ok:
+			return checkVersion(v)
+		}
+		for _, stmt := range s.db.ddl() {
+			if err := tx.exec(ctx, stmt); err != nil {
+				return fmt.Errorf("%s: %w", stmt, err)
+			}
+		}
+		return tx.exec(ctx, s.q.setVersion, int64(schemaVersion))
+	})
+	if err != nil {
+		return s.opError(ctx, "create the schema", err)
+	}
+	return nil
+}
+
+// readVersion returns the schema version recorded in the database, and
+// false if there is none. With probe, it first checks that the version
+// table exists.
+func (s *Store) readVersion(ctx context.Context, q querier, probe bool) (int64, bool, error) {
+	if probe {
+		exists, err := s.db.tableExists(ctx, s.q.version)
+		if err != nil || !exists {
+			return 0, false, err
+		}
+	}
+	var v int64
+	ok, err := queryRow(ctx, q, s.q.getVersion, nil, &v)
+	return v, ok, err
+}
+
+func checkVersion(v int64) error {
+	if v > schemaVersion {
+		return fmt.Errorf("%w: the database has schema version %d and this version of eventfold knows versions up to %d: upgrade eventfold",
+			ErrSchemaVersion, v, schemaVersion)
+	}
+	if v < 1 {
+		return fmt.Errorf("%w: the database has schema version %d", ErrSchemaVersion, v)
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+
+	"github.com/eventfold/eventfold/es"
+)
+
+// defaultBusyTimeout is how long, in milliseconds, a SQLite connection waits
+// for a lock that another connection holds, unless the path sets
+// busy_timeout.
+const defaultBusyTimeout = 5000
+
+// OpenSQLite opens the SQLite event store in the file at path, creating the
+// file and the schema if needed, through the pure-Go driver
+// modernc.org/sqlite (no cgo).
+//
+// path is a file name, or a SQLite URI starting with "file:" whose query
+// parameters are passed on: "file:events.db?mode=ro" opens a database
+// read-only (reads work, writes fail), and the driver's parameters such as
+// "_pragma=busy_timeout(10000)" apply to every connection. The store puts its
+// database in WAL mode, turns foreign keys on and waits up to 5 s for a lock
+// unless the URI sets busy_timeout.
+//
+// Every connection to ":memory:" is a database of its own, so the store
+// rejects it. For a database in memory that lives as long as the Store, use
+// "file:/name?vfs=memdb" with a name unique in the process.
+func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	cfg, err := newConfig(kindSQLite, opts)
+	if err != nil {
+		return nil, err
+	}
+	dsn, err := sqliteDSN(path)
+	if err != nil {
+		return nil, err
+	}
+	// One writer connection, beginning its transactions IMMEDIATE, so that
+	// appends in this process queue in Go and appends of other processes
+	// wait for the file's write lock; readers have a pool of their own.
+	writer, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: open %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetConnMaxIdleTime(0)
+	reader, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlstore: open %s: %w", path, err)
+	}
+	reader.SetMaxIdleConns(4)
+	db := &sqliteDB{writer: writer, reader_: reader}
+	// The writer connects first: it turns WAL mode on in a new file.
+	if err := writer.PingContext(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlstore: open %s: %w", path, err), db.close())
+	}
+	s := &Store{cfg: cfg, db: db, q: newQueries(newNames("", cfg.prefix))}
+	db.n = s.q.names
+	if err := s.open(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// sqliteDSN returns the driver's data source name for path, with a query
+// to which more parameters can be appended.
+func sqliteDSN(path string) (string, error) {
+	switch path {
+	case "", ":memory:", "file::memory:":
+		return "", fmt.Errorf("%w: SQLite path %q: every connection would have a database of its own: use a file, or \"file:/name?vfs=memdb\"", es.ErrInvalidArgument, path)
+	}
+	if !strings.HasPrefix(path, "file:") {
+		path = "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	}
+	base, query, _ := strings.Cut(path, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", fmt.Errorf("%w: SQLite URI %q: %v", es.ErrInvalidArgument, path, err)
+	}
+	busy := false
+	for _, p := range q["_pragma"] {
+		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(p)), "busy_timeout") {
+			busy = true
+		}
+	}
+	if !busy && q.Get("_busy_timeout") == "" && q.Get("_timeout") == "" {
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", defaultBusyTimeout))
+	}
+	q.Add("_pragma", "foreign_keys(1)")
+	return base + "?" + q.Encode(), nil
+}
+
+// sqliteDB is the SQLite backend.
+type sqliteDB struct {
+	writer  *sql.DB
+	reader_ *sql.DB
+	n       names
+}
+
+func (d *sqliteDB) reader() querier { return sqlQuerier{d.reader_} }
+
+func (d *sqliteDB) write(ctx context.Context, f func(tx querier) error) error {
+	tx, err := d.writer.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see _txlock
+	if err != nil {
+		return err
+	}
+	if err := f(sqlQuerier{tx}); err != nil {
+		return errors.Join(err, ignoreDone(tx.Rollback()))
+	}
+	return tx.Commit()
+}
+
+// ignoreDone drops the error of rolling back a transaction that the driver
+// already ended, as SQLite does on some errors.
+func ignoreDone(err error) error {
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+func (d *sqliteDB) insertEvents(ctx context.Context, tx querier, rows []eventRow) error {
+	stmt := "INSERT INTO " + d.n.events + " (" + eventColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+	for _, r := range rows {
+		if err := tx.exec(ctx, stmt, i64(r.position), r.stream, i64(r.revision), r.id.String(),
+			r.typ, r.contentType, r.data, r.metadata, r.created); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// notify does nothing: other processes poll.
+func (d *sqliteDB) notify(context.Context, querier, uint64) error { return nil }
+
+func (d *sqliteDB) tableExists(ctx context.Context, table string) (bool, error) {
+	var n int64
+	_, err := queryRow(ctx, d.reader(), "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = $1",
+		[]any{strings.Trim(table, `"`)}, &n)
+	return n > 0, err
+}
+
+func (d *sqliteDB) ddl() []string {
+	return []string{
+		`CREATE TABLE ` + d.n.streams + ` (
+			name          TEXT PRIMARY KEY,
+			last_revision INTEGER NOT NULL DEFAULT -1,
+			tombstoned    INTEGER NOT NULL DEFAULT 0,
+			metadata      TEXT
+		) STRICT`,
+		`CREATE TABLE ` + d.n.events + ` (
+			position     INTEGER PRIMARY KEY CHECK (position > 0),
+			stream       TEXT NOT NULL REFERENCES ` + d.n.streams + ` (name),
+			revision     INTEGER NOT NULL,
+			id           TEXT NOT NULL,
+			type         TEXT NOT NULL,
+			content_type TEXT NOT NULL,
+			data         BLOB,
+			metadata     BLOB,
+			created      INTEGER NOT NULL,
+			UNIQUE (stream, revision)
+		) STRICT`,
+		`CREATE INDEX ` + d.n.index + ` ON ` + d.n.events + ` (stream, id)`,
+	}
+}
+
+// watch polls for the appends of other processes.
+func (d *sqliteDB) watch(ctx context.Context, s *Store) {
+	for sleep(ctx, s.cfg.poll) {
+		s.poll(ctx)
+	}
+}
+
+func (d *sqliteDB) close() error {
+	return errors.Join(d.reader_.Close(), d.writer.Close())
+}
+
+// sqlQuerier is a querier on database/sql.
+type sqlQuerier struct {
+	db interface {
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	}
+}
+
+func (q sqlQuerier) query(ctx context.Context, sql string, args ...any) (rows, error) {
+	r, err := q.db.QueryContext(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{r}, nil
+}
+
+func (q sqlQuerier) exec(ctx context.Context, sql string, args ...any) error {
+	_, err := q.db.ExecContext(ctx, sql, args...)
+	return err
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { r.Rows.Close() }

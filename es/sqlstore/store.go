@@ -1,0 +1,260 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/eventfold/eventfold/es"
+)
+
+// Kinds of databases.
+const (
+	kindSQLite   = "sqlite"
+	kindPostgres = "postgres"
+)
+
+// batchSize is the number of rows a read or subscription fetches per query.
+const batchSize = 512
+
+// Store is an [es.Store] on SQLite or PostgreSQL. Open one with
+// [OpenSQLite], [OpenPostgres] or [NewPostgres], and Close it when done.
+// A Store is safe for concurrent use by multiple goroutines, and several
+// Stores (in several processes) may share one database.
+type Store struct {
+	cfg config
+	db  backend
+	q   queries
+
+	head atomic.Uint64 // the newest position known to be committed
+	sig  signal        // fired when head moves
+
+	cancel    context.CancelFunc // stops the background goroutine
+	wg        sync.WaitGroup
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ es.Store = (*Store)(nil)
+
+// backend is what a Store needs from a database: its dialect.
+type backend interface {
+	// reader returns the querier of reads, outside any transaction.
+	reader() querier
+	// write runs f in a transaction that no other writer of the store's
+	// tables runs at the same time, in this process or another, and
+	// commits it when f returns nil. A transaction that starts after
+	// another's commit sees everything that transaction wrote.
+	write(ctx context.Context, f func(tx querier) error) error
+	// insertEvents inserts events in one statement where it can.
+	insertEvents(ctx context.Context, tx querier, rows []eventRow) error
+	// notify tells other processes, in the transaction tx, that the head
+	// of the log is now head.
+	notify(ctx context.Context, tx querier, head uint64) error
+	// tableExists reports whether the table exists, without writing.
+	tableExists(ctx context.Context, table string) (bool, error)
+	// ddl returns the statements that create the schema of version 1.
+	ddl() []string
+	// watch looks for events appended by others until ctx is done, and
+	// calls s.advance with the head of the log it learns of.
+	watch(ctx context.Context, s *Store)
+	// close releases the connections the backend owns.
+	close() error
+}
+
+// querier runs SQL: a pool of connections or a transaction. Statements use
+// $1, $2, … for their arguments on both databases.
+type querier interface {
+	query(ctx context.Context, sql string, args ...any) (rows, error)
+	exec(ctx context.Context, sql string, args ...any) error
+}
+
+// rows is the result of a query.
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// eventRow is an event as inserted.
+type eventRow struct {
+	position    uint64
+	stream      string
+	revision    uint64
+	id          uuid.UUID
+	typ         string
+	contentType string
+	data        []byte
+	metadata    []byte
+	created     int64 // Unix time in nanoseconds
+}
+
+// open finishes a Store whose config and backend are set: it checks or
+// creates the schema and starts the background goroutine. On error it
+// closes the backend.
+func (s *Store) open(ctx context.Context) error {
+	s.done = make(chan struct{})
+	s.sig.ch = make(chan struct{})
+	if err := s.migrate(ctx); err != nil {
+		return errors.Join(err, s.db.close())
+	}
+	h, err := s.queryHead(ctx)
+	if err != nil {
+		return errors.Join(fmt.Errorf("sqlstore: read the head of the log: %w", err), s.db.close())
+	}
+	s.head.Store(h)
+	// The background goroutine lives as long as the Store, not as long as
+	// the ctx of the call that opened it: Close cancels it.
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.wg.Go(func() { s.db.watch(bg, s) })
+	return nil
+}
+
+// Close stops the store's background work, ends its subscriptions with
+// [ErrClosed] and closes the connections it opened (not a pool passed to
+// [NewPostgres]). Operations after Close fail with ErrClosed. Close is safe to
+// call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.cancel()
+		s.wg.Wait()
+		s.closeErr = s.db.close()
+	})
+	return s.closeErr
+}
+
+func (s *Store) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// advance records that the log's head is at least h, and wakes the
+// subscriptions if it moved.
+func (s *Store) advance(h uint64) {
+	for {
+		old := s.head.Load()
+		if h <= old {
+			return
+		}
+		if s.head.CompareAndSwap(old, h) {
+			s.sig.fire()
+			return
+		}
+	}
+}
+
+// poll reads the head of the log and advances to it; the watchers call it.
+func (s *Store) poll(ctx context.Context) {
+	h, err := s.queryHead(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.cfg.logger.WarnContext(ctx, "sqlstore: poll for new events", "error", err)
+		}
+		return
+	}
+	s.advance(h)
+}
+
+// sleep waits for d or until ctx is done, and reports whether ctx is still
+// live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// signal wakes every goroutine waiting for a change, like a condition
+// variable that works with select.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{} // closed and replaced on every change
+}
+
+// wait returns a channel that is closed at the next change.
+func (g *signal) wait() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ch
+}
+
+func (g *signal) fire() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.ch)
+	g.ch = make(chan struct{})
+}
+
+// opError wraps err, an error of the database during op, unless it is one
+// of package es's errors, which reach the caller as they are. A failure
+// caused by ctx or by Close reports that instead.
+func (s *Store) opError(ctx context.Context, op string, err error) error {
+	switch {
+	case errors.Is(err, es.ErrWrongExpectedVersion), errors.Is(err, es.ErrStreamDeleted),
+		errors.Is(err, es.ErrStreamNotFound), errors.Is(err, es.ErrInvalidArgument),
+		errors.Is(err, es.ErrMaxAppendSizeExceeded), errors.Is(err, ErrClosed):
+		return err
+	case ctx.Err() != nil:
+		return fmt.Errorf("sqlstore: %s: %w", op, ctx.Err())
+	case s.closed():
+		return fmt.Errorf("%w: %s: %v", ErrClosed, op, err)
+	}
+	return fmt.Errorf("sqlstore: %s: %w", op, err)
+}
+
+// i64 converts a position or revision to a database integer; values beyond
+// the largest one stand for "the end".
+func i64(u uint64) int64 {
+	if u > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(u)
+}
+
+// queryRow runs a query that returns at most one row and scans it into
+// dest. It reports whether there was a row.
+func queryRow(ctx context.Context, q querier, sql string, args []any, dest ...any) (bool, error) {
+	r, err := q.query(ctx, sql, args...)
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	if !r.Next() {
+		return false, r.Err()
+	}
+	if err := r.Scan(dest...); err != nil {
+		return false, err
+	}
+	return true, r.Err()
+}
+
+// queryHead returns the position of the newest event, or 0.
+func (s *Store) queryHead(ctx context.Context) (uint64, error) {
+	return s.headIn(ctx, s.db.reader())
+}
+
+func (s *Store) headIn(ctx context.Context, q querier) (uint64, error) {
+	var h int64
+	if _, err := queryRow(ctx, q, s.q.head, nil, &h); err != nil {
+		return 0, err
+	}
+	return uint64(h), nil
+}
