@@ -24,10 +24,11 @@ func parseStreamMeta(data []byte) streamMeta {
 		return streamMeta{}
 	}
 	m := streamMeta{raw: raw}
-	if v, ok := metaUint(raw, "$maxCount"); ok {
+	// EventStoreDB ignores a $maxCount or $maxAge that is not positive.
+	if v, ok := metaUint(raw, "$maxCount"); ok && v > 0 {
 		m.maxCount = &v
 	}
-	if v, ok := metaUint(raw, "$maxAge"); ok && v <= uint64(1<<63-1)/uint64(time.Second) {
+	if v, ok := metaUint(raw, "$maxAge"); ok && v > 0 && v <= uint64(1<<63-1)/uint64(time.Second) {
 		d := time.Duration(v) * time.Second
 		m.maxAge = &d
 	}

@@ -55,7 +55,9 @@ func confirm(call api.Streams_ReadServer) error {
 }
 
 // caughtUp tells the subscriber that it reached the head of the log.
-var caughtUp = &api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}}
+func caughtUp() *api.ReadResp {
+	return &api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}}
+}
 
 // streamBatch is what a stream subscription gets from the store per step.
 type streamBatch struct {
@@ -143,7 +145,7 @@ func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer
 			continue
 		}
 		if !live {
-			if err := call.Send(caughtUp); err != nil {
+			if err := call.Send(caughtUp()); err != nil {
 				return err
 			}
 			live = true
@@ -241,7 +243,7 @@ func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) e
 					return err
 				}
 			}
-			if err := call.Send(caughtUp); err != nil {
+			if err := call.Send(caughtUp()); err != nil {
 				return err
 			}
 			live = true
