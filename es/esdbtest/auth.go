@@ -29,10 +29,9 @@ const (
 	DefaultPassword = "changeit"
 )
 
-// anonymousMethods are the calls EventStoreDB serves without credentials.
-var anonymousMethods = map[string]bool{
-	MethodGetSupportedMethods:                true,
-	"/event_store.client.gossip.Gossip/Read": true,
+// anonymous reports whether EventStoreDB serves a call without credentials.
+func anonymous(method string) bool {
+	return method == MethodGetSupportedMethods || method == "/event_store.client.gossip.Gossip/Read"
 }
 
 // selfSignedCertificate returns a certificate for localhost and the
@@ -67,7 +66,7 @@ func selfSignedCertificate() (tls.Certificate, error) {
 // none is access denied, wrong ones are unauthenticated, as with
 // EventStoreDB's default (anonymous access disabled).
 func (s *Server) authenticate(ctx context.Context, method string, setTrailer func(metadata.MD)) error {
-	if !s.cfg.tls || anonymousMethods[method] {
+	if !s.cfg.tls || anonymous(method) {
 		return nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
