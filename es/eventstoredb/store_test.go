@@ -111,7 +111,9 @@ func TestSubscriptionResumesAfterDrops(t *testing.T) {
 	for len(revisions) < total {
 		select {
 		case m, ok := <-got:
-			require.True(t, ok, "the subscription ended: %v", <-done)
+			if !ok {
+				t.Fatalf("the subscription ended: %v", <-done)
+			}
 			if m.Kind != es.KindEvent {
 				continue
 			}
