@@ -38,12 +38,15 @@ func (s *suite) testDelete(t *testing.T) {
 
 	s.run(t, "WritesMetadata", func(t *testing.T, store es.Store) {
 		stream, _, _ := setUpStream(t, store, stateExisting)
+		_, err := es.SetStreamMetadata(t.Context(), store, stream, es.NoStream, es.StreamMetadata{MaxCount: 10})
+		require.NoError(t, err)
 		before := head(t, store)
 		res, err := store.DeleteStream(t.Context(), stream, es.Exact(2))
 		require.NoError(t, err)
 		m, _, err := es.GetStreamMetadata(t.Context(), store, stream)
 		require.NoError(t, err, "GetStreamMetadata of a soft-deleted stream")
 		assert.True(t, m.IsDeleted(), "a soft delete sets $tb to %d, got metadata %+v", es.DeletedTruncateBefore, m)
+		assert.Equal(t, es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore}, m, "a soft delete replaces the earlier metadata")
 		var found bool
 		for _, ev := range readAllSince(t, store, before, es.MetadataStream(stream)) {
 			if ev.Stream == es.MetadataStream(stream) && ev.Position == res.Position {
