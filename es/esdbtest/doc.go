@@ -61,7 +61,8 @@
 //
 // [Server.Seed] writes events directly, [Server.Events] and [Server.All]
 // return what is stored, [Server.SetError] and [Server.FailNext] make
-// calls fail with a chosen gRPC status, [Server.DropSubscriptions] ends the
-// running subscriptions with Unavailable, and [Server.Restart] drops every
+// calls fail with a chosen gRPC status ([NotLeader] sends the client to
+// another server), [Server.DropSubscriptions] ends the running
+// subscriptions with Unavailable, and [Server.Restart] drops every
 // connection while keeping the data, to exercise reconnection paths.
 package esdbtest

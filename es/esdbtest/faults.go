@@ -2,10 +2,12 @@ package esdbtest
 
 import (
 	"context"
+	"net"
 	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -48,6 +50,7 @@ func (f *faults) set(method string, n int, err error) {
 	if _, ok := status.FromError(err); !ok {
 		err = status.Error(codes.Unknown, err.Error())
 	}
+	// A trailerError is kept as is: take hands it to the interceptors.
 	f.m[method] = &fault{err: err, remaining: n}
 }
 
@@ -71,6 +74,9 @@ func (f *faults) take(method string) error {
 // unary is the interceptor that applies faults to unary calls.
 func (f *faults) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if err := f.take(info.FullMethod); err != nil {
+		if te, ok := err.(trailerError); ok {
+			_ = grpc.SetTrailer(ctx, te.md)
+		}
 		return nil, err
 	}
 	return handler(ctx, req)
@@ -79,7 +85,39 @@ func (f *faults) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 // stream is the interceptor that applies faults to streaming calls.
 func (f *faults) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if err := f.take(info.FullMethod); err != nil {
+		if te, ok := err.(trailerError); ok {
+			ss.SetTrailer(te.md)
+		}
 		return err
 	}
 	return handler(srv, ss)
+}
+
+// trailerError is an injected status that also sets trailers.
+type trailerError struct {
+	st *status.Status
+	md metadata.MD
+}
+
+func (e trailerError) Error() string { return e.st.Err().Error() }
+
+// GRPCStatus lets grpc send the status of the error.
+func (e trailerError) GRPCStatus() *status.Status { return e.st }
+
+// NotLeader returns the error EventStoreDB sends when a call that needs the
+// leader reaches a follower: NotFound, with the exception "not-leader" and
+// the leader's host and port in the trailers. The v4 client answers it by
+// reconnecting to that address. Inject it with [Server.SetError] or
+// [Server.FailNext]; leaderAddr is a host:port, such as the [Server.Addr]
+// of another server. The v4 client reads the trailers of unary and server
+// streaming calls only (Delete, Tombstone, Read), not of Append.
+func NotLeader(leaderAddr string) error {
+	host, port, err := net.SplitHostPort(leaderAddr)
+	if err != nil {
+		host, port = leaderAddr, "2113"
+	}
+	return trailerError{
+		st: status.New(codes.NotFound, "Leader info available"),
+		md: metadata.Pairs(trailerException, "not-leader", "leader-endpoint-host", host, "leader-endpoint-port", port),
+	}
 }

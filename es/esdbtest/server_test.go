@@ -170,3 +170,19 @@ func TestDiscoverThroughGossip(t *testing.T) {
 	appendEvents(t, c, "s", esdb.NoStream{}, events(1)...)
 	assert.Len(t, srv.Events("s"), 1)
 }
+
+func TestNotLeaderMovesTheClient(t *testing.T) {
+	follower := esdbtest.New(t)
+	leader := esdbtest.New(t)
+	c := newClient(t, follower)
+	appendEvents(t, c, "s", esdb.NoStream{}, events(1)...)
+
+	follower.FailNext(esdbtest.MethodRead, 1, esdbtest.NotLeader(leader.Addr()))
+	_, err := readStream(t, c, "s", esdb.ReadStreamOptions{}, 10)
+	assert.Equal(t, esdb.ErrorCodeNotLeader, errorCode(t, err))
+
+	// The client now talks to the leader.
+	appendEvents(t, c, "on-leader", esdb.NoStream{}, events(1)...)
+	assert.Len(t, leader.Events("on-leader"), 1)
+	assert.Empty(t, follower.Events("on-leader"))
+}
