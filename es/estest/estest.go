@@ -3,7 +3,6 @@ package estest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"strconv"
@@ -48,6 +47,11 @@ func WithTimeout(d time.Duration) Option {
 // Run fails t if an option is invalid. Subtests are named after the
 // operation and the case, such as "Append/ExpectedRevision/NoStream/OnExisting",
 // so that a part of the suite can be run alone with go test -run.
+//
+// The suite writes, deletes and tombstones streams whose names start with
+// "estest-" followed by a random UUID, and their metadata streams; it never
+// touches other streams, so it may run against a store that holds real data.
+// The store must be safe for concurrent use.
 func Run(t *testing.T, newStore func(t *testing.T) es.Store, opts ...Option) {
 	t.Helper()
 	cfg := config{writers: 8, appends: 50, timeout: 10 * time.Second}
@@ -412,9 +416,6 @@ func inStream(stream string) func(es.RecordedEvent) bool {
 func withPrefix(prefix string) func(es.RecordedEvent) bool {
 	return func(ev es.RecordedEvent) bool { return strings.HasPrefix(ev.Stream, prefix) }
 }
-
-// isCanceled reports whether err is the error of a cancelled context.
-func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
 
 // expectedName names an expected revision in subtest names: Any, NoStream,
 // StreamExists or Exact<n>.
