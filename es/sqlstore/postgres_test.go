@@ -1,0 +1,150 @@
+package sqlstore_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/sqlstore"
+)
+
+// TestPostgresNotify checks that an append through one Store reaches a
+// subscription on another at once, by notification: the subscriber's poll
+// interval is far longer than the test.
+func TestPostgresNotify(t *testing.T) {
+	url := postgresURL(t)
+	schema := newSchema(t, url)
+	open := func() *sqlstore.Store {
+		s, err := sqlstore.OpenPostgres(t.Context(), url, sqlstore.WithSchema(schema), sqlstore.WithPollInterval(time.Hour))
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, s.Close()) })
+		return s
+	}
+	reader, writer := open(), open()
+	sub := subscribe(t, reader.SubscribeStream, "notified", es.SubscribeStreamOptions{})
+	msg, err := sub.receive(t)
+	require.NoError(t, err)
+	require.Equal(t, es.KindCaughtUp, msg.Kind)
+	for i := range 3 {
+		_, err := writer.Append(t.Context(), "notified", es.Any, es.EventData{Type: "Notified"})
+		require.NoError(t, err)
+		assert.Equal(t, uint64(i), sub.next(t).Revision)
+	}
+}
+
+// TestPostgresListenerLost kills the connection a Store listens on: its
+// subscriptions still get the events that other Stores append, by polling
+// and once it has listened again.
+func TestPostgresListenerLost(t *testing.T) {
+	url := postgresURL(t)
+	schema := newSchema(t, url)
+	app := "sqlstore_test_" + uuid.NewString()[:8]
+	reader, err := sqlstore.OpenPostgres(t.Context(), withParam(url, "application_name", app),
+		sqlstore.WithSchema(schema), sqlstore.WithPollInterval(50*time.Millisecond),
+		sqlstore.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, reader.Close()) }()
+	writer := openPostgresSchema(t, url, schema)
+	sub := subscribe(t, reader.SubscribeStream, "lost", es.SubscribeStreamOptions{})
+
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	kill := func() int {
+		var n int
+		require.NoError(t, conn.QueryRow(t.Context(),
+			`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN %'`, app).Scan(&n))
+		return n
+	}
+	require.Eventually(t, func() bool { return kill() > 0 }, 10*time.Second, 10*time.Millisecond, "the store listens")
+	for i := range 3 {
+		_, err := writer.Append(t.Context(), "lost", es.Any, es.EventData{Type: "AfterKill"})
+		require.NoError(t, err)
+		assert.Equal(t, uint64(i), sub.next(t).Revision)
+	}
+	require.Eventually(t, func() bool { return kill() > 0 }, 10*time.Second, 10*time.Millisecond, "the store listens again")
+}
+
+func openPostgresSchema(t *testing.T, url, schema string, opts ...sqlstore.Option) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.OpenPostgres(t.Context(), url, append([]sqlstore.Option{sqlstore.WithSchema(schema)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	return s
+}
+
+func TestPostgresNewerSchema(t *testing.T) {
+	url := postgresURL(t)
+	schema := newSchema(t, url)
+	s := openPostgresSchema(t, url, schema)
+	_, err := s.Append(t.Context(), "kept", es.NoStream, es.EventData{Type: "Kept"})
+	require.NoError(t, err)
+
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	_, err = conn.Exec(t.Context(), `UPDATE `+pgx.Identifier{schema, "eventfold_schema"}.Sanitize()+` SET version = 2`)
+	require.NoError(t, err)
+
+	_, err = sqlstore.OpenPostgres(t.Context(), url, sqlstore.WithSchema(schema))
+	require.ErrorIs(t, err, sqlstore.ErrSchemaVersion)
+	var n int
+	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(*) FROM `+pgx.Identifier{schema, "eventfold_events"}.Sanitize()).Scan(&n))
+	assert.Equal(t, 1, n)
+}
+
+// TestPostgresPool checks NewPostgres: the pool stays the caller's.
+func TestPostgresPool(t *testing.T) {
+	url := postgresURL(t)
+	schema := newSchema(t, url)
+	pool, err := pgxpool.New(t.Context(), url)
+	require.NoError(t, err)
+	defer pool.Close()
+
+	s, err := sqlstore.NewPostgres(t.Context(), pool, sqlstore.WithSchema(schema), sqlstore.WithTablePrefix("pooled_"))
+	require.NoError(t, err)
+	_, err = s.Append(t.Context(), "pooled", es.NoStream, es.EventData{Type: "Pooled"})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	var n int
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM `+pgx.Identifier{schema, "pooled_events"}.Sanitize()).Scan(&n),
+		"the pool still works after Close")
+	assert.Equal(t, 1, n)
+
+	_, err = sqlstore.NewPostgres(t.Context(), nil)
+	assert.ErrorIs(t, err, sqlstore.ErrInvalidOption)
+}
+
+func TestPostgresOpenErrors(t *testing.T) {
+	url := postgresURL(t)
+	_, err := sqlstore.OpenPostgres(t.Context(), "not a connection string=")
+	assert.Error(t, err)
+	_, err = sqlstore.OpenPostgres(t.Context(), url, sqlstore.WithSchema("bad-schema"))
+	assert.ErrorIs(t, err, sqlstore.ErrInvalidOption)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	_, err = sqlstore.OpenPostgres(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+	assert.ErrorContains(t, err, "sqlstore: ", "a server that does not answer")
+}
+
+// withParam adds a parameter to a connection string, a URL or key=value
+// pairs.
+func withParam(conn, key, value string) string {
+	switch {
+	case !strings.HasPrefix(conn, "postgres://") && !strings.HasPrefix(conn, "postgresql://"):
+		return conn + " " + key + "=" + value
+	case strings.Contains(conn, "?"):
+		return conn + "&" + key + "=" + value
+	}
+	return conn + "?" + key + "=" + value
+}
