@@ -49,9 +49,11 @@ func (m *Metadata) UnmarshalJSON(data []byte) error {
 	}
 	var out Metadata
 	for k, raw := range obj {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			s = string(raw)
+		s := string(raw)
+		if len(raw) > 0 && raw[0] == '"' {
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return fmt.Errorf("es: metadata: %s: %w", k, err)
+			}
 		}
 		switch k {
 		case MetadataCorrelationID:
@@ -82,9 +84,10 @@ func ParseMetadata(data []byte) (Metadata, error) {
 
 type metadataKey struct{}
 
-// MetadataFromContext returns the metadata that ctx carries.
+// MetadataFromContext returns a copy of the metadata that ctx carries.
 func MetadataFromContext(ctx context.Context) Metadata {
 	m, _ := ctx.Value(metadataKey{}).(Metadata)
+	m.Values = maps.Clone(m.Values)
 	return m
 }
 
@@ -112,7 +115,6 @@ func WithCausationID(ctx context.Context, id string) context.Context {
 // WithMetadataValue returns a copy of ctx whose metadata has key set to value.
 func WithMetadataValue(ctx context.Context, key, value string) context.Context {
 	m := MetadataFromContext(ctx)
-	m.Values = maps.Clone(m.Values)
 	if m.Values == nil {
 		m.Values = make(map[string]string, 1)
 	}

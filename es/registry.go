@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+
+	"github.com/google/uuid"
 )
 
 // ErrUnknownEventType means a [Registry] has no Go type for an event type name,
@@ -180,7 +182,7 @@ func (r *Registry) Encode(ctx context.Context, event any) (EventData, error) {
 	if err != nil {
 		return EventData{}, fmt.Errorf("es: encode %q: %w", name, err)
 	}
-	ed := EventData{Type: name, ContentType: r.codec.ContentType(), Data: data}
+	ed := EventData{ID: uuid.New(), Type: name, ContentType: r.codec.ContentType(), Data: data}
 	if md := MetadataFromContext(ctx); md.CorrelationID != "" || md.CausationID != "" || len(md.Values) > 0 {
 		if ed.Metadata, err = json.Marshal(md); err != nil {
 			return EventData{}, fmt.Errorf("es: encode metadata of %q: %w", name, err)
@@ -208,23 +210,24 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // registered Go type. Every failure is a [*DecodeError] naming the stream,
 // revision and type.
 func (r *Registry) Decode(rec RecordedEvent) (any, error) {
+	stored := rec // errors name the event as stored, before upcasting
 	if len(r.upcasters) > 0 {
 		up, err := r.Upcast(rec)
 		if err != nil {
-			return nil, decodeError(&rec, err)
+			return nil, decodeError(&stored, err)
 		}
 		rec = up
 	}
 	d, ok := r.byName[rec.Type]
 	if !ok {
-		return nil, decodeError(&rec, ErrUnknownEventType)
+		return nil, decodeError(&stored, ErrUnknownEventType)
 	}
 	if rec.ContentType != "" && rec.ContentType != r.codec.ContentType() {
-		return nil, decodeError(&rec, fmt.Errorf("content type %q, but the codec reads %q", rec.ContentType, r.codec.ContentType()))
+		return nil, decodeError(&stored, fmt.Errorf("content type %q, but the codec reads %q", rec.ContentType, r.codec.ContentType()))
 	}
 	v, err := d.decode(r.codec, rec.Data)
 	if err != nil {
-		return nil, decodeError(&rec, err)
+		return nil, decodeError(&stored, err)
 	}
 	return v, nil
 }

@@ -30,8 +30,8 @@ const (
 var (
 	// Any skips the check: the append proceeds whatever the stream's state.
 	Any = ExpectedRevision{kind: expectAny}
-	// NoStream requires that the stream has no events (it never existed,
-	// or it was soft-deleted).
+	// NoStream requires that the stream does not exist: it never had
+	// events, or it was soft-deleted (an append then recreates it).
 	NoStream = ExpectedRevision{kind: expectNoStream}
 	// StreamExists requires that the stream exists and is not deleted.
 	StreamExists = ExpectedRevision{kind: expectStreamExists}
@@ -101,11 +101,12 @@ func ParseExpectedRevision(s string) (ExpectedRevision, error) {
 	case "stream_exists":
 		return StreamExists, nil
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
+	num := strings.TrimSpace(s)
+	n, err := strconv.ParseInt(num, 10, 64)
 	if err == nil && n < 0 {
 		return ExpectedRevision{}, fmt.Errorf("%w: negative expected revision %d", ErrInvalidArgument, n)
 	}
-	u, err := strconv.ParseUint(s, 10, 64)
+	u, err := strconv.ParseUint(num, 10, 64)
 	if err != nil {
 		return ExpectedRevision{}, fmt.Errorf("%w: expected revision %q: want any, no_stream, stream_exists or a revision number", ErrInvalidArgument, s)
 	}

@@ -25,7 +25,15 @@ import (
 // may be ranged over once, and release their resources when the loop ends
 // (by break, return, or the end of the data). An error is always the last
 // value an iterator yields: a failure is never reported as the end of the
-// stream.
+// stream. A read with a cancelled context yields the context's error, even
+// when there is nothing to read. Events read are the caller's: a Store
+// never hands out byte slices it keeps.
+//
+// Stream metadata cuts events away before Limit counts: a forwards read
+// from a revision that the metadata hides starts at the first event kept.
+// A soft-deleted stream keeps its last revision for the expected-revision
+// checks: Exact(last) appends (recreating the stream), and a wrong expected
+// version reports Actual = Exact(last).
 type Store interface {
 	// Append writes events to the end of a stream if the stream's current
 	// revision matches expected, atomically: all events or none.
@@ -81,7 +89,9 @@ const (
 // EventData is an event to append.
 type EventData struct {
 	// ID identifies the event. Appending an ID the stream already holds is
-	// idempotent. The zero UUID is replaced by a new random one on append.
+	// idempotent. The zero UUID is replaced by a new random one on append
+	// ([Registry.Encode] sets one, so that retrying the same EventData is
+	// idempotent).
 	ID uuid.UUID
 	// Type is the event's stable type name, such as "OrderPlaced". Required.
 	Type string

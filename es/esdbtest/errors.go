@@ -1,9 +1,11 @@
 package esdbtest
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -96,4 +98,25 @@ func missingMetadataStatus(setTrailer func(metadata.MD), property string) error 
 // invalidArgument returns an InvalidArgument status.
 func invalidArgument(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+// recoverUnary turns a panic in a unary handler into an Internal status, so
+// that a bug in the server fails one call instead of the test binary.
+func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, status.Errorf(codes.Internal, "esdbtest: panic in %s: %v", info.FullMethod, r)
+		}
+	}()
+	return handler(ctx, req)
+}
+
+// recoverStream is recoverUnary for streaming calls.
+func recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = status.Errorf(codes.Internal, "esdbtest: panic in %s: %v", info.FullMethod, r)
+		}
+	}()
+	return handler(srv, ss)
 }

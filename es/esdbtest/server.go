@@ -102,8 +102,8 @@ func (s *Server) serve(lis net.Listener) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 10 * time.Second}),
 		grpc.MaxRecvMsgSize(max(maxRecvMsgSize, 2*s.cfg.maxAppendSize)),
 		grpc.WaitForHandlers(true),
-		grpc.ChainUnaryInterceptor(s.unaryAuth, s.faults.unary),
-		grpc.ChainStreamInterceptor(s.streamAuth, s.faults.stream),
+		grpc.ChainUnaryInterceptor(recoverUnary, s.unaryAuth, s.faults.unary),
+		grpc.ChainStreamInterceptor(recoverStream, s.streamAuth, s.faults.stream),
 	}
 	if s.cfg.tls {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{

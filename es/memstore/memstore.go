@@ -21,7 +21,6 @@ package memstore
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"iter"
 	"slices"
 	"sync"
@@ -101,10 +100,8 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 		return es.AppendResult{}, err
 	}
 	var meta *es.StreamMetadata
-	if target, ok := metadataTarget(name); ok {
-		if meta, err = parseMetadataAppend(target, evs); err != nil {
-			return es.AppendResult{}, err
-		}
+	if _, ok := metadataTarget(name); ok {
+		meta = parseMetadataAppend(evs)
 	}
 
 	s.mu.Lock()
@@ -227,20 +224,21 @@ func metadataTarget(name string) (string, bool) {
 }
 
 // parseMetadataAppend returns the metadata an append to a metadata stream
-// sets: that of its last $metadata event.
-func parseMetadataAppend(target string, evs []es.EventData) (*es.StreamMetadata, error) {
+// sets: that of its last $metadata event. Like EventStoreDB, it stores
+// metadata that does not parse, and treats it as no metadata.
+func parseMetadataAppend(evs []es.EventData) *es.StreamMetadata {
 	var meta *es.StreamMetadata
-	for i, ev := range evs {
+	for _, ev := range evs {
 		if ev.Type != es.EventTypeMetadata {
 			continue
 		}
 		var m es.StreamMetadata
-		if err := json.Unmarshal(ev.Data, &m); err != nil {
-			return nil, fmt.Errorf("%w: event %d of the append to %q: %v", es.ErrInvalidArgument, i, es.MetadataStream(target), err)
+		if json.Unmarshal(ev.Data, &m) != nil {
+			m = es.StreamMetadata{}
 		}
 		meta = &m
 	}
-	return meta, nil
+	return meta
 }
 
 func (s *Store) streamFor(name string) *stream {
