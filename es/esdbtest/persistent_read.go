@@ -307,8 +307,8 @@ func (p *persistentService) readEvent(m *psMessage, resolve, stringIDs bool) *pe
 		Count:    &persistent.ReadResp_ReadEvent_RetryCount{RetryCount: m.retry},
 	}
 	if resolve && m.rec.eventType == linkEventType {
+		ev.Link, ev.Event = ev.Event, nil
 		if target := p.srv.store.resolveLink(m.rec); target != nil {
-			ev.Link = ev.Event
 			ev.Event = persistentRecordedEvent(target, stringIDs)
 		}
 	}

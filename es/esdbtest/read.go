@@ -278,8 +278,9 @@ func (s *store) readEvent(rec *record, p readPlan) *api.ReadResp {
 		Position: &api.ReadResp_ReadEvent_CommitPosition{CommitPosition: rec.position},
 	}
 	if p.resolve && rec.eventType == linkEventType {
+		// A link whose target is gone comes back as the link alone.
+		ev.Link, ev.Event = ev.Event, nil
 		if target := s.resolveLink(rec); target != nil {
-			ev.Link = ev.Event
 			ev.Event = recordedEvent(target, p.stringIDs)
 		}
 	}

@@ -217,3 +217,35 @@ func TestReadAllFromInvalidPosition(t *testing.T) {
 		readAll(t, c, esdb.ReadAllOptions{From: p}, 10)
 	}
 }
+
+func TestResolveLinks(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+	appendEvents(t, c, "target", esdb.NoStream{}, events(2)...)
+	appendEvents(t, c, "links", esdb.NoStream{},
+		esdb.EventData{EventType: "$>", ContentType: esdb.ContentTypeBinary, Data: []byte("1@target")},
+		esdb.EventData{EventType: "$>", ContentType: esdb.ContentTypeBinary, Data: []byte("7@target")},
+	)
+
+	rs, err := c.ReadStream(t.Context(), "links", esdb.ReadStreamOptions{ResolveLinkTos: true}, 10)
+	require.NoError(t, err)
+	defer rs.Close()
+	ev, err := rs.Recv()
+	require.NoError(t, err)
+	require.NotNil(t, ev.Link)
+	assert.Equal(t, "target", ev.Event.StreamID)
+	assert.Equal(t, uint64(1), ev.Event.EventNumber)
+	assert.Equal(t, "links", ev.Link.StreamID)
+	assert.Equal(t, "links", ev.OriginalEvent().StreamID)
+
+	ev, err = rs.Recv()
+	require.NoError(t, err)
+	assert.Nil(t, ev.Event, "a link to a missing event comes back alone")
+	require.NotNil(t, ev.Link)
+	assert.Equal(t, "$>", ev.OriginalEvent().EventType)
+
+	// Without resolution the link is returned as is.
+	got, err := readStream(t, c, "links", esdb.ReadStreamOptions{}, 10)
+	require.NoError(t, err)
+	assert.Equal(t, "$>", got[0].EventType)
+}
