@@ -300,8 +300,12 @@ func (s *store) resolveLink(link *record) *record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[name]
-	if st == nil || st.tombstone != nil || rev >= uint64(len(st.events)) {
+	if st == nil || st.tombstone != nil || rev >= uint64(len(st.events)) || s.softDeletedLocked(name) {
 		return nil
+	}
+	m := s.metaLocked(name)
+	if rev < s.firstVisibleLocked(st, m) || !s.visibleLocked(st.events[rev], m, s.now()) {
+		return nil // truncated or expired by the target's metadata
 	}
 	return st.events[rev]
 }
