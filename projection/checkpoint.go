@@ -1,0 +1,258 @@
+package projection
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/eventfold/eventfold/es"
+)
+
+// Checkpoint is where a projection stands in the global log.
+type Checkpoint struct {
+	// Position is the position of the last event (or filtered-subscription
+	// checkpoint) applied; the projection resumes after it.
+	Position es.Position
+	// Rebuilding is set while a rebuild in place is under way, so that an
+	// interrupted rebuild continues instead of starting over.
+	Rebuilding bool
+}
+
+// Checkpoints keeps the checkpoints of projections and runs their batches
+// in transactions of type Tx. Implementations must be safe for concurrent
+// use.
+type Checkpoints[Tx any] interface {
+	// Load returns the checkpoint stored under key; the zero Checkpoint if
+	// there is none. A stored checkpoint that cannot be read is an error,
+	// never a silent restart from the beginning.
+	Load(ctx context.Context, key string) (Checkpoint, error)
+	// Commit runs apply (which may be nil) in a transaction and stores cp
+	// under key in the same transaction: both happen, or neither.
+	Commit(ctx context.Context, key string, cp Checkpoint, apply func(tx Tx) error) error
+}
+
+// Leaser is implemented by Checkpoints that can grant a projection to one
+// runner at a time, across processes. Lease blocks until the lease on key
+// is granted or ctx is done; release gives it back. A lease is also lost
+// when its holder dies (a PostgreSQL session lock dies with its
+// connection).
+type Leaser interface {
+	Lease(ctx context.Context, key string) (release func(), err error)
+}
+
+// Versions is implemented by Checkpoints that record which version of a
+// projection queries read, for blue/green rebuilds.
+type Versions[Tx any] interface {
+	// ActiveVersion returns the active version of projection name, or 0
+	// when none was recorded.
+	ActiveVersion(ctx context.Context, name string) (int, error)
+	// SetActiveVersion runs apply and records version as the active one,
+	// in one transaction.
+	SetActiveVersion(ctx context.Context, name string, version int, apply func(tx Tx) error) error
+}
+
+// DeadLetter is an event that a projection skipped because it could not
+// apply it.
+type DeadLetter struct {
+	Projection string
+	Event      es.RecordedEvent
+	Error      string
+	At         time.Time
+}
+
+// DeadLetters keeps the events projections skipped, keyed by projection and
+// event ID, so that recording the same one twice keeps one.
+type DeadLetters interface {
+	SaveDeadLetter(ctx context.Context, d DeadLetter) error
+	DeadLetters(ctx context.Context, projection string) ([]DeadLetter, error)
+}
+
+// NoTx is the transaction type of read models that live outside a
+// transactional store (in memory, in a search index): their handlers get
+// NoTx{} and must tolerate a batch applied again after a crash.
+type NoTx struct{}
+
+// MemoryCheckpoints keeps checkpoints, active versions and dead letters in
+// memory, for tests and in-memory read models. Its leases work within the
+// process. The zero value is ready to use.
+type MemoryCheckpoints struct {
+	mu       sync.Mutex
+	cps      map[string]Checkpoint
+	versions map[string]int
+	dead     map[string][]DeadLetter
+	leases   map[string]chan struct{}
+}
+
+var (
+	_ Checkpoints[NoTx] = (*MemoryCheckpoints)(nil)
+	_ Leaser            = (*MemoryCheckpoints)(nil)
+	_ Versions[NoTx]    = (*MemoryCheckpoints)(nil)
+	_ DeadLetters       = (*MemoryCheckpoints)(nil)
+)
+
+// Load implements [Checkpoints].
+func (m *MemoryCheckpoints) Load(ctx context.Context, key string) (Checkpoint, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cps[key], nil
+}
+
+// Commit implements [Checkpoints]. apply runs under the store's lock, so
+// commits of different projections do not interleave.
+func (m *MemoryCheckpoints) Commit(ctx context.Context, key string, cp Checkpoint, apply func(NoTx) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if apply != nil {
+		if err := apply(NoTx{}); err != nil {
+			return err
+		}
+	}
+	if m.cps == nil {
+		m.cps = make(map[string]Checkpoint)
+	}
+	m.cps[key] = cp
+	return nil
+}
+
+// Lease implements [Leaser] within the process.
+func (m *MemoryCheckpoints) Lease(ctx context.Context, key string) (func(), error) {
+	m.mu.Lock()
+	if m.leases == nil {
+		m.leases = make(map[string]chan struct{})
+	}
+	sem, ok := m.leases[key]
+	if !ok {
+		sem = make(chan struct{}, 1)
+		m.leases[key] = sem
+	}
+	m.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		var once sync.Once
+		return func() { once.Do(func() { <-sem }) }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// ActiveVersion implements [Versions].
+func (m *MemoryCheckpoints) ActiveVersion(ctx context.Context, name string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.versions[name], nil
+}
+
+// SetActiveVersion implements [Versions].
+func (m *MemoryCheckpoints) SetActiveVersion(ctx context.Context, name string, version int, apply func(NoTx) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if apply != nil {
+		if err := apply(NoTx{}); err != nil {
+			return err
+		}
+	}
+	if m.versions == nil {
+		m.versions = make(map[string]int)
+	}
+	m.versions[name] = version
+	return nil
+}
+
+// SaveDeadLetter implements [DeadLetters].
+func (m *MemoryCheckpoints) SaveDeadLetter(ctx context.Context, d DeadLetter) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dead == nil {
+		m.dead = make(map[string][]DeadLetter)
+	}
+	for i, old := range m.dead[d.Projection] {
+		if old.Event.ID == d.Event.ID {
+			m.dead[d.Projection][i] = d
+			return nil
+		}
+	}
+	m.dead[d.Projection] = append(m.dead[d.Projection], d)
+	return nil
+}
+
+// DeadLetters implements [DeadLetters].
+func (m *MemoryCheckpoints) DeadLetters(ctx context.Context, projection string) ([]DeadLetter, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]DeadLetter(nil), m.dead[projection]...), nil
+}
+
+// StreamCheckpoints keeps checkpoints in the event store itself: the
+// checkpoint of key lives in stream "$projection-<key>" as events of type
+// "$checkpoint", and the stream keeps only its newest event (`$maxCount`
+// 1). It suits read models that do not live in SQL (a search index, a
+// cache): the checkpoint is not written in the read model's transaction,
+// so their handlers must tolerate a batch applied again after a crash.
+type StreamCheckpoints struct {
+	store es.Store
+}
+
+var _ Checkpoints[NoTx] = (*StreamCheckpoints)(nil)
+
+// Names StreamCheckpoints uses in the event store.
+const (
+	CheckpointStreamPrefix = "$projection-"
+	CheckpointEventType    = "$checkpoint"
+)
+
+// NewStreamCheckpoints returns checkpoints kept in store.
+func NewStreamCheckpoints(store es.Store) *StreamCheckpoints {
+	return &StreamCheckpoints{store: store}
+}
+
+type streamCheckpoint struct {
+	Position   es.Position `json:"position"`
+	Rebuilding bool        `json:"rebuilding,omitempty"`
+}
+
+// Load implements [Checkpoints].
+func (s *StreamCheckpoints) Load(ctx context.Context, key string) (Checkpoint, error) {
+	stream := CheckpointStreamPrefix + key
+	for ev, err := range s.store.ReadStream(ctx, stream, es.ReadStreamOptions{Direction: es.Backwards, From: es.StreamEnd, Limit: 1}) {
+		if errors.Is(err, es.ErrStreamNotFound) {
+			break
+		}
+		if err != nil {
+			return Checkpoint{}, fmt.Errorf("projection: load checkpoint %q: %w", key, err)
+		}
+		var cp streamCheckpoint
+		if err := json.Unmarshal(ev.Data, &cp); err != nil || ev.Type != CheckpointEventType {
+			return Checkpoint{}, fmt.Errorf("%w: %q, revision %d of stream %q: %v", ErrCorruptCheckpoint, key, ev.Revision, stream, err)
+		}
+		return Checkpoint(cp), nil
+	}
+	return Checkpoint{}, nil
+}
+
+// Commit implements [Checkpoints]: apply runs first, then the checkpoint is
+// appended. A crash in between applies the batch again on restart.
+func (s *StreamCheckpoints) Commit(ctx context.Context, key string, cp Checkpoint, apply func(NoTx) error) error {
+	if apply != nil {
+		if err := apply(NoTx{}); err != nil {
+			return err
+		}
+	}
+	data, err := json.Marshal(streamCheckpoint(cp))
+	if err != nil {
+		return err
+	}
+	stream := CheckpointStreamPrefix + key
+	res, err := s.store.Append(ctx, stream, es.Any, es.EventData{Type: CheckpointEventType, Data: data})
+	if err != nil {
+		return fmt.Errorf("projection: save checkpoint %q: %w", key, err)
+	}
+	if res.Revision == 0 {
+		if _, err := es.SetStreamMetadata(ctx, s.store, stream, es.Any, es.StreamMetadata{MaxCount: 1}); err != nil {
+			return fmt.Errorf("projection: save checkpoint %q: %w", key, err)
+		}
+	}
+	return nil
+}

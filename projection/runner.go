@@ -1,0 +1,640 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/eventfold/eventfold/es"
+)
+
+// Errors of the runner, matched with [errors.Is].
+var (
+	// ErrCorruptCheckpoint means a stored checkpoint could not be read.
+	// Recovery: rebuild the projection (its checkpoint is rewritten).
+	ErrCorruptCheckpoint = errors.New("projection: corrupt checkpoint")
+	// ErrCheckpointBeyondHead means a checkpoint is past the end of the
+	// log: the checkpoints belong to another event store, or the store lost
+	// events. Recovery: rebuild the projection.
+	ErrCheckpointBeyondHead = errors.New("projection: checkpoint beyond the head of the log")
+	// ErrPoisonEvent means an event could not be applied after every
+	// retry, or could not be decoded. The error is a [*PoisonError].
+	ErrPoisonEvent = errors.New("projection: poison event")
+)
+
+// PoisonError reports an event a projection could not apply. It matches
+// [ErrPoisonEvent] and unwraps to the cause.
+type PoisonError struct {
+	Projection string
+	Event      es.RecordedEvent
+	Err        error
+}
+
+func (e *PoisonError) Error() string {
+	return fmt.Sprintf("projection %s: poison event %d of stream %q (type %q, position %v): %v",
+		e.Projection, e.Event.Revision, e.Event.Stream, e.Event.Type, e.Event.Position, e.Err)
+}
+
+func (e *PoisonError) Is(target error) bool { return target == ErrPoisonEvent }
+func (e *PoisonError) Unwrap() error        { return e.Err }
+
+// Runner runs one projection: it subscribes to `$all` from the projection's
+// checkpoint, decodes the events, applies them in batches, each in one
+// transaction with the new checkpoint, and goes on live once it has caught
+// up. Create it with [NewRunner]; run it with [Runner.Run]. Several runners
+// run side by side in one process, each in its own goroutine.
+type Runner[Tx any] struct {
+	store es.Store
+	cps   Checkpoints[Tx]
+	types *es.Registry
+	p     Projection[Tx]
+	cfg   config
+
+	mu      sync.Mutex
+	status  Status
+	running bool
+	changed chan struct{} // closed and replaced when status changes
+}
+
+// versionWatch is how often a running runner checks the active version.
+const versionWatch = 2 * time.Second
+
+type config struct {
+	batchSize   int
+	batchWait   time.Duration
+	attempts    int
+	backoff     time.Duration
+	deadLetters DeadLetters
+	logger      *slog.Logger
+	stopTimeout time.Duration
+	progress    func(Progress)
+	progressGap time.Duration
+}
+
+// Option configures a Runner.
+type Option func(*config) error
+
+// WithBatch sets the most events applied in one transaction (500 by
+// default) and the longest an event waits for its batch to fill (100ms by
+// default). Large batches make rebuilds fast; the wait bounds the delay of
+// live events.
+func WithBatch(size int, wait time.Duration) Option {
+	return func(c *config) error {
+		if size < 1 || wait <= 0 {
+			return fmt.Errorf("%w: batch of %d events, wait %v", ErrInvalidProjection, size, wait)
+		}
+		c.batchSize, c.batchWait = size, wait
+		return nil
+	}
+}
+
+// WithRetry sets how many times a failing batch is tried in all (5 by
+// default) and the first backoff between tries (100ms by default, doubled
+// each time, with jitter).
+func WithRetry(attempts int, backoff time.Duration) Option {
+	return func(c *config) error {
+		if attempts < 1 || backoff < 0 {
+			return fmt.Errorf("%w: retry %d attempts, backoff %v", ErrInvalidProjection, attempts, backoff)
+		}
+		c.attempts, c.backoff = attempts, backoff
+		return nil
+	}
+}
+
+// WithSkipPoison makes the runner skip an event it cannot apply, after
+// recording it in dead. The default is to stop with a [*PoisonError].
+func WithSkipPoison(dead DeadLetters) Option {
+	return func(c *config) error {
+		if dead == nil {
+			return fmt.Errorf("%w: nil dead-letter store", ErrInvalidProjection)
+		}
+		c.deadLetters = dead
+		return nil
+	}
+}
+
+// WithLogger sets the logger for retries and skipped events; slog.Default()
+// by default.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidProjection)
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithStopTimeout bounds how long a stopping runner may take to commit its
+// last batch (5s by default).
+func WithStopTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: stop timeout %v", ErrInvalidProjection, d)
+		}
+		c.stopTimeout = d
+		return nil
+	}
+}
+
+// WithProgress calls report with the progress of every catch-up, at most
+// every interval and once at the end. Rebuilds report to the function they
+// are given, if any, instead.
+func WithProgress(interval time.Duration, report func(Progress)) Option {
+	return func(c *config) error {
+		if report == nil || interval <= 0 {
+			return fmt.Errorf("%w: progress every %v", ErrInvalidProjection, interval)
+		}
+		c.progress, c.progressGap = report, interval
+		return nil
+	}
+}
+
+// NewRunner returns a runner of projection p over the events of store,
+// decoded by types, with checkpoints (and the read model's transactions)
+// in cps. It validates p and the options; nothing runs until Run.
+func NewRunner[Tx any](store es.Store, cps Checkpoints[Tx], types *es.Registry, p Projection[Tx], opts ...Option) (*Runner[Tx], error) {
+	cfg := config{batchSize: 500, batchWait: 100 * time.Millisecond, attempts: 5, backoff: 100 * time.Millisecond,
+		stopTimeout: 5 * time.Second, progressGap: time.Second}
+	errs := []error{p.Validate()}
+	if store == nil || cps == nil || types == nil {
+		errs = append(errs, fmt.Errorf("%w: %s: nil store, checkpoints or registry", ErrInvalidProjection, p.Name))
+	}
+	for _, opt := range opts {
+		errs = append(errs, opt(&cfg))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	return &Runner[Tx]{store: store, cps: cps, types: types, p: p, cfg: cfg,
+		status:  Status{Name: p.Name, Version: p.version(), State: StateStopped},
+		changed: make(chan struct{})}, nil
+}
+
+// Name returns the projection's name.
+func (r *Runner[Tx]) Name() string { return r.p.Name }
+
+// Run runs the projection until ctx is done, then commits the batch under
+// way (whole or not at all) and returns nil. It returns an error when the
+// projection cannot go on: a poison event (unless skipped), a checkpoint
+// that cannot be read or is beyond the head of the log, a subscription
+// that failed for good. Run may be called again after it returns.
+//
+// If the checkpoint store grants leases ([Leaser]), Run first waits for the
+// projection's lease, so that of several replicas only one runs it.
+// If it records versions ([Versions]), Run builds the version of the code
+// or the active version, whichever is higher, and switches queries to it
+// once it has caught up: deploying a projection with a higher Version
+// rebuilds it blue/green. A running runner notices within a few seconds
+// when another process switched the active version, and follows.
+func (r *Runner[Tx]) Run(ctx context.Context) error {
+	return r.run(ctx, plan{mode: modeRun})
+}
+
+// CatchUp runs the projection until it has caught up with the log (or ctx
+// is done), commits, and returns.
+func (r *Runner[Tx]) CatchUp(ctx context.Context) error {
+	return r.run(ctx, plan{mode: modeCatchUp})
+}
+
+type mode uint8
+
+const (
+	modeRun mode = iota
+	modeCatchUp
+)
+
+// plan says what a run does.
+type plan struct {
+	mode    mode
+	version int  // the version to build; 0 for versionToRun
+	reset   bool // start a rebuild in place, unless one is under way
+	report  func(Progress)
+}
+
+// errVersionChanged ends a follow when another process switched versions.
+var errVersionChanged = errors.New("projection: the active version changed")
+
+func (r *Runner[Tx]) run(ctx context.Context, pl plan) (err error) {
+	if !r.begin() {
+		return fmt.Errorf("projection %s: already running", r.p.Name)
+	}
+	defer func() { r.end(err) }()
+	for {
+		err := r.runVersion(ctx, pl)
+		if !errors.Is(err, errVersionChanged) {
+			return r.stopped(ctx, err)
+		}
+	}
+}
+
+func (r *Runner[Tx]) runVersion(ctx context.Context, pl plan) error {
+	version := pl.version
+	if version == 0 {
+		var err error
+		if version, err = r.versionToRun(ctx); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.status.Version = version
+	r.mu.Unlock()
+	k := key(r.p.Name, version)
+
+	release, err := r.lease(ctx, k)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	cp, err := r.cps.Load(ctx, k)
+	if err != nil {
+		return err
+	}
+	if r.p.Setup != nil {
+		if err := r.cps.Commit(ctx, k, cp, func(tx Tx) error { return r.p.Setup(ctx, tx, version) }); err != nil {
+			return fmt.Errorf("projection %s: setup of version %d: %w", r.p.Name, version, err)
+		}
+	}
+	if pl.reset && !cp.Rebuilding {
+		if r.p.Reset == nil {
+			return fmt.Errorf("%w: %s has no Reset: it cannot be rebuilt in place", ErrInvalidProjection, r.p.Name)
+		}
+		cp = Checkpoint{Rebuilding: true}
+		if err := r.cps.Commit(ctx, k, cp, func(tx Tx) error { return r.p.Reset(ctx, tx, version) }); err != nil {
+			return fmt.Errorf("projection %s: reset of version %d: %w", r.p.Name, version, err)
+		}
+	}
+	state := StateCatchingUp
+	if cp.Rebuilding {
+		state = StateRebuilding
+	}
+	return r.follow(ctx, pl, version, cp, state)
+}
+
+// stopped turns the end of ctx into a graceful stop.
+func (r *Runner[Tx]) stopped(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil
+	}
+	return err
+}
+
+// lease waits for the lease of k, the key of one version of the
+// projection: two runners never build the same version at once, while a
+// blue/green rebuild builds the next version beside the one serving.
+func (r *Runner[Tx]) lease(ctx context.Context, k string) (func(), error) {
+	l, ok := r.cps.(Leaser)
+	if !ok {
+		return func() {}, nil
+	}
+	r.setState(StateStandby)
+	release, err := l.Lease(ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("projection %s: lease: %w", k, err)
+	}
+	return release, nil
+}
+
+// versionToRun returns the version to build: the code's, or the active one
+// when a blue/green rebuild made it higher.
+func (r *Runner[Tx]) versionToRun(ctx context.Context) (int, error) {
+	version := r.p.version()
+	if v, ok := r.cps.(Versions[Tx]); ok {
+		active, err := v.ActiveVersion(ctx, r.p.Name)
+		if err != nil {
+			return 0, fmt.Errorf("projection %s: active version: %w", r.p.Name, err)
+		}
+		version = max(version, active)
+	}
+	return version, nil
+}
+
+// item is what the subscription goroutine hands to the runner.
+type item struct {
+	msg es.Message
+	err error
+}
+
+// follow applies the log from cp until ctx is done, or until caught up in
+// modeCatchUp.
+func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkpoint, state State) error {
+	head, err := headOf(ctx, r.store)
+	if err != nil {
+		return fmt.Errorf("projection %s: %w", r.p.Name, err)
+	}
+	if cp.Position.Compare(head.Position) > 0 {
+		return fmt.Errorf("%w: %s is at %v, the log ends at %v", ErrCheckpointBeyondHead, key(r.p.Name, version), cp.Position, head.Position)
+	}
+	r.mu.Lock()
+	r.status.State, r.status.Checkpoint, r.status.Err = state, cp.Position, nil
+	r.mu.Unlock()
+	r.notify()
+
+	filter, keep := r.p.filter()
+	subCtx, cancel := context.WithCancel(ctx)
+	items := make(chan item)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for msg, err := range r.store.SubscribeAll(subCtx, es.SubscribeAllOptions{From: cp.Position, Filter: filter}) {
+			select {
+			case items <- item{msg, err}:
+			case <-subCtx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+		select { // a subscription only ends with an error; say so if not
+		case items <- item{err: errors.New("the subscription ended")}:
+		case <-subCtx.Done():
+		}
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	report, gap := r.cfg.progress, r.cfg.progressGap
+	if pl.report != nil {
+		report = pl.report
+	}
+	f := &follower[Tx]{r: r, version: version, cp: cp, progress: newProgress(r.p.Name, cp.Position, head, report, gap)}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var watch <-chan time.Time // checks for a switch of the active version
+	if _, ok := r.cps.(Versions[Tx]); ok && pl.mode == modeRun {
+		t := time.NewTicker(versionWatch)
+		defer t.Stop()
+		watch = t.C
+	}
+	for {
+		select {
+		case <-watch:
+			if v, err := r.versionToRun(ctx); err == nil && v != version {
+				if err := f.flush(ctx); err != nil {
+					return err
+				}
+				return errVersionChanged
+			}
+		case it := <-items:
+			if it.err != nil {
+				if ctx.Err() != nil {
+					return f.stop(ctx)
+				}
+				if err := f.stop(ctx); err != nil {
+					return err
+				}
+				return fmt.Errorf("projection %s: subscription: %w", r.p.Name, it.err)
+			}
+			switch it.msg.Kind {
+			case es.KindEvent:
+				if !keep(it.msg.Event) {
+					f.advance(it.msg.Position)
+					break
+				}
+				payload, err := r.types.Decode(it.msg.Event)
+				if err != nil {
+					if err := f.flush(ctx); err != nil {
+						return err
+					}
+					if err := f.poison(ctx, it.msg.Event, err); err != nil {
+						return err
+					}
+					break
+				}
+				f.add(Event{RecordedEvent: it.msg.Event, Payload: payload})
+			case es.KindCheckpoint:
+				f.advance(it.msg.Position)
+			case es.KindCaughtUp:
+				if err := f.flush(ctx); err != nil {
+					return err
+				}
+				if err := f.caughtUp(ctx); err != nil {
+					return err
+				}
+				if pl.mode == modeCatchUp {
+					return nil
+				}
+				continue
+			}
+			if len(f.batch) >= r.cfg.batchSize {
+				if err := f.flush(ctx); err != nil {
+					return err
+				}
+			} else if f.dirty && !f.timerSet {
+				timer.Reset(r.cfg.batchWait)
+				f.timerSet = true
+			}
+		case <-timer.C:
+			f.timerSet = false
+			if err := f.flush(ctx); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return f.stop(ctx)
+		}
+	}
+}
+
+// follower is the state of one follow: the batch under way and the
+// checkpoint it will commit.
+type follower[Tx any] struct {
+	r        *Runner[Tx]
+	version  int
+	cp       Checkpoint // committed
+	pending  es.Position
+	dirty    bool // pending is ahead of cp
+	batch    []Event
+	timerSet bool
+	progress *progress
+}
+
+func (f *follower[Tx]) add(ev Event) {
+	f.batch = append(f.batch, ev)
+	f.advance(ev.Position)
+}
+
+func (f *follower[Tx]) advance(p es.Position) {
+	if p.Compare(f.cp.Position) > 0 && p.Compare(f.pending) > 0 {
+		f.pending, f.dirty = p, true
+	}
+}
+
+// stop commits the batch under way with a context that outlives ctx, for
+// at most the stop timeout.
+func (f *follower[Tx]) stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.r.cfg.stopTimeout)
+	defer cancel()
+	return f.flush(ctx)
+}
+
+// flush commits the batch and the pending checkpoint, retrying; when the
+// batch keeps failing, it finds the event at fault and applies the poison
+// policy to it.
+func (f *follower[Tx]) flush(ctx context.Context) error {
+	if !f.dirty {
+		return nil
+	}
+	batch, pos := f.batch, f.pending
+	err := f.commitRetrying(ctx, batch, pos)
+	if err != nil && len(batch) > 0 && ctx.Err() == nil {
+		err = f.isolate(ctx, batch, pos)
+	}
+	if err != nil {
+		return err
+	}
+	f.batch, f.dirty = f.batch[:0], false
+	return nil
+}
+
+// isolate applies a failing batch one event at a time, so that the events
+// before the culprit are committed and the culprit meets the poison policy.
+func (f *follower[Tx]) isolate(ctx context.Context, batch []Event, pos es.Position) error {
+	for _, ev := range batch {
+		if err := f.commitRetrying(ctx, []Event{ev}, ev.Position); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			if err := f.poison(ctx, ev.RecordedEvent, err); err != nil {
+				return err
+			}
+		}
+	}
+	return f.commitRetrying(ctx, nil, pos)
+}
+
+// poison applies the poison policy to an event that cannot be applied.
+func (f *follower[Tx]) poison(ctx context.Context, ev es.RecordedEvent, cause error) error {
+	r := f.r
+	perr := &PoisonError{Projection: r.p.Name, Event: ev, Err: cause}
+	if r.cfg.deadLetters == nil {
+		return perr
+	}
+	r.cfg.logger.WarnContext(ctx, "projection: skipping a poison event", "projection", r.p.Name,
+		"stream", ev.Stream, "revision", ev.Revision, "position", ev.Position.String(), "error", cause)
+	d := DeadLetter{Projection: r.p.Name, Event: ev, Error: cause.Error(), At: time.Now()}
+	if err := r.cfg.deadLetters.SaveDeadLetter(ctx, d); err != nil {
+		return fmt.Errorf("%w (and recording it failed: %v)", perr, err)
+	}
+	return f.commitRetrying(ctx, nil, ev.Position)
+}
+
+// commitRetrying commits events and the checkpoint pos, with retries.
+func (f *follower[Tx]) commitRetrying(ctx context.Context, events []Event, pos es.Position) error {
+	r := f.r
+	cp := Checkpoint{Position: pos, Rebuilding: f.cp.Rebuilding}
+	k := key(r.p.Name, f.version)
+	var apply func(Tx) error
+	if len(events) > 0 {
+		b := Batch{Projection: r.p.Name, Version: f.version, Events: events}
+		apply = func(tx Tx) error { return r.p.Handle(ctx, tx, b) }
+	}
+	var err error
+	for attempt := 1; attempt <= r.cfg.attempts; attempt++ {
+		if err = r.cps.Commit(ctx, k, cp, apply); err == nil {
+			f.committed(cp, events)
+			return nil
+		}
+		if ctx.Err() != nil || attempt == r.cfg.attempts {
+			break
+		}
+		r.cfg.logger.WarnContext(ctx, "projection: batch failed; retrying", "projection", r.p.Name,
+			"events", len(events), "attempt", attempt, "error", err)
+		if err := sleep(ctx, backoff(r.cfg.backoff, attempt)); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func (f *follower[Tx]) committed(cp Checkpoint, events []Event) {
+	f.cp = cp
+	r := f.r
+	r.mu.Lock()
+	r.status.Checkpoint = cp.Position
+	r.status.Events += int64(len(events))
+	if len(events) > 0 {
+		r.status.LastEvent = events[len(events)-1].Created
+	}
+	r.mu.Unlock()
+	r.notify()
+	f.progress.update(cp.Position, len(events), false)
+}
+
+// caughtUp ends a rebuild, switches the active version if needed, and goes
+// live.
+func (f *follower[Tx]) caughtUp(ctx context.Context) error {
+	r := f.r
+	if f.cp.Rebuilding {
+		cp := Checkpoint{Position: f.cp.Position}
+		if err := r.cps.Commit(ctx, key(r.p.Name, f.version), cp, nil); err != nil {
+			return fmt.Errorf("projection %s: end of rebuild: %w", r.p.Name, err)
+		}
+		f.cp = cp
+	}
+	if err := r.activate(ctx, f.version); err != nil {
+		return err
+	}
+	f.progress.update(f.cp.Position, 0, true)
+	r.setState(StateLive)
+	return nil
+}
+
+// activate makes version the active one if the store records versions and
+// it is not yet.
+func (r *Runner[Tx]) activate(ctx context.Context, version int) error {
+	v, ok := r.cps.(Versions[Tx])
+	if !ok {
+		return nil
+	}
+	active, err := v.ActiveVersion(ctx, r.p.Name)
+	if err != nil || active == version {
+		return err
+	}
+	err = v.SetActiveVersion(ctx, r.p.Name, version, func(tx Tx) error {
+		if r.p.Activate == nil {
+			return nil
+		}
+		return r.p.Activate(ctx, tx, version)
+	})
+	if err != nil {
+		return fmt.Errorf("projection %s: switch to version %d: %w", r.p.Name, version, err)
+	}
+	if active != 0 {
+		r.cfg.logger.InfoContext(ctx, "projection: switched version", "projection", r.p.Name, "from", active, "to", version)
+	}
+	return nil
+}
+
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base << min(attempt-1, 20)
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

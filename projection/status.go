@@ -1,0 +1,248 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eventfold/eventfold/es"
+)
+
+// State is what a runner is doing.
+type State string
+
+// States of a runner.
+const (
+	StateStopped    State = "stopped"
+	StateStandby    State = "standby" // waiting for its lease
+	StateCatchingUp State = "catching up"
+	StateRebuilding State = "rebuilding"
+	StateLive       State = "live"
+	StateFailed     State = "failed"
+)
+
+// Status is a snapshot of a runner.
+type Status struct {
+	Name    string
+	Version int
+	State   State
+	// Checkpoint is the position of the last event or checkpoint committed.
+	Checkpoint es.Position
+	// LastEvent is when the last event applied was created.
+	LastEvent time.Time
+	// Events counts the events applied since the runner was created.
+	Events int64
+	// Err is why the runner failed, in StateFailed.
+	Err error
+}
+
+// Status returns the runner's status. A runner that is not running reports
+// the checkpoint stored for it.
+func (r *Runner[Tx]) Status(ctx context.Context) (Status, error) {
+	r.mu.Lock()
+	st, running := r.status, r.running
+	r.mu.Unlock()
+	if running {
+		return st, nil
+	}
+	version, err := r.versionToRun(ctx)
+	if err != nil {
+		return st, err
+	}
+	cp, err := r.cps.Load(ctx, key(r.p.Name, version))
+	if err != nil {
+		return st, err
+	}
+	st.Version, st.Checkpoint = version, cp.Position
+	if cp.Rebuilding && st.State == StateStopped {
+		st.State = StateRebuilding
+	}
+	return st, nil
+}
+
+func (r *Runner[Tx]) begin() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running {
+		return false
+	}
+	r.running = true
+	return true
+}
+
+func (r *Runner[Tx]) end(err error) {
+	r.mu.Lock()
+	r.running = false
+	r.status.State, r.status.Err = StateStopped, err
+	if err != nil {
+		r.status.State = StateFailed
+	}
+	r.mu.Unlock()
+	r.notify()
+}
+
+func (r *Runner[Tx]) setState(s State) {
+	r.mu.Lock()
+	r.status.State = s
+	r.mu.Unlock()
+	r.notify()
+}
+
+// notify wakes every WaitFor.
+func (r *Runner[Tx]) notify() {
+	r.mu.Lock()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// ErrStopped means WaitFor gave up because the runner failed.
+var ErrStopped = errors.New("projection: runner stopped")
+
+// WaitFor returns once the running projection has committed position p (the
+// position of an append, from aggregate.Result.Position), so that a query
+// after it sees the caller's own writes. It returns ctx's error when ctx is
+// done first, and [ErrStopped] (or the runner's failure) when the runner is
+// not running any more (a runner not started yet is waited for).
+//
+// p should be the position of an event the projection consumes: a filtered
+// projection learns of other positions only at its next checkpoint.
+func (r *Runner[Tx]) WaitFor(ctx context.Context, p es.Position) error {
+	for {
+		r.mu.Lock()
+		cp, failure, changed := r.status.Checkpoint, r.status.Err, r.changed
+		r.mu.Unlock()
+		switch {
+		case cp.Compare(p) >= 0:
+			return nil
+		case failure != nil:
+			return fmt.Errorf("%w: %w", ErrStopped, failure)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// Lag is how far a projection is behind the log.
+type Lag struct {
+	// Head is the position of the last event of the log.
+	Head es.Position
+	// Events is the number of events after the checkpoint that the
+	// projection consumes, counted up to a limit.
+	Events int
+	// AtLeast is set when counting stopped at the limit.
+	AtLeast bool
+	// Time is how much older the last applied event is than the head
+	// event; 0 when caught up or unknown.
+	Time time.Duration
+}
+
+// MaxLagCount is the most events Lag counts.
+const MaxLagCount = 100_000
+
+// Lag measures how far the projection is behind the log.
+func (r *Runner[Tx]) Lag(ctx context.Context) (Lag, error) {
+	st, err := r.Status(ctx)
+	if err != nil {
+		return Lag{}, err
+	}
+	head, err := headOf(ctx, r.store)
+	if err != nil {
+		return Lag{}, err
+	}
+	lag := Lag{Head: head.Position}
+	if st.Checkpoint.Compare(head.Position) >= 0 {
+		return lag, nil
+	}
+	_, keep := r.p.filter()
+	var oldest time.Time
+	for ev, err := range r.store.ReadAll(ctx, es.ReadAllOptions{From: st.Checkpoint}) {
+		if err != nil {
+			return Lag{}, err
+		}
+		if ev.Position.Compare(st.Checkpoint) <= 0 || !keep(ev) {
+			continue
+		}
+		if oldest.IsZero() {
+			oldest = ev.Created
+		}
+		if lag.Events == MaxLagCount {
+			lag.AtLeast = true
+			break
+		}
+		lag.Events++
+	}
+	if lag.Events > 0 {
+		lag.Time = head.Created.Sub(oldest)
+	}
+	return lag, nil
+}
+
+// headOf returns the last event of the log, or a zero event at es.Start.
+func headOf(ctx context.Context, store es.Store) (es.RecordedEvent, error) {
+	for ev, err := range store.ReadAll(ctx, es.ReadAllOptions{Direction: es.Backwards, From: es.End, Limit: 1}) {
+		if err != nil {
+			return es.RecordedEvent{}, fmt.Errorf("read the head of the log: %w", err)
+		}
+		return ev, nil
+	}
+	return es.RecordedEvent{}, nil
+}
+
+// Progress reports a catch-up or rebuild under way.
+type Progress struct {
+	Projection string
+	// Events is the number of events applied so far.
+	Events int64
+	// Position is the checkpoint reached; Head the end of the log when the
+	// catch-up started.
+	Position, Head es.Position
+	// Rate is in events per second.
+	Rate float64
+	// Remaining estimates the time left, from the share of the log
+	// between the start and Head that is done.
+	Remaining time.Duration
+	// Done is set on the last report, when the projection caught up.
+	Done bool
+}
+
+type progress struct {
+	name        string
+	start, head es.Position
+	began, last time.Time
+	events      int64
+	report      func(Progress)
+	gap         time.Duration
+}
+
+func newProgress(name string, start es.Position, head es.RecordedEvent, report func(Progress), gap time.Duration) *progress {
+	return &progress{name: name, start: start, head: head.Position, began: time.Now(), report: report, gap: gap}
+}
+
+func (p *progress) update(pos es.Position, events int, done bool) {
+	p.events += int64(events)
+	if p.report == nil {
+		return
+	}
+	now := time.Now()
+	if !done && now.Sub(p.last) < p.gap {
+		return
+	}
+	p.last = now
+	elapsed := now.Sub(p.began)
+	rep := Progress{Projection: p.name, Events: p.events, Position: pos, Head: p.head, Done: done}
+	if elapsed > 0 {
+		rep.Rate = float64(p.events) / elapsed.Seconds()
+	}
+	if span := float64(p.head.Commit) - float64(p.start.Commit); !done && span > 0 {
+		frac := (float64(pos.Commit) - float64(p.start.Commit)) / span
+		if frac > 0 && frac < 1 {
+			rep.Remaining = time.Duration(float64(elapsed) * (1 - frac) / frac)
+		}
+	}
+	p.report(rep)
+}
