@@ -64,7 +64,7 @@ type writeResult struct {
 	position uint64 // position of the last event written, 0 for none
 }
 
-// checkExpectedLocked runs the checks an append and a delete share: it
+// checkDeletedLocked runs the checks an append and a delete share: it
 // returns whether the stream is soft-deleted, or the error to report.
 func (s *store) checkDeletedLocked(name string, exp expectation) (softDeleted bool, err error) {
 	st := s.streams[name]

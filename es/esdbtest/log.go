@@ -186,7 +186,7 @@ func (s *store) softDeletedLocked(name string) bool {
 
 // firstVisibleLocked returns the lowest revision of a stream that reads may
 // return under its metadata ($tb and $maxCount; $maxAge is applied per
-// event by visibleLocked).
+// event by visibleLocked), at most the number of events.
 func (s *store) firstVisibleLocked(st *stream, m streamMeta) uint64 {
 	first := uint64(0)
 	if m.tb != nil {
@@ -196,7 +196,7 @@ func (s *store) firstVisibleLocked(st *stream, m streamMeta) uint64 {
 	if m.maxCount != nil && *m.maxCount < n && n-*m.maxCount > first {
 		first = n - *m.maxCount
 	}
-	return first
+	return min(first, n) // n: nothing is visible
 }
 
 // visibleLocked reports whether a stream event passes the $maxAge limit.

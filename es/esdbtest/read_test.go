@@ -249,3 +249,15 @@ func TestResolveLinks(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "$>", got[0].EventType)
 }
+
+func TestHugeTruncateBeforeHidesEverything(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+	appendEvents(t, c, "s", esdb.NoStream{}, events(3)...)
+	require.NoError(t, srv.Seed("$$s", esdbtest.Event{Type: "$metadata", Data: []byte(`{"$tb":18446744073709551615}`)}))
+	for _, dir := range []esdb.Direction{esdb.Forwards, esdb.Backwards} {
+		got, err := readStream(t, c, "s", esdb.ReadStreamOptions{Direction: dir, From: esdb.End{}}, 10)
+		require.NoError(t, err)
+		assert.Empty(t, got)
+	}
+}
