@@ -40,7 +40,8 @@
 //     send caught-up, then deliver live events; filtered `$all`
 //     subscriptions send checkpoints every window × multiplier records
 //     scanned and one just before caught-up;
-//   - malformed requests get InvalidArgument, never a panic or a hang.
+//   - malformed requests get the status EventStoreDB answers with (mostly
+//     InvalidArgument, with its trailers), never a panic or a hang.
 //
 // Positions are byte-counter-like numbers with commit equal to prepare.
 //
