@@ -463,6 +463,9 @@ type follower[Tx any] struct {
 func (f *follower[Tx]) add(ev Event) {
 	f.batch = append(f.batch, ev)
 	f.advance(ev.Position)
+	f.r.mu.Lock()
+	f.r.status.Pending = len(f.batch)
+	f.r.mu.Unlock()
 }
 
 func (f *follower[Tx]) advance(p es.Position) {
@@ -495,6 +498,9 @@ func (f *follower[Tx]) flush(ctx context.Context) error {
 		return err
 	}
 	f.batch, f.dirty = f.batch[:0], false
+	f.r.mu.Lock()
+	f.r.status.Pending = 0
+	f.r.mu.Unlock()
 	return nil
 }
 

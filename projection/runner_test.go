@@ -3,6 +3,7 @@ package projection_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/eventfold/eventfold/projection"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 type Added struct {
@@ -92,7 +94,8 @@ func add(t testing.TB, store es.Store, stream string, ns ...int) es.AppendResult
 
 func newRunner(t testing.TB, store es.Store, cps projection.Checkpoints[projection.NoTx], p projection.Projection[projection.NoTx], opts ...projection.Option) *projection.Runner[projection.NoTx] {
 	t.Helper()
-	r, err := projection.NewRunner(store, cps, types(t), p, append([]projection.Option{projection.WithRetry(3, time.Millisecond)}, opts...)...)
+	defaults := []projection.Option{projection.WithRetry(3, time.Millisecond), projection.WithLogger(slog.New(slog.DiscardHandler))}
+	r, err := projection.NewRunner(store, cps, types(t), p, append(defaults, opts...)...)
 	require.NoError(t, err)
 	return r
 }
@@ -112,6 +115,8 @@ func start(t *testing.T, r *projection.Runner[projection.NoTx]) (stop func() err
 	t.Cleanup(func() { _ = stop() })
 	return stop
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestCatchUpThenLive(t *testing.T) {
 	ctx := t.Context()

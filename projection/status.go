@@ -33,6 +33,9 @@ type Status struct {
 	LastEvent time.Time
 	// Events counts the events applied since the runner was created.
 	Events int64
+	// Pending counts the events received for the batch under way, not
+	// yet committed.
+	Pending int
 	// Err is why the runner failed, in StateFailed.
 	Err error
 }
