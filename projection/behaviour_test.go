@@ -246,7 +246,10 @@ func TestBlueGreen(t *testing.T) {
 			}
 			return nil
 		},
-		Activate: func(ctx context.Context, _ projection.NoTx, v int) error { activated = append(activated, v); return nil },
+		Activate: func(ctx context.Context, _ projection.NoTx, v int) error {
+			activated = append(activated, v)
+			return nil
+		},
 		Drop: func(ctx context.Context, _ projection.NoTx, v int) error {
 			mu.Lock()
 			defer mu.Unlock()
