@@ -46,9 +46,10 @@
 // Positions are byte-counter-like numbers with commit equal to prepare.
 //
 // Persistent subscription groups live in memory: unlike EventStoreDB, the
-// server writes no checkpoint or parked-message streams to `$all`, and the
-// consumer strategies (round robin, dispatch to single, pinned) all hand
-// each consumer as many messages as its buffer has room for.
+// server writes no checkpoint or parked-message streams to `$all`. The
+// consumer strategies are honoured: round robin over the consumers with
+// room in their buffer, dispatch to single (the first consumer with room),
+// pinned (by a hash of the stream name).
 //
 // # Security
 //

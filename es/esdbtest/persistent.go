@@ -75,11 +75,13 @@ type psGroup struct {
 	minPos  uint64 // `$all`: records before this position are skipped
 
 	retry     []*psMessage // messages to deliver again, in order
-	inflight  []*psMessage // delivered, not yet acknowledged
+	peeked    *psMessage   // read from the source, not yet dispatched
+	inflight  []*psMessage // dispatched, not yet acknowledged
 	parked    []*psMessage
 	consumers []*psConsumer
 
 	delivered int64
+	rr        int     // round-robin cursor over consumers
 	lastKnown *record // newest record read from the source
 	lastAcked *record // newest record acknowledged
 }
@@ -98,9 +100,15 @@ type psConsumer struct {
 	bufferSize  int
 	inflight    int
 	delivered   int64
+	outbox      []*psMessage  // dispatched to this consumer, not yet sent
 	stop        chan struct{} // closed to end the call with stopErr
 	stopErr     error
 	stopTrailer metadata.MD
+}
+
+// free reports whether the consumer has room for another message.
+func (c *psConsumer) free() bool {
+	return c.inflight < c.bufferSize
 }
 
 // end stops the consumer's call with trailers md and status err; the first
@@ -443,7 +451,7 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 		c.end(psDropped(k, "the group was updated"))
 	}
 	if start != nil && g.lastAcked == nil && len(g.inflight) == 0 && len(g.retry) == 0 {
-		g.start = *start
+		g.start, g.peeked = *start, nil
 		p.srv.store.mu.Lock()
 		g.resolveStartLocked(p.srv.store)
 		p.srv.store.mu.Unlock()

@@ -2,6 +2,7 @@ package esdbtest
 
 import (
 	"errors"
+	"hash/fnv"
 	"io"
 	"slices"
 	"time"
@@ -189,20 +190,28 @@ func (g *psGroup) retryLocked(m *psMessage) {
 }
 
 // removeConsumer takes a consumer out of its group and queues its
-// unacknowledged messages again.
+// unacknowledged messages again: the ones it never sent first, as they
+// were, then the ones it sent, as retries.
 func (p *persistentService) removeConsumer(g *psGroup, c *psConsumer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	g.consumers = slices.DeleteFunc(g.consumers, func(x *psConsumer) bool { return x == c })
 	var kept []*psMessage
 	for _, m := range g.inflight {
-		if m.owner == c {
-			g.retryLocked(m)
-		} else {
+		switch {
+		case m.owner != c:
 			kept = append(kept, m)
+		case slices.Contains(c.outbox, m):
+		default:
+			g.retryLocked(m)
 		}
 	}
 	g.inflight = kept
+	for _, m := range c.outbox {
+		m.owner, m.deadline = nil, time.Time{}
+	}
+	g.retry = append(c.outbox, g.retry...)
+	c.outbox = nil
 	p.notifyLocked()
 }
 
@@ -216,17 +225,15 @@ type psBatch struct {
 	written <-chan struct{}
 }
 
-// next hands a consumer the messages it has room for: retries first, then
-// new records. It also expires timed-out messages.
+// next expires timed-out messages, dispatches what is ready to the group's
+// consumers, and hands this consumer the messages dispatched to it.
 func (p *persistentService) next(g *psGroup, c *psConsumer) psBatch {
-	var out []*psMessage
-	var wake time.Time
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
 	var kept []*psMessage
 	for _, m := range g.inflight {
-		if !m.deadline.IsZero() && !now.Before(m.deadline) {
+		if !m.deadline.IsZero() && !now.Before(m.deadline) && !slices.Contains(m.owner.outbox, m) {
 			m.owner.inflight--
 			g.retryLocked(m)
 			continue
@@ -235,24 +242,45 @@ func (p *persistentService) next(g *psGroup, c *psConsumer) psBatch {
 	}
 	g.inflight = kept
 
-	free := c.bufferSize - c.inflight
-	for free > 0 && len(g.retry) > 0 {
-		out = append(out, g.retry[0])
-		g.retry = g.retry[1:]
-		free--
-	}
 	s := p.srv.store
 	s.mu.Lock()
-	for _, rec := range g.pullLocked(s, free) {
-		out = append(out, &psMessage{rec: rec})
-		if g.lastKnown == nil || rec.position > g.lastKnown.position {
-			g.lastKnown = rec
-		}
-	}
+	assigned := g.dispatchLocked(s, now)
 	written := s.changed
 	s.mu.Unlock()
 
-	for _, m := range out {
+	out := c.outbox
+	c.outbox = nil
+	if assigned > len(out) {
+		p.notifyLocked() // other consumers have messages waiting
+	}
+	var wake time.Time
+	for _, m := range g.inflight {
+		if !m.deadline.IsZero() && (wake.IsZero() || m.deadline.Before(wake)) {
+			wake = m.deadline
+		}
+	}
+	return psBatch{msgs: out, resolve: g.settings.resolveLinks, wake: wake, changed: p.changed, written: written}
+}
+
+// dispatchLocked hands ready messages, retries first, then new records, to
+// consumers with free slots, chosen by the group's consumer strategy. It
+// returns how many it handed out. Needs the store's lock.
+func (g *psGroup) dispatchLocked(s *store, now time.Time) int {
+	assigned := 0
+	for slices.ContainsFunc(g.consumers, (*psConsumer).free) {
+		m := g.readyLocked(s)
+		if m == nil {
+			break
+		}
+		c := g.pickLocked(m)
+		if c == nil {
+			break // the pinned consumer is full: the message waits for it
+		}
+		if len(g.retry) > 0 && g.retry[0] == m {
+			g.retry = g.retry[1:]
+		} else {
+			g.peeked = nil
+		}
 		m.owner = c
 		c.inflight++
 		c.delivered++
@@ -261,13 +289,59 @@ func (p *persistentService) next(g *psGroup, c *psConsumer) psBatch {
 			m.deadline = now.Add(g.settings.messageTimeout)
 		}
 		g.inflight = append(g.inflight, m)
+		c.outbox = append(c.outbox, m)
+		assigned++
 	}
-	for _, m := range g.inflight {
-		if !m.deadline.IsZero() && (wake.IsZero() || m.deadline.Before(wake)) {
-			wake = m.deadline
+	return assigned
+}
+
+// readyLocked returns the next message to dispatch without taking it: the
+// first retry, or the next record of the source. Needs the store's lock.
+func (g *psGroup) readyLocked(s *store) *psMessage {
+	if len(g.retry) > 0 {
+		return g.retry[0]
+	}
+	if g.peeked == nil {
+		recs := g.pullLocked(s, 1)
+		if len(recs) == 0 {
+			return nil
+		}
+		g.peeked = &psMessage{rec: recs[0]}
+		if g.lastKnown == nil || recs[0].position > g.lastKnown.position {
+			g.lastKnown = recs[0]
 		}
 	}
-	return psBatch{msgs: out, resolve: g.settings.resolveLinks, wake: wake, changed: p.changed, written: written}
+	return g.peeked
+}
+
+// pickLocked chooses the consumer of a message: round robin over the
+// consumers with free slots, the first one with free slots for
+// DispatchToSingle, or the one its stream hashes to for Pinned (nil if that
+// one is full).
+func (g *psGroup) pickLocked(m *psMessage) *psConsumer {
+	n := len(g.consumers)
+	switch g.settings.strategy {
+	case strategyDispatchToSingle:
+		for _, c := range g.consumers {
+			if c.free() {
+				return c
+			}
+		}
+	case strategyPinned:
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(m.rec.stream))
+		if c := g.consumers[int(h.Sum32()%uint32(n))]; c.free() {
+			return c
+		}
+	default:
+		for i := range n {
+			if c := g.consumers[(g.rr+i)%n]; c.free() {
+				g.rr = (g.rr + i + 1) % n
+				return c
+			}
+		}
+	}
+	return nil
 }
 
 // pullLocked reads up to n new records from the group's source. Needs the

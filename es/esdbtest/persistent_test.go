@@ -396,3 +396,91 @@ func TestPersistentInvalidSettings(t *testing.T) {
 	err = c.UpdatePersistentSubscription(ctx, "s", "g", esdb.PersistentStreamSubscriptionOptions{Settings: bad})
 	require.Error(t, err)
 }
+
+func TestPersistentConsumerStrategies(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+	ctx := t.Context()
+
+	// delivered returns how many messages each connection was given.
+	delivered := func(t *testing.T, stream, group string) []int64 {
+		info, err := c.GetPersistentSubscriptionInfo(ctx, stream, group, esdb.GetPersistentSubscriptionOptions{})
+		require.NoError(t, err)
+		var out []int64
+		for _, conn := range info.Connections {
+			out = append(out, conn.TotalItemsProcessed)
+		}
+		return out
+	}
+
+	for _, tt := range []struct {
+		strategy esdb.ConsumerStrategy
+		want     []int64
+	}{
+		{esdb.ConsumerStrategyRoundRobin, []int64{2, 2}},
+		{esdb.ConsumerStrategyDispatchToSingle, []int64{4, 0}},
+	} {
+		t.Run(string(tt.strategy), func(t *testing.T) {
+			stream := "s-" + string(tt.strategy)
+			require.NoError(t, c.CreatePersistentSubscription(ctx, stream, "g", esdb.PersistentStreamSubscriptionOptions{
+				StartFrom: esdb.Start{},
+				Settings:  settings(func(s *esdb.PersistentSubscriptionSettings) { s.ConsumerStrategyName = tt.strategy }),
+			}))
+			a := connectPersistent(t, c, stream, "g", 10)
+			b := connectPersistent(t, c, stream, "g", 10)
+			waitFor(t, func() bool { return len(delivered(t, stream, "g")) == 2 })
+
+			appendEvents(t, c, stream, esdb.NoStream{}, events(4)...)
+			got := 0
+			for got < 4 {
+				select {
+				case ev := <-a.ch:
+					require.NotNil(t, ev.EventAppeared)
+					got++
+				case ev := <-b.ch:
+					require.NotNil(t, ev.EventAppeared)
+					got++
+				case <-time.After(waitTimeout):
+					t.Fatal("timed out")
+				}
+			}
+			assert.Equal(t, tt.want, delivered(t, stream, "g"))
+		})
+	}
+
+	t.Run("Pinned", func(t *testing.T) {
+		require.NoError(t, c.CreatePersistentSubscriptionToAll(ctx, "pinned", esdb.PersistentAllSubscriptionOptions{
+			StartFrom: esdb.End{},
+			Settings:  settings(func(s *esdb.PersistentSubscriptionSettings) { s.ConsumerStrategyName = esdb.ConsumerStrategyPinned }),
+		}))
+		var subs []*psSubscription
+		for range 2 {
+			sub, err := c.SubscribeToPersistentSubscriptionToAll(ctx, "pinned", esdb.SubscribeToPersistentSubscriptionOptions{BufferSize: 50})
+			require.NoError(t, err)
+			subs = append(subs, watchPersistent(t, sub))
+		}
+		for i := range 6 {
+			appendEvents(t, c, fmt.Sprintf("p-%d", i%3), esdb.Any{}, events(2)...)
+		}
+		owner := map[string]int{}
+		seen := func(i int, ev *esdb.PersistentSubscriptionEvent) {
+			require.NotNil(t, ev.EventAppeared)
+			stream := ev.EventAppeared.Event.OriginalEvent().StreamID
+			if prev, ok := owner[stream]; ok {
+				assert.Equal(t, prev, i, "stream %s moved between consumers", stream)
+			}
+			owner[stream] = i
+		}
+		for range 12 {
+			select {
+			case ev := <-subs[0].ch:
+				seen(0, ev)
+			case ev := <-subs[1].ch:
+				seen(1, ev)
+			case <-time.After(waitTimeout):
+				t.Fatal("timed out")
+			}
+		}
+		assert.Len(t, owner, 3)
+	})
+}
