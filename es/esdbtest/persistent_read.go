@@ -83,7 +83,7 @@ func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadSer
 	for {
 		b := p.next(g, c)
 		for _, m := range b.msgs {
-			if err := call.Send(p.readEvent(m, b.resolve, stringIDs)); err != nil {
+			if err := call.Send(p.readEvent(m, b.resolve, g.all, stringIDs)); err != nil {
 				return err
 			}
 		}
@@ -374,11 +374,14 @@ func (g *psGroup) pullLocked(s *store, n int) []*record {
 }
 
 // readEvent builds the wire form of a delivered message.
-func (p *persistentService) readEvent(m *psMessage, resolve, stringIDs bool) *persistent.ReadResp {
+func (p *persistentService) readEvent(m *psMessage, resolve, all, stringIDs bool) *persistent.ReadResp {
 	ev := &persistent.ReadResp_ReadEvent{
 		Event:    persistentRecordedEvent(m.rec, stringIDs),
-		Position: &persistent.ReadResp_ReadEvent_CommitPosition{CommitPosition: m.rec.position},
+		Position: &persistent.ReadResp_ReadEvent_NoPosition{NoPosition: &shared.Empty{}},
 		Count:    &persistent.ReadResp_ReadEvent_RetryCount{RetryCount: m.retry},
+	}
+	if all {
+		ev.Position = &persistent.ReadResp_ReadEvent_CommitPosition{CommitPosition: m.rec.position}
 	}
 	if resolve && m.rec.eventType == linkEventType {
 		ev.Link, ev.Event = ev.Event, nil

@@ -273,9 +273,14 @@ func (s *store) readAll(p readPlan) []*record {
 
 // readEvent builds the wire form of a record, resolving a link if asked.
 func (s *store) readEvent(rec *record, p readPlan) *api.ReadResp {
+	// Every recorded event carries its position; the read event's own
+	// position (the client's ResolvedEvent.Commit) comes with `$all` only.
 	ev := &api.ReadResp_ReadEvent{
 		Event:    recordedEvent(rec, p.stringIDs),
-		Position: &api.ReadResp_ReadEvent_CommitPosition{CommitPosition: rec.position},
+		Position: &api.ReadResp_ReadEvent_NoPosition{NoPosition: &shared.Empty{}},
+	}
+	if p.all {
+		ev.Position = &api.ReadResp_ReadEvent_CommitPosition{CommitPosition: rec.position}
 	}
 	if p.resolve && rec.eventType == linkEventType {
 		// A link whose target is gone comes back as the link alone.

@@ -261,3 +261,29 @@ func TestHugeTruncateBeforeHidesEverything(t *testing.T) {
 		assert.Empty(t, got)
 	}
 }
+
+// Stream reads carry each event's `$all` position in the recorded event
+// (EventStoreDB 22.6 and later) but no position of their own; `$all` reads
+// carry both.
+func TestPositionsOfStreamAndAllReads(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+	res := appendEvents(t, c, "s", esdb.NoStream{}, events(1)...)
+
+	rs, err := c.ReadStream(t.Context(), "s", esdb.ReadStreamOptions{}, 1)
+	require.NoError(t, err)
+	ev, err := rs.Recv()
+	rs.Close()
+	require.NoError(t, err)
+	assert.Nil(t, ev.Commit)
+	assert.Equal(t, res.CommitPosition, ev.OriginalEvent().Position.Commit)
+
+	rs, err = c.ReadAll(t.Context(), esdb.ReadAllOptions{}, 1)
+	require.NoError(t, err)
+	ev, err = rs.Recv()
+	rs.Close()
+	require.NoError(t, err)
+	require.NotNil(t, ev.Commit)
+	assert.Equal(t, res.CommitPosition, *ev.Commit)
+	assert.Equal(t, res.CommitPosition, ev.OriginalEvent().Position.Commit)
+}
