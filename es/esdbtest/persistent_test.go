@@ -484,3 +484,22 @@ func TestPersistentConsumerStrategies(t *testing.T) {
 		assert.Len(t, owner, 3)
 	})
 }
+
+func TestDropSubscriptionsEndsPersistentConsumers(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+	ctx := t.Context()
+	require.NoError(t, c.CreatePersistentSubscription(ctx, "s", "g", esdb.PersistentStreamSubscriptionOptions{StartFrom: esdb.Start{}}))
+	appendEvents(t, c, "s", esdb.NoStream{}, events(1)...)
+	sub := connectPersistent(t, c, "s", "g", 10)
+	assert.Equal(t, "s/0 (0)", name(sub.event(t)))
+
+	srv.DropSubscriptions()
+	ev := sub.next(t)
+	require.NotNil(t, ev.SubscriptionDropped)
+	assert.Equal(t, codes.Unavailable, status.Code(ev.SubscriptionDropped.Error))
+
+	// The unacknowledged event comes back on the next connection.
+	again := connectPersistent(t, c, "s", "g", 10)
+	assert.Equal(t, "s/0 (1)", name(again.event(t)))
+}
