@@ -1,0 +1,178 @@
+package sqlproj
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/projection"
+)
+
+// Load implements [projection.Checkpoints]: it returns the checkpoint
+// stored under key, or the zero Checkpoint if there is none. A row that
+// cannot be read (a negative or NULL position, a value that is not a
+// number or a boolean) is an error wrapping
+// [projection.ErrCorruptCheckpoint] that names the key.
+func (c *Checkpoints) Load(ctx context.Context, key string) (projection.Checkpoint, error) {
+	var commit, prepare sql.NullInt64
+	var rebuilding sql.NullBool
+	err := c.db.QueryRowContext(ctx, c.q.loadCheckpoint, key).Scan(&commit, &prepare, &rebuilding)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return projection.Checkpoint{}, nil
+	case err != nil && ctx.Err() == nil && isScanError(err):
+		return projection.Checkpoint{}, fmt.Errorf("%w: %q in %s: %v", projection.ErrCorruptCheckpoint, key, c.q.checkpoints, err)
+	case err != nil:
+		return projection.Checkpoint{}, fmt.Errorf("sqlproj: load checkpoint %q: %w", key, err)
+	}
+	if !commit.Valid || !prepare.Valid || !rebuilding.Valid || commit.Int64 < 0 || prepare.Int64 < 0 {
+		return projection.Checkpoint{}, fmt.Errorf("%w: %q in %s: position (%v, %v), rebuilding %v", projection.ErrCorruptCheckpoint,
+			key, c.q.checkpoints, nullString(commit.Valid, commit.Int64), nullString(prepare.Valid, prepare.Int64), nullString(rebuilding.Valid, rebuilding.Bool))
+	}
+	return projection.Checkpoint{
+		Position:   es.Position{Commit: uint64(commit.Int64), Prepare: uint64(prepare.Int64)},
+		Rebuilding: rebuilding.Bool,
+	}, nil
+}
+
+// isScanError reports whether err comes from converting a column, not from
+// the database: database/sql says "sql: Scan error on column …".
+func isScanError(err error) bool { return strings.HasPrefix(err.Error(), "sql: Scan error") }
+
+func nullString[T any](valid bool, v T) string {
+	if !valid {
+		return "NULL"
+	}
+	return fmt.Sprint(v)
+}
+
+// Commit implements [projection.Checkpoints]: in one transaction, it
+// stores cp under key and runs apply (if not nil) on the transaction, then
+// commits; an error of apply rolls both back and is returned as is.
+//
+// The checkpoint is written first: on SQLite, the transaction's first
+// statement then takes the database's write lock, waiting for it through
+// the busy timeout, so that two writers never deadlock on upgrading a read
+// lock (the same effect as BEGIN IMMEDIATE, whatever the DSN's _txlock).
+// Positions above 2^63-1 are refused with [ErrPositionRange].
+func (c *Checkpoints) Commit(ctx context.Context, key string, cp projection.Checkpoint, apply func(tx *sql.Tx) error) error {
+	commit, prepare, err := positionArgs(cp.Position)
+	if err != nil {
+		return fmt.Errorf("sqlproj: checkpoint %q: %w", key, err)
+	}
+	return c.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, c.q.saveCheckpoint, key, commit, prepare, cp.Rebuilding); err != nil {
+			return fmt.Errorf("sqlproj: save checkpoint %q: %w", key, err)
+		}
+		if apply != nil {
+			return apply(tx)
+		}
+		return nil
+	})
+}
+
+// ActiveVersion implements [projection.Versions]: the version of
+// projection name that queries read, or 0 if none was recorded.
+func (c *Checkpoints) ActiveVersion(ctx context.Context, name string) (int, error) {
+	var v int64
+	err := c.db.QueryRowContext(ctx, c.q.loadVersion, name).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("sqlproj: active version of %q: %w", name, err)
+	}
+	return int(v), nil
+}
+
+// SetActiveVersion implements [projection.Versions]: in one transaction,
+// it records version as the active version of projection name and runs
+// apply (such as [SwitchViews]), if not nil. An error of apply rolls both
+// back and is returned as is.
+func (c *Checkpoints) SetActiveVersion(ctx context.Context, name string, version int, apply func(tx *sql.Tx) error) error {
+	if version < 0 {
+		return fmt.Errorf("sqlproj: active version of %q: negative version %d", name, version)
+	}
+	return c.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, c.q.saveVersion, name, int64(version)); err != nil {
+			return fmt.Errorf("sqlproj: set active version of %q: %w", name, err)
+		}
+		if apply != nil {
+			return apply(tx)
+		}
+		return nil
+	})
+}
+
+// SaveDeadLetter implements [projection.DeadLetters]: it records d, or
+// replaces the dead letter of the same projection and event ID.
+func (c *Checkpoints) SaveDeadLetter(ctx context.Context, d projection.DeadLetter) error {
+	ev := d.Event
+	commit, prepare, err := positionArgs(ev.Position)
+	if err != nil {
+		return fmt.Errorf("sqlproj: dead letter %s: %w", ev.ID, err)
+	}
+	revision, err := i64("revision", ev.Revision)
+	if err != nil {
+		return fmt.Errorf("sqlproj: dead letter %s: %w", ev.ID, err)
+	}
+	err = c.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, c.q.saveDeadLetter, d.Projection, ev.ID.String(), ev.Stream, revision, commit, prepare,
+			ev.Type, ev.ContentType, c.dialect.timeArg(ev.Created), ev.Data, ev.Metadata, d.Error, c.dialect.timeArg(d.At))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlproj: save dead letter %s of %q: %w", ev.ID, d.Projection, err)
+	}
+	return nil
+}
+
+// DeadLetters implements [projection.DeadLetters]: the dead letters of
+// projection, in log order. PostgreSQL keeps their times to the
+// microsecond.
+func (c *Checkpoints) DeadLetters(ctx context.Context, projectionName string) ([]projection.DeadLetter, error) {
+	rows, err := c.db.QueryContext(ctx, c.q.listDeadLetters, projectionName)
+	if err != nil {
+		return nil, fmt.Errorf("sqlproj: dead letters of %q: %w", projectionName, err)
+	}
+	defer rows.Close()
+	var out []projection.DeadLetter
+	for rows.Next() {
+		var (
+			id                        string
+			revision, commit, prepare int64
+			created, at               any
+			d                         = projection.DeadLetter{Projection: projectionName}
+			ev                        = &d.Event
+		)
+		if err := rows.Scan(&id, &ev.Stream, &revision, &commit, &prepare, &ev.Type, &ev.ContentType, &created,
+			&ev.Data, &ev.Metadata, &d.Error, &at); err != nil {
+			return nil, fmt.Errorf("sqlproj: dead letters of %q: %w", projectionName, err)
+		}
+		var errs []error
+		ev.ID, err = uuid.Parse(id)
+		errs = append(errs, err)
+		ev.Created, err = parseTime(created)
+		errs = append(errs, err)
+		d.At, err = parseTime(at)
+		errs = append(errs, err)
+		if revision < 0 || commit < 0 || prepare < 0 {
+			errs = append(errs, fmt.Errorf("negative revision or position"))
+		}
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("sqlproj: dead letter %s of %q: %w", id, projectionName, err)
+		}
+		ev.Revision = uint64(revision)
+		ev.Position = es.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlproj: dead letters of %q: %w", projectionName, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,93 @@
+// Package sqlproj keeps projection checkpoints in a SQL database, SQLite
+// or PostgreSQL, through database/sql, so that a read model in the same
+// database changes in the transaction that records how far it got: each
+// batch of events takes effect exactly once, whatever crashes.
+//
+//	db, err := sql.Open("pgx", "postgres://app@db/app") // or "sqlite"
+//	cps, err := sqlproj.New(ctx, db, sqlproj.Postgres)
+//	runner, err := projection.NewRunner(store, cps, types, projection.Projection[*sql.Tx]{
+//		Name:     "order-summaries",
+//		Handle:   summaries.Apply, // func(ctx, tx *sql.Tx, b projection.Batch) error
+//		Setup:    summaries.Create,
+//		Reset:    sqlproj.ResetTables("order_summaries"),
+//		Activate: sqlproj.SwitchViews("order_summaries"),
+//		Drop:     sqlproj.DropTables("order_summaries"),
+//	}, projection.WithSkipPoison(cps))
+//	go runner.Run(ctx)
+//
+// A read model's handler is written once against *sql.Tx and runs on both
+// databases: SQLite through modernc.org/sqlite (driver "sqlite", pure Go)
+// and PostgreSQL through pgx's database/sql driver (driver "pgx", package
+// github.com/jackc/pgx/v5/stdlib). The caller opens the *sql.DB, and
+// imports the driver; [New] creates the package's tables in it.
+//
+// # Transactions
+//
+// [Checkpoints.Commit] begins a transaction, writes the checkpoint, runs
+// the projection's handler on the same *sql.Tx, and commits; any error
+// rolls back both the read model's changes and the checkpoint. A crash
+// (even SIGKILL in the middle of a batch) leaves the read model and its
+// checkpoint as of the last committed batch, and the runner resumes from
+// there: nothing is skipped or applied twice. Handlers should write
+// batches with multi-row statements (one INSERT … VALUES (…), (…), … ON
+// CONFLICT … per batch, with placeholders $1, $2, … which both databases
+// accept), and runners of large rebuilds use large batches
+// ([projection.WithBatch]).
+//
+// Positions are uint64 in Go and BIGINT (signed) in SQL: positions up to
+// 2^63-1 round-trip, larger ones are refused with [ErrPositionRange]
+// (EventStoreDB's positions fit). A stored checkpoint that cannot be read
+// is an error wrapping [projection.ErrCorruptCheckpoint], never a silent
+// restart from the beginning.
+//
+// The tables are <prefix>checkpoints, <prefix>projection_versions,
+// <prefix>dead_letters and <prefix>projection_schema ([WithTablePrefix];
+// "eventfold_" by default). The schema table records the version of their
+// shape: tables written by a newer version of this package make [New] fail
+// with [ErrSchemaVersion].
+//
+// # SQLite
+//
+// Open the database with a busy timeout and in WAL mode, so that queries
+// read while a batch is written and writers wait for each other instead
+// of failing with SQLITE_BUSY:
+//
+//	db, err := sql.Open("sqlite", "file:app.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate")
+//
+// Writes of one [Checkpoints] run one at a time. Each of its transactions
+// writes first (the checkpoint), which takes SQLite's write lock at once,
+// as BEGIN IMMEDIATE does, so writers never deadlock on upgrading a read
+// lock; "_txlock=immediate" does the same for the caller's own
+// transactions. One SQLite file is served by one process: see Leases.
+//
+// # PostgreSQL
+//
+// Every statement works under the default READ COMMITTED isolation. Use
+// [WithTablePrefix], or a schema in the connection's search_path
+// ("…?search_path=reports"), to keep several sets of tables in one
+// database. Handlers that write many rows per batch are best written as
+// one multi-row upsert; PostgreSQL accepts up to 65535 placeholders in a
+// statement.
+//
+// # Leases
+//
+// [Checkpoints] implements [projection.Leaser], so that of several replicas
+// of a service only one runs a projection and the others wait in standby.
+// On PostgreSQL a lease is a session advisory lock, held on a connection
+// of its own for the lease's lifetime: it dies with the connection when
+// the process dies, and a standby replica takes over within the lease poll
+// interval ([WithLeasePoll]). On SQLite a lease only excludes the runners
+// of one process that share the Checkpoints: run the projections of one
+// SQLite file in one process.
+//
+// # Blue/green
+//
+// A read model that rebuilds blue/green keeps version n of each table in
+// "<table>_v<n>" ([projection.Batch.Table]) and is queried through a view
+// "<table>". [SwitchViews] repoints the views in the transaction that
+// records the new active version ([Checkpoints.SetActiveVersion]), so
+// queries switch atomically from the old version to the new one;
+// [DropTables] drops an old version and [ResetTables] empties one for a
+// rebuild in place. They fit [projection.Projection]'s Activate, Drop and
+// Reset.
+package sqlproj

@@ -1,0 +1,318 @@
+package sqlproj_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite" // the "sqlite" driver
+
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/projection"
+	"github.com/eventfold/eventfold/projection/sqlproj"
+)
+
+// Added adds N to a counter stream's total. A negative N is a poison
+// event for the test read model.
+type Added struct {
+	N int `json:"n"`
+}
+
+func types(t testing.TB) *es.Registry {
+	t.Helper()
+	r, err := es.NewRegistry(es.Type[Added]("Added"))
+	require.NoError(t, err)
+	return r
+}
+
+// sqliteDSN is how the tests open SQLite, as the package docs advise.
+func sqliteDSN(path string) string {
+	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate"
+}
+
+// openSQLite opens the SQLite database at path, closed at the end of the
+// test.
+func openSQLite(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", sqliteDSN(path))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	require.NoError(t, db.PingContext(t.Context()))
+	return db
+}
+
+// postgresURL returns EVENTFOLD_TEST_POSTGRES, or skips the test.
+func postgresURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("EVENTFOLD_TEST_POSTGRES")
+	if u == "" {
+		t.Skip("EVENTFOLD_TEST_POSTGRES is not set: set it to a PostgreSQL connection string " +
+			"(postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
+	}
+	return u
+}
+
+// postgresSchema creates a fresh schema, dropped at the end of the test,
+// and returns a connection string whose search_path is that schema.
+func postgresSchema(t testing.TB) string {
+	t.Helper()
+	base := postgresURL(t)
+	admin, err := sql.Open("pgx", base)
+	require.NoError(t, err)
+	t.Cleanup(func() { admin.Close() })
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "sqlproj_test_" + hex.EncodeToString(b)
+	_, err = admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		// t.Context() is done during cleanup.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 30*time.Second)
+		defer cancel()
+		_, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
+		require.NoError(t, err)
+	})
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// openPostgres opens a pool on dsn, closed at the end of the test (before
+// its schema is dropped).
+func openPostgres(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	require.NoError(t, db.PingContext(t.Context()))
+	return db
+}
+
+// backend is a database the tests run on.
+type backend struct {
+	dialect sqlproj.Dialect
+	// open returns a new database, empty, for the test.
+	open func(t testing.TB) *sql.DB
+}
+
+var backends = []backend{
+	{sqlproj.SQLite, func(t testing.TB) *sql.DB { return openSQLite(t, filepath.Join(t.TempDir(), "test.db")) }},
+	{sqlproj.Postgres, func(t testing.TB) *sql.DB { return openPostgres(t, postgresSchema(t)) }},
+}
+
+// onEach runs test on SQLite, and on PostgreSQL when EVENTFOLD_TEST_POSTGRES
+// is set.
+func onEach(t *testing.T, test func(t *testing.T, b backend)) {
+	for _, b := range backends {
+		t.Run(b.dialect.String(), func(t *testing.T) { test(t, b) })
+	}
+}
+
+// newCheckpoints returns checkpoints in db.
+func newCheckpoints(t testing.TB, db *sql.DB, d sqlproj.Dialect, opts ...sqlproj.Option) *sqlproj.Checkpoints {
+	t.Helper()
+	cps, err := sqlproj.New(t.Context(), db, d, opts...)
+	require.NoError(t, err)
+	return cps
+}
+
+// quiet is the logger of the tests' runners.
+var quiet = slog.New(slog.DiscardHandler)
+
+// errPoison is what the read model's handler fails with on a negative N.
+var errPoison = errors.New("negative amount")
+
+// totals is a read model in SQL: per counter stream, the sum of the
+// amounts, the number of events and the last revision. Version n lives in
+// the table "<table>_v<n>", read through the view "<table>".
+type totals struct {
+	table string
+	// inHandler, if set, is called in the middle of each batch, after
+	// half of its rows are written.
+	inHandler func()
+}
+
+type total struct {
+	Total, Events, LastRevision int64
+}
+
+func (m *totals) projection(name string) projection.Projection[*sql.Tx] {
+	return projection.Projection[*sql.Tx]{
+		Name:       name,
+		Categories: []string{"counter"},
+		Handle:     m.handle,
+		Setup:      m.setup,
+		Reset:      sqlproj.ResetTables(m.table),
+		Activate:   sqlproj.SwitchViews(m.table),
+		Drop:       sqlproj.DropTables(m.table),
+	}
+}
+
+func (m *totals) setup(ctx context.Context, tx *sql.Tx, version int) error {
+	_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+projection.VersionedName(m.table, version)+` (
+		stream        TEXT PRIMARY KEY,
+		total         BIGINT NOT NULL,
+		events        BIGINT NOT NULL,
+		last_revision BIGINT NOT NULL
+	)`)
+	return err
+}
+
+// handle applies a batch with one multi-row upsert per 1000 streams. It
+// writes first and fails afterwards on a poison event, so that a failure
+// has something to roll back.
+func (m *totals) handle(ctx context.Context, tx *sql.Tx, b projection.Batch) error {
+	var poison error
+	var order []string
+	rows := make(map[string]*total)
+	for _, ev := range b.Events {
+		a := ev.Payload.(Added)
+		if a.N < 0 {
+			poison = fmt.Errorf("%w: %d", errPoison, a.N)
+		}
+		r := rows[ev.Stream]
+		if r == nil {
+			r = &total{}
+			rows[ev.Stream] = r
+			order = append(order, ev.Stream)
+		}
+		r.Total += int64(a.N)
+		r.Events++
+		r.LastRevision = int64(ev.Revision)
+	}
+	table := b.Table(m.table)
+	half := len(order) / 2
+	if m.inHandler != nil && half > 0 {
+		if err := upsert(ctx, tx, table, order[:half], rows); err != nil {
+			return err
+		}
+		m.inHandler()
+		order = order[half:]
+	}
+	if err := upsert(ctx, tx, table, order, rows); err != nil {
+		return err
+	}
+	return poison
+}
+
+func upsert(ctx context.Context, tx *sql.Tx, table string, streams []string, rows map[string]*total) error {
+	const chunk = 1000
+	var sb strings.Builder
+	for len(streams) > 0 {
+		n := min(len(streams), chunk)
+		sb.Reset()
+		sb.WriteString("INSERT INTO " + table + " (stream, total, events, last_revision) VALUES ")
+		args := make([]any, 0, 4*n)
+		for i, s := range streams[:n] {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
+			r := rows[s]
+			args = append(args, s, r.Total, r.Events, r.LastRevision)
+		}
+		sb.WriteString(" ON CONFLICT (stream) DO UPDATE SET total = " + table + ".total + excluded.total, events = " +
+			table + ".events + excluded.events, last_revision = excluded.last_revision")
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			return err
+		}
+		streams = streams[n:]
+	}
+	return nil
+}
+
+// read returns the rows of a table or view.
+func read(t testing.TB, db *sql.DB, table string) map[string]total {
+	t.Helper()
+	rows, err := db.QueryContext(t.Context(), "SELECT stream, total, events, last_revision FROM "+table)
+	require.NoError(t, err)
+	defer rows.Close()
+	out := make(map[string]total)
+	for rows.Next() {
+		var s string
+		var r total
+		require.NoError(t, rows.Scan(&s, &r.Total, &r.Events, &r.LastRevision))
+		out[s] = r
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// add appends events with amounts ns to stream.
+func add(t testing.TB, store es.Store, stream string, ns ...int) es.AppendResult {
+	t.Helper()
+	evs := make([]es.EventData, len(ns))
+	for i, n := range ns {
+		evs[i] = es.EventData{Type: "Added", Data: fmt.Appendf(nil, `{"n":%d}`, n)}
+	}
+	res, err := store.Append(t.Context(), stream, es.Any, evs...)
+	require.NoError(t, err)
+	return res
+}
+
+func newRunner(t testing.TB, store es.Store, cps *sqlproj.Checkpoints, p projection.Projection[*sql.Tx], opts ...projection.Option) *projection.Runner[*sql.Tx] {
+	t.Helper()
+	r, err := projection.NewRunner(store, cps, types(t), p, append([]projection.Option{projection.WithRetry(2, time.Millisecond), projection.WithLogger(quiet)}, opts...)...)
+	require.NoError(t, err)
+	return r
+}
+
+// start runs r in a goroutine owned by the test and returns the function
+// that stops it and returns Run's error.
+func start(t *testing.T, r *projection.Runner[*sql.Tx]) (stop func() error) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// waitState polls r's status until it is want, failing after a deadline.
+func waitState(t *testing.T, r *projection.Runner[*sql.Tx], want projection.State) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := r.Status(t.Context())
+		require.NoError(t, err)
+		if st.State == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runner %s: state %q, want %q (error %v)", r.Name(), st.State, want, st.Err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// replay builds the read model afresh from store, in the table check
+// of db, and returns it: the reference a read model must equal.
+func replay(t testing.TB, store es.Store, db *sql.DB, d sqlproj.Dialect) map[string]total {
+	t.Helper()
+	cps := newCheckpoints(t, db, d, sqlproj.WithTablePrefix("check_"))
+	m := &totals{table: "check_totals"}
+	r := newRunner(t, store, cps, m.projection("check"), projection.WithBatch(1000, time.Millisecond))
+	require.NoError(t, r.CatchUp(t.Context()))
+	return read(t, db, "check_totals_v1")
+}
