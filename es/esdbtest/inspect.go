@@ -58,18 +58,12 @@ func (s *Server) Seed(stream string, events ...Event) error {
 		if e.Type == "" {
 			return fmt.Errorf("esdbtest: seed %s: event %d has no type", stream, i)
 		}
-		p := proposal{id: e.ID, eventType: e.Type, contentType: contentTypeJSON, data: e.Data, metadata: e.Metadata}
+		p := proposal{id: e.ID, eventType: e.Type, contentType: contentTypeJSON, data: clone(e.Data), metadata: clone(e.Metadata)}
 		if p.id == uuid.Nil {
 			p.id = uuid.New()
 		}
 		if e.ContentType != "" && e.ContentType != contentTypeJSON {
 			p.contentType = contentTypeBinary
-		}
-		if p.data == nil {
-			p.data = []byte{}
-		}
-		if p.metadata == nil {
-			p.metadata = []byte{}
 		}
 		props = append(props, p)
 	}
