@@ -135,10 +135,19 @@ func (s *store) append(name string, exp expectation, events []proposal) (writeRe
 		}
 	}
 
+	// Writing the metadata of a soft-deleted stream undeletes it too.
+	original, isMeta := strings.CutPrefix(name, metaStreamPrefix)
+	metaOfSoftDeleted := isMeta && s.softDeletedLocked(original)
+
 	if len(events) == 0 {
 		res := writeResult{current: current}
 		if current >= 0 {
 			res.position = st.events[current].position
+		}
+		if softDeleted {
+			// Like EventStoreDB, an empty write undeletes the stream.
+			s.undeleteLocked(name, uint64(current+1))
+			s.notifyLocked()
 		}
 		return res, nil
 	}
@@ -148,17 +157,26 @@ func (s *store) append(name string, exp expectation, events []proposal) (writeRe
 	}
 	if softDeleted {
 		// Recreate: the old events stay hidden behind `$tb`.
-		meta := s.metaLocked(name)
-		s.writeLocked(metaStreamPrefix+name, proposal{
-			id:          uuid.New(),
-			eventType:   metadataEventType,
-			contentType: contentTypeJSON,
-			data:        meta.withTruncateBefore(uint64(current + 1)),
-			metadata:    []byte{},
-		})
+		s.undeleteLocked(name, uint64(current+1))
+	}
+	if metaOfSoftDeleted {
+		// The new metadata applies, the old events stay hidden.
+		s.undeleteLocked(original, uint64(s.streams[original].last()+1))
 	}
 	s.notifyLocked()
 	return writeResult{current: int64(last.revision), position: last.position}, nil
+}
+
+// undeleteLocked rewrites the metadata of a soft-deleted stream with `$tb`
+// set to the first revision of its new life, keeping the other keys.
+func (s *store) undeleteLocked(name string, from uint64) {
+	s.writeLocked(metaStreamPrefix+name, proposal{
+		id:          uuid.New(),
+		eventType:   metadataEventType,
+		contentType: contentTypeJSON,
+		data:        s.metaLocked(name).withTruncateBefore(from),
+		metadata:    []byte{},
+	})
 }
 
 // matches reports whether the events from revision start on have the

@@ -129,3 +129,38 @@ func TestTombstoneMissingStream(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "WrongExpectedVersion")
 }
+
+func TestSoftDeletedStreamUndeletedByMetadataOrEmptyWrite(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+
+	// New metadata on a soft-deleted stream undeletes it; the old events
+	// stay hidden.
+	appendEvents(t, c, "a", esdb.NoStream{}, events(3)...)
+	_, err := c.DeleteStream(t.Context(), "a", esdb.DeleteStreamOptions{})
+	require.NoError(t, err)
+	var meta esdb.StreamMetadata
+	meta.SetMaxCount(10)
+	_, err = c.SetStreamMetadata(t.Context(), "a", esdb.AppendToStreamOptions{}, meta)
+	require.NoError(t, err)
+	got, err := readStream(t, c, "a", esdb.ReadStreamOptions{}, 10)
+	require.NoError(t, err, "the stream exists again")
+	assert.Empty(t, got)
+	m, err := c.GetStreamMetadata(t.Context(), "a", esdb.ReadStreamOptions{})
+	require.NoError(t, err)
+	require.NotNil(t, m.TruncateBefore())
+	assert.Equal(t, uint64(3), *m.TruncateBefore())
+	require.NotNil(t, m.MaxCount())
+	assert.Equal(t, uint64(10), *m.MaxCount())
+
+	// So does an empty append.
+	appendEvents(t, c, "b", esdb.NoStream{}, events(2)...)
+	_, err = c.DeleteStream(t.Context(), "b", esdb.DeleteStreamOptions{})
+	require.NoError(t, err)
+	appendEvents(t, c, "b", esdb.Any{})
+	got, err = readStream(t, c, "b", esdb.ReadStreamOptions{}, 10)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+	res := appendEvents(t, c, "b", esdb.Revision(1), events(1)...)
+	assert.Equal(t, uint64(2), res.NextExpectedVersion)
+}
