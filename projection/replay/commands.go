@@ -218,6 +218,9 @@ func (r *rebuild) run(ctx context.Context) error {
 	from, to, err := r.p.RebuildBlueGreen(ctx, r.report)
 	stop()
 	if r.interrupted(ctx, err) {
+		if to == 0 { // before it knew the versions
+			return &interruptedError{fmt.Sprintf("%s: blue/green rebuild interrupted before it started; run the same command again", name)}
+		}
 		return &interruptedError{fmt.Sprintf("%s: blue/green rebuild of version %d interrupted%s; version %d keeps serving: run the same command again to resume version %d", name, to, r.where(), from, to)}
 	}
 	if err != nil && !r.switched(ctx, err) {

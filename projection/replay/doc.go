@@ -53,7 +53,7 @@
 //	    "state": "stopped",
 //	    "checkpoint": "C:120/P:120",
 //	    "head": "C:130/P:130",
-//	    "lag": {"events": 10, "atLeast": false, "seconds": 4.5},
+//	    "lag": {"events": 10, "seconds": 4.5},
 //	    "lastEvent": "2026-11-26T00:29:19Z"
 //	  }
 //	]
@@ -80,22 +80,25 @@
 // replaced by a final line when it is done. Anywhere else it prints a line
 // per report of the runner, which a log keeps readably:
 //
-//	order-summaries: 12000 events, 45% (C:12000/P:12000), 8000 events/s, ~3s left
-//	order-summaries: rebuilt in place: 26000 events in 3.2s (8125 events/s), at C:26000/P:26000
+//	order-summaries: 12000 events, 45% (C:54000/P:54000), 8000 events/s, ~3s left
+//	order-summaries: rebuilt in place: 26000 events in 3.2s (8125 events/s), at C:120000/P:120000
 //
-// The percentage is the share of the log, by commit position, between its
-// start and the checkpoint reached, against the head of the log when the
-// rebuild started. The runner reports at most every second by default
+// The percentage is the commit position of the checkpoint reached against
+// that of the head of the log when the rebuild started: the share of the
+// log behind the checkpoint, so that a resumed rebuild goes on from where
+// it stopped rather than from 0%. Events counts the events applied by this
+// run. The runner reports at most every second by default
 // ([projection.WithProgress] sets the interval). --progress forces a bar,
 // lines, or only the final lines.
 //
 // # Interrupting and resuming
 //
 // Cancelling ctx interrupts a rebuild safely: the main passes a context
-// from [signal.NotifyContext], so Ctrl-C cancels it. The runner commits its
-// last batch whole or not at all, and returns; the tool says how far the
-// rebuild got and exits with 130. Projections named after it are not
-// started.
+// from [os/signal.NotifyContext], so Ctrl-C cancels it. The runner commits its
+// last batch whole or not at all, within its stop timeout
+// ([projection.WithStopTimeout], 5s by default), and returns; the tool says
+// how far the rebuild got, from the runner's last report, and exits with
+// 130 ([ExitInterrupted]). Projections named after it are not started.
 //
 // Running the same command again resumes where the rebuild stopped, because
 // the runner keeps its state in the checkpoint store: a rebuild in place

@@ -162,3 +162,31 @@ func TestInterruptBar(t *testing.T) {
 	assert.Regexp(t, `\A\ra \[#######-+\]  30%  3 events  .*\n\z`, res.stdout, "the bar stays, on a line of its own")
 	assert.Contains(t, res.stderr, "a: rebuild interrupted at 30% (C:3/P:3);")
 }
+
+func TestInterruptBeforeStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // Ctrl-C came first
+	f := newFixture(t, "a")
+	res := run(ctx, []string{"rebuild", "--blue-green", "a"}, f.ps...)
+	assert.Equal(t, replay.ExitInterrupted, res.code, res.stderr)
+	assert.Equal(t, "replay rebuild: a: blue/green rebuild of version 2 interrupted; version 1 keeps serving: run the same command again to resume version 2\n", res.stderr)
+	active, err := f.cps.ActiveVersion(ctx, "a")
+	require.NoError(t, err)
+	assert.Zero(t, active)
+
+	res = run(ctx, []string{"rebuild", "--blue-green", "x"}, &early{fake{name: "x"}})
+	assert.Equal(t, replay.ExitInterrupted, res.code, res.stderr)
+	assert.Equal(t, "replay rebuild: x: blue/green rebuild interrupted before it started; run the same command again\n", res.stderr)
+
+	res = run(ctx, []string{"rebuild", "a"}, f.ps...)
+	assert.Equal(t, replay.ExitInterrupted, res.code, res.stderr)
+	assert.Contains(t, res.stderr, "replay rebuild: a: rebuild interrupted; ")
+}
+
+// early is a projection whose blue/green rebuild stops before it knows the
+// versions, as a runner does when reading the active version fails.
+type early struct{ fake }
+
+func (e *early) RebuildBlueGreen(ctx context.Context, _ func(projection.Progress)) (int, int, error) {
+	return 0, 0, ctx.Err()
+}

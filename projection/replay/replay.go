@@ -56,7 +56,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, projectio
 // and returns the exit code: [ExitOK], [ExitFailure], [ExitUsage] or
 // [ExitInterrupted]. Output goes to stdout; errors, usage after a usage
 // error, and the note of an interrupted rebuild go to stderr. Cancelling
-// ctx (Ctrl-C, with [signal.NotifyContext]) interrupts a rebuild safely.
+// ctx (Ctrl-C, with [os/signal.NotifyContext]) interrupts a rebuild safely.
 func (t *Tool) Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := t.check(); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", t.name, err)
