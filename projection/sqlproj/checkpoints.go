@@ -28,7 +28,7 @@ func (c *Checkpoints) Load(ctx context.Context, key string) (projection.Checkpoi
 	case err != nil && ctx.Err() == nil && isScanError(err):
 		return projection.Checkpoint{}, fmt.Errorf("%w: %q in %s: %v", projection.ErrCorruptCheckpoint, key, c.q.checkpoints, err)
 	case err != nil:
-		return projection.Checkpoint{}, fmt.Errorf("sqlproj: load checkpoint %q: %w", key, err)
+		return projection.Checkpoint{}, fmt.Errorf("sqlproj: load checkpoint %q: %w", key, withCtx(ctx, err))
 	}
 	if !commit.Valid || !prepare.Valid || !rebuilding.Valid || commit.Int64 < 0 || prepare.Int64 < 0 {
 		return projection.Checkpoint{}, fmt.Errorf("%w: %q in %s: position (%v, %v), rebuilding %v", projection.ErrCorruptCheckpoint,
@@ -85,7 +85,7 @@ func (c *Checkpoints) ActiveVersion(ctx context.Context, name string) (int, erro
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, nil
 	case err != nil:
-		return 0, fmt.Errorf("sqlproj: active version of %q: %w", name, err)
+		return 0, fmt.Errorf("sqlproj: active version of %q: %w", name, withCtx(ctx, err))
 	}
 	return int(v), nil
 }
@@ -138,7 +138,7 @@ func (c *Checkpoints) SaveDeadLetter(ctx context.Context, d projection.DeadLette
 func (c *Checkpoints) DeadLetters(ctx context.Context, projectionName string) ([]projection.DeadLetter, error) {
 	rows, err := c.db.QueryContext(ctx, c.q.listDeadLetters, projectionName)
 	if err != nil {
-		return nil, fmt.Errorf("sqlproj: dead letters of %q: %w", projectionName, err)
+		return nil, fmt.Errorf("sqlproj: dead letters of %q: %w", projectionName, withCtx(ctx, err))
 	}
 	defer rows.Close()
 	var out []projection.DeadLetter

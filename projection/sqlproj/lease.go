@@ -38,7 +38,7 @@ func (c *Checkpoints) Lease(ctx context.Context, key string) (func(), error) {
 	id := lockID(c.lockNS, key)
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("sqlproj: lease %q: %w", key, err)
+		return nil, fmt.Errorf("sqlproj: lease %q: %w", key, withCtx(ctx, err))
 	}
 	var timer *time.Timer
 	for {

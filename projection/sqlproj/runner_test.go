@@ -63,7 +63,9 @@ func TestCommitRollsBackTogether(t *testing.T) {
 		_, err := db.ExecContext(ctx, "CREATE TABLE rm (id INTEGER PRIMARY KEY)")
 		require.NoError(t, err)
 
-		at := func(n uint64) projection.Checkpoint { return projection.Checkpoint{Position: es.Position{Commit: n, Prepare: n}} }
+		at := func(n uint64) projection.Checkpoint {
+			return projection.Checkpoint{Position: es.Position{Commit: n, Prepare: n}}
+		}
 		require.NoError(t, cps.Commit(ctx, "p/v1", at(1), func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, "INSERT INTO rm (id) VALUES (1)")
 			return err

@@ -222,7 +222,8 @@ func (c *Checkpoints) migrate(ctx context.Context) error {
 
 // write runs f in a transaction, committed if f returns nil and rolled
 // back otherwise; f's error is returned as is. On SQLite, writes of c run
-// one at a time.
+// one at a time. ctx bounds the wait for a connection and f's statements;
+// once f has returned nil, the COMMIT runs to its end.
 func (c *Checkpoints) write(ctx context.Context, f func(tx *sql.Tx) error) error {
 	if c.dialect == SQLite {
 		select {
@@ -232,15 +233,23 @@ func (c *Checkpoints) write(ctx context.Context, f func(tx *sql.Tx) error) error
 			return ctx.Err()
 		}
 	}
-	tx, err := c.db.BeginTx(ctx, nil)
+	conn, err := c.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("sqlproj: begin: %w", err)
+		return fmt.Errorf("sqlproj: begin: %w", withCtx(ctx, err))
+	}
+	defer conn.Close()
+	// ctx cancels the transaction's statements, not its COMMIT: a COMMIT
+	// cut off on the client may still commit on the server after the
+	// caller has moved on (and, say, loaded the old checkpoint again).
+	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		return fmt.Errorf("sqlproj: begin: %w", withCtx(ctx, err))
 	}
 	if err := f(tx); err != nil {
 		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-			return errors.Join(err, fmt.Errorf("sqlproj: rollback: %w", rerr))
+			err = errors.Join(err, fmt.Errorf("sqlproj: rollback: %w", rerr))
 		}
-		return err
+		return withCtx(ctx, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlproj: commit: %w", err)
@@ -256,4 +265,24 @@ func lockID(parts ...string) int64 {
 		h.Write([]byte{0})
 	}
 	return int64(h.Sum64())
+}
+
+// withCtx makes err match ctx's error when ctx is done, so that callers
+// know a failure for the consequence of their cancellation: drivers do not
+// always say so (a connection attempt cut short reports a dial timeout).
+//
+// A deadline counts from the moment it passes: a driver that dials with
+// the deadline may fail before ctx's timer has fired.
+func withCtx(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	cerr := ctx.Err()
+	if d, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(d) {
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%w)", err, cerr)
+	}
+	return err
 }
