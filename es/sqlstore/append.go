@@ -30,68 +30,91 @@ func (s *Store) loadStream(ctx context.Context, q querier, name string) (streamS
 	if err != nil || !found {
 		return st, err
 	}
+	return st, st.setMetadata(name, meta)
+}
+
+func (st *streamState) setMetadata(name string, meta sql.NullString) error {
 	st.found = true
 	if meta.Valid {
 		if err := json.Unmarshal([]byte(meta.String), &st.meta); err != nil {
-			return st, fmt.Errorf("metadata of stream %q: %w", name, err)
+			return fmt.Errorf("metadata of stream %q: %w", name, err)
 		}
 		st.hasMeta = true
 	}
-	return st, nil
+	return nil
 }
 
 // write is an append, delete or tombstone in progress, in one transaction.
+// It reads what it needs first, and queues its writes, which flush sends
+// together.
 type write struct {
-	s    *Store
-	tx   querier
-	next uint64 // the position of the next event written; 0 until known
-	now  int64
+	s       *Store
+	tx      querier
+	next    uint64 // the position of the next event written
+	now     int64
+	pending []stmt
+}
+
+// begin starts a write to stream name: it reads, in one query, the head of
+// the log, the stream's state, and the latest revision of the stream that
+// holds the event id (false if none).
+func (s *Store) begin(ctx context.Context, tx querier, name string, id uuid.UUID) (*write, streamState, sql.NullInt64, error) {
+	w := &write{s: s, tx: tx, now: s.cfg.now().UnixNano()}
+	st := streamState{last: -1}
+	var (
+		head, last int64
+		idRev      sql.NullInt64
+		row        sql.NullInt64
+		tombstoned sql.NullBool
+		meta       sql.NullString
+	)
+	if _, err := queryRow(ctx, tx, s.q.loadForWrite, []any{name, id}, &head, &idRev, &row, &tombstoned, &meta); err != nil {
+		return nil, st, idRev, err
+	}
+	w.next = uint64(head) + 1
+	if row.Valid {
+		last = row.Int64
+		st.last, st.tombstoned = last, tombstoned.Bool
+		if err := st.setMetadata(name, meta); err != nil {
+			return nil, st, idRev, err
+		}
+	}
+	return w, st, idRev, nil
 }
 
 // position returns the position of the next event written.
-func (w *write) position(ctx context.Context) (uint64, error) {
-	if w.next == 0 {
-		h, err := w.s.headIn(ctx, w.tx)
-		if err != nil {
-			return 0, err
-		}
-		w.next = h + 1
-	}
+func (w *write) position() uint64 {
 	p := w.next
 	w.next++
-	return p, nil
+	return p
 }
 
-// head returns the position of the last event written, or 0 if none was.
-func (w *write) head() uint64 {
-	if w.next == 0 {
-		return 0
-	}
-	return w.next - 1
+// head returns the position of the last event written.
+func (w *write) head() uint64 { return w.next - 1 }
+
+func (w *write) queue(sql string, args ...any) {
+	w.pending = append(w.pending, stmt{sql, args})
+}
+
+// flush sends the queued writes and the notification of the new head.
+func (w *write) flush(ctx context.Context) error {
+	return w.tx.execAll(ctx, append(w.pending, w.s.db.notify(w.head())...))
 }
 
 // insert writes events to a stream from revision first on, and records the
 // stream's new last revision. It returns the position of the last one.
-func (w *write) insert(ctx context.Context, stream string, first uint64, evs []es.EventData) (uint64, error) {
+func (w *write) insert(stream string, first uint64, evs []es.EventData) uint64 {
 	rows := make([]eventRow, len(evs))
 	for i, ev := range evs {
-		pos, err := w.position(ctx)
-		if err != nil {
-			return 0, err
-		}
 		rows[i] = eventRow{
-			position: pos, stream: stream, revision: first + uint64(i), id: ev.ID,
+			position: w.position(), stream: stream, revision: first + uint64(i), id: ev.ID,
 			typ: ev.Type, contentType: ev.ContentType, data: ev.Data, metadata: ev.Metadata, created: w.now,
 		}
 	}
 	// The stream's row first: events refer to it.
-	if err := w.tx.exec(ctx, w.s.q.upsertLast, stream, int64(first)+int64(len(evs))-1); err != nil {
-		return 0, err
-	}
-	if err := w.s.db.insertEvents(ctx, w.tx, rows); err != nil {
-		return 0, err
-	}
-	return rows[len(rows)-1].position, nil
+	w.queue(w.s.q.upsertLast, stream, int64(first)+int64(len(evs))-1)
+	w.pending = append(w.pending, w.s.db.insertEvents(rows)...)
+	return rows[len(rows)-1].position
 }
 
 // writeMetadata appends m to the metadata stream of name and makes it the
@@ -105,17 +128,15 @@ func (w *write) writeMetadata(ctx context.Context, name string, m es.StreamMetad
 	if err != nil {
 		return 0, err
 	}
-	pos, err := w.insert(ctx, es.MetadataStream(name), uint64(ms.last+1), []es.EventData{{
+	pos := w.insert(es.MetadataStream(name), uint64(ms.last+1), []es.EventData{{
 		ID: uuid.New(), Type: es.EventTypeMetadata, ContentType: es.ContentTypeJSON, Data: data,
 	}})
-	if err != nil {
-		return 0, err
-	}
-	return pos, w.setMetadata(ctx, name, data)
+	w.setMetadata(name, data)
+	return pos, nil
 }
 
-func (w *write) setMetadata(ctx context.Context, name string, data []byte) error {
-	return w.tx.exec(ctx, w.s.q.upsertMeta, name, string(data))
+func (w *write) setMetadata(name string, data []byte) {
+	w.queue(w.s.q.upsertMeta, name, string(data))
 }
 
 // holds reports whether the stream holds the IDs of evs, in order, from
@@ -187,15 +208,19 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 		head uint64
 	)
 	err = s.db.write(ctx, func(tx querier) error {
-		w := &write{s: s, tx: tx, now: s.cfg.now().UnixNano()}
-		var err error
-		if res, err = w.append(ctx, name, expected, evs, meta); err != nil {
+		var first uuid.UUID
+		if len(evs) > 0 {
+			first = evs[0].ID
+		}
+		w, st, idRev, err := s.begin(ctx, tx, name, first)
+		if err != nil {
 			return err
 		}
-		if head = w.head(); head > 0 {
-			return s.db.notify(ctx, tx, head)
+		if res, err = w.append(ctx, name, st, idRev, expected, evs, meta); err != nil || len(w.pending) == 0 {
+			return err
 		}
-		return nil
+		head = w.head()
+		return w.flush(ctx)
 	})
 	if err != nil {
 		return es.AppendResult{}, s.opError(ctx, fmt.Sprintf("append to stream %q", name), err)
@@ -205,11 +230,8 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 }
 
 // append is Append in the transaction: memstore's checks, in its order.
-func (w *write) append(ctx context.Context, name string, expected es.ExpectedRevision, evs []es.EventData, meta []byte) (es.AppendResult, error) {
-	st, err := w.s.loadStream(ctx, w.tx, name)
-	if err != nil {
-		return es.AppendResult{}, err
-	}
+func (w *write) append(ctx context.Context, name string, st streamState, idRev sql.NullInt64,
+	expected es.ExpectedRevision, evs []es.EventData, meta []byte) (es.AppendResult, error) {
 	if st.tombstoned {
 		return es.AppendResult{}, es.StreamDeleted(name)
 	}
@@ -227,21 +249,15 @@ func (w *write) append(ctx context.Context, name string, expected es.ExpectedRev
 			return wrong()
 		}
 	}
-	if len(evs) > 0 && (expected.IsAny() || expected.IsStreamExists()) && st.found {
-		var rev sql.NullInt64
-		if _, err := queryRow(ctx, w.tx, w.s.q.idRevision, []any{name, evs[0].ID}, &rev); err != nil {
+	if len(evs) > 0 && (expected.IsAny() || expected.IsStreamExists()) && st.found && idRev.Valid {
+		ok, err := w.holds(ctx, name, st, uint64(idRev.Int64), evs)
+		switch {
+		case err != nil:
 			return es.AppendResult{}, err
+		case ok:
+			return w.result(ctx, name, uint64(idRev.Int64)+uint64(len(evs))-1)
 		}
-		if rev.Valid {
-			ok, err := w.holds(ctx, name, st, uint64(rev.Int64), evs)
-			switch {
-			case err != nil:
-				return es.AppendResult{}, err
-			case ok:
-				return w.result(ctx, name, uint64(rev.Int64)+uint64(len(evs))-1)
-			}
-			return wrong()
-		}
+		return wrong()
 	}
 	if want, ok := wantRevision(expected); ok {
 		switch {
@@ -277,14 +293,9 @@ func (w *write) append(ctx context.Context, name string, expected es.ExpectedRev
 			return es.AppendResult{}, err
 		}
 	}
-	pos, err := w.insert(ctx, name, uint64(last+1), evs)
-	if err != nil {
-		return es.AppendResult{}, err
-	}
+	pos := w.insert(name, uint64(last+1), evs)
 	if meta != nil {
-		if err := w.setMetadata(ctx, name[len(es.MetadataStreamPrefix):], meta); err != nil {
-			return es.AppendResult{}, err
-		}
+		w.setMetadata(name[len(es.MetadataStreamPrefix):], meta)
 	}
 	return es.AppendResult{
 		Revision: uint64(last) + uint64(len(evs)),
@@ -364,8 +375,7 @@ func (s *Store) delete(ctx context.Context, name string, expected es.ExpectedRev
 	}
 	var pos uint64
 	err := s.db.write(ctx, func(tx querier) error {
-		w := &write{s: s, tx: tx, now: s.cfg.now().UnixNano()}
-		st, err := s.loadStream(ctx, tx, name)
+		w, st, _, err := s.begin(ctx, tx, name, uuid.Nil)
 		if err != nil {
 			return err
 		}
@@ -373,23 +383,16 @@ func (s *Store) delete(ctx context.Context, name string, expected es.ExpectedRev
 			return err
 		}
 		if tombstone {
-			if pos, err = w.position(ctx); err != nil {
-				return err
-			}
-			if err := tx.exec(ctx, s.q.upsertTombstone, name); err != nil {
-				return err
-			}
-			err = s.db.insertEvents(ctx, tx, []eventRow{{
+			pos = w.position()
+			w.queue(s.q.upsertTombstone, name)
+			w.pending = append(w.pending, s.db.insertEvents([]eventRow{{
 				position: pos, stream: name, revision: es.TombstoneRevision, id: uuid.New(),
 				typ: es.EventTypeStreamDeleted, contentType: es.ContentTypeBinary, created: w.now,
-			}})
-		} else {
-			pos, err = w.writeMetadata(ctx, name, es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore})
-		}
-		if err != nil {
+			}})...)
+		} else if pos, err = w.writeMetadata(ctx, name, es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore}); err != nil {
 			return err
 		}
-		return s.db.notify(ctx, tx, pos)
+		return w.flush(ctx)
 	})
 	if err != nil {
 		op := "delete"

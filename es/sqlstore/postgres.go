@@ -90,20 +90,18 @@ type postgresDB struct {
 
 func (d *postgresDB) reader() querier { return pgxQuerier{d.pool} }
 
-// write runs f in a READ COMMITTED transaction that first takes the
-// store's advisory lock. Writers therefore commit one at a time, in the
+// write runs f in a READ COMMITTED transaction whose first statement takes
+// the store's advisory lock. Writers therefore commit one at a time, in the
 // order of the positions they take, and each statement after the lock sees
-// every earlier writer's commit.
+// every earlier writer's commit. The lock travels in one round trip with
+// f's first statement.
 func (d *postgresDB) write(ctx context.Context, f func(tx querier) error) error {
 	return pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", d.lockKey); err != nil {
-			return err
-		}
-		return f(pgxQuerier{tx})
+		return f(&lockingTx{tx: tx, lock: stmt{"SELECT pg_advisory_xact_lock($1)", []any{d.lockKey}}})
 	})
 }
 
-func (d *postgresDB) insertEvents(ctx context.Context, tx querier, rows []eventRow) error {
+func (d *postgresDB) insertEvents(rows []eventRow) []stmt {
 	var (
 		pos, rev, created = make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
 		stream, id, typ   = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
@@ -115,15 +113,15 @@ func (d *postgresDB) insertEvents(ctx context.Context, tx querier, rows []eventR
 		stream[i], id[i], typ[i], contentType[i] = r.stream, r.id.String(), r.typ, r.contentType
 		data[i], metadata[i] = r.data, r.metadata
 	}
-	return tx.exec(ctx, "INSERT INTO "+d.n.events+" ("+eventColumns+")"+
+	return []stmt{{"INSERT INTO " + d.n.events + " (" + eventColumns + ")" +
 		" SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::bytea[], $8::bytea[], $9::bigint[])",
-		pos, stream, rev, id, typ, contentType, data, metadata, created)
+		[]any{pos, stream, rev, id, typ, contentType, data, metadata, created}}}
 }
 
 // notify sends the new head on the store's channel; PostgreSQL delivers it
 // when the transaction commits.
-func (d *postgresDB) notify(ctx context.Context, tx querier, head uint64) error {
-	return tx.exec(ctx, "SELECT pg_notify($1, $2)", d.channel, strconv.FormatUint(head, 10))
+func (d *postgresDB) notify(head uint64) []stmt {
+	return []stmt{{"SELECT pg_notify($1, $2)", []any{d.channel, strconv.FormatUint(head, 10)}}}
 }
 
 func (d *postgresDB) tableExists(ctx context.Context, table string) (bool, error) {
@@ -235,6 +233,7 @@ type pgxQuerier struct {
 	db interface {
 		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 	}
 }
 
@@ -249,4 +248,72 @@ func (q pgxQuerier) query(ctx context.Context, sql string, args ...any) (rows, e
 func (q pgxQuerier) exec(ctx context.Context, sql string, args ...any) error {
 	_, err := q.db.Exec(ctx, sql, args...)
 	return err
+}
+
+func (q pgxQuerier) execAll(ctx context.Context, stmts []stmt) error {
+	return sendBatch(ctx, q.db, stmts)
+}
+
+// sendBatch runs statements in one round trip.
+func sendBatch(ctx context.Context, db interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}, stmts []stmt) error {
+	b := &pgx.Batch{}
+	for _, s := range stmts {
+		b.Queue(s.sql, s.args...)
+	}
+	return db.SendBatch(ctx, b).Close()
+}
+
+// lockingTx is a transaction that sends the statement lock before its first
+// statement, in the same round trip.
+type lockingTx struct {
+	tx     pgx.Tx
+	lock   stmt
+	locked bool
+}
+
+func (t *lockingTx) query(ctx context.Context, sql string, args ...any) (rows, error) {
+	if t.locked {
+		return pgxQuerier{t.tx}.query(ctx, sql, args...)
+	}
+	t.locked = true
+	b := &pgx.Batch{}
+	b.Queue(t.lock.sql, t.lock.args...)
+	b.Queue(sql, args...)
+	br := t.tx.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		return nil, errors.Join(err, br.Close())
+	}
+	r, err := br.Query()
+	if err != nil {
+		return nil, errors.Join(err, br.Close())
+	}
+	return &batchRows{Rows: r, br: br}, nil
+}
+
+func (t *lockingTx) exec(ctx context.Context, sql string, args ...any) error {
+	return t.execAll(ctx, []stmt{{sql, args}})
+}
+
+func (t *lockingTx) execAll(ctx context.Context, stmts []stmt) error {
+	if !t.locked {
+		t.locked = true
+		stmts = append([]stmt{t.lock}, stmts...)
+	}
+	return sendBatch(ctx, t.tx, stmts)
+}
+
+// batchRows are the rows of the last query of a batch: closing them closes
+// the batch. Every result of the batch has been read by then, so closing it
+// can only fail if the connection broke, which the transaction's next
+// statement or commit reports.
+type batchRows struct {
+	pgx.Rows
+	br pgx.BatchResults
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	_ = r.br.Close()
 }

@@ -40,8 +40,8 @@ func newNames(schema, prefix string) names {
 type queries struct {
 	names
 	head            string
+	loadForWrite    string
 	loadStream      string
-	idRevision      string
 	idsFrom         string
 	positionAt      string
 	upsertLast      string
@@ -66,7 +66,10 @@ func newQueries(n names) queries {
 		names:      n,
 		head:       "SELECT coalesce(max(position), 0) FROM " + n.events,
 		loadStream: "SELECT last_revision, tombstoned, metadata FROM " + n.streams + " WHERE name = $1",
-		idRevision: "SELECT max(revision) FROM " + n.events + " WHERE stream = $1 AND id = $2",
+		loadForWrite: "SELECT (SELECT coalesce(max(position), 0) FROM " + n.events + ")," +
+			" (SELECT max(revision) FROM " + n.events + " WHERE stream = $1 AND id = $2)," +
+			" s.last_revision, s.tombstoned, s.metadata" +
+			" FROM (SELECT 1 AS one) AS one LEFT JOIN " + n.streams + " AS s ON s.name = $1",
 		idsFrom:    "SELECT id FROM " + n.events + " WHERE stream = $1 AND revision >= $2 AND revision < $3 ORDER BY revision",
 		positionAt: "SELECT position FROM " + n.events + " WHERE stream = $1 AND revision = $2",
 		upsertLast: "INSERT INTO " + n.streams + " (name, last_revision) VALUES ($1, $2)" +

@@ -56,7 +56,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 		return nil, fmt.Errorf("sqlstore: open %s: %w", path, err)
 	}
 	reader.SetMaxIdleConns(4)
-	db := &sqliteDB{writer: writer, reader_: reader}
+	db := &sqliteDB{writer: writer, reader_: reader, stmts: make(map[string]*sql.Stmt)}
 	// The writer connects first: it turns WAL mode on in a new file.
 	if err := writer.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlstore: open %s: %w", path, err), db.close())
@@ -65,6 +65,9 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 	db.n = s.q.names
 	if err := s.open(ctx); err != nil {
 		return nil, err
+	}
+	if err := db.prepare(ctx, s.q); err != nil {
+		return nil, errors.Join(err, s.Close())
 	}
 	return s, nil
 }
@@ -102,6 +105,9 @@ type sqliteDB struct {
 	writer  *sql.DB
 	reader_ *sql.DB
 	n       names
+	// stmts are prepared on the writer, by SQL text; written only before
+	// the store is used.
+	stmts map[string]*sql.Stmt
 }
 
 func (d *sqliteDB) reader() querier { return sqlQuerier{d.reader_} }
@@ -111,10 +117,76 @@ func (d *sqliteDB) write(ctx context.Context, f func(tx querier) error) error {
 	if err != nil {
 		return err
 	}
-	if err := f(sqlQuerier{tx}); err != nil {
+	if err := f(sqliteTx{tx: tx, d: d}); err != nil {
 		return errors.Join(err, ignoreDone(tx.Rollback()))
 	}
 	return tx.Commit()
+}
+
+// prepare prepares the statements of writes on the writer connection.
+// Writes run few distinct statements: preparing each once saves most of
+// the cost of a small append. It runs before any write, since the writer's
+// one connection is busy during a write.
+func (d *sqliteDB) prepare(ctx context.Context, q queries) error {
+	for _, query := range []string{q.loadForWrite, q.loadStream, q.idsFrom, q.positionAt,
+		q.upsertLast, q.upsertMeta, q.upsertTombstone, d.insert()} {
+		st, err := d.writer.PrepareContext(ctx, query)
+		if err != nil {
+			return fmt.Errorf("sqlstore: prepare %s: %w", query, err)
+		}
+		d.stmts[query] = st
+	}
+	return nil
+}
+
+// sqliteTx is a write transaction that runs prepared statements.
+type sqliteTx struct {
+	tx *sql.Tx
+	d  *sqliteDB
+}
+
+// stmt returns the transaction's statement for query, or nil if none was
+// prepared.
+func (t sqliteTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st := t.d.stmts[query]; st != nil {
+		return t.tx.StmtContext(ctx, st)
+	}
+	return nil
+}
+
+func (t sqliteTx) query(ctx context.Context, query string, args ...any) (rows, error) {
+	var (
+		r   *sql.Rows
+		err error
+	)
+	if st := t.stmt(ctx, query); st != nil {
+		r, err = st.QueryContext(ctx, args...)
+	} else {
+		r, err = t.tx.QueryContext(ctx, query, args...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{r}, nil
+}
+
+func (t sqliteTx) exec(ctx context.Context, query string, args ...any) error {
+	var err error
+	if st := t.stmt(ctx, query); st != nil {
+		_, err = st.ExecContext(ctx, args...)
+	} else {
+		_, err = t.tx.ExecContext(ctx, query, args...)
+	}
+	return err
+}
+
+func (t sqliteTx) execAll(ctx context.Context, stmts []stmt) error {
+	for _, s := range stmts {
+		if err := t.exec(ctx, s.sql, s.args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ignoreDone drops the error of rolling back a transaction that the driver
@@ -126,19 +198,22 @@ func ignoreDone(err error) error {
 	return err
 }
 
-func (d *sqliteDB) insertEvents(ctx context.Context, tx querier, rows []eventRow) error {
-	stmt := "INSERT INTO " + d.n.events + " (" + eventColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-	for _, r := range rows {
-		if err := tx.exec(ctx, stmt, i64(r.position), r.stream, i64(r.revision), r.id.String(),
-			r.typ, r.contentType, r.data, r.metadata, r.created); err != nil {
-			return err
-		}
-	}
-	return nil
+func (d *sqliteDB) insert() string {
+	return "INSERT INTO " + d.n.events + " (" + eventColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 }
 
-// notify does nothing: other processes poll.
-func (d *sqliteDB) notify(context.Context, querier, uint64) error { return nil }
+func (d *sqliteDB) insertEvents(rows []eventRow) []stmt {
+	insert := d.insert()
+	stmts := make([]stmt, len(rows))
+	for i, r := range rows {
+		stmts[i] = stmt{insert, []any{i64(r.position), r.stream, i64(r.revision), r.id.String(),
+			r.typ, r.contentType, r.data, r.metadata, r.created}}
+	}
+	return stmts
+}
+
+// notify returns nothing: other processes poll.
+func (d *sqliteDB) notify(uint64) []stmt { return nil }
 
 func (d *sqliteDB) tableExists(ctx context.Context, table string) (bool, error) {
 	var n int64
@@ -179,7 +254,11 @@ func (d *sqliteDB) watch(ctx context.Context, s *Store) {
 }
 
 func (d *sqliteDB) close() error {
-	return errors.Join(d.reader_.Close(), d.writer.Close())
+	var errs []error
+	for _, st := range d.stmts {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(append(errs, d.reader_.Close(), d.writer.Close())...)
 }
 
 // sqlQuerier is a querier on database/sql.
@@ -201,6 +280,15 @@ func (q sqlQuerier) query(ctx context.Context, sql string, args ...any) (rows, e
 func (q sqlQuerier) exec(ctx context.Context, sql string, args ...any) error {
 	_, err := q.db.ExecContext(ctx, sql, args...)
 	return err
+}
+
+func (q sqlQuerier) execAll(ctx context.Context, stmts []stmt) error {
+	for _, s := range stmts {
+		if err := q.exec(ctx, s.sql, s.args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type sqlRows struct{ *sql.Rows }

@@ -50,14 +50,14 @@ type backend interface {
 	reader() querier
 	// write runs f in a transaction that no other writer of the store's
 	// tables runs at the same time, in this process or another, and
-	// commits it when f returns nil. A transaction that starts after
-	// another's commit sees everything that transaction wrote.
+	// commits it when f returns nil. Every statement of f sees everything
+	// that the writers before it committed.
 	write(ctx context.Context, f func(tx querier) error) error
-	// insertEvents inserts events in one statement where it can.
-	insertEvents(ctx context.Context, tx querier, rows []eventRow) error
-	// notify tells other processes, in the transaction tx, that the head
-	// of the log is now head.
-	notify(ctx context.Context, tx querier, head uint64) error
+	// insertEvents returns the statements that insert events.
+	insertEvents(rows []eventRow) []stmt
+	// notify returns the statements that tell other processes, when the
+	// transaction commits, that the head of the log is now head.
+	notify(head uint64) []stmt
 	// tableExists reports whether the table exists, without writing.
 	tableExists(ctx context.Context, table string) (bool, error)
 	// ddl returns the statements that create the schema of version 1.
@@ -74,6 +74,15 @@ type backend interface {
 type querier interface {
 	query(ctx context.Context, sql string, args ...any) (rows, error)
 	exec(ctx context.Context, sql string, args ...any) error
+	// execAll runs statements in order, in one round trip where the
+	// database allows.
+	execAll(ctx context.Context, stmts []stmt) error
+}
+
+// stmt is a statement and its arguments.
+type stmt struct {
+	sql  string
+	args []any
 }
 
 // rows is the result of a query.
