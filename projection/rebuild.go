@@ -39,13 +39,8 @@ func (r *Runner[Tx]) RebuildBlueGreen(ctx context.Context, report func(Progress)
 	}
 	from = max(active, r.p.version())
 	to = from + 1
-	if err := r.run(ctx, plan{mode: modeCatchUp, version: to, report: report}); err != nil {
-		return from, to, err
-	}
-	if ctx.Err() != nil {
-		return from, to, ctx.Err()
-	}
-	return from, to, nil
+	err = r.run(ctx, plan{mode: modeCatchUp, version: to, report: report})
+	return from, to, err
 }
 
 // DropVersion deletes an old version of the read model (Projection.Drop)

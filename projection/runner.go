@@ -198,8 +198,9 @@ func (r *Runner[Tx]) Run(ctx context.Context) error {
 	return r.run(ctx, plan{mode: modeRun})
 }
 
-// CatchUp runs the projection until it has caught up with the log (or ctx
-// is done), commits, and returns.
+// CatchUp runs the projection until it has caught up with the log,
+// commits, and returns nil; if ctx ends first, it commits the batch under
+// way and returns ctx's error.
 func (r *Runner[Tx]) CatchUp(ctx context.Context) error {
 	return r.run(ctx, plan{mode: modeCatchUp})
 }
@@ -226,12 +227,16 @@ func (r *Runner[Tx]) run(ctx context.Context, pl plan) (err error) {
 	if !r.begin() {
 		return fmt.Errorf("projection %s: already running", r.p.Name)
 	}
-	defer func() { r.end(err) }()
+	defer func() { r.end(ctx, err) }()
 	for {
 		err := r.runVersion(ctx, pl)
-		if !errors.Is(err, errVersionChanged) {
+		if errors.Is(err, errVersionChanged) {
+			continue
+		}
+		if pl.mode == modeRun {
 			return r.stopped(ctx, err)
 		}
+		return err
 	}
 }
 
@@ -368,7 +373,7 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 	if pl.report != nil {
 		report = pl.report
 	}
-	f := &follower[Tx]{r: r, version: version, cp: cp, progress: newProgress(r.p.Name, cp.Position, head, report, gap)}
+	f := &follower[Tx]{r: r, version: version, cp: cp, progress: newProgress(r.p.Name, version, cp.Position, head, report, gap)}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -475,11 +480,16 @@ func (f *follower[Tx]) advance(p es.Position) {
 }
 
 // stop commits the batch under way with a context that outlives ctx, for
-// at most the stop timeout.
+// at most the stop timeout, reports the progress made, and returns ctx's
+// error (Run turns it into a graceful nil).
 func (f *follower[Tx]) stop(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.r.cfg.stopTimeout)
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.r.cfg.stopTimeout)
 	defer cancel()
-	return f.flush(ctx)
+	if err := f.flush(flushCtx); err != nil {
+		return err
+	}
+	f.progress.stopped(f.cp.Position)
+	return ctx.Err()
 }
 
 // flush commits the batch and the pending checkpoint, retrying; when the

@@ -74,7 +74,10 @@ func (r *Runner[Tx]) begin() bool {
 	return true
 }
 
-func (r *Runner[Tx]) end(err error) {
+func (r *Runner[Tx]) end(ctx context.Context, err error) {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = nil // stopped, not failed
+	}
 	r.mu.Lock()
 	r.running = false
 	r.status.State, r.status.Err = StateStopped, err
@@ -199,11 +202,13 @@ func headOf(ctx context.Context, store es.Store) (es.RecordedEvent, error) {
 // Progress reports a catch-up or rebuild under way.
 type Progress struct {
 	Projection string
+	// Version is the version being built.
+	Version int
 	// Events is the number of events applied so far.
 	Events int64
-	// Position is the checkpoint reached; Head the end of the log when the
-	// catch-up started.
-	Position, Head es.Position
+	// Position is the checkpoint reached; Start where the catch-up
+	// started, Head the end of the log then.
+	Position, Start, Head es.Position
 	// Rate is in events per second.
 	Rate float64
 	// Remaining estimates the time left, from the share of the log
@@ -211,19 +216,35 @@ type Progress struct {
 	Remaining time.Duration
 	// Done is set on the last report, when the projection caught up.
 	Done bool
+	// Stopped is set on the last report of a catch-up interrupted before
+	// it caught up (its context ended); Position is then what was
+	// committed.
+	Stopped bool
 }
 
 type progress struct {
 	name        string
+	version     int
 	start, head es.Position
 	began, last time.Time
 	events      int64
 	report      func(Progress)
 	gap         time.Duration
+	done        bool
 }
 
-func newProgress(name string, start es.Position, head es.RecordedEvent, report func(Progress), gap time.Duration) *progress {
-	return &progress{name: name, start: start, head: head.Position, began: time.Now(), report: report, gap: gap}
+func newProgress(name string, version int, start es.Position, head es.RecordedEvent, report func(Progress), gap time.Duration) *progress {
+	return &progress{name: name, version: version, start: start, head: head.Position, began: time.Now(), report: report, gap: gap}
+}
+
+// stopped sends the last report of an interrupted catch-up.
+func (p *progress) stopped(pos es.Position) {
+	if p.report == nil || p.done {
+		return
+	}
+	rep := p.build(time.Now(), pos)
+	rep.Stopped = true
+	p.report(rep)
 }
 
 func (p *progress) update(pos es.Position, events int, done bool) {
@@ -235,17 +256,23 @@ func (p *progress) update(pos es.Position, events int, done bool) {
 	if !done && now.Sub(p.last) < p.gap {
 		return
 	}
-	p.last = now
+	p.last, p.done = now, done
+	rep := p.build(now, pos)
+	rep.Done = done
+	p.report(rep)
+}
+
+func (p *progress) build(now time.Time, pos es.Position) Progress {
 	elapsed := now.Sub(p.began)
-	rep := Progress{Projection: p.name, Events: p.events, Position: pos, Head: p.head, Done: done}
+	rep := Progress{Projection: p.name, Version: p.version, Events: p.events, Position: pos, Start: p.start, Head: p.head}
 	if elapsed > 0 {
 		rep.Rate = float64(p.events) / elapsed.Seconds()
 	}
-	if span := float64(p.head.Commit) - float64(p.start.Commit); !done && span > 0 {
+	if span := float64(p.head.Commit) - float64(p.start.Commit); span > 0 {
 		frac := (float64(pos.Commit) - float64(p.start.Commit)) / span
 		if frac > 0 && frac < 1 {
 			rep.Remaining = time.Duration(float64(elapsed) * (1 - frac) / frac)
 		}
 	}
-	p.report(rep)
+	return rep
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -81,7 +82,9 @@ func TestRandomStops(t *testing.T) {
 			}
 			cancel()
 			wg.Wait()
-			require.NoError(t, err)
+			if !errors.Is(err, context.DeadlineExceeded) { // an interrupted Rebuild says so
+				require.NoError(t, err)
+			}
 			st, err := r.Status(ctx)
 			require.NoError(t, err)
 			if st.State == projection.StateRebuilding {
