@@ -30,6 +30,7 @@ type demo struct {
 	now    time.Time // the fixed clock
 	seq    int       // numbers the requests
 	base   int       // order IDs are base+1, base+2, …
+	app    *app      // for the read side
 }
 
 // id returns the ID of the demo's order n: 1001 for n = 1 on the first run.
@@ -56,11 +57,9 @@ func firstFreeBase(ctx context.Context, orders *aggregate.Repository[order.Order
 // state and the metadata stored with the events. It uses a fixed clock and
 // order IDs from 1001, so it prints the same on every run with an empty
 // store; on a store that keeps its data, a second run uses 2001, and so on.
-func runDemo(ctx context.Context, w io.Writer, store es.Store) error {
-	types, err := order.Types()
-	if err != nil {
-		return err
-	}
+func runDemo(ctx context.Context, w io.Writer, a *app) error {
+	store := a.store
+	types := a.types
 	gated := newGatedStore(store)
 	orders, err := aggregate.New(gated, types, order.Definition(), aggregate.WithRetry(3, time.Millisecond))
 	if err != nil {
@@ -70,9 +69,9 @@ func runDemo(ctx context.Context, w io.Writer, store es.Store) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{out: &errWriter{w: w}, store: gated, orders: orders, now: demoStart, base: base}
+	d := &demo{out: &errWriter{w: w}, store: gated, orders: orders, now: demoStart, base: base, app: a}
 	d.printf("The orders of a shop, event-sourced with eventfold on a %T.\n", store)
-	for _, step := range []func(context.Context) error{d.place, d.fulfil, d.reject, d.race, d.report} {
+	for _, step := range []func(context.Context) error{d.place, d.fulfil, d.reject, d.race, d.report, d.readSide} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -318,6 +317,60 @@ func (d *demo) report(ctx context.Context) error {
 		fmt.Fprintf(tw, "   %d\t%s\t%s\t%s\n", ev.Revision, ev.Type, md.CorrelationID, md.CausationID)
 	}
 	return tw.Flush()
+}
+
+// readSide brings the read models up to date and queries them.
+func (d *demo) readSide(ctx context.Context) error {
+	d.printf("\n6. The read side: projections fold the log into SQL tables\n")
+	for _, r := range d.app.runners {
+		st, err := r.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if err := r.CatchUp(ctx); err != nil {
+			return err
+		}
+		after, err := r.Status(ctx)
+		if err != nil {
+			return err
+		}
+		d.printf("   %s caught up: %d events applied, checkpoint %v (was %v)\n", r.Name(), after.Events, after.Checkpoint, st.Checkpoint)
+	}
+
+	d.printf("\n   alice's order history (order-summaries):\n")
+	summaries, err := d.app.queries.CustomerOrders(ctx, "alice")
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "   ORDER\tPLACED\tSTATUS\tITEMS\tTOTAL")
+	for _, s := range summaries {
+		if n, err := strconv.Atoi(s.OrderID); err == nil && n > d.base && n < d.base+1000 {
+			fmt.Fprintf(tw, "   %s\t%s\t%s\t%d\t%v\n", s.OrderID, s.PlacedAt.Format(clock), s.Status, s.ItemCount, s.Total)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	id := d.id(1)
+	detail, err := d.app.queries.Order(ctx, id)
+	if err != nil {
+		return err
+	}
+	d.printf("\n   order %s (order-details): %s, subtotal %v\n", id, detail.Status, detail.Subtotal)
+	for _, l := range detail.Items {
+		d.printf("      %d × %s @ %v = %v\n", l.Quantity, l.ProductID, l.UnitPrice, l.LineTotal)
+	}
+	for _, s := range detail.Timeline {
+		line := fmt.Sprintf("      %s  %s", s.At.Format(clock), s.Status)
+		if s.Detail != "" {
+			line += "  (" + s.Detail + ")"
+		}
+		d.printf("%s\n", line)
+	}
+	d.printf("\n   Throw a read model away and rebuild it at any time: orders replay rebuild --all\n")
+	return nil
 }
 
 // tick advances the demo's clock by a minute and returns the time.

@@ -7,8 +7,15 @@
 //
 // The commands are:
 //
-//	demo   tell a scripted story of orders on an in-memory event store
-//	       (or on EventStoreDB: demo --esdb esdb://localhost:2113?tls=false)
+//	demo    tell a scripted story of orders, kept in orders.db
+//	seed    place -n random orders, and move some of them along
+//	replay  list, rebuild or drop the read models (replay help for more)
+//	status  show where the event store and the read models stand
+//
+// Every command keeps events, read models and checkpoints in one SQLite
+// file, orders.db (-data changes it), unless flags choose other
+// infrastructure: -esdb (events in EventStoreDB), -postgres (read models,
+// and events without -esdb, in PostgreSQL), -nats (the bus on NATS).
 //
 // Run "orders <command> -h" for the flags of a command.
 package main
@@ -19,12 +26,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
-
-	"github.com/eventfold/eventfold/es/eventstoredb"
-	"github.com/eventfold/eventfold/es/memstore"
 )
 
 // command is a subcommand. Adding one is adding an entry to commands.
@@ -39,7 +44,7 @@ type command struct {
 // action runs a command with the arguments left after its flags. A
 // [usageError] is reported with the command's usage and exit code 2; other
 // errors with exit code 1.
-type action func(ctx context.Context, stdout io.Writer, args []string) error
+type action func(ctx context.Context, stdout, stderr io.Writer, args []string) error
 
 // usageError means a command was called with bad arguments.
 type usageError struct{ msg string }
@@ -53,7 +58,10 @@ func usagef(format string, args ...any) error {
 
 // commands are the subcommands, in the order the usage lists them.
 var commands = []command{
-	{name: "demo", summary: "tell a scripted story of orders on an in-memory event store", setup: demoCommand},
+	{name: "demo", summary: "tell a scripted story of orders, kept in orders.db", setup: demoCommand},
+	{name: "seed", summary: "place -n random orders, and move some of them along", setup: seedCommand},
+	{name: "replay", summary: "list, rebuild or drop the read models (replay help for more)", setup: replayCommand},
+	{name: "status", summary: "show where the event store and the read models stand", setup: statusCommand},
 }
 
 func main() {
@@ -96,10 +104,13 @@ func (c command) run(ctx context.Context, args []string, stdout, stderr io.Write
 	} else if err != nil {
 		return c.usageError(stderr, fs, err)
 	}
-	err := act(ctx, stdout, fs.Args())
+	err := act(ctx, stdout, stderr, fs.Args())
+	var code exitCode
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &code):
+		return int(code)
 	case errors.As(err, new(*usageError)):
 		return c.usageError(stderr, fs, err)
 	default:
@@ -141,22 +152,25 @@ func capitalize(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// demoCommand is the demo subcommand: it runs [runDemo] on an in-memory
-// store, or on EventStoreDB with --esdb.
+// demoCommand is the demo subcommand: it runs [runDemo] on the application's
+// data (orders.db unless flags say otherwise).
 func demoCommand(fs *flag.FlagSet) action {
-	esdbConn := fs.String("esdb", os.Getenv("EVENTFOLD_ESDB"), "run on EventStoreDB at this `connection string` (esdb://host:2113?tls=false) instead of in memory; default $EVENTFOLD_ESDB")
-	return func(ctx context.Context, stdout io.Writer, args []string) error {
+	var in infra
+	in.flags(fs)
+	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 		if len(args) > 0 {
 			return usagef("unexpected arguments %q", args)
 		}
-		if *esdbConn == "" {
-			return runDemo(ctx, stdout, memstore.New())
-		}
-		store, err := eventstoredb.New(*esdbConn)
+		a, err := openApp(ctx, in, quietLogger())
 		if err != nil {
 			return err
 		}
-		defer store.Close()
-		return runDemo(ctx, stdout, store)
+		defer a.Close()
+		return runDemo(ctx, stdout, a)
 	}
+}
+
+// quietLogger logs warnings and errors to standard error.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -3,23 +3,33 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/esdbtest"
 	"github.com/eventfold/eventfold/es/memstore"
+	"github.com/eventfold/eventfold/projection/sqlproj"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The v4 client closes its connections asynchronously.
+		goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+}
+
 func TestRunDemo(t *testing.T) {
-	defer goleak.VerifyNone(t)
 	store := memstore.New()
 	var out bytes.Buffer
-	require.NoError(t, runDemo(t.Context(), &out, store))
+	require.NoError(t, runDemo(t.Context(), &out, testApp(t, store)))
 
 	lines := strings.Split(out.String(), "\n")
 	for _, want := range []string{
@@ -52,6 +62,18 @@ func TestRunDemo(t *testing.T) {
 	}
 }
 
+// testApp builds the application on store, with its read models in a
+// SQLite file of the test's own.
+func testApp(t *testing.T, store es.Store) *app {
+	t.Helper()
+	db, err := sql.Open("sqlite", sqliteDSN(filepath.Join(t.TempDir(), "orders.db")))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	a := &app{store: store, db: db, logger: slog.New(slog.DiscardHandler)}
+	require.NoError(t, a.build(t.Context(), sqlproj.SQLite))
+	return a
+}
+
 func eventTypes(t *testing.T, store es.Store, stream string) []string {
 	t.Helper()
 	var types []string
@@ -64,15 +86,14 @@ func eventTypes(t *testing.T, store es.Store, stream string) []string {
 
 func TestRunDemo_printsTheSameEveryTime(t *testing.T) {
 	var first, second bytes.Buffer
-	require.NoError(t, runDemo(t.Context(), &first, memstore.New()))
-	require.NoError(t, runDemo(t.Context(), &second, memstore.New()))
+	require.NoError(t, runDemo(t.Context(), &first, testApp(t, memstore.New())))
+	require.NoError(t, runDemo(t.Context(), &second, testApp(t, memstore.New())))
 	assert.Equal(t, first.String(), second.String())
 }
 
 func TestRunDemo_reportsWriteErrors(t *testing.T) {
-	defer goleak.VerifyNone(t)
 	errFull := errors.New("disk full")
-	err := runDemo(t.Context(), failingWriter{errFull}, memstore.New())
+	err := runDemo(t.Context(), failingWriter{errFull}, testApp(t, memstore.New()))
 	assert.ErrorIs(t, err, errFull)
 }
 
@@ -81,10 +102,9 @@ type failingWriter struct{ err error }
 func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 
 func TestRunDemo_stopsWhenCancelled(t *testing.T) {
-	defer goleak.VerifyNone(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err := runDemo(ctx, &bytes.Buffer{}, memstore.New())
+	err := runDemo(ctx, &bytes.Buffer{}, testApp(t, memstore.New()))
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
@@ -97,9 +117,9 @@ func TestRun(t *testing.T) {
 		code           int
 		stdout, stderr string
 	}{
-		{"demo", []string{"demo"}, 0, "5. Where the orders stand, loaded from their events", ""},
+		{"demo", []string{"demo", "--data", filepath.Join(t.TempDir(), "orders.db")}, 0, "5. Where the orders stand, loaded from their events", ""},
 		{"help", []string{"-h"}, 0, "usage: orders <command> [flags]", ""},
-		{"help command", []string{"help"}, 0, "  demo     tell a scripted story of orders on an in-memory event store", ""},
+		{"help command", []string{"help"}, 0, "  demo     tell a scripted story of orders, kept in orders.db", ""},
 		{"demo help", []string{"demo", "-h"}, 0, "usage: orders demo [flags]", ""},
 		{"no command", nil, 2, "", "usage: orders <command> [flags]"},
 		{"unknown command", []string{"serve-all"}, 2, "", `orders: unknown command "serve-all"`},
@@ -131,7 +151,7 @@ func TestRun_failure(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	var stdout, stderr bytes.Buffer
-	assert.Equal(t, 1, run(ctx, []string{"demo"}, &stdout, &stderr))
+	assert.Equal(t, 1, run(ctx, []string{"demo", "--data", filepath.Join(t.TempDir(), "orders.db")}, &stdout, &stderr))
 	assert.Contains(t, stderr.String(), "orders demo: ")
 	assert.Contains(t, stderr.String(), context.Canceled.Error())
 }
@@ -141,9 +161,10 @@ func TestRun_failure(t *testing.T) {
 // new order IDs, since the store keeps the first run's orders.
 func TestDemoOnEventStoreDB(t *testing.T) {
 	srv := esdbtest.New(t)
+	data := filepath.Join(t.TempDir(), "orders.db") // read models
 	for _, first := range []string{"1001", "2001"} {
 		var stdout, stderr bytes.Buffer
-		code := run(t.Context(), []string{"demo", "--esdb", srv.ConnectionString()}, &stdout, &stderr)
+		code := run(t.Context(), []string{"demo", "--esdb", srv.ConnectionString(), "--data", data}, &stdout, &stderr)
 		require.Equal(t, 0, code, "stderr: %s", stderr.String())
 		assert.Contains(t, stdout.String(), "on a *eventstoredb.Store")
 		assert.Contains(t, stdout.String(), "   alice placed "+first+": ")
@@ -158,7 +179,42 @@ func TestDemoOnEventStoreDB(t *testing.T) {
 
 func TestDemoRejectsABadConnectionString(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"demo", "--esdb", "http://nope"}, &stdout, &stderr)
+	code := run(t.Context(), []string{"demo", "--esdb", "http://nope", "--data", filepath.Join(t.TempDir(), "orders.db")}, &stdout, &stderr)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr.String(), "invalid connection string")
+}
+
+// TestCommandsShareTheDataFile runs seed, status and replay as separate
+// runs of the program would, on one data file.
+func TestCommandsShareTheDataFile(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "orders.db")
+	cmd := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), append(args[:1:1], append([]string{"--data", data}, args[1:]...)...), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	code, out, errs := cmd("seed", "-n", "20")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "placed 20 orders")
+
+	code, out, errs = cmd("status")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "event store: *sqlstore.Store")
+	assert.Contains(t, out, "order-summaries")
+
+	code, out, errs = cmd("replay", "rebuild", "--all")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "order-summaries: rebuilt in place")
+	assert.Contains(t, out, "order-details: rebuilt in place")
+
+	code, out, errs = cmd("replay", "status", "--json")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, `"order-details"`)
+
+	code, _, errs = cmd("replay", "rebuild", "nope")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errs, `unknown projection "nope"`)
+
+	code, _, _ = cmd("seed", "-n", "0")
+	assert.Equal(t, 2, code)
 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/example/orders/order"
+	"github.com/eventfold/eventfold/projection/replay"
+)
+
+// exitCode carries the exit code of a command that reports its own
+// failures (the replay tool).
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit code %d", int(e)) }
+
+// replayCommand mounts the replay tool: list, status, rebuild and drop the
+// application's read models.
+func replayCommand(fs *flag.FlagSet) action {
+	var in infra
+	in.flags(fs)
+	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+		a, err := openApp(ctx, in, quietLogger())
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		projections := make([]replay.Projection, len(a.runners))
+		for i, r := range a.runners {
+			projections[i] = r
+		}
+		if code := replay.New("orders replay", projections...).Run(ctx, args, stdout, stderr); code != 0 {
+			return exitCode(code)
+		}
+		return nil
+	}
+}
+
+// statusCommand prints where the event store and the read models stand.
+func statusCommand(fs *flag.FlagSet) action {
+	var in infra
+	in.flags(fs)
+	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+		if len(args) > 0 {
+			return usagef("unexpected arguments %q", args)
+		}
+		a, err := openApp(ctx, in, quietLogger())
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		fmt.Fprintf(stdout, "event store: %T\n", a.store)
+		for ev, err := range a.store.ReadAll(ctx, es.ReadAllOptions{Direction: es.Backwards, From: es.End, Limit: 1}) {
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "head of the log: %v, %s %d of %s at %s\n", ev.Position, ev.Type, ev.Revision, ev.Stream, ev.Created.Format(time.RFC3339))
+		}
+		fmt.Fprintln(stdout)
+		projections := make([]replay.Projection, len(a.runners))
+		for i, r := range a.runners {
+			projections[i] = r
+		}
+		if code := replay.New("orders status", projections...).Run(ctx, []string{"status"}, stdout, stderr); code != 0 {
+			return exitCode(code)
+		}
+		return nil
+	}
+}
+
+// seedCommand places n random orders, and moves some of them along.
+func seedCommand(fs *flag.FlagSet) action {
+	var in infra
+	in.flags(fs)
+	n := fs.Int("n", 100, "how many orders to place")
+	seed := fs.Uint64("seed", 1, "the random seed: the same seed places the same orders")
+	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+		if len(args) > 0 {
+			return usagef("unexpected arguments %q", args)
+		}
+		if *n < 1 {
+			return usagef("-n must be positive, not %d", *n)
+		}
+		a, err := openApp(ctx, in, quietLogger())
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		placed, events, err := seedOrders(ctx, a, *n, *seed)
+		fmt.Fprintf(stdout, "placed %d orders (%d events)\n", placed, events)
+		return err
+	}
+}
+
+var (
+	seedCustomers = []string{"alice", "bob", "carol", "dave", "erin", "frank"}
+	seedProducts  = []struct {
+		id    string
+		price order.Money
+	}{{"keyboard", 4990}, {"mouse", 1990}, {"monitor", 18900}, {"usb-cable", 750}, {"headset", 5900}, {"webcam", 4500}, {"desk-lamp", 2900}}
+)
+
+// seedOrders places n orders with IDs that do not exist yet, then confirms,
+// ships or cancels some of them, as a shop would. It returns how many orders
+// it placed and how many events it appended.
+func seedOrders(ctx context.Context, a *app, n int, seed uint64) (placed, events int, err error) {
+	rng := rand.New(rand.NewPCG(seed, 0xE7E27F01D))
+	run := time.Now().UTC().Format("20060102T150405")
+	for i := range n {
+		id := fmt.Sprintf("s%s-%d", run, i+1)
+		var items []order.Item
+		for range 1 + rng.IntN(3) {
+			p := seedProducts[rng.IntN(len(seedProducts))]
+			items = append(items, order.Item{ProductID: p.id, Quantity: 1 + rng.IntN(3), UnitPrice: p.price})
+		}
+		at := time.Now().UTC()
+		cmd := order.PlaceOrder{OrderID: id, CustomerID: seedCustomers[rng.IntN(len(seedCustomers))], Items: items, PlacedAt: at}
+		if _, err := a.orders.Create(ctx, id, order.Place(cmd)); err != nil {
+			return placed, events, err
+		}
+		placed, events = placed+1, events+1
+		next := []aggregateStep{}
+		switch r := rng.IntN(10); {
+		case r < 5:
+			next = append(next, order.Confirm(order.ConfirmOrder{OrderID: id, ConfirmedAt: at}))
+			if r < 3 {
+				next = append(next, order.Ship(order.ShipOrder{OrderID: id, TrackingNumber: fmt.Sprintf("1Z-%06d", rng.IntN(1_000_000)), ShippedAt: at}))
+			}
+		case r < 7:
+			next = append(next, order.Cancel(order.CancelOrder{OrderID: id, Reason: "changed my mind", CancelledAt: at}))
+		}
+		for _, step := range next {
+			if _, err := a.orders.Update(ctx, id, step); err != nil {
+				return placed, events, err
+			}
+			events++
+		}
+	}
+	return placed, events, nil
+}
+
+type aggregateStep = decider
