@@ -198,10 +198,8 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 		return es.AppendResult{}, err
 	}
 	var meta []byte
-	if target, ok := metadataTarget(name); ok {
-		if meta, err = parseMetadataAppend(target, evs); err != nil {
-			return es.AppendResult{}, err
-		}
+	if _, ok := metadataTarget(name); ok {
+		meta = parseMetadataAppend(evs)
 	}
 	var (
 		res  es.AppendResult
@@ -331,24 +329,22 @@ func metadataTarget(name string) (string, bool) {
 }
 
 // parseMetadataAppend returns, encoded again, the metadata an append to a
-// metadata stream sets: that of its last $metadata event; nil if none.
-func parseMetadataAppend(target string, evs []es.EventData) ([]byte, error) {
+// metadata stream sets: that of its last $metadata event; nil if none. Like
+// EventStoreDB (and es/memstore), metadata that does not parse is stored
+// as it is and counts as no metadata.
+func parseMetadataAppend(evs []es.EventData) []byte {
 	var meta []byte
-	for i, ev := range evs {
+	for _, ev := range evs {
 		if ev.Type != es.EventTypeMetadata {
 			continue
 		}
 		var m es.StreamMetadata
-		if err := json.Unmarshal(ev.Data, &m); err != nil {
-			return nil, fmt.Errorf("%w: event %d of the append to %q: %v", es.ErrInvalidArgument, i, es.MetadataStream(target), err)
+		if json.Unmarshal(ev.Data, &m) != nil {
+			m = es.StreamMetadata{}
 		}
-		data, err := json.Marshal(m)
-		if err != nil {
-			return nil, fmt.Errorf("%w: event %d of the append to %q: %v", es.ErrInvalidArgument, i, es.MetadataStream(target), err)
-		}
-		meta = data
+		meta, _ = json.Marshal(m) // a StreamMetadata always encodes
 	}
-	return meta, nil
+	return meta
 }
 
 // DeleteStream implements [es.Store]: it writes `$metadata` with `$tb` set

@@ -1,3 +1,93 @@
-// Package sqlstore is an [es.Store] on SQL: SQLite, embedded in the
-// program through a pure-Go driver, and PostgreSQL through pgx.
+// Package sqlstore is an [es.Store] on SQL: SQLite, embedded in the program
+// through the pure-Go driver modernc.org/sqlite (no cgo), and PostgreSQL
+// through pgx. It has the semantics of the reference store, es/memstore,
+// and passes the conformance suite in es/estest.
+//
+//	store, err := sqlstore.OpenSQLite(ctx, "events.db")
+//	if err != nil {
+//		return err
+//	}
+//	defer store.Close()
+//	_, err = store.Append(ctx, "order-1", es.NoStream, es.EventData{Type: "OrderPlaced", Data: []byte(`{}`)})
+//
+// A [Store] is safe for concurrent use, and several Stores, in one process
+// or many, may share one database. Options ([Option]) set the tables' names
+// ([WithTablePrefix], [WithSchema]), the maximum append size, the clock, the
+// poll interval and the logger; constructors reject invalid ones with an
+// error wrapping [ErrInvalidOption]. Errors about streams and events are
+// those of package es ([es.ErrWrongExpectedVersion], …); a failure of the
+// database is reported with the operation and the driver's error
+// ("sqlstore: append to stream "x": database is locked …"), and leaves
+// nothing of the failed write behind.
+//
+// # SQLite
+//
+// [OpenSQLite] opens one file, created if needed, or a SQLite URI
+// ("file:events.db?mode=ro" opens it read-only: reads work, writes fail).
+// The database is put in WAL mode, with foreign keys on and synchronous=FULL
+// (SQLite's default in WAL mode: a committed append survives a power cut).
+// Each Store has one writer connection, whose transactions begin IMMEDIATE,
+// and a pool of read-only connections for reads and subscriptions. Appends
+// of one Store queue for the writer; appends of several processes queue for
+// SQLite's write lock, each waiting up to the busy timeout (5 s unless the
+// URI sets busy_timeout) before failing with SQLITE_BUSY. A full disk fails
+// the append with SQLITE_FULL and rolls it back. ":memory:" would give every
+// connection a database of its own; "file:/name?vfs=memdb" keeps one
+// database in memory for as long as the Store is open.
+//
+// # PostgreSQL
+//
+// [OpenPostgres] connects with a pgx connection string and owns its pool;
+// [NewPostgres] uses a pool of the caller's, which Close leaves open. Each
+// Store also holds one connection of its own, outside the pool, on which it
+// listens for notifications. [WithSchema] puts the tables in a schema of
+// their own (created if needed), which is how tests isolate their runs.
+//
+// # Subscriptions and ordering
+//
+// Positions in `$all` are a bigint column assigned in the append's
+// transaction as the largest position so far plus one, and every append,
+// delete and tombstone is serialised with the others: on SQLite by the
+// database's single write lock (BEGIN IMMEDIATE), on PostgreSQL by a
+// transaction-scoped advisory lock (pg_advisory_xact_lock, keyed on the
+// events table's name) taken before anything is read. A transaction
+// therefore takes its positions only after the previous writer committed,
+// and commits before the next one starts, so positions become visible in
+// increasing order: a reader that has seen position p has already seen every
+// position below p, and a subscription that resumes after p cannot skip an
+// event committed later with a smaller position, the classic trap of
+// sequences whose transactions commit out of order. The price, on
+// PostgreSQL, is that appends to one store do not overlap: one append
+// commits at a time (a few round trips and one WAL flush each), whatever
+// the number of connections, so throughput comes from putting several
+// events in one append rather than from parallel writers.
+//
+// Reads and subscriptions fetch events in batches of a few hundred rows,
+// by keyset on the position or revision, and hold no connection, lock or
+// transaction while the loop body runs. A subscription that has caught up
+// waits for a signal: an append through the same Store wakes it at once;
+// on PostgreSQL, the append's transaction sends a notification (pg_notify)
+// that the Store's listening connection receives and hands to all its
+// subscriptions; on SQLite, and on PostgreSQL when no notification came, the
+// Store polls the head of the log every poll interval ([WithPollInterval]),
+// so that the appends of other processes, a lost notification or a broken
+// listening connection only delay a subscription. The listening connection
+// is re-established with backoff. Each Store runs one background goroutine
+// for this, which Close stops; subscriptions still running then end with
+// [ErrClosed].
+//
+// # Schema and versions
+//
+// A Store creates its tables when it opens, if they do not exist, in one
+// transaction: <prefix>streams (a row per stream: last revision, tombstone
+// flag, metadata as JSON), <prefix>events (position as primary key, stream,
+// revision, event ID, type, content type, data, metadata, created time in
+// Unix nanoseconds; unique on stream and revision, indexed on stream and
+// event ID) and <prefix>schema, whose one row holds the schema version. A
+// database whose schema is current is only read when the Store opens, so a
+// read-only database opens. A database with a newer schema version than this
+// package knows is refused with [ErrSchemaVersion] before anything is
+// written: an older program must not write rows that a newer one would
+// misread. Later versions of the schema will be reached by migrations that
+// run, in order, when a Store opens an older database.
 package sqlstore

@@ -111,3 +111,32 @@ func TestClose(t *testing.T) {
 		assert.ErrorIs(t, err, sqlstore.ErrClosed, "SubscribeStream")
 	}
 }
+
+// TestBadMetadata checks, as es/memstore does, that metadata which does not
+// parse is stored, and counts as no metadata, and that events of other types
+// in a metadata stream leave the metadata as it is.
+func TestBadMetadata(t *testing.T) {
+	s := openSQLite(t)
+	_, err := s.Append(t.Context(), "order-1", es.NoStream, es.EventData{Type: "A"}, es.EventData{Type: "B"})
+	require.NoError(t, err)
+	types := func() []string {
+		t.Helper()
+		var types []string
+		for ev, err := range s.ReadStream(t.Context(), "order-1", es.ReadStreamOptions{}) {
+			require.NoError(t, err)
+			types = append(types, ev.Type)
+		}
+		return types
+	}
+
+	_, err = es.SetStreamMetadata(t.Context(), s, "order-1", es.Any, es.StreamMetadata{MaxCount: 1})
+	require.NoError(t, err)
+	_, err = s.Append(t.Context(), es.MetadataStream("order-1"), es.Any, es.EventData{Type: "Note", Data: []byte(`not JSON`)})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"B"}, types(), "$maxCount 1 still applies")
+
+	_, err = s.Append(t.Context(), es.MetadataStream("order-1"), es.Any,
+		es.EventData{Type: es.EventTypeMetadata, Data: []byte(`{"$maxCount": "many"}`)})
+	require.NoError(t, err, "metadata that does not parse is stored")
+	assert.Equal(t, []string{"A", "B"}, types(), "and counts as no metadata")
+}

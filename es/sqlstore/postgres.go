@@ -158,8 +158,9 @@ func (d *postgresDB) ddl() []string {
 // watch keeps one connection, outside the pool, listening on the store's
 // channel, and advances the store's head on every notification. It polls
 // when no notification came for the poll interval, and while it has no
-// connection (reconnecting with backoff), so that a lost notification only
-// delays a subscription.
+// connection, so that a lost notification only delays a subscription. It
+// reconnects with a backoff that doubles from 100 ms up to the poll interval
+// (at least 1 s, at most 10 s).
 func (d *postgresDB) watch(ctx context.Context, s *Store) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {

@@ -49,7 +49,6 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 		return nil, fmt.Errorf("sqlstore: open %s: %w", path, err)
 	}
 	writer.SetMaxOpenConns(1)
-	writer.SetConnMaxIdleTime(0)
 	reader, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {
 		writer.Close()
@@ -97,6 +96,7 @@ func sqliteDSN(path string) (string, error) {
 		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", defaultBusyTimeout))
 	}
 	q.Add("_pragma", "foreign_keys(1)")
+	q.Del("_txlock") // the store sets it: IMMEDIATE for the writer
 	return base + "?" + q.Encode(), nil
 }
 

@@ -1,0 +1,111 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/sqlstore"
+)
+
+func Example() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "sqlstore-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "events.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	res, err := store.Append(ctx, "order-1", es.NoStream,
+		es.EventData{Type: "OrderPlaced", Data: []byte(`{"total":42}`)},
+		es.EventData{Type: "OrderPaid", Data: []byte(`{"amount":42}`)},
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("appended up to revision", res.Revision, "at", res.Position)
+
+	for ev, err := range store.ReadStream(ctx, "order-1", es.ReadStreamOptions{}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(ev.Revision, ev.Type, string(ev.Data))
+	}
+
+	_, err = store.Append(ctx, "order-1", es.NoStream, es.EventData{Type: "OrderPlaced"})
+	fmt.Println(errors.Is(err, es.ErrWrongExpectedVersion))
+	// Output:
+	// appended up to revision 1 at C:2/P:2
+	// 0 OrderPlaced {"total":42}
+	// 1 OrderPaid {"amount":42}
+	// true
+}
+
+func ExampleStore_SubscribeAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "sqlstore-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "events.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	if _, err := store.Append(ctx, "order-1", es.NoStream, es.EventData{Type: "OrderPlaced"}); err != nil {
+		log.Fatal(err)
+	}
+	for msg, err := range store.SubscribeAll(ctx, es.SubscribeAllOptions{From: es.Start, Filter: es.ExcludeSystemEvents()}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		switch msg.Kind {
+		case es.KindEvent:
+			fmt.Println("event", msg.Event.Stream, msg.Event.Type, "at", msg.Position)
+			if msg.Event.Type == "OrderShipped" {
+				return
+			}
+		case es.KindCheckpoint:
+			fmt.Println("checkpoint at", msg.Position)
+		case es.KindCaughtUp:
+			fmt.Println("caught up")
+			// Live: this append wakes the subscription at once.
+			if _, err := store.Append(ctx, "order-1", es.Exact(0), es.EventData{Type: "OrderShipped"}); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+	// Output:
+	// event order-1 OrderPlaced at C:1/P:1
+	// checkpoint at C:1/P:1
+	// caught up
+	// event order-1 OrderShipped at C:2/P:2
+}
+
+func ExampleOpenPostgres() {
+	ctx := context.Background()
+	store, err := sqlstore.OpenPostgres(ctx, "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+		sqlstore.WithSchema("orders"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	_, err = store.Append(ctx, "order-1", es.Any, es.EventData{Type: "OrderPlaced", Data: []byte(`{}`)})
+	if err != nil {
+		log.Fatal(err)
+	}
+}
