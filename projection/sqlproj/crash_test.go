@@ -64,7 +64,7 @@ func TestRandomStops(t *testing.T) {
 		first := appends(200)
 		write(first, streams(len(first)))
 
-		m := &totals{table: "totals"}
+		m := &totals{table: "totals", dialect: b.dialect}
 		r := newRunner(t, store, cps, m.projection("totals"), projection.WithBatch(16, time.Millisecond))
 		interrupted := 0
 		for i := range 30 {
@@ -187,7 +187,7 @@ func TestKillMidBatch(t *testing.T) {
 func killChild(t *testing.T, path string) {
 	db := openSQLite(t, path)
 	cps := newCheckpoints(t, db, sqlproj.SQLite)
-	m := &totals{table: "totals", inHandler: func() {
+	m := &totals{table: "totals", dialect: sqlproj.SQLite, inHandler: func() {
 		fmt.Println("mid-batch")
 		time.Sleep(20 * time.Millisecond) // a slow handler
 	}}

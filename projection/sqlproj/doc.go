@@ -28,11 +28,16 @@
 // rolls back both the read model's changes and the checkpoint. A crash
 // (even SIGKILL in the middle of a batch) leaves the read model and its
 // checkpoint as of the last committed batch, and the runner resumes from
-// there: nothing is skipped or applied twice. Handlers should write
-// batches with multi-row statements (one INSERT … VALUES (…), (…), … ON
-// CONFLICT … per batch, with placeholders $1, $2, … which both databases
-// accept), and runners of large rebuilds use large batches
-// ([projection.WithBatch]).
+// there: nothing is skipped or applied twice. ctx cancels the
+// transaction's statements but not its COMMIT, so that a Commit that
+// returns has really committed or really not.
+//
+// Handlers should write a batch with multi-row statements (one INSERT …
+// VALUES (…), (…), … ON CONFLICT … DO UPDATE per batch, or per few hundred
+// rows on SQLite, with [Dialect.Placeholder]), and runners of large
+// rebuilds use large batches ([projection.WithBatch]): a rebuild then
+// applies some 50,000 to 100,000 events a second on PostgreSQL or SQLite
+// (see bench_test.go).
 //
 // Positions are uint64 in Go and BIGINT (signed) in SQL: positions up to
 // 2^63-1 round-trip, larger ones are refused with [ErrPositionRange]

@@ -142,7 +142,8 @@ var errPoison = errors.New("negative amount")
 // amounts, the number of events and the last revision. Version n lives in
 // the table "<table>_v<n>", read through the view "<table>".
 type totals struct {
-	table string
+	table   string
+	dialect sqlproj.Dialect // for the placeholders
 	// inHandler, if set, is called in the middle of each batch, after
 	// half of its rows are written.
 	inHandler func()
@@ -174,7 +175,7 @@ func (m *totals) setup(ctx context.Context, tx *sql.Tx, version int) error {
 	return err
 }
 
-// handle applies a batch with one multi-row upsert per 1000 streams. It
+// handle applies a batch with multi-row upserts. It
 // writes first and fails afterwards on a poison event, so that a failure
 // has something to roll back.
 func (m *totals) handle(ctx context.Context, tx *sql.Tx, b projection.Batch) error {
@@ -199,20 +200,26 @@ func (m *totals) handle(ctx context.Context, tx *sql.Tx, b projection.Batch) err
 	table := b.Table(m.table)
 	half := len(order) / 2
 	if m.inHandler != nil && half > 0 {
-		if err := upsert(ctx, tx, table, order[:half], rows); err != nil {
+		if err := m.upsert(ctx, tx, table, order[:half], rows); err != nil {
 			return err
 		}
 		m.inHandler()
 		order = order[half:]
 	}
-	if err := upsert(ctx, tx, table, order, rows); err != nil {
+	if err := m.upsert(ctx, tx, table, order, rows); err != nil {
 		return err
 	}
 	return poison
 }
 
-func upsert(ctx context.Context, tx *sql.Tx, table string, streams []string, rows map[string]*total) error {
-	const chunk = 1000
+func (m *totals) upsert(ctx context.Context, tx *sql.Tx, table string, streams []string, rows map[string]*total) error {
+	// One statement per batch on PostgreSQL (up to 65535 parameters);
+	// smaller ones on SQLite, whose driver binds in time quadratic in the
+	// number of parameters.
+	chunk := 5000
+	if m.dialect == sqlproj.SQLite {
+		chunk = 250
+	}
 	var sb strings.Builder
 	for len(streams) > 0 {
 		n := min(len(streams), chunk)
@@ -223,7 +230,8 @@ func upsert(ctx context.Context, tx *sql.Tx, table string, streams []string, row
 			if i > 0 {
 				sb.WriteString(", ")
 			}
-			fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
+			p := m.dialect.Placeholder
+			fmt.Fprintf(&sb, "(%s, %s, %s, %s)", p(4*i+1), p(4*i+2), p(4*i+3), p(4*i+4))
 			r := rows[s]
 			args = append(args, s, r.Total, r.Events, r.LastRevision)
 		}
@@ -311,7 +319,7 @@ func waitState(t *testing.T, r *projection.Runner[*sql.Tx], want projection.Stat
 func replay(t testing.TB, store es.Store, db *sql.DB, d sqlproj.Dialect) map[string]total {
 	t.Helper()
 	cps := newCheckpoints(t, db, d, sqlproj.WithTablePrefix("check_"))
-	m := &totals{table: "check_totals"}
+	m := &totals{table: "check_totals", dialect: d}
 	r := newRunner(t, store, cps, m.projection("check"), projection.WithBatch(1000, time.Millisecond))
 	require.NoError(t, r.CatchUp(t.Context()))
 	return read(t, db, "check_totals_v1")

@@ -26,7 +26,7 @@ func TestPostgresLeaseOneRunner(t *testing.T) {
 	db1, db2 := openPostgres(t, dsn), openPostgres(t, dsn)
 	cps1 := newCheckpoints(t, db1, sqlproj.Postgres, sqlproj.WithLeasePoll(10*time.Millisecond))
 	cps2 := newCheckpoints(t, db2, sqlproj.Postgres, sqlproj.WithLeasePoll(10*time.Millisecond))
-	m := &totals{table: "totals"}
+	m := &totals{table: "totals", dialect: sqlproj.Postgres}
 	r1 := newRunner(t, store, cps1, m.projection("totals"))
 	r2 := newRunner(t, store, cps2, m.projection("totals"))
 

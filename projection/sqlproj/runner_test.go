@@ -27,7 +27,7 @@ func TestCatchUpThenLive(t *testing.T) {
 		add(t, store, "counter-b", 10)
 		add(t, store, "other-x", 100) // not this projection's category
 
-		m := &totals{table: "totals"}
+		m := &totals{table: "totals", dialect: b.dialect}
 		r := newRunner(t, store, cps, m.projection("totals"))
 		require.NoError(t, r.CatchUp(ctx))
 		assert.Equal(t, map[string]total{"counter-a": {6, 3, 2}, "counter-b": {10, 1, 0}}, read(t, db, "totals"))
@@ -115,7 +115,7 @@ func TestPoison(t *testing.T) {
 		add(t, store, "counter-a", 3)
 
 		t.Run("stop", func(t *testing.T) {
-			m := &totals{table: "stopped"}
+			m := &totals{table: "stopped", dialect: b.dialect}
 			// One batch holds every event, so the first two are committed
 			// only once the runner has isolated the culprit.
 			r := newRunner(t, store, cps, m.projection("stopped"), projection.WithBatch(100, time.Second))
@@ -137,7 +137,7 @@ func TestPoison(t *testing.T) {
 		})
 
 		t.Run("skip", func(t *testing.T) {
-			m := &totals{table: "skipped"}
+			m := &totals{table: "skipped", dialect: b.dialect}
 			r := newRunner(t, store, cps, m.projection("skipped"), projection.WithBatch(100, time.Second), projection.WithSkipPoison(cps))
 			require.NoError(t, r.CatchUp(ctx))
 			assert.Equal(t, map[string]total{"counter-a": {6, 3, 2}, "counter-b": {12, 2, 2}}, read(t, db, "skipped"))
@@ -182,7 +182,7 @@ func TestRebuildInPlace(t *testing.T) {
 		add(t, store, "counter-a", 1, 2, 3)
 		add(t, store, "counter-b", 4)
 
-		m := &totals{table: "totals"}
+		m := &totals{table: "totals", dialect: b.dialect}
 		r := newRunner(t, store, cps, m.projection("totals"), projection.WithBatch(2, time.Millisecond))
 		require.NoError(t, r.CatchUp(ctx))
 		want := read(t, db, "totals")
@@ -208,7 +208,7 @@ func TestBlueGreen(t *testing.T) {
 		store := memstore.New()
 		add(t, store, "counter-a", 1, 2)
 
-		m := &totals{table: "totals"}
+		m := &totals{table: "totals", dialect: b.dialect}
 		p := m.projection("totals")
 		r := newRunner(t, store, cps, p)
 		require.NoError(t, r.CatchUp(ctx))
@@ -295,7 +295,7 @@ func TestCorruptCheckpoint(t *testing.T) {
 		cps := newCheckpoints(t, db, b.dialect)
 		store := memstore.New()
 		add(t, store, "counter-a", 1)
-		m := &totals{table: "totals"}
+		m := &totals{table: "totals", dialect: b.dialect}
 		r := newRunner(t, store, cps, m.projection("totals"))
 		require.NoError(t, r.CatchUp(ctx))
 
@@ -328,7 +328,7 @@ func TestCheckpointBeyondHead(t *testing.T) {
 		cps := newCheckpoints(t, db, b.dialect)
 		store := memstore.New()
 		add(t, store, "counter-a", 1, 2, 3)
-		m := &totals{table: "totals"}
+		m := &totals{table: "totals", dialect: b.dialect}
 		require.NoError(t, newRunner(t, store, cps, m.projection("totals")).CatchUp(ctx))
 
 		// Another (empty) event store under the same database.

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,18 @@ func (d Dialect) String() string {
 		return "postgres"
 	}
 	return fmt.Sprintf("Dialect(%d)", uint8(d))
+}
+
+// Placeholder returns the placeholder of the n-th parameter (from 1) of a
+// statement: "$n" on PostgreSQL, "?" on SQLite. SQLite accepts "$n" too,
+// but modernc.org/sqlite binds it by name, which costs time quadratic in
+// the number of parameters: multi-row statements of a SQLite read model
+// should use "?".
+func (d Dialect) Placeholder(n int) string {
+	if d == SQLite {
+		return "?"
+	}
+	return "$" + strconv.Itoa(n)
 }
 
 // Defaults of the options.
