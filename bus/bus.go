@@ -1,0 +1,504 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/cqrs"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+
+	"github.com/eventfold/eventfold/es"
+)
+
+// Errors of this package, matched with [errors.Is].
+var (
+	// ErrInvalidOption means New or a registration was given an invalid
+	// argument or option.
+	ErrInvalidOption = errors.New("bus: invalid option")
+	// ErrNoHandler means a command was sent whose type has no handler:
+	// none registered on this bus, and none declared with
+	// [WithRemoteCommands].
+	ErrNoHandler = errors.New("bus: no handler")
+	// ErrDuplicateHandler means a second handler was registered for a
+	// command type, or for an event type within one event handler group.
+	ErrDuplicateHandler = errors.New("bus: duplicate handler")
+	// ErrRunning means a handler was registered after Run started, or Run
+	// was called twice.
+	ErrRunning = errors.New("bus: already running")
+	// ErrHandlerFailed means a command handler failed without an answer
+	// (it panicked, timed out or its command did not decode) on every
+	// retry: the request's caller gets an error that matches it.
+	ErrHandlerFailed = errors.New("bus: handler failed")
+	// ErrNestedSend means a command handler sent a command over the default
+	// in-process transport, which delivers a command only once the previous
+	// one is handled: the send would wait for itself.
+	ErrNestedSend = errors.New("bus: a command handler cannot send a command over the in-process transport")
+)
+
+// Bus carries commands to their handlers and events to theirs, over a
+// Watermill Pub/Sub. Create it with [New], register handlers with
+// [HandleCommand], [HandleRequest] and [HandleEvent], then [Bus.Run] it.
+// A Bus is safe for concurrent use.
+type Bus struct {
+	commands *es.Registry
+	events   *es.Registry
+	cfg      config
+	wlog     watermill.LoggerAdapter
+	instance string
+
+	router     *message.Router
+	cmdBus     *cqrs.CommandBus
+	cmdProc    *cqrs.CommandProcessor
+	eventProc  *cqrs.EventGroupProcessor
+	inbox      *inbox
+	running    chan struct{} // closed when the router runs
+	dropped    atomic.Uint64
+	ownedClose func() error // closes the default GoChannel, if any
+
+	mu       sync.Mutex
+	started  bool
+	local    map[string]bool                     // command names with a handler here
+	remote   map[string]bool                     // command names handled elsewhere
+	groups   map[string][]cqrs.GroupEventHandler // event handler groups
+	grouped  map[string]map[string]bool          // group → event names
+	groupSeq []string                            // groups in registration order
+}
+
+type config struct {
+	publisher      message.Publisher
+	subscriber     func(consumer string) (message.Subscriber, error)
+	prefix         string
+	logger         *slog.Logger
+	retries        int
+	retryBackoff   time.Duration
+	retryMax       time.Duration
+	handlerTimeout time.Duration
+	requestTimeout time.Duration
+	poisonTopic    string
+	errs           []error
+	remote         []string
+}
+
+// Option configures a Bus.
+type Option func(*config) error
+
+// WithTransport makes the bus run on a Watermill Pub/Sub: pub publishes
+// every message; subscriber returns the subscriber of one consumer (the
+// handler of a command type, a group of event handlers, the replies of this
+// bus). Each consumer must receive every message of its topic, so on a
+// broker each consumer name needs its own consumer group, durable consumer
+// or queue. The router closes the subscribers when it stops; the publisher
+// is the caller's to close. The default is an in-process GoChannel that
+// keeps order (each publish waits until the message is handled).
+func WithTransport(pub message.Publisher, subscriber func(consumer string) (message.Subscriber, error)) Option {
+	return func(c *config) error {
+		if pub == nil || subscriber == nil {
+			return fmt.Errorf("%w: nil publisher or subscriber", ErrInvalidOption)
+		}
+		c.publisher, c.subscriber = pub, subscriber
+		return nil
+	}
+}
+
+// Shared returns a subscriber function for [WithTransport] that gives every
+// consumer the same subscriber, for Pub/Subs that deliver every message to
+// every subscription (GoChannel, core NATS). Closing the returned
+// subscribers does nothing: sub is the caller's to close.
+func Shared(sub message.Subscriber) func(consumer string) (message.Subscriber, error) {
+	return func(string) (message.Subscriber, error) { return nopClose{sub}, nil }
+}
+
+type nopClose struct{ message.Subscriber }
+
+func (nopClose) Close() error { return nil }
+
+// WithTopicPrefix sets the prefix of the bus's topics: commands go to
+// "<prefix>commands", events to "<prefix>events", and the replies to this
+// bus's requests to "<prefix>replies-<instance>". The default is
+// "eventfold-". The prefix may hold letters, digits, '-' and '_'.
+func WithTopicPrefix(prefix string) Option {
+	return func(c *config) error {
+		for _, r := range prefix {
+			if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+				return fmt.Errorf("%w: topic prefix %q: want letters, digits, '-' and '_'", ErrInvalidOption, prefix)
+			}
+		}
+		c.prefix = prefix
+		return nil
+	}
+}
+
+// WithLogger sets the logger; slog.Default() by default.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithRetry sets how often a failing handler is retried (3 times by
+// default; 0 means never) and its backoff: from first (100ms by default),
+// doubled each time up to max (2s by default). Errors registered with
+// [WithErrors] and messages that cannot be decoded are not retried.
+func WithRetry(retries int, first, max time.Duration) Option {
+	return func(c *config) error {
+		if retries < 0 || first < 0 || max < first {
+			return fmt.Errorf("%w: %d retries from %v to %v", ErrInvalidOption, retries, first, max)
+		}
+		c.retries, c.retryBackoff, c.retryMax = retries, first, max
+		return nil
+	}
+}
+
+// WithHandlerTimeout bounds each attempt of a handler (30s by default): its
+// context is cancelled after d.
+func WithHandlerTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: handler timeout %v", ErrInvalidOption, d)
+		}
+		c.handlerTimeout = d
+		return nil
+	}
+}
+
+// WithRequestTimeout sets how long [Request] waits for a reply when its
+// context has no deadline (10s by default).
+func WithRequestTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: request timeout %v", ErrInvalidOption, d)
+		}
+		c.requestTimeout = d
+		return nil
+	}
+}
+
+// WithPoisonQueue sends messages that failed every retry, or could not be
+// decoded, to topic, with the reason in their metadata (Watermill's
+// middleware.PoisonQueue). Without it they are dropped: logged, counted by
+// [Bus.Dropped] and acknowledged, so that they never block the topic.
+func WithPoisonQueue(topic string) Option {
+	return func(c *config) error {
+		if topic == "" {
+			return fmt.Errorf("%w: empty poison topic", ErrInvalidOption)
+		}
+		c.poisonTopic = topic
+		return nil
+	}
+}
+
+// WithErrors registers domain errors (sentinels such as
+// ErrInsufficientFunds) so that they keep their identity through
+// request/reply across processes: [errors.Is] matches them on the caller's
+// side. An error is known on the wire by its message, which must be unique
+// and stable. Registered errors are answers, not failures: they are never
+// retried. The errors of package es that callers act on
+// ([es.ErrWrongExpectedVersion], [es.ErrStreamNotFound],
+// [es.ErrStreamDeleted], [es.ErrInvalidArgument]) are registered by
+// default.
+func WithErrors(errs ...error) Option {
+	return func(c *config) error {
+		for _, err := range errs {
+			if err == nil {
+				return fmt.Errorf("%w: nil error", ErrInvalidOption)
+			}
+			c.errs = append(c.errs, err)
+		}
+		return nil
+	}
+}
+
+// WithRemoteCommands declares command types that handlers in other
+// processes handle on the same transport, so that Send and Request accept
+// them without a local handler.
+func WithRemoteCommands(names ...string) Option {
+	return func(c *config) error {
+		for _, n := range names {
+			if n == "" {
+				return fmt.Errorf("%w: empty command name", ErrInvalidOption)
+			}
+		}
+		c.remote = append(c.remote, names...)
+		return nil
+	}
+}
+
+// New returns a bus for the command types registered in commands and the
+// event types registered in events (the registry the aggregates use). Type
+// names on the wire are the registries' names. Problems with the options
+// are reported together, wrapping [ErrInvalidOption].
+func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
+	cfg := config{prefix: "eventfold-", retries: 3, retryBackoff: 100 * time.Millisecond, retryMax: 2 * time.Second,
+		handlerTimeout: 30 * time.Second, requestTimeout: 10 * time.Second,
+		errs: []error{ErrHandlerFailed, es.ErrWrongExpectedVersion, es.ErrStreamNotFound, es.ErrStreamDeleted, es.ErrInvalidArgument}}
+	var errs []error
+	if commands == nil || events == nil {
+		errs = append(errs, fmt.Errorf("%w: nil registry", ErrInvalidOption))
+	}
+	for _, opt := range opts {
+		errs = append(errs, opt(&cfg))
+	}
+	seen := make(map[string]bool, len(cfg.errs))
+	for _, e := range cfg.errs {
+		if seen[e.Error()] {
+			errs = append(errs, fmt.Errorf("%w: two registered errors read %q", ErrInvalidOption, e.Error()))
+		}
+		seen[e.Error()] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	b := &Bus{commands: commands, events: events, cfg: cfg, wlog: watermill.NewSlogLogger(cfg.logger),
+		instance: watermill.NewShortUUID(), running: make(chan struct{}),
+		local: make(map[string]bool), remote: make(map[string]bool), groups: make(map[string][]cqrs.GroupEventHandler),
+		grouped: make(map[string]map[string]bool)}
+	for _, n := range cfg.remote {
+		b.remote[n] = true
+	}
+	if b.cfg.publisher == nil {
+		gc := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, b.wlog)
+		b.cfg.publisher, b.cfg.subscriber, b.ownedClose = gc, Shared(gc), gc.Close
+	}
+	if err := b.setup(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Bus) commandTopic() string { return b.cfg.prefix + "commands" }
+func (b *Bus) eventTopic() string   { return b.cfg.prefix + "events" }
+func (b *Bus) replyTopic() string   { return b.cfg.prefix + "replies-" + b.instance }
+
+// setup builds the router, its middleware, and Watermill's cqrs components.
+func (b *Bus) setup() error {
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, b.wlog)
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	if b.cfg.poisonTopic != "" {
+		poison, err := middleware.PoisonQueue(b.cfg.publisher, b.cfg.poisonTopic)
+		if err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+		r.AddMiddleware(poison)
+	}
+	retry := middleware.Retry{
+		MaxRetries:          b.cfg.retries,
+		InitialInterval:     b.cfg.retryBackoff,
+		MaxInterval:         b.cfg.retryMax,
+		Multiplier:          2,
+		RandomizationFactor: 0.2,
+		ResetContextOnRetry: true,
+		ShouldRetry:         func(p middleware.RetryParams) bool { return !b.permanent(p.Err) },
+		Logger:              b.wlog,
+	}
+	r.AddMiddleware(b.settle, retry.Middleware, middleware.Timeout(b.cfg.handlerTimeout), middleware.Recoverer)
+	b.router = r
+
+	cmds := marshaler{types: b.commands}
+	b.cmdBus, err = cqrs.NewCommandBusWithConfig(b.cfg.publisher, cqrs.CommandBusConfig{
+		GeneratePublishTopic: func(cqrs.CommandBusGeneratePublishTopicParams) (string, error) { return b.commandTopic(), nil },
+		Marshaler:            cmds,
+		Logger:               b.wlog,
+	})
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	b.cmdProc, err = cqrs.NewCommandProcessorWithConfig(r, cqrs.CommandProcessorConfig{
+		GenerateSubscribeTopic: func(cqrs.CommandProcessorGenerateSubscribeTopicParams) (string, error) {
+			return b.commandTopic(), nil
+		},
+		SubscriberConstructor: func(p cqrs.CommandProcessorSubscriberConstructorParams) (message.Subscriber, error) {
+			return b.cfg.subscriber("command-" + p.CommandName)
+		},
+		Marshaler: cmds,
+		Logger:    b.wlog,
+	})
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	b.eventProc, err = cqrs.NewEventGroupProcessorWithConfig(r, cqrs.EventGroupProcessorConfig{
+		GenerateSubscribeTopic: func(cqrs.EventGroupProcessorGenerateSubscribeTopicParams) (string, error) {
+			return b.eventTopic(), nil
+		},
+		SubscriberConstructor: func(p cqrs.EventGroupProcessorSubscriberConstructorParams) (message.Subscriber, error) {
+			return b.cfg.subscriber("events-" + p.EventGroupName)
+		},
+		OnHandle:          b.onEvent,
+		AckOnUnknownEvent: true,
+		Marshaler:         marshaler{types: b.events, upcast: true},
+		Logger:            b.wlog,
+	})
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	b.inbox = &inbox{pending: make(map[string]*call)}
+	sub, err := b.cfg.subscriber("replies-" + b.instance)
+	if err != nil {
+		return fmt.Errorf("bus: replies subscriber: %w", err)
+	}
+	r.AddConsumerHandler("eventfold-replies", b.replyTopic(), sub, b.inbox.deliver)
+	return nil
+}
+
+// permanent reports whether err is not worth retrying: a message that does
+// not decode, or a registered domain error.
+func (b *Bus) permanent(err error) bool {
+	var d *decodeError
+	return errors.As(err, &d) || len(b.codes(err)) > 0
+}
+
+// codes returns the messages of the registered errors that err matches.
+func (b *Bus) codes(err error) []string {
+	var codes []string
+	for _, e := range b.cfg.errs {
+		if errors.Is(err, e) {
+			codes = append(codes, e.Error())
+		}
+	}
+	return codes
+}
+
+// settle is the outermost middleware (inside the poison queue, if any): a
+// message that still fails after the retries is answered with an error if
+// it was a request, then goes to the poison queue or is dropped.
+func (b *Bus) settle(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ctx := msg.Context()
+		out, err := h(msg)
+		if err == nil {
+			return out, nil
+		}
+		// The last attempt's context is cancelled (middleware.Timeout): the
+		// poison queue publishes with the message's own.
+		msg.SetContext(ctx)
+		b.replyFailure(msg, err)
+		if b.cfg.poisonTopic != "" {
+			return nil, err
+		}
+		b.dropped.Add(1)
+		b.cfg.logger.Error("bus: dropped a message that failed",
+			"handler", message.HandlerNameFromCtx(msg.Context()), "message_uuid", msg.UUID,
+			"type", msg.Metadata.Get(MetadataType), "error", shortError(err))
+		return nil, nil
+	}
+}
+
+// shortError drops the stack trace of a recovered panic from err.
+func shortError(err error) error {
+	var p middleware.RecoveredPanicError
+	if errors.As(err, &p) {
+		return fmt.Errorf("panic: %v", p.V)
+	}
+	return err
+}
+
+// Run runs the bus's handlers until ctx is done or [Bus.Close] is called,
+// then waits for the handlers under way and returns. It returns nil after a
+// clean stop. Register every handler before Run; Run may be called once.
+func (b *Bus) Run(ctx context.Context) error {
+	b.mu.Lock()
+	if b.started {
+		b.mu.Unlock()
+		return ErrRunning
+	}
+	b.started = true
+	for _, g := range b.groupSeq {
+		if err := b.eventProc.AddHandlersGroup(g, b.groups[g]...); err != nil {
+			b.mu.Unlock()
+			return fmt.Errorf("bus: event handlers %q: %w", g, err)
+		}
+	}
+	b.mu.Unlock()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-b.router.Running():
+			close(b.running)
+		case <-done:
+		}
+	}()
+	if err := b.router.Run(ctx); err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	return nil
+}
+
+// Running returns a channel that is closed once the bus runs: its handlers
+// are subscribed.
+func (b *Bus) Running() <-chan struct{} { return b.running }
+
+// Close stops a running bus, waiting for the handlers under way, and closes
+// the default in-process transport if the bus made it.
+func (b *Bus) Close() error {
+	err := b.router.Close()
+	if b.ownedClose != nil {
+		err = errors.Join(err, b.ownedClose())
+	}
+	if err != nil {
+		return fmt.Errorf("bus: close: %w", err)
+	}
+	return nil
+}
+
+// Dropped returns how many messages the bus dropped since it was created:
+// messages that failed every retry or could not be decoded, when no poison
+// queue is configured. Each was logged at level Error.
+func (b *Bus) Dropped() uint64 { return b.dropped.Load() }
+
+// waitRunning waits until the bus runs: on the in-process transport, a
+// message published before its subscribers exist is lost.
+func (b *Bus) waitRunning(ctx context.Context) error {
+	select {
+	case <-b.running:
+		return nil
+	default:
+	}
+	select {
+	case <-b.running:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bus: waiting for the bus to run: %w", ctx.Err())
+	}
+}
+
+// register records a handler registration, failing after Run.
+func (b *Bus) register(fn func() error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.started {
+		return ErrRunning
+	}
+	return fn()
+}
+
+// typeName returns the registered name of T in types.
+func typeName[T any](types *es.Registry, kind string) (string, error) {
+	t := reflect.TypeFor[T]()
+	if t.Kind() == reflect.Pointer {
+		return "", fmt.Errorf("%w: %s type %v: register handlers for the value type", ErrInvalidOption, kind, t)
+	}
+	var zero T
+	name, err := types.Name(zero)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s type %v is not in the %s registry", ErrInvalidOption, kind, t, kind)
+	}
+	return name, nil
+}

@@ -1,0 +1,146 @@
+package bus
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/google/uuid"
+
+	"github.com/eventfold/eventfold/es"
+)
+
+// Metadata keys of the messages the bus publishes. Message UUIDs are
+// command IDs and event IDs.
+const (
+	// MetadataType is the type name of a command or event, as its registry
+	// knows it ("name", as Watermill's cqrs marshalers write it).
+	MetadataType = "name"
+	// MetadataContentType is the content type of the payload.
+	MetadataContentType = "content_type"
+	// MetadataCorrelationID and MetadataCausationID are the chain's
+	// correlation ID and the ID of the message that caused this one.
+	MetadataCorrelationID = middleware.CorrelationIDMetadataKey
+	MetadataCausationID   = "causation_id"
+	// MetadataEvent is the metadata of a command or stored event, as
+	// JSON ([es.Metadata]).
+	MetadataEvent = "metadata"
+	// MetadataStream, MetadataRevision, MetadataPosition and
+	// MetadataCreated describe a relayed event as stored.
+	MetadataStream   = "stream"
+	MetadataRevision = "revision"
+	MetadataPosition = "position"
+	MetadataCreated  = "created"
+	// MetadataReplyTo is the topic of the replies to a request, and
+	// MetadataDeadline its caller's deadline (RFC 3339).
+	MetadataReplyTo  = "reply_to"
+	MetadataDeadline = "deadline"
+)
+
+// marshaler adapts an es.Registry to Watermill's cqrs marshaler: names are
+// the registry's names, payloads its codec's. Outgoing commands are
+// encoded before they reach cqrs (with their context), as *outgoing.
+type marshaler struct {
+	types  *es.Registry
+	upcast bool // route events by their name after upcasting
+}
+
+// outgoing is a command encoded by Send or Request.
+type outgoing struct {
+	name string
+	msg  *message.Message
+	call *call // the request's pending call; nil for Send
+}
+
+// decodeError is a message that cannot be decoded: it is never retried.
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string { return "bus: decode: " + e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }
+
+func (m marshaler) Marshal(v any) (*message.Message, error) {
+	o, ok := v.(*outgoing)
+	if !ok {
+		return nil, fmt.Errorf("bus: cannot marshal a %T", v)
+	}
+	return o.msg, nil
+}
+
+func (m marshaler) Unmarshal(msg *message.Message, v any) error {
+	val, err := m.types.Decode(recordFromMessage(msg))
+	if err != nil {
+		return &decodeError{err}
+	}
+	dst := reflect.ValueOf(v).Elem()
+	src := reflect.ValueOf(val)
+	if !src.Type().AssignableTo(dst.Type()) {
+		return &decodeError{fmt.Errorf("%q decodes to %v, not %v", msg.Metadata.Get(MetadataType), src.Type(), dst.Type())}
+	}
+	dst.Set(src)
+	return nil
+}
+
+func (m marshaler) Name(v any) string {
+	if o, ok := v.(*outgoing); ok {
+		return o.name
+	}
+	name, _ := m.types.Name(v)
+	return name
+}
+
+func (m marshaler) NameFromMessage(msg *message.Message) string {
+	name := msg.Metadata.Get(MetadataType)
+	if !m.upcast || name == "" {
+		return name
+	}
+	rec, err := m.types.Upcast(recordFromMessage(msg))
+	if err != nil {
+		return name // decoding reports the error
+	}
+	return rec.Type
+}
+
+// recordFromMessage rebuilds the stored event (or, for a command, the
+// fields that decoding needs) that msg carries.
+func recordFromMessage(msg *message.Message) es.RecordedEvent {
+	md := msg.Metadata
+	rec := es.RecordedEvent{Type: md.Get(MetadataType), ContentType: md.Get(MetadataContentType),
+		Stream: md.Get(MetadataStream), Data: msg.Payload}
+	rec.ID, _ = uuid.Parse(msg.UUID)
+	rec.Revision, _ = strconv.ParseUint(md.Get(MetadataRevision), 10, 64)
+	rec.Position, _ = es.ParsePosition(md.Get(MetadataPosition))
+	rec.Created, _ = time.Parse(time.RFC3339Nano, md.Get(MetadataCreated))
+	if s := md.Get(MetadataEvent); s != "" {
+		rec.Metadata = []byte(s)
+	}
+	return rec
+}
+
+// eventMessage is the message the relay publishes for a stored event.
+func eventMessage(e es.RecordedEvent) *message.Message {
+	msg := message.NewMessage(e.ID.String(), e.Data)
+	md := msg.Metadata
+	md.Set(MetadataType, e.Type)
+	md.Set(MetadataContentType, e.ContentType)
+	md.Set(MetadataStream, e.Stream)
+	md.Set(MetadataRevision, strconv.FormatUint(e.Revision, 10))
+	md.Set(MetadataPosition, e.Position.String())
+	if !e.Created.IsZero() {
+		md.Set(MetadataCreated, e.Created.Format(time.RFC3339Nano))
+	}
+	if len(e.Metadata) > 0 {
+		md.Set(MetadataEvent, string(e.Metadata))
+		if m, err := es.ParseMetadata(e.Metadata); err == nil {
+			if m.CorrelationID != "" {
+				md.Set(MetadataCorrelationID, m.CorrelationID)
+			}
+			if m.CausationID != "" {
+				md.Set(MetadataCausationID, m.CausationID)
+			}
+		}
+	}
+	return msg
+}

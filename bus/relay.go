@@ -1,0 +1,57 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventfold/eventfold/es"
+)
+
+// Relay publishes stored events to the bus's events topic. It is the
+// handler of a checkpointed projection over the store (package projection),
+// so that events reach the bus only from the store: a crash between an
+// append and its publication loses nothing, because the projection
+// publishes again from its checkpoint. Delivery is therefore at-least-once.
+//
+//	relay := bus.NewRelay(b)
+//	runner, err := projection.NewRunner(store, checkpoints, types, projection.Projection[projection.NoTx]{
+//		Name: "relay",
+//		Handle: func(ctx context.Context, _ projection.NoTx, batch projection.Batch) error {
+//			events := make([]es.RecordedEvent, len(batch.Events))
+//			for i, e := range batch.Events {
+//				events[i] = e.RecordedEvent
+//			}
+//			return relay.Publish(ctx, events...)
+//		},
+//	})
+type Relay struct{ b *Bus }
+
+// NewRelay returns a relay to b's events topic. The bus must run (in this
+// process) for Publish to publish.
+func NewRelay(b *Bus) *Relay { return &Relay{b: b} }
+
+// Publish publishes events in order, each as a message whose UUID is the
+// event's ID, whose payload is the stored data, and whose metadata holds
+// its type, stream, revision, position, creation time and stored metadata
+// (with its correlation and causation IDs). It returns once the transport
+// has them all; on the default in-process transport, once every handler
+// group has handled them. It waits until the bus runs.
+func (r *Relay) Publish(ctx context.Context, events ...es.RecordedEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if err := r.b.waitRunning(ctx); err != nil {
+		return err
+	}
+	msgs := make([]*message.Message, len(events))
+	for i, e := range events {
+		msgs[i] = eventMessage(e)
+		msgs[i].SetContext(ctx)
+	}
+	if err := r.b.cfg.publisher.Publish(r.b.eventTopic(), msgs...); err != nil {
+		return fmt.Errorf("bus: relay %d events from %v: %w", len(events), events[0].Position, err)
+	}
+	return nil
+}
