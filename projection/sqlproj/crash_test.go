@@ -65,13 +65,13 @@ func TestRandomStops(t *testing.T) {
 		write(first, streams(len(first)))
 
 		m := &totals{table: "totals", dialect: b.dialect}
-		r := newRunner(t, store, cps, m.projection("totals"), projection.WithBatch(16, time.Millisecond))
+		r := newRunner(t, store, cps, m.projection("totals"), projection.WithBatch(32, time.Millisecond))
 		interrupted := 0
 		for i := range 30 {
 			// Events arrive while the runner runs.
 			more := appends(rng.IntN(30))
 			to := streams(len(more))
-			runCtx, cancel := context.WithTimeout(ctx, time.Duration(rng.IntN(20_000))*time.Microsecond)
+			runCtx, cancel := context.WithTimeout(ctx, time.Duration(rng.IntN(40_000))*time.Microsecond)
 			var wg sync.WaitGroup
 			wg.Go(func() { write(more, to) })
 			var err error

@@ -29,8 +29,9 @@
 // (even SIGKILL in the middle of a batch) leaves the read model and its
 // checkpoint as of the last committed batch, and the runner resumes from
 // there: nothing is skipped or applied twice. ctx cancels the
-// transaction's statements but not its COMMIT, so that a Commit that
-// returns has really committed or really not.
+// transaction's statements but not its COMMIT: a COMMIT cut off on the
+// client could still commit on the server after the runner has reloaded
+// the old checkpoint, and the batch would be applied twice.
 //
 // Handlers should write a batch with multi-row statements (one INSERT …
 // VALUES (…), (…), … ON CONFLICT … DO UPDATE per batch, or per few hundred
@@ -81,7 +82,10 @@
 // On PostgreSQL a lease is a session advisory lock, held on a connection
 // of its own for the lease's lifetime: it dies with the connection when
 // the process dies, and a standby replica takes over within the lease poll
-// interval ([WithLeasePoll]). On SQLite a lease only excludes the runners
+// interval ([WithLeasePoll]). A lease holds a connection of the pool for
+// its lifetime: a pool limited with SetMaxOpenConns needs one connection
+// per running projection on top of those for the batches. On SQLite a
+// lease only excludes the runners
 // of one process that share the Checkpoints: run the projections of one
 // SQLite file in one process.
 //
