@@ -62,19 +62,17 @@ func (s *Store) begin(ctx context.Context, tx querier, name string, id uuid.UUID
 	w := &write{s: s, tx: tx, now: s.cfg.now().UnixNano()}
 	st := streamState{last: -1}
 	var (
-		head, last int64
-		idRev      sql.NullInt64
-		row        sql.NullInt64
-		tombstoned sql.NullBool
-		meta       sql.NullString
+		head        int64
+		idRev, last sql.NullInt64
+		tombstoned  sql.NullBool
+		meta        sql.NullString
 	)
-	if _, err := queryRow(ctx, tx, s.q.loadForWrite, []any{name, id}, &head, &idRev, &row, &tombstoned, &meta); err != nil {
+	if _, err := queryRow(ctx, tx, s.q.loadForWrite, []any{name, id}, &head, &idRev, &last, &tombstoned, &meta); err != nil {
 		return nil, st, idRev, err
 	}
 	w.next = uint64(head) + 1
-	if row.Valid {
-		last = row.Int64
-		st.last, st.tombstoned = last, tombstoned.Bool
+	if last.Valid { // the stream has a row
+		st.last, st.tombstoned = last.Int64, tombstoned.Bool
 		if err := st.setMetadata(name, meta); err != nil {
 			return nil, st, idRev, err
 		}

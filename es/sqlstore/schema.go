@@ -66,8 +66,11 @@ func newQueries(n names) queries {
 		names:      n,
 		head:       "SELECT coalesce(max(position), 0) FROM " + n.events,
 		loadStream: "SELECT last_revision, tombstoned, metadata FROM " + n.streams + " WHERE name = $1",
+		// revision + 0: a plain max(revision) makes SQLite walk the
+		// stream's events by revision looking for the ID, instead of
+		// using the index on (stream, id).
 		loadForWrite: "SELECT (SELECT coalesce(max(position), 0) FROM " + n.events + ")," +
-			" (SELECT max(revision) FROM " + n.events + " WHERE stream = $1 AND id = $2)," +
+			" (SELECT max(revision + 0) FROM " + n.events + " WHERE stream = $1 AND id = $2)," +
 			" s.last_revision, s.tombstoned, s.metadata" +
 			" FROM (SELECT 1 AS one) AS one LEFT JOIN " + n.streams + " AS s ON s.name = $1",
 		idsFrom:    "SELECT id FROM " + n.events + " WHERE stream = $1 AND revision >= $2 AND revision < $3 ORDER BY revision",

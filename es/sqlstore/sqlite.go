@@ -55,7 +55,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 		return nil, fmt.Errorf("sqlstore: open %s: %w", path, err)
 	}
 	reader.SetMaxIdleConns(4)
-	db := &sqliteDB{writer: writer, reader_: reader, stmts: make(map[string]*sql.Stmt)}
+	db := &sqliteDB{writeDB: writer, readDB: reader, stmts: make(map[string]*sql.Stmt)}
 	// The writer connects first: it turns WAL mode on in a new file.
 	if err := writer.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlstore: open %s: %w", path, err), db.close())
@@ -102,18 +102,18 @@ func sqliteDSN(path string) (string, error) {
 
 // sqliteDB is the SQLite backend.
 type sqliteDB struct {
-	writer  *sql.DB
-	reader_ *sql.DB
+	writeDB *sql.DB
+	readDB  *sql.DB
 	n       names
 	// stmts are prepared on the writer, by SQL text; written only before
 	// the store is used.
 	stmts map[string]*sql.Stmt
 }
 
-func (d *sqliteDB) reader() querier { return sqlQuerier{d.reader_} }
+func (d *sqliteDB) reader() querier { return sqlQuerier{d.readDB} }
 
 func (d *sqliteDB) write(ctx context.Context, f func(tx querier) error) error {
-	tx, err := d.writer.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see _txlock
+	tx, err := d.writeDB.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see _txlock
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (d *sqliteDB) write(ctx context.Context, f func(tx querier) error) error {
 func (d *sqliteDB) prepare(ctx context.Context, q queries) error {
 	for _, query := range []string{q.loadForWrite, q.loadStream, q.idsFrom, q.positionAt,
 		q.upsertLast, q.upsertMeta, q.upsertTombstone, d.insert()} {
-		st, err := d.writer.PrepareContext(ctx, query)
+		st, err := d.writeDB.PrepareContext(ctx, query)
 		if err != nil {
 			return fmt.Errorf("sqlstore: prepare %s: %w", query, err)
 		}
@@ -258,7 +258,7 @@ func (d *sqliteDB) close() error {
 	for _, st := range d.stmts {
 		errs = append(errs, st.Close())
 	}
-	return errors.Join(append(errs, d.reader_.Close(), d.writer.Close())...)
+	return errors.Join(append(errs, d.readDB.Close(), d.writeDB.Close())...)
 }
 
 // sqlQuerier is a querier on database/sql.
