@@ -64,6 +64,9 @@ type Bus struct {
 	dropped    atomic.Uint64
 	ownedClose func() error // closes the default GoChannel, if any
 
+	subsMu sync.Mutex
+	subs   []message.Subscriber // for Close before Run
+
 	mu       sync.Mutex
 	started  bool
 	local    map[string]bool                     // command names with a handler here
@@ -325,7 +328,7 @@ func (b *Bus) setup() error {
 			return b.commandTopic(), nil
 		},
 		SubscriberConstructor: func(p cqrs.CommandProcessorSubscriberConstructorParams) (message.Subscriber, error) {
-			return b.cfg.subscriber("command-" + p.CommandName)
+			return b.subscriber("command-" + p.CommandName)
 		},
 		Marshaler: cmds,
 		Logger:    b.wlog,
@@ -338,7 +341,7 @@ func (b *Bus) setup() error {
 			return b.eventTopic(), nil
 		},
 		SubscriberConstructor: func(p cqrs.EventGroupProcessorSubscriberConstructorParams) (message.Subscriber, error) {
-			return b.cfg.subscriber("events-" + p.EventGroupName)
+			return b.subscriber("events-" + p.EventGroupName)
 		},
 		OnHandle:          b.onEvent,
 		AckOnUnknownEvent: true,
@@ -349,12 +352,25 @@ func (b *Bus) setup() error {
 		return fmt.Errorf("bus: %w", err)
 	}
 	b.inbox = &inbox{pending: make(map[string]*call)}
-	sub, err := b.cfg.subscriber("replies-" + b.instance)
+	sub, err := b.subscriber("replies-" + b.instance)
 	if err != nil {
 		return fmt.Errorf("bus: replies subscriber: %w", err)
 	}
 	r.AddConsumerHandler("eventfold-replies", b.replyTopic(), sub, b.inbox.deliver)
 	return nil
+}
+
+// subscriber returns the transport's subscriber for consumer, and keeps it
+// so that Close can close it if the router never runs.
+func (b *Bus) subscriber(consumer string) (message.Subscriber, error) {
+	s, err := b.cfg.subscriber(consumer)
+	if err != nil {
+		return nil, err
+	}
+	b.subsMu.Lock()
+	defer b.subsMu.Unlock()
+	b.subs = append(b.subs, s)
+	return s, nil
 }
 
 // permanent reports whether err is not worth retrying: a message that does
@@ -445,10 +461,24 @@ func (b *Bus) Run(ctx context.Context) error {
 // are subscribed.
 func (b *Bus) Running() <-chan struct{} { return b.running }
 
-// Close stops a running bus, waiting for the handlers under way, and closes
-// the default in-process transport if the bus made it.
+// Close stops a running bus, waiting for the handlers under way (a bus that
+// never ran closes its subscribers), and closes the default in-process
+// transport if the bus made it. A closed bus does not run again.
 func (b *Bus) Close() error {
-	err := b.router.Close()
+	b.mu.Lock()
+	started := b.started
+	b.started = true // Run after Close fails
+	b.mu.Unlock()
+	var err error
+	if started {
+		err = b.router.Close()
+	} else {
+		b.subsMu.Lock()
+		for _, s := range b.subs {
+			err = errors.Join(err, s.Close())
+		}
+		b.subsMu.Unlock()
+	}
 	if b.ownedClose != nil {
 		err = errors.Join(err, b.ownedClose())
 	}

@@ -1,0 +1,90 @@
+// Package bus carries commands to their handlers and stored events to the
+// handlers that react to them, on Watermill: its router, its cqrs
+// component, requestreply, middleware and any of its Pub/Subs. What bus
+// adds is typed handlers, one handler per command type, request/reply that
+// returns the handler's result or error, metadata that follows a chain of
+// commands and events, and the relay that publishes events from the store.
+//
+//	b, err := bus.New(commands, events) // in-process GoChannel by default
+//	err = bus.HandleRequest(b, func(ctx context.Context, cmd Deposit) (Balance, error) {
+//		res, err := accounts.Update(ctx, cmd.Account, deposit(cmd.Amount))
+//		return Balance{res.State.Balance}, err
+//	})
+//	go b.Run(ctx)
+//	balance, err := bus.Request[Balance](ctx, b, Deposit{Account: "7", Amount: 100})
+//
+// # Commands
+//
+// Command types live in an [es.Registry] of their own, under explicit,
+// stable names ("Deposit"), never derived from Go type names. Each command
+// type has exactly one handler ([HandleCommand], [HandleRequest]); a second
+// registration fails with [ErrDuplicateHandler]. [Bus.Send] sends and
+// forgets; a command type that no handler handles is [ErrNoHandler] at once
+// ([WithRemoteCommands] declares those handled by other processes).
+// All commands share one topic, "<prefix>commands"; each command handler
+// consumes it as its own consumer and acknowledges the types it does not
+// handle.
+//
+// # Request/reply
+//
+// [Request] sends a command and waits for its handler's result or error,
+// on Watermill's requestreply component, until the context's deadline or
+// the bus's request timeout ([WithRequestTimeout]). The handler's context
+// gets the same deadline. The replies to a bus's requests come back on a
+// topic of its own, "<prefix>replies-<instance>", consumed once per bus.
+// A domain error reaches the caller unchanged when the handler runs on the
+// same bus; from another process it arrives as a [*HandlerError] with the
+// same message that matches, with [errors.Is], the errors registered with
+// [WithErrors]. A handler that fails on every retry answers with an error
+// matching [ErrHandlerFailed], so its caller does not wait for the timeout.
+//
+// # Events
+//
+// [HandleEvent] registers a typed handler of stored events in a named
+// group. Each group consumes the events topic, "<prefix>events", once, in
+// the order the relay published, and acknowledges the event types it has
+// no handler for. [EventFromContext] returns the event as stored.
+// Delivery is at-least-once: [Idempotent] skips the events a handler
+// processed before, across restarts, with a [ProcessedStore]
+// ([MemoryProcessed], [SQLProcessed]).
+//
+// # The relay
+//
+// Events reach the bus only from the store. A [Relay] is the handler of a
+// checkpointed projection (package projection) that publishes each batch of
+// stored events; the projection commits its checkpoint after the batch is
+// published, so a crash between an append and its publication loses
+// nothing. Each message carries the event's ID as its UUID.
+//
+// # Metadata
+//
+// A command's correlation ID comes from its caller's context
+// ([es.WithCorrelationID]) or is the command's own ID. Its handler's
+// context carries the correlation ID and, as causation ID, the command's
+// ID, so the events an aggregate appends record both. The relay publishes
+// them with each event's metadata, and an event handler's context is
+// [es.CausedBy] its event: the commands it sends carry the chain's
+// correlation ID and the event's ID as causation. The keys on the wire are
+// the Metadata… constants.
+//
+// # Transports
+//
+// By default the bus runs on an in-process GoChannel that keeps order: a
+// publish returns once the message is handled, so [Bus.Send] returns after
+// its handler, and a command handler cannot send commands itself
+// ([ErrNestedSend]; react to its events instead). [WithTransport] runs the
+// bus on any Watermill Pub/Sub: NATS JetStream, PostgreSQL, RabbitMQ,
+// Kafka… given a subscriber per consumer name (its own consumer group,
+// durable or queue). On watermill-sql's default PostgreSQL schema payloads
+// must be JSON.
+//
+// # Middleware
+//
+// Every handler runs inside Watermill's middleware: Recoverer turns a
+// panic into an error, Retry retries failures with exponential backoff
+// ([WithRetry]; not domain errors registered with [WithErrors], nor
+// messages that do not decode), and Timeout bounds each attempt
+// ([WithHandlerTimeout]). A message that still fails goes to the poison
+// queue when one is configured ([WithPoisonQueue]); otherwise it is
+// dropped, logged and counted ([Bus.Dropped]), never redelivered for ever.
+package bus

@@ -1,0 +1,101 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eventfold/eventfold/aggregate"
+	"github.com/eventfold/eventfold/bus"
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/memstore"
+	"github.com/eventfold/eventfold/projection"
+)
+
+// A command bus on the default in-process transport: a request, its
+// result, and a domain error that reaches the caller unchanged.
+func Example() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store := memstore.New()
+	repo, _ := aggregate.New(store, eventTypes(), accounts)
+	b, err := bus.New(commandTypes(), eventTypes(), bus.WithErrors(ErrInsufficientFunds))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	_ = bus.HandleRequest(b, func(ctx context.Context, cmd OpenAccount) (Balance, error) {
+		_, err := repo.Create(ctx, cmd.ID, open(cmd))
+		return Balance{}, err
+	})
+	_ = bus.HandleRequest(b, func(ctx context.Context, cmd Withdraw) (Balance, error) {
+		res, err := repo.Update(ctx, cmd.ID, withdraw(cmd.Amount))
+		return Balance{Balance: res.State.Balance}, err
+	})
+	_ = bus.HandleCommand(b, func(ctx context.Context, cmd Deposit) error {
+		_, err := repo.Update(ctx, cmd.ID, deposit(cmd.Amount))
+		return err
+	})
+	go b.Run(ctx)
+
+	_, err = bus.Request[Balance](ctx, b, OpenAccount{ID: "7", Owner: "ada"})
+	fmt.Println("opened:", err)
+	err = b.Send(ctx, Deposit{ID: "7", Amount: 100}) // in process: returns once handled
+	fmt.Println("deposited:", err)
+	balance, err := bus.Request[Balance](ctx, b, Withdraw{ID: "7", Amount: 30})
+	fmt.Println("balance:", balance.Balance, err)
+	_, err = bus.Request[Balance](ctx, b, Withdraw{ID: "7", Amount: 500})
+	fmt.Println(errors.Is(err, ErrInsufficientFunds), err)
+	err = b.Send(ctx, Unhandled{})
+	fmt.Println(errors.Is(err, bus.ErrNoHandler), err)
+	// Output:
+	// opened: <nil>
+	// deposited: <nil>
+	// balance: 70 <nil>
+	// true account: insufficient funds: balance 70, withdrawing 500
+	// true bus: no handler for command "Unhandled"
+}
+
+// The relay publishes stored events to the event handlers, from a
+// checkpointed projection; the events of a command carry its metadata.
+func ExampleRelay() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store := memstore.New()
+	repo, _ := aggregate.New(store, eventTypes(), accounts)
+	b, _ := bus.New(commandTypes(), eventTypes())
+	defer b.Close()
+	_ = bus.HandleCommand(b, func(ctx context.Context, cmd OpenAccount) error {
+		_, err := repo.Create(ctx, cmd.ID, open(cmd))
+		return err
+	})
+	opened := make(chan string)
+	_ = bus.HandleEvent(b, "welcome", func(ctx context.Context, e Opened) error {
+		rec, _ := bus.EventFromContext(ctx)
+		md := es.MetadataFromContext(ctx) // es.CausedBy(rec): for the commands this handler sends
+		opened <- fmt.Sprintf("%s opened %s, correlation %s, causation is the event: %t",
+			e.Owner, rec.Stream, md.CorrelationID, md.CausationID == rec.ID.String())
+		return nil
+	})
+	go b.Run(ctx)
+
+	relay := bus.NewRelay(b)
+	runner, _ := projection.NewRunner(store, new(projection.MemoryCheckpoints), eventTypes(), projection.Projection[projection.NoTx]{
+		Name: "relay",
+		Handle: func(ctx context.Context, _ projection.NoTx, batch projection.Batch) error {
+			events := make([]es.RecordedEvent, len(batch.Events))
+			for i, e := range batch.Events {
+				events[i] = e.RecordedEvent
+			}
+			return relay.Publish(ctx, events...)
+		},
+	}, projection.WithBatch(100, 10*time.Millisecond))
+	go runner.Run(ctx)
+
+	_ = b.Send(es.WithCorrelationID(ctx, "signup-1"), OpenAccount{ID: "7", Owner: "ada"})
+	fmt.Println(<-opened)
+	// Output:
+	// ada opened account-7, correlation signup-1, causation is the event: true
+}

@@ -1,0 +1,157 @@
+package bus_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	_ "modernc.org/sqlite"
+
+	"github.com/eventfold/eventfold/bus"
+	"github.com/eventfold/eventfold/es"
+)
+
+// The default bus: Run stops with its context, Close closes the
+// in-process transport, and no goroutine is left behind.
+func TestRunAndCloseDefaultGoChannel(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	b, err := bus.New(commandTypes(), eventTypes(), bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	got := make(chan Deposit, 1)
+	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Deposit) error { got <- cmd; return nil }))
+	stop := run(t, b)
+	require.ErrorIs(t, b.Run(t.Context()), bus.ErrRunning)
+	require.NoError(t, b.Send(t.Context(), Deposit{ID: "1"}))
+	assert.Equal(t, Deposit{ID: "1"}, recv(t, got))
+	stop()
+	require.NoError(t, b.Close())
+}
+
+func TestSendWaitsUntilRunning(t *testing.T) {
+	b, err := bus.New(commandTypes(), eventTypes(), bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Deposit) error { return nil }))
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, b.Send(ctx, Deposit{}), context.DeadlineExceeded, "not running: nothing would receive it")
+	require.ErrorIs(t, bus.NewRelay(b).Publish(ctx, stored("MoneyDeposited", `{}`)), context.DeadlineExceeded)
+}
+
+// On the default transport a command handler that sends a command would
+// wait for itself: it gets ErrNestedSend instead. Event handlers may send.
+func TestNestedSendGoChannel(t *testing.T) {
+	b, err := bus.New(commandTypes(), eventTypes(), bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	defer b.Close()
+	errs := make(chan error, 1)
+	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Deposit) error {
+		errs <- b.Send(ctx, Review{ID: cmd.ID})
+		return nil
+	}))
+	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Review) error { return nil }))
+	run(t, b)
+	require.NoError(t, b.Send(t.Context(), Deposit{ID: "1"}))
+	require.ErrorIs(t, recv(t, errs), bus.ErrNestedSend)
+}
+
+func TestNewValidatesOptions(t *testing.T) {
+	_, err := bus.New(nil, eventTypes(),
+		bus.WithTopicPrefix("a.b"),
+		bus.WithRetry(-1, 0, 0),
+		bus.WithHandlerTimeout(0),
+		bus.WithRequestTimeout(-time.Second),
+		bus.WithPoisonQueue(""),
+		bus.WithLogger(nil),
+		bus.WithTransport(nil, nil),
+		bus.WithErrors(nil),
+		bus.WithRemoteCommands(""),
+	)
+	require.ErrorIs(t, err, bus.ErrInvalidOption)
+	for _, want := range []string{"nil registry", `topic prefix "a.b"`, "retries", "handler timeout", "request timeout",
+		"empty poison topic", "nil logger", "nil publisher", "nil error", "empty command name"} {
+		assert.ErrorContains(t, err, want)
+	}
+	_, err = bus.New(commandTypes(), eventTypes(), bus.WithErrors(es.ErrStreamNotFound))
+	assert.ErrorContains(t, err, "two registered errors")
+}
+
+func TestSQLProcessed(t *testing.T) {
+	dbs := map[string]func(t *testing.T) *sql.DB{
+		"SQLite": func(t *testing.T) *sql.DB {
+			db, err := sql.Open("sqlite", "file:"+t.TempDir()+"/processed.db")
+			require.NoError(t, err)
+			return db
+		},
+		"PostgreSQL": func(t *testing.T) *sql.DB {
+			url := os.Getenv("EVENTFOLD_TEST_POSTGRES")
+			if url == "" {
+				t.Skip("EVENTFOLD_TEST_POSTGRES is not set: skipping SQLProcessed on PostgreSQL")
+			}
+			db, err := sql.Open("pgx", url)
+			require.NoError(t, err)
+			return db
+		},
+	}
+	for _, name := range []string{"SQLite", "PostgreSQL"} {
+		t.Run(name, func(t *testing.T) {
+			db := dbs[name](t)
+			defer db.Close()
+			table := "processed_" + uuid.NewString()[:8]
+			defer db.Exec(`DROP TABLE ` + table)
+			_, err := bus.NewSQLProcessed(t.Context(), db, "bad name")
+			require.ErrorIs(t, err, bus.ErrInvalidOption)
+			store, err := bus.NewSQLProcessed(t.Context(), db, table)
+			require.NoError(t, err)
+			_, err = bus.NewSQLProcessed(t.Context(), db, table) // exists: fine
+			require.NoError(t, err)
+
+			id := uuid.New()
+			done, err := store.Processed(t.Context(), "h", id)
+			require.NoError(t, err)
+			assert.False(t, done)
+			require.NoError(t, store.MarkProcessed(t.Context(), "h", id))
+			require.NoError(t, store.MarkProcessed(t.Context(), "h", id), "marking twice is fine")
+			done, err = store.Processed(t.Context(), "h", id)
+			require.NoError(t, err)
+			assert.True(t, done)
+			done, err = store.Processed(t.Context(), "other", id)
+			require.NoError(t, err)
+			assert.False(t, done, "per handler")
+
+			// Within the handler's transaction: the first time only.
+			b, err := bus.New(commandTypes(), eventTypes(), bus.WithLogger(testLogger()))
+			require.NoError(t, err)
+			defer b.Close()
+			firsts := make(chan bool, 2)
+			require.NoError(t, bus.HandleEvent(b, "tx", func(ctx context.Context, e Deposited) error {
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					return err
+				}
+				defer tx.Rollback()
+				first, err := store.MarkProcessedTx(ctx, tx, "tx")
+				if err != nil || !first {
+					firsts <- first
+					return err
+				}
+				firsts <- first
+				return tx.Commit()
+			}))
+			run(t, b)
+			e := stored("MoneyDeposited", `{"amount":1}`)
+			require.NoError(t, bus.NewRelay(b).Publish(t.Context(), e, e))
+			assert.True(t, recv(t, firsts))
+			assert.False(t, recv(t, firsts))
+			done, err = store.Processed(t.Context(), "tx", e.ID)
+			require.NoError(t, err)
+			assert.True(t, done)
+		})
+	}
+}
