@@ -19,25 +19,40 @@ import (
 // number or a boolean) is an error wrapping
 // [projection.ErrCorruptCheckpoint] that names the key.
 func (c *Checkpoints) Load(ctx context.Context, key string) (projection.Checkpoint, error) {
+	c.mu.Lock()
+	gen := c.seen[key].gen
+	c.mu.Unlock()
+	cp, exists, err := c.load(ctx, key)
+	if err == nil {
+		c.mu.Lock()
+		if c.seen[key].gen == gen { // no Commit of key ended meanwhile
+			c.seen[key] = seen{cp: cp, exists: exists, gen: gen + 1}
+		}
+		c.mu.Unlock()
+	}
+	return cp, err
+}
+
+func (c *Checkpoints) load(ctx context.Context, key string) (cp projection.Checkpoint, exists bool, err error) {
 	var commit, prepare sql.NullInt64
 	var rebuilding sql.NullBool
-	err := c.db.QueryRowContext(ctx, c.q.loadCheckpoint, key).Scan(&commit, &prepare, &rebuilding)
+	err = c.db.QueryRowContext(ctx, c.q.loadCheckpoint, key).Scan(&commit, &prepare, &rebuilding)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return projection.Checkpoint{}, nil
+		return projection.Checkpoint{}, false, nil
 	case err != nil && ctx.Err() == nil && isScanError(err):
-		return projection.Checkpoint{}, fmt.Errorf("%w: %q in %s: %v", projection.ErrCorruptCheckpoint, key, c.q.checkpoints, err)
+		return projection.Checkpoint{}, false, fmt.Errorf("%w: %q in %s: %v", projection.ErrCorruptCheckpoint, key, c.q.checkpoints, err)
 	case err != nil:
-		return projection.Checkpoint{}, fmt.Errorf("sqlproj: load checkpoint %q: %w", key, withCtx(ctx, err))
+		return projection.Checkpoint{}, false, fmt.Errorf("sqlproj: load checkpoint %q: %w", key, withCtx(ctx, err))
 	}
 	if !commit.Valid || !prepare.Valid || !rebuilding.Valid || commit.Int64 < 0 || prepare.Int64 < 0 {
-		return projection.Checkpoint{}, fmt.Errorf("%w: %q in %s: position (%v, %v), rebuilding %v", projection.ErrCorruptCheckpoint,
+		return projection.Checkpoint{}, false, fmt.Errorf("%w: %q in %s: position (%v, %v), rebuilding %v", projection.ErrCorruptCheckpoint,
 			key, c.q.checkpoints, nullString(commit.Valid, commit.Int64), nullString(prepare.Valid, prepare.Int64), nullString(rebuilding.Valid, rebuilding.Bool))
 	}
 	return projection.Checkpoint{
 		Position:   es.Position{Commit: uint64(commit.Int64), Prepare: uint64(prepare.Int64)},
 		Rebuilding: rebuilding.Bool,
-	}, nil
+	}, true, nil
 }
 
 // isScanError reports whether err comes from converting a column, not from
@@ -60,20 +75,69 @@ func nullString[T any](valid bool, v T) string {
 // the busy timeout, so that two writers never deadlock on upgrading a read
 // lock (the same effect as BEGIN IMMEDIATE, whatever the DSN's _txlock).
 // Positions above 2^63-1 are refused with [ErrPositionRange].
+//
+// Commit is fenced: once this Checkpoints has read (Load) or written a
+// key's checkpoint, it writes the key only if the row still holds what it
+// last saw, and fails with [ErrConflict] otherwise, writing nothing. Two
+// runners of one projection thus never both apply a batch, even when
+// leases fail them (two processes on one SQLite file, a PostgreSQL lease
+// whose connection was lost) or when a COMMIT reported as failed had
+// succeeded. Committing the zero Checkpoint, which forgets a projection
+// ([projection.Runner.DropVersion]), is not fenced.
 func (c *Checkpoints) Commit(ctx context.Context, key string, cp projection.Checkpoint, apply func(tx *sql.Tx) error) error {
 	commit, prepare, err := positionArgs(cp.Position)
 	if err != nil {
 		return fmt.Errorf("sqlproj: checkpoint %q: %w", key, err)
 	}
-	return c.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, c.q.saveCheckpoint, key, commit, prepare, cp.Rebuilding); err != nil {
+	c.mu.Lock()
+	last, known := c.seen[key]
+	c.mu.Unlock()
+	if cp == (projection.Checkpoint{}) {
+		known = false
+	}
+	err = c.write(ctx, func(tx *sql.Tx) error {
+		var res sql.Result
+		var err error
+		switch {
+		case !known:
+			res, err = tx.ExecContext(ctx, c.q.saveCheckpoint, key, commit, prepare, cp.Rebuilding)
+		case !last.exists:
+			res, err = tx.ExecContext(ctx, c.q.insertCheckpoint, key, commit, prepare, cp.Rebuilding)
+		default:
+			res, err = tx.ExecContext(ctx, c.q.updateCheckpoint, key, commit, prepare, cp.Rebuilding,
+				int64(last.cp.Position.Commit), int64(last.cp.Position.Prepare), last.cp.Rebuilding)
+		}
+		if err != nil {
 			return fmt.Errorf("sqlproj: save checkpoint %q: %w", key, err)
+		}
+		if known {
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("sqlproj: save checkpoint %q: %w", key, err)
+			} else if n != 1 {
+				return fmt.Errorf("%w: %q was at %v when last seen", ErrConflict, key, describe(last))
+			}
 		}
 		if apply != nil {
 			return apply(tx)
 		}
 		return nil
 	})
+	if err == nil {
+		c.mu.Lock()
+		c.seen[key] = seen{cp: cp, exists: true, gen: c.seen[key].gen + 1}
+		c.mu.Unlock()
+	}
+	return err
+}
+
+func describe(s seen) string {
+	if !s.exists {
+		return "none"
+	}
+	if s.cp.Rebuilding {
+		return s.cp.Position.String() + " (rebuilding)"
+	}
+	return s.cp.Position.String()
 }
 
 // ActiveVersion implements [projection.Versions]: the version of

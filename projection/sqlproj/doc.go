@@ -33,6 +33,13 @@
 // client could still commit on the server after the runner has reloaded
 // the old checkpoint, and the batch would be applied twice.
 //
+// Commits are also fenced: a [Checkpoints] writes a checkpoint only if the
+// row still holds what it last read or wrote there, and fails with
+// [ErrConflict] otherwise. If two runners of one projection ever run at
+// once (two processes on one SQLite file, a PostgreSQL lease lost with its
+// connection) or a COMMIT reported as failed had in fact succeeded, the
+// runner that fell behind stops instead of applying events twice.
+//
 // Handlers should write a batch with multi-row statements (one INSERT …
 // VALUES (…), (…), … ON CONFLICT … DO UPDATE per batch, or per few hundred
 // rows on SQLite, with [Dialect.Placeholder]), and runners of large
@@ -85,9 +92,9 @@
 // interval ([WithLeasePoll]). A lease holds a connection of the pool for
 // its lifetime: a pool limited with SetMaxOpenConns needs one connection
 // per running projection on top of those for the batches. On SQLite a
-// lease only excludes the runners
-// of one process that share the Checkpoints: run the projections of one
-// SQLite file in one process.
+// lease only excludes the runners of one process that share the
+// Checkpoints: run the projections of one SQLite file in one process (a
+// second process would stop at its first commit with [ErrConflict]).
 //
 // # Blue/green
 //

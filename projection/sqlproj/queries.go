@@ -17,9 +17,10 @@ type queries struct {
 	createSchema string
 	ddl          []string
 
-	loadCheckpoint, saveCheckpoint  string
-	loadVersion, saveVersion        string
-	saveDeadLetter, listDeadLetters string
+	loadCheckpoint, saveCheckpoint     string
+	insertCheckpoint, updateCheckpoint string
+	loadVersion, saveVersion           string
+	saveDeadLetter, listDeadLetters    string
 }
 
 func newQueries(d Dialect, prefix string) queries {
@@ -72,6 +73,10 @@ func newQueries(d Dialect, prefix string) queries {
 		VALUES ($1, $2, $3, $4, ` + now + `)
 		ON CONFLICT (key) DO UPDATE SET commit_pos = excluded.commit_pos, prepare_pos = excluded.prepare_pos,
 			rebuilding = excluded.rebuilding, updated_at = excluded.updated_at`
+	q.insertCheckpoint = `INSERT INTO ` + q.checkpoints + ` (key, commit_pos, prepare_pos, rebuilding, updated_at)
+		VALUES ($1, $2, $3, $4, ` + now + `) ON CONFLICT (key) DO NOTHING`
+	q.updateCheckpoint = `UPDATE ` + q.checkpoints + ` SET commit_pos = $2, prepare_pos = $3, rebuilding = $4, updated_at = ` + now + `
+		WHERE key = $1 AND commit_pos = $5 AND prepare_pos = $6 AND rebuilding = $7`
 	q.loadVersion = `SELECT version FROM ` + q.versions + ` WHERE name = $1`
 	q.saveVersion = `INSERT INTO ` + q.versions + ` (name, version, updated_at) VALUES ($1, $2, ` + now + `)
 		ON CONFLICT (name) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/eventfold/eventfold/projection"
@@ -27,6 +28,13 @@ var (
 	// ErrPositionRange means a position or revision does not fit in a SQL
 	// BIGINT (it is above 2^63-1). EventStoreDB's positions always fit.
 	ErrPositionRange = errors.New("sqlproj: position beyond the range of a SQL BIGINT")
+	// ErrConflict means a checkpoint changed in the database since this
+	// [Checkpoints] last read or wrote it: another runner of the same
+	// projection (in another process, or one whose lease was lost)
+	// applied events, or a commit reported as failed had succeeded.
+	// Nothing was written. Recovery: start the runner again, which loads
+	// the checkpoint again.
+	ErrConflict = errors.New("sqlproj: checkpoint changed by another runner")
 )
 
 // schemaVersion is the version of the tables this code writes.
@@ -150,6 +158,17 @@ type Checkpoints struct {
 	// here instead of in SQLite's busy handler.
 	writes chan struct{}
 	local  projection.MemoryCheckpoints // in-process leases, on SQLite
+
+	mu   sync.Mutex
+	seen map[string]seen // the checkpoints this value last read or wrote
+}
+
+// seen is the stored checkpoint of a key as this Checkpoints last knew it:
+// its next Commit of the key applies only if the row still holds it.
+type seen struct {
+	cp     projection.Checkpoint
+	exists bool   // a row exists
+	gen    uint64 // counts the changes of this entry
 }
 
 var (
@@ -172,7 +191,8 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*Che
 	if db == nil {
 		return nil, fmt.Errorf("%w: nil *sql.DB", ErrInvalidOption)
 	}
-	c := &Checkpoints{db: db, dialect: dialect, cfg: cfg, q: newQueries(dialect, cfg.prefix), writes: make(chan struct{}, 1)}
+	c := &Checkpoints{db: db, dialect: dialect, cfg: cfg, q: newQueries(dialect, cfg.prefix),
+		writes: make(chan struct{}, 1), seen: make(map[string]seen)}
 	if err := c.migrate(ctx); err != nil {
 		return nil, err
 	}
