@@ -40,8 +40,11 @@
 // [OpenPostgres] connects with a pgx connection string and owns its pool;
 // [NewPostgres] uses a pool of the caller's, which Close leaves open. Each
 // Store also holds one connection of its own, outside the pool, on which it
-// listens for notifications. [WithSchema] puts the tables in a schema of
-// their own (created if needed), which is how tests isolate their runs.
+// listens for notifications, made with the pool's configuration. Behind a
+// connection pooler in transaction mode (PgBouncer), notifications do not
+// arrive and subscriptions learn of other processes' appends by polling.
+// [WithSchema] puts the tables in a schema of their own (created if needed),
+// which is how tests isolate their runs.
 //
 // # Subscriptions and ordering
 //

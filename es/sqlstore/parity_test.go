@@ -184,7 +184,7 @@ func requireSameError(t *testing.T, want, got error, format string, args ...any)
 func requireSameEvents(t *testing.T, want, got []es.RecordedEvent, format string, args ...any) {
 	t.Helper()
 	what := fmt.Sprintf(format, args...)
-	require.Lenf(t, got, len(want), "%s: number of events", what)
+	require.Equalf(t, len(want), len(got), "%s: number of events", what)
 	for i := range want {
 		w, g := want[i], got[i]
 		if w.IsSystem() && w.ID != g.ID {
