@@ -268,6 +268,9 @@ func (r *Runner[Tx]) runVersion(ctx context.Context, pl plan) error {
 			return fmt.Errorf("projection %s: setup of version %d: %w", r.p.Name, version, err)
 		}
 	}
+	if err := r.activateFirst(ctx, version); err != nil {
+		return err
+	}
 	if pl.reset && !cp.Rebuilding {
 		if r.p.Reset == nil {
 			return fmt.Errorf("%w: %s has no Reset: it cannot be rebuilt in place", ErrInvalidProjection, r.p.Name)
@@ -605,6 +608,21 @@ func (f *follower[Tx]) caughtUp(ctx context.Context) error {
 	f.progress.update(f.cp.Position, 0, true)
 	r.setState(StateLive)
 	return nil
+}
+
+// activateFirst makes version active at once when no version ever was, so
+// that queries find the read model (filling up) from the start; a later
+// version becomes active only once it has caught up.
+func (r *Runner[Tx]) activateFirst(ctx context.Context, version int) error {
+	v, ok := r.cps.(Versions[Tx])
+	if !ok {
+		return nil
+	}
+	active, err := v.ActiveVersion(ctx, r.p.Name)
+	if err != nil || active != 0 {
+		return err
+	}
+	return r.activate(ctx, version)
 }
 
 // activate makes version the active one if the store records versions and

@@ -8,6 +8,7 @@
 // The commands are:
 //
 //	demo    tell a scripted story of orders, kept in orders.db
+//	serve   serve the HTTP API, the bus and the read models
 //	seed    place -n random orders, and move some of them along
 //	replay  list, rebuild or drop the read models (replay help for more)
 //	status  show where the event store and the read models stand
@@ -59,6 +60,7 @@ func usagef(format string, args ...any) error {
 // commands are the subcommands, in the order the usage lists them.
 var commands = []command{
 	{name: "demo", summary: "tell a scripted story of orders, kept in orders.db", setup: demoCommand},
+	{name: "serve", summary: "serve the HTTP API, the bus and the read models", setup: serveCommand},
 	{name: "seed", summary: "place -n random orders, and move some of them along", setup: seedCommand},
 	{name: "replay", summary: "list, rebuild or drop the read models (replay help for more)", setup: replayCommand},
 	{name: "status", summary: "show where the event store and the read models stand", setup: statusCommand},

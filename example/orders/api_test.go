@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/memstore"
+	"github.com/eventfold/eventfold/example/orders/order"
+	"github.com/eventfold/eventfold/projection"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// startService runs the service (bus, relay, process manager, read models)
+// on memstore, with its HTTP API on a test server.
+func startService(t *testing.T, autoConfirm bool) (*httptest.Server, *service, *memstore.Store) {
+	t.Helper()
+	store := memstore.New()
+	a := testApp(t, store)
+	svc, err := newService(t.Context(), a, "", autoConfirm)
+	require.NoError(t, err)
+	clock := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	svc.now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Minute)
+		return clock
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- svc.run(ctx) }()
+	for _, r := range append(a.runners, nil) {
+		status := svc.relay.Status
+		if r != nil {
+			status = r.Status
+		}
+		require.Eventually(t, func() bool {
+			st, err := status(t.Context())
+			return err == nil && st.State == projection.StateLive
+		}, 10*time.Second, time.Millisecond, "the read models and the relay go live")
+	}
+	srv := httptest.NewServer(newAPI(svc).routes())
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return srv, svc, store
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	list   []any
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path string, body string, header ...string) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var raw bytes.Buffer
+	_, err = raw.ReadFrom(res.Body)
+	require.NoError(t, err)
+	out := response{status: res.StatusCode, header: res.Header}
+	if strings.HasPrefix(strings.TrimSpace(raw.String()), "[") {
+		require.NoError(t, json.Unmarshal(raw.Bytes(), &out.list), raw.String())
+	} else {
+		require.NoError(t, json.Unmarshal(raw.Bytes(), &out.body), raw.String())
+	}
+	return out
+}
+
+const placeBody = `{"orderId":"42","customerId":"alice","items":[{"productId":"keyboard","quantity":1,"unitPrice":4990},{"productId":"mouse","quantity":2,"unitPrice":1990}]}`
+
+func TestAPIOrderLifecycle(t *testing.T) {
+	srv, svc, _ := startService(t, false)
+
+	res := call(t, srv, "POST", "/orders", placeBody, "X-Request-Id", "req-1")
+	require.Equal(t, http.StatusCreated, res.status, res.body)
+	assert.Equal(t, "/orders/42", res.header.Get("Location"))
+	assert.NotEmpty(t, res.header.Get(PositionHeader))
+	assert.Equal(t, "pending", res.body["status"])
+	assert.Equal(t, float64(8970), res.body["subtotal"])
+
+	res = call(t, srv, "POST", "/orders/42/confirm", ``)
+	require.Equal(t, http.StatusOK, res.status, res.body)
+	assert.Equal(t, "confirmed", res.body["status"])
+
+	res = call(t, srv, "POST", "/orders/42/ship", `{"trackingNumber":"1Z-42"}`)
+	require.Equal(t, http.StatusOK, res.status, res.body)
+	assert.Equal(t, "shipped", res.body["status"])
+	assert.Equal(t, "1Z-42", res.body["trackingNumber"])
+	assert.Len(t, res.body["timeline"], 3)
+	pos := res.header.Get(PositionHeader)
+
+	res = call(t, srv, "POST", "/orders/42/cancel", `{"reason":"too late"}`)
+	assert.Equal(t, http.StatusConflict, res.status)
+	assert.Contains(t, res.body["error"], "cannot cancel order 42: it is shipped")
+
+	res = call(t, srv, "GET", "/orders/42", ``, PositionHeader, pos)
+	require.Equal(t, http.StatusOK, res.status)
+	assert.Equal(t, "shipped", res.body["status"])
+
+	res = call(t, srv, "GET", "/customers/alice/orders?after="+pos, ``)
+	require.Equal(t, http.StatusOK, res.status)
+	require.Len(t, res.list, 1)
+	assert.Equal(t, "shipped", res.list[0].(map[string]any)["status"])
+
+	require.Eventually(t, func() bool { return svc.notified.Load() == 1 }, 5*time.Second, time.Millisecond,
+		"the notification handler heard of the shipment through the relay")
+}
+
+func TestAPIBadInput(t *testing.T) {
+	srv, _, _ := startService(t, false)
+	for _, tt := range []struct {
+		name, method, path, body string
+		status                   int
+		message                  string
+	}{
+		{"malformed JSON", "POST", "/orders", `{"customerId":`, 400, "invalid JSON body"},
+		{"unknown field", "POST", "/orders", `{"customerId":"a","colour":"red"}`, 400, `unknown field "colour"`},
+		{"two objects", "POST", "/orders", `{} {}`, 400, "unexpected data after the JSON object"},
+		{"wrong type", "POST", "/orders", `{"customerId":"a","items":[{"productId":"p","quantity":1.5,"unitPrice":1}]}`, 400, "invalid JSON body"},
+		{"oversized body", "POST", "/orders", `{"customerId":"` + strings.Repeat("a", maxBody) + `"}`, 400, "the body is over"},
+		{"missing customer", "POST", "/orders", `{"items":[{"productId":"p","quantity":1,"unitPrice":1}]}`, 400, "customer ID"},
+		{"no items", "POST", "/orders", `{"customerId":"a"}`, 400, "at least one item"},
+		{"zero quantity", "POST", "/orders", `{"customerId":"a","items":[{"productId":"p","quantity":0,"unitPrice":1}]}`, 400, "quantity must be positive"},
+		{"negative price", "POST", "/orders", `{"customerId":"a","items":[{"productId":"p","quantity":1,"unitPrice":-5}]}`, 400, "price"},
+		{"unknown order", "POST", "/orders/nope/confirm", ``, 404, "not found"},
+		{"unknown order read", "GET", "/orders/nope", ``, 404, "not found"},
+		{"bad position", "GET", "/orders/42?after=yesterday", ``, 400, "position"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := call(t, srv, tt.method, tt.path, tt.body)
+			assert.Equal(t, tt.status, res.status, res.body)
+			assert.Contains(t, res.body["error"], tt.message)
+		})
+	}
+
+	res := call(t, srv, "POST", "/orders", placeBody)
+	require.Equal(t, http.StatusCreated, res.status)
+	res = call(t, srv, "POST", "/orders", placeBody)
+	assert.Equal(t, http.StatusConflict, res.status, "placing the same order twice")
+	res = call(t, srv, "POST", "/orders/42/ship", `{}`)
+	assert.Equal(t, http.StatusBadRequest, res.status)
+	assert.Contains(t, res.body["error"], "tracking number")
+}
+
+func TestProcessManagerConfirmsOrdersInStock(t *testing.T) {
+	srv, _, store := startService(t, true)
+	res := call(t, srv, "POST", "/orders", placeBody, "X-Request-Id", "req-7")
+	require.Equal(t, http.StatusCreated, res.status, res.body)
+	backordered := `{"orderId":"43","customerId":"bob","items":[{"productId":"hoverboard","quantity":1,"unitPrice":99900}]}`
+	require.Equal(t, http.StatusCreated, call(t, srv, "POST", "/orders", backordered).status)
+
+	require.Eventually(t, func() bool {
+		res := call(t, srv, "GET", "/orders/42", ``)
+		return res.body["status"] == "confirmed"
+	}, 10*time.Second, 5*time.Millisecond, "the stock check confirms the order through the bus")
+
+	// The whole chain shares the request's correlation ID; the Confirmed
+	// event was caused by the ConfirmOrder command that the OrderPlaced
+	// event caused.
+	var events []es.RecordedEvent
+	for ev, err := range store.ReadStream(t.Context(), "order-42", es.ReadStreamOptions{}) {
+		require.NoError(t, err)
+		events = append(events, ev)
+	}
+	require.Len(t, events, 2)
+	placed, err := es.ParseMetadata(events[0].Metadata)
+	require.NoError(t, err)
+	confirmed, err := es.ParseMetadata(events[1].Metadata)
+	require.NoError(t, err)
+	assert.Equal(t, "req-7", placed.CorrelationID)
+	assert.Equal(t, "req-7", confirmed.CorrelationID)
+	assert.NotEqual(t, placed.CausationID, confirmed.CausationID)
+	assert.NotEqual(t, events[0].ID.String(), confirmed.CausationID, "the command in between is the cause")
+
+	res = call(t, srv, "GET", "/orders/43", ``)
+	assert.Equal(t, string(order.StatusPending), res.body["status"], "a product not in stock waits")
+}

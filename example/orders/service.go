@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/eventfold/eventfold/aggregate"
+	"github.com/eventfold/eventfold/bus"
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/example/orders/order"
+	"github.com/eventfold/eventfold/projection"
+	"github.com/nats-io/nats.go"
+)
+
+// outcome is what a command handler answers: where the order stands after
+// the command, and the position of its events, to wait for on the read
+// models.
+type outcome struct {
+	OrderID  string       `json:"orderId"`
+	Version  uint64       `json:"version"`
+	Position es.Position  `json:"position"`
+	Status   order.Status `json:"status"`
+}
+
+// commandTypes is the registry of the commands, with the names they travel
+// under.
+func commandTypes() (*es.Registry, error) {
+	return es.NewRegistry(
+		es.Type[order.PlaceOrder]("PlaceOrder"),
+		es.Type[order.ConfirmOrder]("ConfirmOrder"),
+		es.Type[order.ShipOrder]("ShipOrder"),
+		es.Type[order.CancelOrder]("CancelOrder"),
+	)
+}
+
+// catalog is what the shop stocks: the stock check confirms the orders of
+// these products by itself.
+var catalog = func() map[string]bool {
+	c := make(map[string]bool, len(seedProducts))
+	for _, p := range seedProducts {
+		c[p.id] = true
+	}
+	return c
+}()
+
+// service is the orders service: commands and events on a bus, the relay
+// that feeds the bus from the store, a process manager, and the read
+// models kept up to date.
+type service struct {
+	app    *app
+	bus    *bus.Bus
+	relay  *projection.Runner[projection.NoTx]
+	now    func() time.Time
+	logger *slog.Logger
+
+	notified atomic.Int64 // shipping notifications sent
+}
+
+// newService builds the service on a; natsURL, if set, carries the bus on
+// NATS JetStream instead of in-process channels.
+func newService(ctx context.Context, a *app, natsURL string, autoConfirm bool) (*service, error) {
+	s := &service{app: a, now: time.Now, logger: a.logger}
+	commands, err := commandTypes()
+	if err != nil {
+		return nil, err
+	}
+	opts := []bus.Option{
+		bus.WithLogger(a.logger),
+		bus.WithErrors(order.ErrInvalidCommand, order.ErrInvalidTransition, aggregate.ErrNotFound, aggregate.ErrAlreadyExists),
+	}
+	if natsURL != "" {
+		pub, sub, err := natsTransport(natsURL, a.logger)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, bus.WithTransport(pub, sub))
+	}
+	if s.bus, err = bus.New(commands, a.types, opts...); err != nil {
+		return nil, err
+	}
+
+	// One handler per command: decide with the repository, answer the outcome.
+	errs := []error{
+		bus.HandleRequest(s.bus, func(ctx context.Context, cmd order.PlaceOrder) (outcome, error) {
+			return answer(a.orders.Create(ctx, cmd.OrderID, order.Place(cmd)))
+		}),
+		bus.HandleRequest(s.bus, func(ctx context.Context, cmd order.ConfirmOrder) (outcome, error) {
+			return answer(a.orders.Update(ctx, cmd.OrderID, order.Confirm(cmd)))
+		}),
+		bus.HandleRequest(s.bus, func(ctx context.Context, cmd order.ShipOrder) (outcome, error) {
+			return answer(a.orders.Update(ctx, cmd.OrderID, order.Ship(cmd)))
+		}),
+		bus.HandleRequest(s.bus, func(ctx context.Context, cmd order.CancelOrder) (outcome, error) {
+			return answer(a.orders.Update(ctx, cmd.OrderID, order.Cancel(cmd)))
+		}),
+	}
+
+	// The process manager: events in, commands out. Delivery is
+	// at-least-once, so each handler skips the events it has seen.
+	processed, err := bus.NewSQLProcessed(ctx, a.db, "orders_processed_events")
+	if err != nil {
+		return nil, err
+	}
+	if autoConfirm {
+		errs = append(errs, bus.HandleEvent(s.bus, "stock-check", bus.Idempotent(processed, "stock-check", s.stockCheck)))
+	}
+	errs = append(errs, bus.HandleEvent(s.bus, "notifications", bus.Idempotent(processed, "notifications", s.notifyShipped)))
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	// The relay: a checkpointed projection that publishes what the store
+	// committed. Its checkpoint lives in the store, so that it holds no
+	// database transaction while it publishes.
+	relay := bus.NewRelay(s.bus)
+	s.relay, err = projection.NewRunner(a.store, projection.NewStreamCheckpoints(a.store), a.types, projection.Projection[projection.NoTx]{
+		Name:       "relay",
+		Categories: []string{order.Definition().Category},
+		Handle: func(ctx context.Context, _ projection.NoTx, b projection.Batch) error {
+			events := make([]es.RecordedEvent, len(b.Events))
+			for i, e := range b.Events {
+				events[i] = e.RecordedEvent
+			}
+			return relay.Publish(ctx, events...)
+		},
+	}, projection.WithLogger(a.logger), projection.WithBatch(100, 20*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func answer(res aggregate.Result[order.Order, order.Event], err error) (outcome, error) {
+	if err != nil {
+		return outcome{}, err
+	}
+	return outcome{OrderID: res.State.ID, Version: res.Version, Position: res.Position, Status: res.State.Status}, nil
+}
+
+// stockCheck confirms an order whose products are all in the catalog.
+func (s *service) stockCheck(ctx context.Context, e order.Placed) error {
+	for _, it := range e.Items {
+		if !catalog[it.ProductID] {
+			s.logger.InfoContext(ctx, "stock check: not in stock; the order waits", "order", e.OrderID, "product", it.ProductID)
+			return nil
+		}
+	}
+	_, err := bus.Request[outcome](ctx, s.bus, order.ConfirmOrder{OrderID: e.OrderID, ConfirmedAt: s.now()})
+	if errors.Is(err, order.ErrInvalidTransition) {
+		return nil // confirmed or cancelled by someone else meanwhile
+	}
+	return err
+}
+
+// notifyShipped tells the customer that the order is on its way.
+func (s *service) notifyShipped(ctx context.Context, e order.Shipped) error {
+	s.notified.Add(1)
+	s.logger.InfoContext(ctx, "notification: order shipped", "order", e.OrderID, "tracking", e.TrackingNumber)
+	return nil
+}
+
+// run runs the bus, the relay and the read models until ctx is done.
+func (s *service) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	start := func(name string, run func(context.Context) error) {
+		wg.Go(func() {
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		})
+	}
+	start("bus", s.bus.Run)
+	start("relay", s.relay.Run)
+	for _, r := range s.app.runners {
+		start(r.Name(), r.Run)
+	}
+	<-ctx.Done()
+	wg.Wait()
+	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// natsTransport carries the bus on NATS JetStream: each consumer (a command
+// handler, an event handler group, the replies) gets a durable consumer of
+// its own.
+func natsTransport(url string, logger *slog.Logger) (message.Publisher, func(string) (message.Subscriber, error), error) {
+	wlogger := watermill.NewSlogLogger(logger)
+	js := wnats.JetStreamConfig{AutoProvision: true}
+	pub, err := wnats.NewPublisher(wnats.PublisherConfig{URL: url, Marshaler: &wnats.NATSMarshaler{}, JetStream: js}, wlogger)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: %w", err)
+	}
+	sub := func(consumer string) (message.Subscriber, error) {
+		js := js
+		js.DurablePrefix = consumer
+		js.DurableCalculator = func(prefix, topic string) string { return prefix + "_" + topic }
+		js.SubscribeOptions = []nats.SubOpt{nats.DeliverAll(), nats.AckExplicit()}
+		return wnats.NewSubscriber(wnats.SubscriberConfig{
+			URL:              url,
+			SubscribersCount: 1,
+			CloseTimeout:     5 * time.Second,
+			AckWaitTimeout:   30 * time.Second,
+			SubscribeTimeout: 10 * time.Second,
+			Unmarshaler:      &wnats.NATSMarshaler{},
+			JetStream:        js,
+		}, wlogger)
+	}
+	return pub, sub, nil
+}
