@@ -173,7 +173,11 @@ func applyDetail(ctx context.Context, tx *sql.Tx, version int, ev projection.Eve
 				return err
 			}
 		}
-		return step(e.OrderID, order.StatusPending, e.PlacedAt, fmt.Sprintf("%d items", len(e.Items)))
+		detail := fmt.Sprintf("%d items", len(e.Items))
+		if len(e.Items) == 1 {
+			detail = "1 item"
+		}
+		return step(e.OrderID, order.StatusPending, e.PlacedAt, detail)
 	case order.Confirmed:
 		return step(e.OrderID, order.StatusConfirmed, e.ConfirmedAt, "")
 	case order.Shipped:
