@@ -25,12 +25,23 @@ func (c *Checkpoints) Load(ctx context.Context, key string) (projection.Checkpoi
 	cp, exists, err := c.load(ctx, key)
 	if err == nil {
 		c.mu.Lock()
-		if c.seen[key].gen == gen { // no Commit of key ended meanwhile
-			c.seen[key] = seen{cp: cp, exists: exists, gen: gen + 1}
+		// Expect what was read if nothing is expected yet, or after a
+		// lease, unless a Commit of key ended meanwhile.
+		if s := c.seen[key]; s.gen == gen && (!s.known || s.rearm) {
+			c.seen[key] = seen{cp: cp, exists: exists, gen: gen + 1, known: true}
 		}
 		c.mu.Unlock()
 	}
 	return cp, err
+}
+
+// rearm makes the next Load of key set the state its Commits expect.
+func (c *Checkpoints) rearm(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.seen[key]
+	s.rearm, s.gen = true, s.gen+1
+	c.seen[key] = s
 }
 
 func (c *Checkpoints) load(ctx context.Context, key string) (cp projection.Checkpoint, exists bool, err error) {
@@ -82,19 +93,20 @@ func nullString[T any](valid bool, v T) string {
 // runners of one projection thus never both apply a batch, even when
 // leases fail them (two processes on one SQLite file, a PostgreSQL lease
 // whose connection was lost) or when a COMMIT reported as failed had
-// succeeded. Committing the zero Checkpoint, which forgets a projection
-// ([projection.Runner.DropVersion]), is not fenced.
+// succeeded. What a Commit expects is set by the first Load of the key,
+// by the first Load after each [Checkpoints.Lease] of the key (as a
+// runner does when it starts), and by each Commit; other Loads (a
+// runner's Status) leave it alone. Committing the zero Checkpoint, which
+// forgets a projection ([projection.Runner.DropVersion]), is not fenced.
 func (c *Checkpoints) Commit(ctx context.Context, key string, cp projection.Checkpoint, apply func(tx *sql.Tx) error) error {
 	commit, prepare, err := positionArgs(cp.Position)
 	if err != nil {
 		return fmt.Errorf("sqlproj: checkpoint %q: %w", key, err)
 	}
 	c.mu.Lock()
-	last, known := c.seen[key]
+	last := c.seen[key]
 	c.mu.Unlock()
-	if cp == (projection.Checkpoint{}) {
-		known = false
-	}
+	known := last.known && cp != (projection.Checkpoint{})
 	err = c.write(ctx, func(tx *sql.Tx) error {
 		var res sql.Result
 		var err error
@@ -124,7 +136,7 @@ func (c *Checkpoints) Commit(ctx context.Context, key string, cp projection.Chec
 	})
 	if err == nil {
 		c.mu.Lock()
-		c.seen[key] = seen{cp: cp, exists: true, gen: c.seen[key].gen + 1}
+		c.seen[key] = seen{cp: cp, exists: true, gen: c.seen[key].gen + 1, known: true}
 		c.mu.Unlock()
 	}
 	return err

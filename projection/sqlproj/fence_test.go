@@ -46,7 +46,14 @@ func TestCommitFenced(t *testing.T) {
 		cp, err := c.Load(ctx, "p/v1")
 		require.NoError(t, err)
 		assert.Equal(t, at(1), cp)
-		require.NoError(t, c.Commit(ctx, "p/v1", at(2), insert(3)))
+		require.ErrorIs(t, c.Commit(ctx, "p/v1", at(2), insert(3)), sqlproj.ErrConflict,
+			"a Load without a lease (a Status) does not change what c expects")
+		release, err := c.Lease(ctx, "p/v1")
+		require.NoError(t, err)
+		_, err = c.Load(ctx, "p/v1")
+		require.NoError(t, err)
+		require.NoError(t, c.Commit(ctx, "p/v1", at(2), insert(3)), "a Load after a lease does")
+		release()
 		require.ErrorIs(t, a.Commit(ctx, "p/v1", at(2), insert(4)), sqlproj.ErrConflict)
 
 		var ids []int

@@ -33,7 +33,11 @@ const releaseTimeout = 5 * time.Second
 // Checkpoints per database in a process.
 func (c *Checkpoints) Lease(ctx context.Context, key string) (func(), error) {
 	if c.dialect == SQLite {
-		return c.local.Lease(ctx, key)
+		release, err := c.local.Lease(ctx, key)
+		if err == nil {
+			c.rearm(key)
+		}
+		return release, err
 	}
 	id := lockID(c.lockNS, key)
 	conn, err := c.db.Conn(ctx)
@@ -66,6 +70,7 @@ func (c *Checkpoints) Lease(ctx context.Context, key string) (func(), error) {
 		case <-timer.C:
 		}
 	}
+	c.rearm(key)
 	c.cfg.logger.DebugContext(ctx, "sqlproj: lease taken", "key", key, "lock", id)
 	// Release outlives ctx, which is usually done by then; it keeps its
 	// values, for logs and traces.

@@ -169,6 +169,11 @@ type seen struct {
 	cp     projection.Checkpoint
 	exists bool   // a row exists
 	gen    uint64 // counts the changes of this entry
+	// rearm is set when a lease on the key is granted: the next Load
+	// takes what it reads as the new state to expect. Other Loads (a
+	// runner's Status, say) leave a known state alone.
+	rearm bool
+	known bool
 }
 
 var (
