@@ -73,6 +73,7 @@ type Bus struct {
 	remote   map[string]bool                     // command names handled elsewhere
 	groups   map[string][]cqrs.GroupEventHandler // event handler groups
 	grouped  map[string]map[string]bool          // group → event names
+	consumer map[string]string                   // command consumer → command name
 	groupSeq []string                            // groups in registration order
 }
 
@@ -95,11 +96,13 @@ type config struct {
 type Option func(*config) error
 
 // WithTransport makes the bus run on a Watermill Pub/Sub: pub publishes
-// every message; subscriber returns the subscriber of one consumer (the
-// handler of a command type, a group of event handlers, the replies of this
-// bus). Each consumer must receive every message of its topic, so on a
-// broker each consumer name needs its own consumer group, durable consumer
-// or queue. The router closes the subscribers when it stops; the publisher
+// every message; subscriber returns the subscriber of one consumer: the
+// handler of a command type ("command-<name>"), a group of event handlers
+// ("events-<group>"), the replies of this bus ("replies-<instance>").
+// Consumer names hold only letters, digits, '-' and '_'. Each consumer
+// must receive every message of its topic, so on a broker each consumer
+// name needs its own consumer group, durable consumer or queue (see the
+// package's tests for NATS JetStream, PostgreSQL and RabbitMQ). The router closes the subscribers when it stops; the publisher
 // is the caller's to close. The default is an in-process GoChannel that
 // keeps order (each publish waits until the message is handled).
 func WithTransport(pub message.Publisher, subscriber func(consumer string) (message.Subscriber, error)) Option {
@@ -270,7 +273,7 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 	b := &Bus{commands: commands, events: events, cfg: cfg, wlog: watermill.NewSlogLogger(cfg.logger),
 		instance: watermill.NewShortUUID(), running: make(chan struct{}),
 		local: make(map[string]bool), remote: make(map[string]bool), groups: make(map[string][]cqrs.GroupEventHandler),
-		grouped: make(map[string]map[string]bool)}
+		grouped: make(map[string]map[string]bool), consumer: make(map[string]string)}
 	for _, n := range cfg.remote {
 		b.remote[n] = true
 	}
@@ -328,7 +331,7 @@ func (b *Bus) setup() error {
 			return b.commandTopic(), nil
 		},
 		SubscriberConstructor: func(p cqrs.CommandProcessorSubscriberConstructorParams) (message.Subscriber, error) {
-			return b.subscriber("command-" + p.CommandName)
+			return b.subscriber(consumerName("command-", p.CommandName))
 		},
 		Marshaler: cmds,
 		Logger:    b.wlog,

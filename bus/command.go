@@ -61,10 +61,15 @@ func HandleRequest[C, R any](b *Bus, fn func(ctx context.Context, cmd C) (R, err
 		if b.local[name] {
 			return fmt.Errorf("%w: command %q already has a handler", ErrDuplicateHandler, name)
 		}
+		c := consumerName("command-", name)
+		if other, ok := b.consumer[c]; ok {
+			return fmt.Errorf("%w: commands %q and %q would share the consumer name %q", ErrInvalidOption, other, name, c)
+		}
 		if err := b.cmdProc.AddHandlers(h); err != nil {
 			return fmt.Errorf("bus: command %q: %w", name, err)
 		}
 		b.local[name] = true
+		b.consumer[c] = name
 		return nil
 	})
 }
@@ -120,7 +125,11 @@ func (b *Bus) Send(ctx context.Context, cmd any) error {
 // The handler's error reaches the caller unchanged when the handler runs on
 // the same Bus. From another process it arrives as a [*HandlerError] with
 // the same message that matches, with [errors.Is], the errors registered
-// with [WithErrors]. Metadata and [ErrNoHandler] are as for [Bus.Send].
+// with [WithErrors]. A request is handled once, not retried: whatever
+// error its handler returns goes to the caller, who decides whether to try
+// again. A handler that panics is retried, then answers with an error that
+// matches [ErrHandlerFailed]. Metadata and [ErrNoHandler] are as for
+// [Bus.Send].
 func Request[R any](ctx context.Context, b *Bus, cmd any) (R, error) {
 	var zero R
 	c := &call{}

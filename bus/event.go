@@ -75,3 +75,18 @@ func validName(s string) bool {
 	}
 	return s != ""
 }
+
+// consumerName returns prefix+name with the characters of name that are
+// not letters, digits, '-' or '_' replaced by '_': consumer names become
+// queue, durable and consumer-group names on brokers.
+func consumerName(prefix, name string) string {
+	out := []byte(prefix)
+	for _, r := range name {
+		if r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			out = append(out, byte(r))
+		} else {
+			out = append(out, '_')
+		}
+	}
+	return string(out)
+}

@@ -155,3 +155,20 @@ func TestSQLProcessed(t *testing.T) {
 		})
 	}
 }
+
+type placeA struct{}
+type placeB struct{}
+
+// Command names become consumer names with other characters replaced:
+// two names that would meet are refused.
+func TestConsumerNamesDoNotCollide(t *testing.T) {
+	cmds, err := es.NewRegistry(es.Type[placeA]("orders.Place"), es.Type[placeB]("orders_Place"))
+	require.NoError(t, err)
+	b, err := bus.New(cmds, eventTypes(), bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd placeA) error { return nil }))
+	err = bus.HandleCommand(b, func(ctx context.Context, cmd placeB) error { return nil })
+	require.ErrorIs(t, err, bus.ErrInvalidOption)
+	assert.ErrorContains(t, err, `consumer name "command-orders_Place"`)
+}
