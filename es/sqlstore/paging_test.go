@@ -109,8 +109,12 @@ func testPaging(t *testing.T, open func(clock func() time.Time) es.Store) {
 	}
 	for _, from := range []es.StreamCursor{es.FromStreamStart, es.AfterRevision(511), es.AfterRevision(1023)} {
 		opts := es.SubscribeStreamOptions{From: from}
-		m1 := catchUp(ref, func(ctx context.Context) func(func(es.Message, error) bool) { return ref.SubscribeStream(ctx, "long", opts) })
-		m2 := catchUp(got, func(ctx context.Context) func(func(es.Message, error) bool) { return got.SubscribeStream(ctx, "long", opts) })
+		m1 := catchUp(ref, func(ctx context.Context) func(func(es.Message, error) bool) {
+			return ref.SubscribeStream(ctx, "long", opts)
+		})
+		m2 := catchUp(got, func(ctx context.Context) func(func(es.Message, error) bool) {
+			return got.SubscribeStream(ctx, "long", opts)
+		})
 		requireSameMessages(t, m1, m2, "SubscribeStream(%v)", from)
 	}
 }

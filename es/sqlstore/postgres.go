@@ -93,12 +93,29 @@ func (d *postgresDB) reader() querier { return pgxQuerier{d.pool} }
 // write runs f in a READ COMMITTED transaction whose first statement takes
 // the store's advisory lock. Writers therefore commit one at a time, in the
 // order of the positions they take, and each statement after the lock sees
-// every earlier writer's commit. The lock travels in one round trip with
-// f's first statement.
+// every earlier writer's commit.
+//
+// The transaction costs two round trips: BEGIN and the lock travel with
+// f's first query, and f's writes with the COMMIT (see pgTx). The lock is
+// thus held for one round trip, the server's work and the commit's WAL
+// flush.
 func (d *postgresDB) write(ctx context.Context, f func(tx querier) error) error {
-	return pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		return f(&lockingTx{tx: tx, lock: stmt{"SELECT pg_advisory_xact_lock($1)", []any{d.lockKey}}})
-	})
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A connection left inside a transaction (a failed ROLLBACK) is
+	// destroyed, not reused, when it is released.
+	defer conn.Release()
+	t := &pgTx{conn: conn.Conn(), pending: []stmt{
+		{"BEGIN ISOLATION LEVEL READ COMMITTED", nil},
+		{"SELECT pg_advisory_xact_lock($1)", []any{d.lockKey}},
+	}}
+	if err := f(t); err != nil {
+		t.rollback(ctx)
+		return err
+	}
+	return t.commit(ctx)
 }
 
 func (d *postgresDB) insertEvents(rows []eventRow) []stmt {
@@ -266,25 +283,32 @@ func sendBatch(ctx context.Context, db interface {
 	return db.SendBatch(ctx, b).Close()
 }
 
-// lockingTx is a transaction that sends the statement lock before its first
-// statement, in the same round trip.
-type lockingTx struct {
-	tx     pgx.Tx
-	lock   stmt
-	locked bool
+// pgTx is a transaction on one connection that saves round trips: the
+// statements given to execAll are not sent at once but with the next
+// statement, or with the COMMIT, and their errors are reported there. The
+// first statements pending are BEGIN and the lock. (pgx prepares every
+// statement of a batch before it runs the first, so a batch cannot use a
+// table that one of its statements creates: exec, which the schema's
+// creation uses, sends its statement at once.)
+type pgTx struct {
+	conn    *pgx.Conn
+	pending []stmt
+	sent    bool // something was sent: there is a transaction to end
 }
 
-func (t *lockingTx) query(ctx context.Context, sql string, args ...any) (rows, error) {
-	if t.locked {
-		return pgxQuerier{t.tx}.query(ctx, sql, args...)
-	}
-	t.locked = true
+func (t *pgTx) query(ctx context.Context, sql string, args ...any) (rows, error) {
 	b := &pgx.Batch{}
-	b.Queue(t.lock.sql, t.lock.args...)
+	for _, s := range t.pending {
+		b.Queue(s.sql, s.args...)
+	}
+	n := len(t.pending)
+	t.pending, t.sent = nil, true
 	b.Queue(sql, args...)
-	br := t.tx.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		return nil, errors.Join(err, br.Close())
+	br := t.conn.SendBatch(ctx, b)
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			return nil, errors.Join(err, br.Close())
+		}
 	}
 	r, err := br.Query()
 	if err != nil {
@@ -293,16 +317,38 @@ func (t *lockingTx) query(ctx context.Context, sql string, args ...any) (rows, e
 	return &batchRows{Rows: r, br: br}, nil
 }
 
-func (t *lockingTx) exec(ctx context.Context, sql string, args ...any) error {
-	return t.execAll(ctx, []stmt{{sql, args}})
+func (t *pgTx) exec(ctx context.Context, sql string, args ...any) error {
+	stmts := append(t.pending, stmt{sql, args})
+	t.pending, t.sent = nil, true
+	return sendBatch(ctx, t.conn, stmts)
 }
 
-func (t *lockingTx) execAll(ctx context.Context, stmts []stmt) error {
-	if !t.locked {
-		t.locked = true
-		stmts = append([]stmt{t.lock}, stmts...)
+func (t *pgTx) execAll(_ context.Context, stmts []stmt) error {
+	t.pending = append(t.pending, stmts...)
+	return nil
+}
+
+// commit sends the pending statements and COMMIT, in one round trip. If
+// one fails, the server skips the rest, COMMIT included, and commit rolls
+// back.
+func (t *pgTx) commit(ctx context.Context) error {
+	if !t.sent && len(t.pending) == 2 {
+		return nil // nothing but BEGIN and the lock: nothing to do
 	}
-	return sendBatch(ctx, t.tx, stmts)
+	t.sent = true
+	if err := sendBatch(ctx, t.conn, append(t.pending, stmt{"COMMIT", nil})); err != nil {
+		t.rollback(ctx)
+		return err
+	}
+	return nil
+}
+
+// rollback ends the transaction. If it cannot, the connection stays in the
+// transaction and its release destroys it, which ends the transaction too.
+func (t *pgTx) rollback(ctx context.Context) {
+	if t.sent {
+		_, _ = t.conn.Exec(ctx, "ROLLBACK")
+	}
 }
 
 // batchRows are the rows of the last query of a batch: closing them closes
