@@ -34,9 +34,9 @@ var (
 	// ErrRunning means a handler was registered after Run started, or Run
 	// was called twice.
 	ErrRunning = errors.New("bus: already running")
-	// ErrHandlerFailed means a command handler failed without an answer
-	// (it panicked, timed out or its command did not decode) on every
-	// retry: the request's caller gets an error that matches it.
+	// ErrHandlerFailed means a request got no answer from its handler:
+	// the handler panicked on every retry, or the command did not decode.
+	// The caller gets an error that matches it instead of a timeout.
 	ErrHandlerFailed = errors.New("bus: handler failed")
 	// ErrNestedSend means a command handler sent a command over the default
 	// in-process transport, which delivers a command only once the previous
