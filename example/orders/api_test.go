@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +19,8 @@ import (
 	"github.com/eventfold/eventfold/es/memstore"
 	"github.com/eventfold/eventfold/example/orders/order"
 	"github.com/eventfold/eventfold/projection"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -24,8 +30,14 @@ import (
 func startService(t *testing.T, autoConfirm bool) (*httptest.Server, *service, *memstore.Store) {
 	t.Helper()
 	store := memstore.New()
-	a := testApp(t, store)
-	svc, err := newService(t.Context(), a, "", autoConfirm)
+	srv, svc := startServiceOn(t, testApp(t, store), serviceConfig{autoConfirm: autoConfirm})
+	return srv, svc, store
+}
+
+// startServiceOn runs the service on a with its HTTP API on a test server.
+func startServiceOn(t *testing.T, a *app, cfg serviceConfig) (*httptest.Server, *service) {
+	t.Helper()
+	svc, err := newService(t.Context(), a, cfg)
 	require.NoError(t, err)
 	clock := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
@@ -54,7 +66,7 @@ func startService(t *testing.T, autoConfirm bool) (*httptest.Server, *service, *
 		cancel()
 		require.NoError(t, <-done)
 	})
-	return srv, svc, store
+	return srv, svc
 }
 
 type response struct {
@@ -194,4 +206,63 @@ func TestProcessManagerConfirmsOrdersInStock(t *testing.T) {
 
 	res = call(t, srv, "GET", "/orders/43", ``)
 	assert.Equal(t, string(order.StatusPending), res.body["status"], "a product not in stock waits")
+}
+
+// TestServiceOnPostgreSQLAndNATS runs the service with its events and read
+// models in PostgreSQL and its bus on NATS JetStream.
+func TestServiceOnPostgreSQLAndNATS(t *testing.T) {
+	pg := os.Getenv("EVENTFOLD_TEST_POSTGRES")
+	if pg == "" {
+		t.Skip("EVENTFOLD_TEST_POSTGRES is not set: no PostgreSQL for the service test")
+	}
+	natsURL := os.Getenv("EVENTFOLD_TEST_NATS")
+	if natsURL == "" {
+		t.Skip("EVENTFOLD_TEST_NATS is not set: no NATS JetStream for the service test")
+	}
+	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	admin, err := sql.Open("pgx", pg)
+	require.NoError(t, err)
+	t.Cleanup(func() { admin.Close() })
+	schema := "orders_" + id
+	_, err = admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	sep := "?"
+	if strings.Contains(pg, "?") {
+		sep = "&"
+	}
+	a, err := openApp(t.Context(), infra{postgres: pg + sep + "search_path=" + schema}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+
+	prefix := "orders-" + id + "-"
+	t.Cleanup(func() { deleteStreams(t, natsURL, prefix) })
+	srv, _ := startServiceOn(t, a, serviceConfig{nats: natsURL, topicPrefix: prefix, autoConfirm: true})
+	res := call(t, srv, "POST", "/orders", placeBody, "X-Request-Id", "req-pg")
+	require.Equal(t, http.StatusCreated, res.status, res.body)
+	require.Eventually(t, func() bool {
+		return call(t, srv, "GET", "/orders/42", ``).body["status"] == "confirmed"
+	}, 20*time.Second, 10*time.Millisecond, "the stock check confirms the order over NATS")
+	res = call(t, srv, "POST", "/orders/42/ship", `{"trackingNumber":"1Z"}`)
+	require.Equal(t, http.StatusOK, res.status, res.body)
+	assert.Equal(t, "*sqlstore.Store", fmt.Sprintf("%T", a.store))
+}
+
+// deleteStreams deletes the JetStream streams of the topics with prefix.
+func deleteStreams(t *testing.T, url, prefix string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Logf("cleanup: %v", err)
+		return
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		return
+	}
+	for name := range js.StreamNames() {
+		if strings.HasPrefix(name, prefix) {
+			_ = js.DeleteStream(name)
+		}
+	}
 }

@@ -167,7 +167,7 @@ func serveCommand(fs *flag.FlagSet) action {
 			return err
 		}
 		defer a.Close()
-		svc, err := newService(ctx, a, in.nats, *autoConfirm)
+		svc, err := newService(ctx, a, serviceConfig{nats: in.nats, autoConfirm: *autoConfirm})
 		if err != nil {
 			return err
 		}

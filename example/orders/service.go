@@ -62,11 +62,18 @@ type service struct {
 	logger *slog.Logger
 
 	notified atomic.Int64 // shipping notifications sent
+	closers  []func() error
 }
 
-// newService builds the service on a; natsURL, if set, carries the bus on
-// NATS JetStream instead of in-process channels.
-func newService(ctx context.Context, a *app, natsURL string, autoConfirm bool) (*service, error) {
+// serviceConfig configures a service.
+type serviceConfig struct {
+	nats        string // NATS URL: the bus on JetStream instead of in-process channels
+	topicPrefix string // the bus's topics start with it; "" for the bus's default
+	autoConfirm bool   // run the stock check
+}
+
+// newService builds the service on a.
+func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error) {
 	s := &service{app: a, now: time.Now, logger: a.logger}
 	commands, err := commandTypes()
 	if err != nil {
@@ -76,11 +83,37 @@ func newService(ctx context.Context, a *app, natsURL string, autoConfirm bool) (
 		bus.WithLogger(a.logger),
 		bus.WithErrors(order.ErrInvalidCommand, order.ErrInvalidTransition, aggregate.ErrNotFound, aggregate.ErrAlreadyExists),
 	}
-	if natsURL != "" {
-		pub, sub, err := natsTransport(natsURL, a.logger)
+	if cfg.topicPrefix != "" {
+		opts = append(opts, bus.WithTopicPrefix(cfg.topicPrefix))
+	}
+	if cfg.nats != "" {
+		pub, newSub, err := natsTransport(cfg.nats, a.logger)
 		if err != nil {
 			return nil, err
 		}
+		s.closers = append(s.closers, pub.Close)
+		// Close every subscriber when the service stops (again, if the
+		// router did: closing twice does nothing).
+		var mu sync.Mutex
+		var subs []message.Subscriber
+		sub := func(consumer string) (message.Subscriber, error) {
+			sub, err := newSub(consumer)
+			if err == nil {
+				mu.Lock()
+				subs = append(subs, sub)
+				mu.Unlock()
+			}
+			return sub, err
+		}
+		s.closers = append(s.closers, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			var errs []error
+			for _, sub := range subs {
+				errs = append(errs, sub.Close())
+			}
+			return errors.Join(errs...)
+		})
 		opts = append(opts, bus.WithTransport(pub, sub))
 	}
 	if s.bus, err = bus.New(commands, a.types, opts...); err != nil {
@@ -109,7 +142,7 @@ func newService(ctx context.Context, a *app, natsURL string, autoConfirm bool) (
 	if err != nil {
 		return nil, err
 	}
-	if autoConfirm {
+	if cfg.autoConfirm {
 		errs = append(errs, bus.HandleEvent(s.bus, "stock-check", bus.Idempotent(processed, "stock-check", s.stockCheck)))
 	}
 	errs = append(errs, bus.HandleEvent(s.bus, "notifications", bus.Idempotent(processed, "notifications", s.notifyShipped)))
@@ -186,10 +219,14 @@ func (s *service) run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	wg.Wait()
+	var errs []error
 	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
-		return err
+		errs = append(errs, err)
 	}
-	return nil
+	for _, c := range s.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
 }
 
 // natsTransport carries the bus on NATS JetStream: each consumer (a command
