@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 
 	"github.com/google/uuid"
 
@@ -45,34 +45,42 @@ func (c *Checkpoints) rearm(key string) {
 }
 
 func (c *Checkpoints) load(ctx context.Context, key string) (cp projection.Checkpoint, exists bool, err error) {
-	var commit, prepare sql.NullInt64
-	var rebuilding sql.NullBool
+	// Scanned as they are, so that a value of the wrong type is reported
+	// as a corrupt checkpoint rather than as a failure of the database.
+	var commit, prepare, rebuilding any
 	err = c.db.QueryRowContext(ctx, c.q.loadCheckpoint, key).Scan(&commit, &prepare, &rebuilding)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return projection.Checkpoint{}, false, nil
-	case err != nil && ctx.Err() == nil && isScanError(err):
-		return projection.Checkpoint{}, false, fmt.Errorf("%w: %q in %s: %v", projection.ErrCorruptCheckpoint, key, c.q.checkpoints, err)
 	case err != nil:
 		return projection.Checkpoint{}, false, fmt.Errorf("sqlproj: load checkpoint %q: %w", key, withCtx(ctx, err))
 	}
-	if !commit.Valid || !prepare.Valid || !rebuilding.Valid || commit.Int64 < 0 || prepare.Int64 < 0 {
-		return projection.Checkpoint{}, false, fmt.Errorf("%w: %q in %s: position (%v, %v), rebuilding %v", projection.ErrCorruptCheckpoint,
-			key, c.q.checkpoints, nullString(commit.Valid, commit.Int64), nullString(prepare.Valid, prepare.Int64), nullString(rebuilding.Valid, rebuilding.Bool))
+	c64, ok1 := commit.(int64)
+	p64, ok2 := prepare.(int64)
+	var ok3 bool
+	switch r := rebuilding.(type) {
+	case bool:
+		cp.Rebuilding, ok3 = r, true
+	case int64: // SQLite
+		cp.Rebuilding, ok3 = r == 1, r == 0 || r == 1
 	}
-	return projection.Checkpoint{
-		Position:   es.Position{Commit: uint64(commit.Int64), Prepare: uint64(prepare.Int64)},
-		Rebuilding: rebuilding.Bool,
-	}, true, nil
+	if !ok1 || !ok2 || !ok3 || c64 < 0 || p64 < 0 {
+		return projection.Checkpoint{}, false, fmt.Errorf("%w: %q in %s: position (%s, %s), rebuilding %s",
+			projection.ErrCorruptCheckpoint, key, c.q.checkpoints, show(commit), show(prepare), show(rebuilding))
+	}
+	cp.Position = es.Position{Commit: uint64(c64), Prepare: uint64(p64)}
+	return cp, true, nil
 }
 
-// isScanError reports whether err comes from converting a column, not from
-// the database: database/sql says "sql: Scan error on column …".
-func isScanError(err error) bool { return strings.HasPrefix(err.Error(), "sql: Scan error") }
-
-func nullString[T any](valid bool, v T) string {
-	if !valid {
+// show formats a column's value for an error message.
+func show(v any) string {
+	switch v := v.(type) {
+	case nil:
 		return "NULL"
+	case string:
+		return strconv.Quote(v)
+	case []byte:
+		return strconv.Quote(string(v))
 	}
 	return fmt.Sprint(v)
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -222,15 +221,21 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*Che
 
 // migrate creates the tables, in one transaction.
 func (c *Checkpoints) migrate(ctx context.Context) error {
-	err := c.write(ctx, func(tx *sql.Tx) error {
+	exec := func(tx *sql.Tx, query string, args ...any) error {
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("sqlproj: create tables: %w", err)
+		}
+		return nil
+	}
+	return c.write(ctx, func(tx *sql.Tx) error {
 		if c.dialect == Postgres {
 			// Serialize concurrent migrations: CREATE TABLE IF NOT EXISTS
 			// races with itself in PostgreSQL.
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", lockID("sqlproj-migrate", c.cfg.prefix)); err != nil {
+			if err := exec(tx, "SELECT pg_advisory_xact_lock($1)", lockID("sqlproj-migrate", c.cfg.prefix)); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, c.q.createSchema); err != nil {
+		if err := exec(tx, c.q.createSchema); err != nil {
 			return err
 		}
 		var version int64
@@ -238,24 +243,19 @@ func (c *Checkpoints) migrate(ctx context.Context) error {
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
-			return err
+			return fmt.Errorf("sqlproj: schema version: %w", err)
 		case version > schemaVersion:
 			return fmt.Errorf("%w: the tables %s* are at version %d, this code knows up to %d: upgrade it", ErrSchemaVersion, c.cfg.prefix, version, schemaVersion)
 		case version == schemaVersion:
 			return nil
 		}
 		for _, ddl := range c.q.ddl {
-			if _, err := tx.ExecContext(ctx, ddl); err != nil {
+			if err := exec(tx, ddl); err != nil {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO "+c.q.schema+" (id, version) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET version = excluded.version", schemaVersion)
-		return err
+		return exec(tx, "INSERT INTO "+c.q.schema+" (id, version) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET version = excluded.version", schemaVersion)
 	})
-	if err != nil && !errors.Is(err, ErrSchemaVersion) && !strings.HasPrefix(err.Error(), "sqlproj: ") {
-		return fmt.Errorf("sqlproj: create tables: %w", err)
-	}
-	return err
 }
 
 // write runs f in a transaction, committed if f returns nil and rolled
