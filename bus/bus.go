@@ -38,10 +38,12 @@ var (
 	// the handler panicked on every retry, or the command did not decode.
 	// The caller gets an error that matches it instead of a timeout.
 	ErrHandlerFailed = errors.New("bus: handler failed")
-	// ErrNestedSend means a command handler sent a command over the default
-	// in-process transport, which delivers a command only once the previous
-	// one is handled: the send would wait for itself.
-	ErrNestedSend = errors.New("bus: a command handler cannot send a command over the in-process transport")
+	// ErrNestedSend means a command handler sent a command to its own
+	// topic (a command of its own type, or any command with
+	// [WithSharedCommandTopic]) over the default in-process transport,
+	// which delivers a topic's next message only once the previous one is
+	// handled: the send would wait for itself.
+	ErrNestedSend = errors.New("bus: a command handler cannot send to its own topic over the in-process transport")
 )
 
 // Bus carries commands to their handlers and events to theirs, over a
@@ -88,6 +90,7 @@ type config struct {
 	handlerTimeout time.Duration
 	requestTimeout time.Duration
 	poisonTopic    string
+	sharedCommands bool
 	errs           []error
 	remote         []string
 }
@@ -127,10 +130,12 @@ type nopClose struct{ message.Subscriber }
 
 func (nopClose) Close() error { return nil }
 
-// WithTopicPrefix sets the prefix of the bus's topics: commands go to
-// "<prefix>commands", events to "<prefix>events", and the replies to this
-// bus's requests to "<prefix>replies-<instance>". The default is
-// "eventfold-". The prefix may hold letters, digits, '-' and '_'.
+// WithTopicPrefix sets the prefix of the bus's topics: the commands of
+// type name go to "<prefix>command-<name>" (characters other than letters,
+// digits, '-' and '_' replaced by '_'), events to "<prefix>events", and
+// the replies to this bus's requests to "<prefix>replies-<instance>". The
+// default is "eventfold-". The prefix may hold letters, digits, '-' and
+// '_'.
 func WithTopicPrefix(prefix string) Option {
 	return func(c *config) error {
 		for _, r := range prefix {
@@ -139,6 +144,18 @@ func WithTopicPrefix(prefix string) Option {
 			}
 		}
 		c.prefix = prefix
+		return nil
+	}
+}
+
+// WithSharedCommandTopic sends all commands to one topic,
+// "<prefix>commands", instead of one topic per command type. Every command
+// handler then receives every command and acknowledges the types it does
+// not handle: fewer topics (streams, tables, exchanges) on a broker, for
+// more deliveries.
+func WithSharedCommandTopic() Option {
+	return func(c *config) error {
+		c.sharedCommands = true
 		return nil
 	}
 }
@@ -287,9 +304,15 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 	return b, nil
 }
 
-func (b *Bus) commandTopic() string { return b.cfg.prefix + "commands" }
-func (b *Bus) eventTopic() string   { return b.cfg.prefix + "events" }
-func (b *Bus) replyTopic() string   { return b.cfg.prefix + "replies-" + b.instance }
+// commandTopic returns the topic of the commands named name.
+func (b *Bus) commandTopic(name string) string {
+	if b.cfg.sharedCommands {
+		return b.cfg.prefix + "commands"
+	}
+	return consumerName(b.cfg.prefix+"command-", name)
+}
+func (b *Bus) eventTopic() string { return b.cfg.prefix + "events" }
+func (b *Bus) replyTopic() string { return b.cfg.prefix + "replies-" + b.instance }
 
 // setup builds the router, its middleware, and Watermill's cqrs components.
 func (b *Bus) setup() error {
@@ -319,16 +342,18 @@ func (b *Bus) setup() error {
 
 	cmds := marshaler{types: b.commands}
 	b.cmdBus, err = cqrs.NewCommandBusWithConfig(b.cfg.publisher, cqrs.CommandBusConfig{
-		GeneratePublishTopic: func(cqrs.CommandBusGeneratePublishTopicParams) (string, error) { return b.commandTopic(), nil },
-		Marshaler:            cmds,
-		Logger:               b.wlog,
+		GeneratePublishTopic: func(p cqrs.CommandBusGeneratePublishTopicParams) (string, error) {
+			return b.commandTopic(p.CommandName), nil
+		},
+		Marshaler: cmds,
+		Logger:    b.wlog,
 	})
 	if err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
 	b.cmdProc, err = cqrs.NewCommandProcessorWithConfig(r, cqrs.CommandProcessorConfig{
-		GenerateSubscribeTopic: func(cqrs.CommandProcessorGenerateSubscribeTopicParams) (string, error) {
-			return b.commandTopic(), nil
+		GenerateSubscribeTopic: func(p cqrs.CommandProcessorGenerateSubscribeTopicParams) (string, error) {
+			return b.commandTopic(p.CommandName), nil
 		},
 		SubscriberConstructor: func(p cqrs.CommandProcessorSubscriberConstructorParams) (message.Subscriber, error) {
 			return b.subscriber(consumerName("command-", p.CommandName))

@@ -161,7 +161,7 @@ func runSuite(t *testing.T, newTransport func(t *testing.T) transport) {
 		unknown := message.NewMessage(uuid.NewString(), []byte(`{}`))
 		unknown.Metadata.Set(bus.MetadataType, "NoSuchCommand")
 		untyped := message.NewMessage(uuid.NewString(), []byte(`{}`))
-		require.NoError(t, tr.pub.Publish(tr.prefix+"commands", unknown, untyped))
+		require.NoError(t, tr.pub.Publish(tr.prefix+"command-Deposit", unknown, untyped))
 		require.NoError(t, b.Send(t.Context(), Deposit{ID: "1", Amount: 1}))
 		assert.Equal(t, Deposit{ID: "1", Amount: 1}, recv(t, cmds), "the command after unknown ones arrives")
 
@@ -169,6 +169,30 @@ func runSuite(t *testing.T, newTransport func(t *testing.T) transport) {
 		require.NoError(t, relay.Publish(t.Context(), stored("NoSuchEvent", `{}`), stored("MoneyDeposited", `{"amount":3}`)))
 		assert.Equal(t, Deposited{Amount: 3}, recv(t, events), "the event after an unknown one arrives")
 		assert.Zero(t, b.Dropped(), "unknown types are skipped, not failures")
+	})
+
+	t.Run("SharedCommandTopic", func(t *testing.T) {
+		tr := newTransport(t)
+		b := newBus(t, tr, bus.WithSharedCommandTopic())
+		deposits := make(chan Deposit, 1)
+		withdrawals := make(chan Withdraw, 1)
+		require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Deposit) error { deposits <- cmd; return nil }))
+		require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Withdraw) error { withdrawals <- cmd; return nil }))
+		run(t, b)
+
+		unknown := message.NewMessage(uuid.NewString(), []byte(`{}`))
+		unknown.Metadata.Set(bus.MetadataType, "NoSuchCommand")
+		require.NoError(t, tr.pub.Publish(tr.prefix+"commands", unknown))
+		require.NoError(t, b.Send(t.Context(), Deposit{ID: "1", Amount: 1}))
+		require.NoError(t, b.Send(t.Context(), Withdraw{ID: "1", Amount: 2}))
+		assert.Equal(t, Deposit{ID: "1", Amount: 1}, recv(t, deposits))
+		assert.Equal(t, Withdraw{ID: "1", Amount: 2}, recv(t, withdrawals))
+		got, err := bus.Request[struct{}](t.Context(), b, Withdraw{ID: "2"})
+		require.NoError(t, err)
+		assert.Equal(t, struct{}{}, got)
+		assert.Equal(t, Withdraw{ID: "2"}, recv(t, withdrawals))
+		assert.Empty(t, deposits, "each handler acknowledged the other's commands")
+		assert.Zero(t, b.Dropped())
 	})
 
 	t.Run("UndecodableToPoisonQueue", func(t *testing.T) {
@@ -181,7 +205,7 @@ func runSuite(t *testing.T, newTransport func(t *testing.T) transport) {
 
 		bad := message.NewMessage(uuid.NewString(), []byte(`"not a Deposit"`))
 		bad.Metadata.Set(bus.MetadataType, "Deposit")
-		require.NoError(t, tr.pub.Publish(tr.prefix+"commands", bad))
+		require.NoError(t, tr.pub.Publish(tr.prefix+"command-Deposit", bad))
 		require.NoError(t, b.Send(t.Context(), Deposit{ID: "1", Amount: 1}))
 		assert.Equal(t, Deposit{ID: "1", Amount: 1}, recv(t, cmds))
 		p := recv(t, poisoned)
@@ -202,7 +226,7 @@ func runSuite(t *testing.T, newTransport func(t *testing.T) transport) {
 
 		bad := message.NewMessage(uuid.NewString(), []byte(`"not a Deposit"`))
 		bad.Metadata.Set(bus.MetadataType, "Deposit")
-		require.NoError(t, tr.pub.Publish(tr.prefix+"commands", bad))
+		require.NoError(t, tr.pub.Publish(tr.prefix+"command-Deposit", bad))
 		require.NoError(t, b.Send(t.Context(), Deposit{ID: "1", Amount: 1}))
 		assert.Equal(t, Deposit{ID: "1", Amount: 1}, recv(t, cmds))
 		require.NoError(t, bus.NewRelay(b).Publish(t.Context(), stored("MoneyDeposited", `"oops"`), stored("MoneyDeposited", `{"amount":2}`)))

@@ -47,7 +47,7 @@ func HandleRequest[C, R any](b *Bus, fn func(ctx context.Context, cmd C) (R, err
 	}
 	h := cqrs.NewCommandHandler("eventfold-command-"+name, func(ctx context.Context, cmd *C) error {
 		msg := cqrs.OriginalMessageFromCtx(ctx)
-		hctx, cancel := commandContext(ctx, msg)
+		hctx, cancel := commandContext(ctx, msg, b.commandTopic(name))
 		defer cancel()
 		res, herr := fn(hctx, *cmd)
 		if msg.Metadata.Get(requestreply.OperationIDMetadataKey) == "" {
@@ -74,17 +74,18 @@ func HandleRequest[C, R any](b *Bus, fn func(ctx context.Context, cmd C) (R, err
 	})
 }
 
+// inCommandKey marks the context of a command handler with its topic.
 type inCommandKey struct{}
 
 // commandContext returns the context of the handler of command msg: its
 // metadata, with the command's ID as causation, and its caller's deadline.
-func commandContext(ctx context.Context, msg *message.Message) (context.Context, context.CancelFunc) {
+func commandContext(ctx context.Context, msg *message.Message, topic string) (context.Context, context.CancelFunc) {
 	m, _ := es.ParseMetadata([]byte(msg.Metadata.Get(MetadataEvent)))
 	if m.CorrelationID == "" {
 		m.CorrelationID = msg.UUID
 	}
 	m.CausationID = msg.UUID
-	ctx = context.WithValue(es.ContextWithMetadata(ctx, m), inCommandKey{}, true)
+	ctx = context.WithValue(es.ContextWithMetadata(ctx, m), inCommandKey{}, topic)
 	if d, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetadataDeadline)); err == nil {
 		return context.WithDeadline(ctx, d)
 	}
@@ -184,7 +185,7 @@ func (b *Bus) encode(ctx context.Context, cmd any, c *call) (*outgoing, error) {
 	if !handled {
 		return nil, fmt.Errorf("%w for command %q", ErrNoHandler, name)
 	}
-	if b.ownedClose != nil && ctx.Value(inCommandKey{}) != nil {
+	if b.ownedClose != nil && ctx.Value(inCommandKey{}) == b.commandTopic(name) {
 		return nil, fmt.Errorf("%w (command %q)", ErrNestedSend, name)
 	}
 	ed, err := b.commands.Encode(ctx, cmd)

@@ -21,9 +21,11 @@
 // registration fails with [ErrDuplicateHandler]. [Bus.Send] sends and
 // forgets; a command type that no handler handles is [ErrNoHandler] at once
 // ([WithRemoteCommands] declares those handled by other processes).
-// All commands share one topic, "<prefix>commands"; each command handler
-// consumes it as its own consumer and acknowledges the types it does not
-// handle.
+// Each command type has a topic, "<prefix>command-<name>", consumed by its
+// handler; with [WithSharedCommandTopic] all commands share one,
+// "<prefix>commands", and each handler acknowledges the types it does not
+// handle. Either way a message of an unknown type is acknowledged, never
+// redelivered for ever.
 //
 // # Request/reply
 //
@@ -71,8 +73,8 @@
 //
 // By default the bus runs on an in-process GoChannel that keeps order: a
 // publish returns once the message is handled, so [Bus.Send] returns after
-// its handler, and a command handler cannot send commands itself
-// ([ErrNestedSend]; react to its events instead). [WithTransport] runs the
+// its handler, and a command handler cannot send a command to its own
+// topic ([ErrNestedSend]; react to its events instead). [WithTransport] runs the
 // bus on any Watermill Pub/Sub: NATS JetStream, PostgreSQL, RabbitMQ,
 // Kafka… given a subscriber per consumer name (its own consumer group,
 // durable or queue). On watermill-sql's default PostgreSQL schema payloads

@@ -44,21 +44,36 @@ func TestSendWaitsUntilRunning(t *testing.T) {
 	require.ErrorIs(t, bus.NewRelay(b).Publish(ctx, stored("MoneyDeposited", `{}`)), context.DeadlineExceeded)
 }
 
-// On the default transport a command handler that sends a command would
-// wait for itself: it gets ErrNestedSend instead. Event handlers may send.
+// On the default transport a command handler that sends a command to its
+// own topic would wait for itself: it gets ErrNestedSend instead. Commands
+// of other topics, and sends from event handlers, are fine.
 func TestNestedSendGoChannel(t *testing.T) {
-	b, err := bus.New(commandTypes(), eventTypes(), bus.WithLogger(testLogger()))
-	require.NoError(t, err)
-	defer b.Close()
-	errs := make(chan error, 1)
-	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Deposit) error {
-		errs <- b.Send(ctx, Review{ID: cmd.ID})
-		return nil
-	}))
-	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Review) error { return nil }))
-	run(t, b)
-	require.NoError(t, b.Send(t.Context(), Deposit{ID: "1"}))
-	require.ErrorIs(t, recv(t, errs), bus.ErrNestedSend)
+	for _, shared := range []bool{false, true} {
+		opts := []bus.Option{bus.WithLogger(testLogger())}
+		if shared {
+			opts = append(opts, bus.WithSharedCommandTopic())
+		}
+		b, err := bus.New(commandTypes(), eventTypes(), opts...)
+		require.NoError(t, err)
+		defer b.Close()
+		errs := make(chan error, 2)
+		require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Deposit) error {
+			errs <- b.Send(ctx, Deposit{ID: cmd.ID})
+			errs <- b.Send(ctx, Review{ID: cmd.ID})
+			return nil
+		}))
+		reviews := make(chan Review, 1)
+		require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Review) error { reviews <- cmd; return nil }))
+		run(t, b)
+		require.NoError(t, b.Send(t.Context(), Deposit{ID: "1"}))
+		require.ErrorIs(t, recv(t, errs), bus.ErrNestedSend)
+		if shared {
+			require.ErrorIs(t, recv(t, errs), bus.ErrNestedSend)
+		} else {
+			require.NoError(t, recv(t, errs))
+			assert.Equal(t, Review{ID: "1"}, recv(t, reviews))
+		}
+	}
 }
 
 func TestNewValidatesOptions(t *testing.T) {
