@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -401,4 +403,39 @@ func TestSQLiteLease(t *testing.T) {
 	again, err := cps.Lease(ctx, "p/v1")
 	require.NoError(t, err)
 	again()
+}
+
+// Writers on one SQLite file, through separate pools and Checkpoints and
+// without _txlock=immediate, wait for each other instead of failing with
+// SQLITE_BUSY: each transaction's first statement is a write.
+func TestSQLiteConcurrentWriters(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	store := memstore.New()
+	for i := range 200 {
+		add(t, store, fmt.Sprintf("counter-%d", i%7), i)
+	}
+	open := func() *sql.DB {
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	errs := make(chan error, 4)
+	for i := range cap(errs) {
+		db := open()
+		cps := newCheckpoints(t, db, sqlproj.SQLite)
+		m := &totals{table: fmt.Sprintf("totals%d", i), dialect: sqlproj.SQLite}
+		r := newRunner(t, store, cps, m.projection(fmt.Sprintf("totals%d", i)),
+			projection.WithBatch(3, time.Millisecond), projection.WithRetry(1, 0))
+		go func() { errs <- r.CatchUp(ctx) }()
+	}
+	for range cap(errs) {
+		require.NoError(t, <-errs)
+	}
+	db := open()
+	want := read(t, db, "totals0")
+	for i := 1; i < cap(errs); i++ {
+		assert.Equal(t, want, read(t, db, fmt.Sprintf("totals%d", i)))
+	}
 }
