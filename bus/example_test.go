@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/eventfold/eventfold/aggregate"
 	"github.com/eventfold/eventfold/bus"
 	"github.com/eventfold/eventfold/es"
@@ -98,4 +100,27 @@ func ExampleRelay() {
 	fmt.Println(<-opened)
 	// Output:
 	// ada opened account-7, correlation signup-1, causation is the event: true
+}
+
+// An event delivered twice (the relay published it again after a crash)
+// is handled once.
+func ExampleIdempotent() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, _ := bus.New(commandTypes(), eventTypes())
+	defer b.Close()
+	processed := new(bus.MemoryProcessed) // or bus.NewSQLProcessed: survives restarts
+	total := 0
+	_ = bus.HandleEvent(b, "totals", bus.Idempotent(processed, "totals", func(ctx context.Context, e Deposited) error {
+		total += e.Amount
+		return nil
+	}))
+	go b.Run(ctx)
+
+	deposited := es.RecordedEvent{ID: uuid.New(), Stream: "account-7", Type: "MoneyDeposited", Data: []byte(`{"amount":100}`)}
+	relay := bus.NewRelay(b)
+	_ = relay.Publish(ctx, deposited)
+	_ = relay.Publish(ctx, deposited) // in process: returns once handled
+	fmt.Println("total:", total)
+	// Output: total: 100
 }
