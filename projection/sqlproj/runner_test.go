@@ -374,6 +374,7 @@ func TestNew(t *testing.T) {
 				{sqlproj.WithTablePrefix("bad-prefix")},
 				{sqlproj.WithTablePrefix("1x")},
 				{sqlproj.WithLeasePoll(0)},
+				{sqlproj.WithLogger(nil)},
 			} {
 				_, err := sqlproj.New(ctx, db, b.dialect, opts...)
 				assert.ErrorIs(t, err, sqlproj.ErrInvalidOption)

@@ -90,6 +90,7 @@ type Option func(*config)
 type config struct {
 	prefix    string
 	logger    *slog.Logger
+	loggerSet bool
 	leasePoll time.Duration
 }
 
@@ -105,9 +106,9 @@ func WithTablePrefix(prefix string) Option {
 }
 
 // WithLogger sets the logger of leases and configuration warnings;
-// slog.Default() by default.
+// slog.Default() by default. It must not be nil.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l }
+	return func(c *config) { c.logger, c.loggerSet = l, true }
 }
 
 // WithLeasePoll sets how often a waiting PostgreSQL lease tries to take
@@ -134,7 +135,10 @@ func newConfig(d Dialect, opts []Option) (config, error) {
 	if cfg.leasePoll <= 0 {
 		errs = append(errs, fmt.Errorf("%w: lease poll interval %v", ErrInvalidOption, cfg.leasePoll))
 	}
-	if cfg.logger == nil {
+	switch {
+	case cfg.loggerSet && cfg.logger == nil:
+		errs = append(errs, fmt.Errorf("%w: nil logger", ErrInvalidOption))
+	case cfg.logger == nil:
 		cfg.logger = slog.Default()
 	}
 	return cfg, errors.Join(errs...)
