@@ -53,10 +53,12 @@ func runSuite(t *testing.T, newTransport func(t *testing.T) transport) {
 		}))
 		run(t, b)
 
-		require.NoError(t, b.Send(es.WithCorrelationID(t.Context(), "corr-1"), Deposit{ID: "1", Amount: 5}))
+		ctx := es.WithMetadataValue(es.WithCorrelationID(t.Context(), "corr-1"), "tenant", "acme")
+		require.NoError(t, b.Send(ctx, Deposit{ID: "1", Amount: 5}))
 		g := recv(t, ch)
 		assert.Equal(t, Deposit{ID: "1", Amount: 5}, g.cmd)
 		assert.Equal(t, "corr-1", g.md.CorrelationID, "the caller's correlation ID")
+		assert.Equal(t, map[string]string{"tenant": "acme"}, g.md.Values, "other metadata travels too")
 		assert.Equal(t, g.id, g.md.CausationID, "the command's ID is the causation of what it causes")
 
 		require.NoError(t, b.Send(t.Context(), Deposit{ID: "1", Amount: 6}))

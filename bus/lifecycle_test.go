@@ -187,3 +187,25 @@ func TestConsumerNamesDoNotCollide(t *testing.T) {
 	require.ErrorIs(t, err, bus.ErrInvalidOption)
 	assert.ErrorContains(t, err, `consumer name "command-orders_Place"`)
 }
+
+// Events stored under an old type name reach the handler of the type their
+// upcaster turns them into.
+func TestUpcastEventsRouteToCurrentType(t *testing.T) {
+	events, err := es.NewRegistry(
+		es.Type[Deposited]("MoneyDeposited"),
+		es.Upcast("CashDeposited", func(e es.RecordedEvent) (es.RecordedEvent, error) {
+			e.Type = "MoneyDeposited"
+			return e, nil
+		}),
+	)
+	require.NoError(t, err)
+	b, err := bus.New(commandTypes(), events, bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	defer b.Close()
+	got := make(chan Deposited, 1)
+	require.NoError(t, bus.HandleEvent(b, "g", func(ctx context.Context, e Deposited) error { got <- e; return nil }))
+	run(t, b)
+	require.NoError(t, bus.NewRelay(b).Publish(t.Context(), stored("CashDeposited", `{"amount":9}`)))
+	assert.Equal(t, Deposited{Amount: 9}, recv(t, got))
+	assert.Zero(t, b.Dropped())
+}
