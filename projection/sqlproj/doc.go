@@ -93,8 +93,9 @@
 // its lifetime: a pool limited with SetMaxOpenConns needs one connection
 // per running projection on top of those for the batches. On SQLite a
 // lease only excludes the runners of one process that share the
-// Checkpoints: run the projections of one SQLite file in one process (a
-// second process would stop at its first commit with [ErrConflict]).
+// Checkpoints: run the projections of one SQLite file in one process (of
+// two processes running one projection, one stops with [ErrConflict]
+// rather than apply events twice).
 //
 // # Blue/green
 //
