@@ -82,6 +82,8 @@ type Bus struct {
 type config struct {
 	publisher      message.Publisher
 	subscriber     func(consumer string) (message.Subscriber, error)
+	replyPub       message.Publisher
+	replySub       func(consumer string) (message.Subscriber, error)
 	prefix         string
 	logger         *slog.Logger
 	retries        int
@@ -114,6 +116,22 @@ func WithTransport(pub message.Publisher, subscriber func(consumer string) (mess
 			return fmt.Errorf("%w: nil publisher or subscriber", ErrInvalidOption)
 		}
 		c.publisher, c.subscriber = pub, subscriber
+		return nil
+	}
+}
+
+// WithReplyTransport carries the replies to requests on a Pub/Sub of
+// their own, instead of the bus's transport. Replies are short-lived and
+// each bus instance has its own replies topic: a broker without
+// persistence (core NATS, or RabbitMQ with non-durable queues) suits them
+// better than one that keeps every topic (JetStream streams, PostgreSQL
+// tables). The subscriber function is as for [WithTransport].
+func WithReplyTransport(pub message.Publisher, subscriber func(consumer string) (message.Subscriber, error)) Option {
+	return func(c *config) error {
+		if pub == nil || subscriber == nil {
+			return fmt.Errorf("%w: nil reply publisher or subscriber", ErrInvalidOption)
+		}
+		c.replyPub, c.replySub = pub, subscriber
 		return nil
 	}
 }
@@ -298,6 +316,9 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 		gc := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, b.wlog)
 		b.cfg.publisher, b.cfg.subscriber, b.ownedClose = gc, Shared(gc), gc.Close
 	}
+	if b.cfg.replyPub == nil {
+		b.cfg.replyPub, b.cfg.replySub = b.cfg.publisher, b.cfg.subscriber
+	}
 	if err := b.setup(); err != nil {
 		return nil, err
 	}
@@ -380,7 +401,7 @@ func (b *Bus) setup() error {
 		return fmt.Errorf("bus: %w", err)
 	}
 	b.inbox = &inbox{pending: make(map[string]*call)}
-	sub, err := b.subscriber("replies-" + b.instance)
+	sub, err := b.keep(b.cfg.replySub("replies-" + b.instance))
 	if err != nil {
 		return fmt.Errorf("bus: replies subscriber: %w", err)
 	}
@@ -388,10 +409,14 @@ func (b *Bus) setup() error {
 	return nil
 }
 
-// subscriber returns the transport's subscriber for consumer, and keeps it
-// so that Close can close it if the router never runs.
+// subscriber returns the transport's subscriber for consumer.
 func (b *Bus) subscriber(consumer string) (message.Subscriber, error) {
-	s, err := b.cfg.subscriber(consumer)
+	return b.keep(b.cfg.subscriber(consumer))
+}
+
+// keep keeps a new subscriber so that Close can close it if the router
+// never runs.
+func (b *Bus) keep(s message.Subscriber, err error) (message.Subscriber, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -77,8 +77,11 @@
 // topic ([ErrNestedSend]; react to its events instead). [WithTransport] runs the
 // bus on any Watermill Pub/Sub: NATS JetStream, PostgreSQL, RabbitMQ,
 // Kafka… given a subscriber per consumer name (its own consumer group,
-// durable or queue). On watermill-sql's default PostgreSQL schema payloads
-// must be JSON.
+// durable or queue). Replies may travel on a Pub/Sub of their own
+// ([WithReplyTransport]): each bus instance has its own replies topic,
+// which suits core NATS better than a JetStream stream or a PostgreSQL
+// table per process. On watermill-sql's default PostgreSQL schema,
+// payloads must be JSON.
 //
 // # Middleware
 //

@@ -25,6 +25,9 @@ func newBus(t *testing.T, tr transport, opts ...bus.Option) *bus.Bus {
 		bus.WithRetry(2, 5*time.Millisecond, 20*time.Millisecond),
 		bus.WithErrors(ErrInsufficientFunds),
 	}, opts...)
+	if tr.replies != nil {
+		all = append(all, bus.WithReplyTransport(tr.replies.pub, tr.replies.sub))
+	}
 	b, err := bus.New(commandTypes(), eventTypes(), all...)
 	require.NoError(t, err)
 	return b

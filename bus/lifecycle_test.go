@@ -85,12 +85,13 @@ func TestNewValidatesOptions(t *testing.T) {
 		bus.WithPoisonQueue(""),
 		bus.WithLogger(nil),
 		bus.WithTransport(nil, nil),
+		bus.WithReplyTransport(nil, nil),
 		bus.WithErrors(nil),
 		bus.WithRemoteCommands(""),
 	)
 	require.ErrorIs(t, err, bus.ErrInvalidOption)
 	for _, want := range []string{"nil registry", `topic prefix "a.b"`, "retries", "handler timeout", "request timeout",
-		"empty poison topic", "nil logger", "nil publisher", "nil error", "empty command name"} {
+		"empty poison topic", "nil logger", "nil publisher", "nil reply publisher", "nil error", "empty command name"} {
 		assert.ErrorContains(t, err, want)
 	}
 	_, err = bus.New(commandTypes(), eventTypes(), bus.WithErrors(es.ErrStreamNotFound))

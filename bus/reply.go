@@ -105,7 +105,7 @@ func (replySubscriber) Close() error { return nil }
 // transport, with replies for results of type R.
 func newBackend[R any](b *Bus) (*requestreply.PubSubBackend[R], error) {
 	backend, err := requestreply.NewPubSubBackend(requestreply.PubSubBackendConfig{
-		Publisher: b.cfg.publisher,
+		Publisher: b.cfg.replyPub,
 		SubscriberConstructor: func(p requestreply.PubSubBackendSubscribeParams) (message.Subscriber, error) {
 			o, ok := p.Command.(*outgoing)
 			if !ok || o.call == nil {
@@ -196,7 +196,7 @@ func (b *Bus) replyFailure(msg *message.Message, err error) {
 	}
 	reply := errorReply(b, fmt.Errorf("%w: command %q: %w", ErrHandlerFailed, msg.Metadata.Get(MetadataType), shortError(err)))
 	reply.Metadata.Set(requestreply.OperationIDMetadataKey, op)
-	if perr := b.cfg.publisher.Publish(topic, reply); perr != nil {
+	if perr := b.cfg.replyPub.Publish(topic, reply); perr != nil {
 		b.cfg.logger.Warn("bus: could not answer a failed request", "message_uuid", msg.UUID, "error", perr)
 	}
 }

@@ -29,6 +29,8 @@ type transport struct {
 	pub    message.Publisher
 	sub    func(consumer string) (message.Subscriber, error)
 	prefix string
+	// replies, if set, is the transport of replies (bus.WithReplyTransport).
+	replies *transport
 }
 
 // transports are the Pub/Subs the suite runs on, in the order of its
@@ -93,7 +95,18 @@ func newNATS(t *testing.T) transport {
 			JetStream:        js,
 		}, wlog())
 	}
-	return transport{pub: pub, sub: sub, prefix: prefix}
+	// Replies on core NATS: no stream for each bus instance's replies.
+	core := wnats.JetStreamConfig{Disabled: true}
+	replyPub, err := wnats.NewPublisher(wnats.PublisherConfig{URL: url, Marshaler: &wnats.NATSMarshaler{}, JetStream: core}, wlog())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = replyPub.Close() })
+	replySub := func(consumer string) (message.Subscriber, error) {
+		return wnats.NewSubscriber(wnats.SubscriberConfig{
+			URL: url, SubscribersCount: 1, CloseTimeout: 5 * time.Second, AckWaitTimeout: 30 * time.Second,
+			SubscribeTimeout: 10 * time.Second, Unmarshaler: &wnats.NATSMarshaler{}, JetStream: core,
+		}, wlog())
+	}
+	return transport{pub: pub, sub: sub, prefix: prefix, replies: &transport{pub: replyPub, sub: replySub}}
 }
 
 // deleteStreams deletes the JetStream streams of a test's topics.
