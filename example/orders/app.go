@@ -140,16 +140,6 @@ func (a *app) build(ctx context.Context, dialect sqlproj.Dialect) (err error) {
 	return nil
 }
 
-// catchUp brings every read model up to date with the log.
-func (a *app) catchUp(ctx context.Context) error {
-	for _, r := range a.runners {
-		if err := r.CatchUp(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Close releases the connections, newest first.
 func (a *app) Close() error {
 	var errs []error
