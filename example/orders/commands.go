@@ -34,15 +34,20 @@ func replayCommand(fs *flag.FlagSet) action {
 			return err
 		}
 		defer a.Close()
-		projections := make([]replay.Projection, len(a.runners))
-		for i, r := range a.runners {
-			projections[i] = r
-		}
-		if code := replay.New("orders replay", projections...).Run(ctx, args, stdout, stderr); code != 0 {
-			return exitCode(code)
-		}
-		return nil
+		return a.replay(ctx, "orders replay", args, stdout, stderr)
 	}
+}
+
+// replay runs the replay tool, named name, on the application's read models.
+func (a *app) replay(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	projections := make([]replay.Projection, len(a.runners))
+	for i, r := range a.runners {
+		projections[i] = r
+	}
+	if code := replay.New(name, projections...).Run(ctx, args, stdout, stderr); code != 0 {
+		return exitCode(code)
+	}
+	return nil
 }
 
 // statusCommand prints where the event store and the read models stand.
@@ -66,14 +71,7 @@ func statusCommand(fs *flag.FlagSet) action {
 			fmt.Fprintf(stdout, "head of the log: %v, %s %d of %s at %s\n", ev.Position, ev.Type, ev.Revision, ev.Stream, ev.Created.Format(time.RFC3339))
 		}
 		fmt.Fprintln(stdout)
-		projections := make([]replay.Projection, len(a.runners))
-		for i, r := range a.runners {
-			projections[i] = r
-		}
-		if code := replay.New("orders status", projections...).Run(ctx, []string{"status"}, stdout, stderr); code != 0 {
-			return exitCode(code)
-		}
-		return nil
+		return a.replay(ctx, "orders status", []string{"status"}, stdout, stderr)
 	}
 }
 
