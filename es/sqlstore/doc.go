@@ -61,9 +61,11 @@
 // event committed later with a smaller position, the classic trap of
 // sequences whose transactions commit out of order. The price, on
 // PostgreSQL, is that appends to one store do not overlap: one append
-// commits at a time (a few round trips and one WAL flush each), whatever
-// the number of connections, so throughput comes from putting several
-// events in one append rather than from parallel writers.
+// commits at a time, whatever the number of connections. An append costs
+// two round trips (BEGIN and the lock travel with its first read, its
+// writes with the COMMIT), and holds the lock for one of them and the WAL
+// flush of its commit, so throughput comes from putting several events in
+// one append rather than from parallel writers.
 //
 // Reads and subscriptions fetch events in batches of a few hundred rows,
 // by keyset on the position or revision, and hold no connection, lock or

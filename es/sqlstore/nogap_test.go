@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ import (
 // taken by a transaction that commits late is never skipped.
 func TestNoGap(t *testing.T) {
 	t.Run("SQLite", func(t *testing.T) {
-		path := t.TempDir() + "/events.db"
+		path := filepath.Join(t.TempDir(), "events.db")
 		open := func(t *testing.T) *sqlstore.Store {
 			s, err := sqlstore.OpenSQLite(t.Context(), path, sqlstore.WithPollInterval(5*time.Millisecond))
 			require.NoError(t, err)
