@@ -32,6 +32,7 @@ type WrongExpectedVersionError struct {
 	Actual ExpectedRevision
 }
 
+// Error names the stream and both revisions.
 func (e *WrongExpectedVersionError) Error() string {
 	return fmt.Sprintf("es: wrong expected version for stream %q: expected %s, actual %s", e.Stream, e.Expected, e.Actual)
 }

@@ -200,10 +200,12 @@ type DecodeError struct {
 	Err      error
 }
 
+// Error names the event and the cause.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("es: decode event %d of stream %q (type %q): %v", e.Revision, e.Stream, e.Type, e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // Decode upcasts a stored event and decodes its payload into a value of its

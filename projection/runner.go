@@ -34,13 +34,17 @@ type PoisonError struct {
 	Err        error
 }
 
+// Error names the projection, the event and the cause.
 func (e *PoisonError) Error() string {
 	return fmt.Sprintf("projection %s: poison event %d of stream %q (type %q, position %v): %v",
 		e.Projection, e.Event.Revision, e.Event.Stream, e.Event.Type, e.Event.Position, e.Err)
 }
 
+// Is makes the error match [ErrPoisonEvent].
 func (e *PoisonError) Is(target error) bool { return target == ErrPoisonEvent }
-func (e *PoisonError) Unwrap() error        { return e.Err }
+
+// Unwrap returns the cause.
+func (e *PoisonError) Unwrap() error { return e.Err }
 
 // Runner runs one projection: it subscribes to `$all` from the projection's
 // checkpoint, decodes the events, applies them in batches, each in one
