@@ -1,10 +1,12 @@
 package eventstoredb_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,4 +183,37 @@ func TestReadErrorsMidStreamAreNotTheEnd(t *testing.T) {
 	}
 	require.Equal(t, 1, n)
 	require.Error(t, last)
+}
+
+// TestTLSAndCredentials connects over TLS with credentials taken from the
+// connection string, and checks that nothing logs the password.
+func TestTLSAndCredentials(t *testing.T) {
+	ctx := t.Context()
+	srv := esdbtest.New(t, esdbtest.WithTLS(), esdbtest.WithUser("ops", "s3cret-pw"))
+	conn := strings.Replace(srv.ConnectionString(), esdbtest.DefaultUser+":"+esdbtest.DefaultPassword, "ops:s3cret-pw", 1)
+	require.Contains(t, conn, "ops:s3cret-pw@")
+
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	store, err := eventstoredb.New(conn, eventstoredb.WithLogger(logger))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	stream := "order-" + uuid.NewString()
+	_, err = store.Append(ctx, stream, es.NoStream, es.EventData{Type: "OrderPlaced", Data: []byte(`{}`)})
+	require.NoError(t, err)
+	n := 0
+	for _, err := range store.ReadStream(ctx, stream, es.ReadStreamOptions{}) {
+		require.NoError(t, err)
+		n++
+	}
+	assert.Equal(t, 1, n)
+
+	// Wrong credentials are refused.
+	bad, err := eventstoredb.New(strings.Replace(conn, "s3cret-pw", "wrong", 1), eventstoredb.WithLogger(logger))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = bad.Close() })
+	_, err = bad.Append(ctx, stream, es.Any, es.EventData{Type: "OrderPlaced", Data: []byte(`{}`)})
+	require.Error(t, err)
+
+	assert.NotContains(t, logs.String(), "s3cret-pw")
 }
