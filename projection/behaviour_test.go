@@ -415,3 +415,25 @@ func TestGracefulStopCommitsTheBatch(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, res.Position, cp.Position)
 }
+
+// fenced is a checkpoint store whose commits all fail as if another runner
+// had moved the checkpoint.
+type fenced struct{ projection.MemoryCheckpoints }
+
+func (f *fenced) Commit(ctx context.Context, key string, cp projection.Checkpoint, apply func(projection.NoTx) error) error {
+	return fmt.Errorf("moved: %w", projection.ErrFenced)
+}
+
+func TestFencedCommitsStopAtOnce(t *testing.T) {
+	store := memstore.New()
+	add(t, store, "counter-a", 1, 2)
+	cps := &fenced{}
+	m := &totals{}
+	r := newRunner(t, store, cps, m.projection("totals"), projection.WithSkipPoison(&cps.MemoryCheckpoints))
+	err := r.CatchUp(t.Context())
+	require.ErrorIs(t, err, projection.ErrFenced)
+	assert.NotErrorIs(t, err, projection.ErrPoisonEvent, "no event is blamed")
+	dead, err := cps.DeadLetters(t.Context(), "totals")
+	require.NoError(t, err)
+	assert.Empty(t, dead)
+}

@@ -24,6 +24,12 @@ var (
 	// ErrPoisonEvent means an event could not be applied after every
 	// retry, or could not be decoded. The error is a [*PoisonError].
 	ErrPoisonEvent = errors.New("projection: poison event")
+	// ErrFenced means a checkpoint moved under the runner: another runner
+	// of the same projection committed since this one last read it (a
+	// lease lost, two processes on one SQLite file). Checkpoints that can
+	// tell return an error matching it from Commit; the runner then stops
+	// at once, without retrying or blaming an event.
+	ErrFenced = errors.New("projection: checkpoint moved by another runner")
 )
 
 // PoisonError reports an event a projection could not apply. It matches
@@ -508,7 +514,7 @@ func (f *follower[Tx]) flush(ctx context.Context) error {
 	}
 	batch, pos := f.batch, f.pending
 	err := f.commitRetrying(ctx, batch, pos)
-	if err != nil && len(batch) > 0 && ctx.Err() == nil {
+	if err != nil && len(batch) > 0 && ctx.Err() == nil && !errors.Is(err, ErrFenced) {
 		err = f.isolate(ctx, batch, pos)
 	}
 	if err != nil {
@@ -540,6 +546,9 @@ func (f *follower[Tx]) isolate(ctx context.Context, batch []Event, pos es.Positi
 // poison applies the poison policy to an event that cannot be applied.
 func (f *follower[Tx]) poison(ctx context.Context, ev es.RecordedEvent, cause error) error {
 	r := f.r
+	if errors.Is(cause, ErrFenced) {
+		return cause
+	}
 	perr := &PoisonError{Projection: r.p.Name, Event: ev, Err: cause}
 	if r.cfg.deadLetters == nil {
 		return perr
@@ -569,7 +578,7 @@ func (f *follower[Tx]) commitRetrying(ctx context.Context, events []Event, pos e
 			f.committed(cp, events)
 			return nil
 		}
-		if ctx.Err() != nil || attempt == r.cfg.attempts {
+		if ctx.Err() != nil || attempt == r.cfg.attempts || errors.Is(err, ErrFenced) {
 			break
 		}
 		r.cfg.logger.WarnContext(ctx, "projection: batch failed; retrying", "projection", r.p.Name,

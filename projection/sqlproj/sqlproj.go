@@ -33,7 +33,7 @@ var (
 	// applied events, or a commit reported as failed had succeeded.
 	// Nothing was written. Recovery: start the runner again, which loads
 	// the checkpoint again.
-	ErrConflict = errors.New("sqlproj: checkpoint changed by another runner")
+	ErrConflict = fmt.Errorf("sqlproj: checkpoint changed by another runner: %w", projection.ErrFenced)
 )
 
 // schemaVersion is the version of the tables this code writes.
