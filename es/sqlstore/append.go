@@ -23,7 +23,7 @@ type streamState struct {
 }
 
 // loadStream reads the state of a stream.
-func (s *Store) loadStream(ctx context.Context, q querier, name string) (streamState, error) {
+func (s *Store) loadStream(ctx context.Context, q queryer, name string) (streamState, error) {
 	st := streamState{last: -1}
 	var meta sql.NullString
 	found, err := queryRow(ctx, q, s.q.loadStream, []any{name}, &st.last, &st.tombstoned, &meta)

@@ -88,7 +88,11 @@
 // flag, metadata as JSON), <prefix>events (position as primary key, stream,
 // revision, event ID, type, content type, data, metadata, created time in
 // Unix nanoseconds; unique on stream and revision, indexed on stream and
-// event ID) and <prefix>schema, whose one row holds the schema version. A
+// event ID) and <prefix>schema, whose one row holds the schema version.
+// Rows are never deleted: stream metadata (`$maxCount`, `$maxAge`, `$tb`)
+// and soft deletes hide events from reads, and their rows stay, as they
+// stay in `$all` (EventStoreDB reclaims such events by scavenging, which
+// this package does not do). A
 // database whose schema is current is only read when the Store opens, so a
 // read-only database opens. A database with a newer schema version than this
 // package knows is refused with [ErrSchemaVersion] before anything is

@@ -88,7 +88,7 @@ type postgresDB struct {
 	channel string
 }
 
-func (d *postgresDB) reader() querier { return pgxQuerier{d.pool} }
+func (d *postgresDB) reader() queryer { return pgxReader{d.pool} }
 
 // write runs f in a READ COMMITTED transaction whose first statement takes
 // the store's advisory lock. Writers therefore commit one at a time, in the
@@ -246,30 +246,17 @@ func (d *postgresDB) close() error {
 	return nil
 }
 
-// pgxQuerier is a querier on pgx: a pool or a transaction.
-type pgxQuerier struct {
-	db interface {
-		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	}
+// pgxReader is the queryer of a pool.
+type pgxReader struct {
+	pool *pgxpool.Pool
 }
 
-func (q pgxQuerier) query(ctx context.Context, sql string, args ...any) (rows, error) {
-	r, err := q.db.Query(ctx, sql, args...)
+func (q pgxReader) query(ctx context.Context, sql string, args ...any) (rows, error) {
+	r, err := q.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-func (q pgxQuerier) exec(ctx context.Context, sql string, args ...any) error {
-	_, err := q.db.Exec(ctx, sql, args...)
-	return err
-}
-
-func (q pgxQuerier) execAll(ctx context.Context, stmts []stmt) error {
-	return sendBatch(ctx, q.db, stmts)
 }
 
 // sendBatch runs statements in one round trip.

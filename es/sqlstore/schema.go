@@ -139,7 +139,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // readVersion returns the schema version recorded in the database, and
 // false if there is none. With probe, it first checks that the version
 // table exists.
-func (s *Store) readVersion(ctx context.Context, q querier, probe bool) (int64, bool, error) {
+func (s *Store) readVersion(ctx context.Context, q queryer, probe bool) (int64, bool, error) {
 	if probe {
 		exists, err := s.db.tableExists(ctx, s.q.version)
 		if err != nil || !exists {

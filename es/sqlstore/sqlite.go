@@ -110,7 +110,7 @@ type sqliteDB struct {
 	stmts map[string]*sql.Stmt
 }
 
-func (d *sqliteDB) reader() querier { return sqlQuerier{d.readDB} }
+func (d *sqliteDB) reader() queryer { return sqlReader{d.readDB} }
 
 func (d *sqliteDB) write(ctx context.Context, f func(tx querier) error) error {
 	tx, err := d.writeDB.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see _txlock
@@ -261,34 +261,17 @@ func (d *sqliteDB) close() error {
 	return errors.Join(append(errs, d.readDB.Close(), d.writeDB.Close())...)
 }
 
-// sqlQuerier is a querier on database/sql.
-type sqlQuerier struct {
-	db interface {
-		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	}
+// sqlReader is the queryer of a database/sql pool.
+type sqlReader struct {
+	db *sql.DB
 }
 
-func (q sqlQuerier) query(ctx context.Context, sql string, args ...any) (rows, error) {
+func (q sqlReader) query(ctx context.Context, sql string, args ...any) (rows, error) {
 	r, err := q.db.QueryContext(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
 	return sqlRows{r}, nil
-}
-
-func (q sqlQuerier) exec(ctx context.Context, sql string, args ...any) error {
-	_, err := q.db.ExecContext(ctx, sql, args...)
-	return err
-}
-
-func (q sqlQuerier) execAll(ctx context.Context, stmts []stmt) error {
-	for _, s := range stmts {
-		if err := q.exec(ctx, s.sql, s.args...); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 type sqlRows struct{ *sql.Rows }

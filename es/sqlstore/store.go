@@ -46,8 +46,8 @@ var _ es.Store = (*Store)(nil)
 
 // backend is what a Store needs from a database: its dialect.
 type backend interface {
-	// reader returns the querier of reads, outside any transaction.
-	reader() querier
+	// reader returns the queryer of reads, outside any transaction.
+	reader() queryer
 	// write runs f in a transaction that no other writer of the store's
 	// tables runs at the same time, in this process or another, and
 	// commits it when f returns nil. Every statement of f sees everything
@@ -69,10 +69,15 @@ type backend interface {
 	close() error
 }
 
-// querier runs SQL: a pool of connections or a transaction. Statements use
-// $1, $2, … for their arguments on both databases.
-type querier interface {
+// queryer runs queries: a pool of connections or a transaction. Statements
+// use $1, $2, … for their arguments on both databases.
+type queryer interface {
 	query(ctx context.Context, sql string, args ...any) (rows, error)
+}
+
+// querier runs the statements of a write transaction.
+type querier interface {
+	queryer
 	exec(ctx context.Context, sql string, args ...any) error
 	// execAll runs statements in order, in one round trip where the
 	// database allows.
@@ -240,7 +245,7 @@ func i64(u uint64) int64 {
 
 // queryRow runs a query that returns at most one row and scans it into
 // dest. It reports whether there was a row.
-func queryRow(ctx context.Context, q querier, sql string, args []any, dest ...any) (bool, error) {
+func queryRow(ctx context.Context, q queryer, sql string, args []any, dest ...any) (bool, error) {
 	r, err := q.query(ctx, sql, args...)
 	if err != nil {
 		return false, err
@@ -260,7 +265,7 @@ func (s *Store) queryHead(ctx context.Context) (uint64, error) {
 	return s.headIn(ctx, s.db.reader())
 }
 
-func (s *Store) headIn(ctx context.Context, q querier) (uint64, error) {
+func (s *Store) headIn(ctx context.Context, q queryer) (uint64, error) {
 	var h int64
 	if _, err := queryRow(ctx, q, s.q.head, nil, &h); err != nil {
 		return 0, err
