@@ -148,3 +148,32 @@ func withParam(conn, key, value string) string {
 	}
 	return conn + "?" + key + "=" + value
 }
+
+// TestPostgresLockWait holds the store's advisory lock from another
+// connection: an append waits for it, gives up when its context ends,
+// writes nothing, and leaves the store usable.
+func TestPostgresLockWait(t *testing.T) {
+	url := postgresURL(t)
+	schema := newSchema(t, url)
+	s := openPostgresSchema(t, url, schema)
+	_, err := s.Append(t.Context(), "locked", es.NoStream, es.EventData{Type: "First"})
+	require.NoError(t, err)
+
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	_, err = conn.Exec(t.Context(), "SELECT pg_advisory_lock($1)", sqlstore.LockKey(schema, sqlstore.DefaultTablePrefix))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err = s.Append(ctx, "locked", es.Exact(0), es.EventData{Type: "Waited"})
+	require.ErrorIs(t, err, context.DeadlineExceeded, "an append waiting for the lock ends with its context")
+	assert.ErrorContains(t, err, `sqlstore: append to stream "locked"`)
+
+	_, err = conn.Exec(t.Context(), "SELECT pg_advisory_unlock($1)", sqlstore.LockKey(schema, sqlstore.DefaultTablePrefix))
+	require.NoError(t, err)
+	res, err := s.Append(t.Context(), "locked", es.Exact(0), es.EventData{Type: "Second"})
+	require.NoError(t, err, "the store is usable once the lock is free")
+	assert.Equal(t, uint64(1), res.Revision, "the append that gave up wrote nothing")
+}
