@@ -82,6 +82,7 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 			GenerateSubscribeTopic: func(requestreply.PubSubBackendSubscribeParams) (string, error) { return "replies", nil },
 			GeneratePublishTopic:   func(requestreply.PubSubBackendPublishParams) (string, error) { return "replies", nil },
 			AckCommandErrors:       true,
+			Logger:                 logger,
 		}, requestreply.BackendPubsubJSONMarshaler[Balance]{})
 		if err != nil {
 			b.Fatal(err)
@@ -89,6 +90,7 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 		cmdBus, err := cqrs.NewCommandBusWithConfig(commands, cqrs.CommandBusConfig{
 			GeneratePublishTopic: func(cqrs.CommandBusGeneratePublishTopicParams) (string, error) { return "commands", nil },
 			Marshaler:            marshaler,
+			Logger:               logger,
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -99,6 +101,7 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 				return commands, nil
 			},
 			Marshaler: marshaler,
+			Logger:    logger,
 		})
 		if err != nil {
 			b.Fatal(err)

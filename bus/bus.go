@@ -12,6 +12,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
+	"github.com/ThreeDotsLabs/watermill/components/requestreply"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
@@ -62,6 +63,8 @@ type Bus struct {
 	cmdProc    *cqrs.CommandProcessor
 	eventProc  *cqrs.EventGroupProcessor
 	inbox      *inbox
+	inboxSub   message.Subscriber
+	backends   sync.Map      // reflect.Type of results → *requestreply.PubSubBackend
 	running    chan struct{} // closed when the router runs
 	dropped    atomic.Uint64
 	ownedClose func() error // closes the default GoChannel, if any
@@ -305,7 +308,7 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
-	b := &Bus{commands: commands, events: events, cfg: cfg, wlog: watermill.NewSlogLogger(cfg.logger),
+	b := &Bus{commands: commands, events: events, cfg: cfg, wlog: slogAdapter{watermill.NewSlogLogger(cfg.logger), cfg.logger},
 		instance: watermill.NewShortUUID(), running: make(chan struct{}),
 		local: make(map[string]bool), remote: make(map[string]bool), groups: make(map[string][]cqrs.GroupEventHandler),
 		grouped: make(map[string]map[string]bool), consumer: make(map[string]string)}
@@ -401,11 +404,10 @@ func (b *Bus) setup() error {
 		return fmt.Errorf("bus: %w", err)
 	}
 	b.inbox = &inbox{pending: make(map[string]*call)}
-	sub, err := b.keep(b.cfg.replySub("replies-" + b.instance))
+	b.inboxSub, err = b.keep(b.cfg.replySub("replies-" + b.instance))
 	if err != nil {
 		return fmt.Errorf("bus: replies subscriber: %w", err)
 	}
-	r.AddConsumerHandler("eventfold-replies", b.replyTopic(), sub, b.inbox.deliver)
 	return nil
 }
 
@@ -495,6 +497,32 @@ func (b *Bus) Run(ctx context.Context) error {
 		}
 	}
 	b.mu.Unlock()
+
+	// The replies bypass the router: they need no retries, poison queue or
+	// timeout, and the request waiting for each is gone after its timeout.
+	inboxCtx, stopInbox := context.WithCancel(ctx)
+	replies, err := b.inboxSub.Subscribe(inboxCtx, b.replyTopic())
+	if err != nil {
+		stopInbox()
+		return fmt.Errorf("bus: subscribe to replies: %w", err)
+	}
+	inboxDone := make(chan struct{})
+	go func() {
+		defer close(inboxDone)
+		for msg := range replies {
+			b.inbox.deliver(msg)
+			msg.Ack()
+		}
+	}()
+	defer func() {
+		stopInbox()
+		_ = b.inboxSub.Close()
+		<-inboxDone
+	}()
+	if err := b.pingInbox(ctx); err != nil {
+		return err
+	}
+
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -502,12 +530,52 @@ func (b *Bus) Run(ctx context.Context) error {
 		case <-b.router.Running():
 			close(b.running)
 		case <-done:
+			return
+		}
+		// A router without handlers does not stop with its context.
+		select {
+		case <-ctx.Done():
+			_ = b.router.Close()
+		case <-done:
 		}
 	}()
 	if err := b.router.Run(ctx); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
 	return nil
+}
+
+// pingInbox publishes to the bus's replies topic until a message comes
+// back, so that a reply published once the bus runs is not lost because a
+// broker had not set up the subscription yet (core NATS subscribes
+// asynchronously). It returns nil if ctx is done first.
+func (b *Bus) pingInbox(ctx context.Context) error {
+	op := "ping-" + b.instance
+	c := &call{ch: make(chan *message.Message, 1)}
+	b.inbox.mu.Lock()
+	b.inbox.pending[op] = c
+	b.inbox.mu.Unlock()
+	defer func() {
+		b.inbox.mu.Lock()
+		delete(b.inbox.pending, op)
+		b.inbox.mu.Unlock()
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ping := message.NewMessage(watermill.NewUUID(), []byte("null"))
+		ping.Metadata.Set(requestreply.OperationIDMetadataKey, op)
+		if err := b.cfg.replyPub.Publish(b.replyTopic(), ping); err != nil {
+			return fmt.Errorf("bus: publish to the replies topic: %w", err)
+		}
+		select {
+		case <-c.ch:
+			return nil
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // Running returns a channel that is closed once the bus runs: its handlers
@@ -545,6 +613,39 @@ func (b *Bus) Close() error {
 // messages that failed every retry or could not be decoded, when no poison
 // queue is configured. Each was logged at level Error.
 func (b *Bus) Dropped() uint64 { return b.dropped.Load() }
+
+// slogAdapter is Watermill's slog adapter, checking the level before it
+// builds the fields: Watermill logs every message at trace level.
+type slogAdapter struct {
+	watermill.LoggerAdapter
+	l *slog.Logger
+}
+
+func (a slogAdapter) enabled(level slog.Level) bool {
+	return a.l.Enabled(context.Background(), level) // as slog.Logger.Info does
+}
+
+func (a slogAdapter) Info(msg string, fields watermill.LogFields) {
+	if a.enabled(slog.LevelInfo) {
+		a.LoggerAdapter.Info(msg, fields)
+	}
+}
+
+func (a slogAdapter) Debug(msg string, fields watermill.LogFields) {
+	if a.enabled(slog.LevelDebug) {
+		a.LoggerAdapter.Debug(msg, fields)
+	}
+}
+
+func (a slogAdapter) Trace(msg string, fields watermill.LogFields) {
+	if a.enabled(watermill.LevelTrace) {
+		a.LoggerAdapter.Trace(msg, fields)
+	}
+}
+
+func (a slogAdapter) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return slogAdapter{a.LoggerAdapter.With(fields), a.l}
+}
 
 // waitRunning waits until the bus runs: on the in-process transport, a
 // message published before its subscribers exist is lost.

@@ -41,7 +41,7 @@ func HandleRequest[C, R any](b *Bus, fn func(ctx context.Context, cmd C) (R, err
 	if err != nil {
 		return err
 	}
-	backend, err := newBackend[R](b)
+	replies, err := backend[R](b)
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func HandleRequest[C, R any](b *Bus, fn func(ctx context.Context, cmd C) (R, err
 			return herr // sent: retried, then poisoned or dropped
 		}
 		// A request: the caller gets the error, and the command is acked.
-		return backend.OnCommandProcessed(ctx, requestreply.BackendOnCommandProcessedParams[R]{
+		return replies.OnCommandProcessed(ctx, requestreply.BackendOnCommandProcessedParams[R]{
 			Command: cmd, CommandMessage: msg, HandlerResult: res, HandleErr: herr})
 	})
 	return b.register(func() error {
@@ -80,7 +80,11 @@ type inCommandKey struct{}
 // commandContext returns the context of the handler of command msg: its
 // metadata, with the command's ID as causation, and its caller's deadline.
 func commandContext(ctx context.Context, msg *message.Message, topic string) (context.Context, context.CancelFunc) {
-	m, _ := es.ParseMetadata([]byte(msg.Metadata.Get(MetadataEvent)))
+	var m es.Metadata
+	if raw := msg.Metadata.Get(MetadataEvent); raw != "" {
+		m, _ = es.ParseMetadata([]byte(raw))
+	}
+	m.CorrelationID = msg.Metadata.Get(MetadataCorrelationID)
 	if m.CorrelationID == "" {
 		m.CorrelationID = msg.UUID
 	}
@@ -149,11 +153,11 @@ func Request[R any](ctx context.Context, b *Bus, cmd any) (R, error) {
 	if err := b.waitRunning(ctx); err != nil {
 		return zero, err
 	}
-	backend, err := newBackend[R](b)
+	replies, err := backend[R](b)
 	if err != nil {
 		return zero, err
 	}
-	reply, err := requestreply.SendWithReply[R](ctx, b.cmdBus, backend, o)
+	reply, err := requestreply.SendWithReply[R](ctx, b.cmdBus, replies, o)
 	if err == nil {
 		err = reply.Error
 	}
@@ -197,14 +201,16 @@ func (b *Bus) encode(ctx context.Context, cmd any, c *call) (*outgoing, error) {
 	if m.CorrelationID == "" {
 		m.CorrelationID = msg.UUID
 	}
-	raw, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("bus: encode metadata of %q: %w", name, err)
-	}
 	md := msg.Metadata
 	md.Set(MetadataType, name)
 	md.Set(MetadataContentType, ed.ContentType)
-	md.Set(MetadataEvent, string(raw))
+	if len(m.Values) > 0 {
+		raw, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("bus: encode metadata of %q: %w", name, err)
+		}
+		md.Set(MetadataEvent, string(raw))
+	}
 	md.Set(MetadataCorrelationID, m.CorrelationID)
 	if m.CausationID != "" {
 		md.Set(MetadataCausationID, m.CausationID)

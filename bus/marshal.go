@@ -25,8 +25,9 @@ const (
 	// correlation ID and the ID of the message that caused this one.
 	MetadataCorrelationID = middleware.CorrelationIDMetadataKey
 	MetadataCausationID   = "causation_id"
-	// MetadataEvent is the metadata of a command or stored event, as
-	// JSON ([es.Metadata]).
+	// MetadataEvent is the metadata of a stored event, as JSON
+	// ([es.Metadata]); of a command, only when it has values besides the
+	// correlation and causation IDs.
 	MetadataEvent = "metadata"
 	// MetadataStream, MetadataRevision, MetadataPosition and
 	// MetadataCreated describe a relayed event as stored.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -46,9 +47,9 @@ type inbox struct {
 	pending map[string]*call // by operation ID
 }
 
-// deliver is the router handler of the replies topic. Replies nobody waits
-// for any more (the caller timed out) are dropped.
-func (in *inbox) deliver(msg *message.Message) error {
+// deliver hands a reply to the request waiting for it. Replies nobody
+// waits for any more (the caller timed out) are dropped.
+func (in *inbox) deliver(msg *message.Message) {
 	op := msg.Metadata.Get(requestreply.OperationIDMetadataKey)
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -58,7 +59,6 @@ func (in *inbox) deliver(msg *message.Message) error {
 		default: // a second reply (after a retry): the first one counts
 		}
 	}
-	return nil
 }
 
 // setLocal hands the handler's error value to a request of this bus.
@@ -101,8 +101,21 @@ func (s replySubscriber) Subscribe(ctx context.Context, _ string) (<-chan *messa
 
 func (replySubscriber) Close() error { return nil }
 
-// newBackend returns Watermill's request/reply backend over the bus's
+// backend returns Watermill's request/reply backend over the bus's
 // transport, with replies for results of type R.
+func backend[R any](b *Bus) (*requestreply.PubSubBackend[R], error) {
+	t := reflect.TypeFor[R]()
+	if v, ok := b.backends.Load(t); ok {
+		return v.(*requestreply.PubSubBackend[R]), nil
+	}
+	be, err := newBackend[R](b)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := b.backends.LoadOrStore(t, be)
+	return v.(*requestreply.PubSubBackend[R]), nil
+}
+
 func newBackend[R any](b *Bus) (*requestreply.PubSubBackend[R], error) {
 	backend, err := requestreply.NewPubSubBackend(requestreply.PubSubBackendConfig{
 		Publisher: b.cfg.replyPub,
