@@ -15,6 +15,11 @@ import (
 // append and its publication loses nothing, because the projection
 // publishes again from its checkpoint. Delivery is therefore at-least-once.
 //
+// The projection's runner decodes every event it hands over, so its
+// registry must know each type the projection selects (choose them with
+// its Categories or EventTypes). Its batch wait (projection.WithBatch)
+// bounds how long a new event waits before it is published.
+//
 //	relay := bus.NewRelay(b)
 //	runner, err := projection.NewRunner(store, checkpoints, types, projection.Projection[projection.NoTx]{
 //		Name: "relay",
