@@ -81,6 +81,36 @@ func runSuite(t *testing.T, newTransport func(t *testing.T) transport) {
 		require.NoError(t, err, "a command handler answers requests with no result")
 	})
 
+	t.Run("ConcurrentRequests", func(t *testing.T) {
+		tr := newTransport(t)
+		handler := newBus(t, tr)
+		require.NoError(t, bus.HandleRequest(handler, func(ctx context.Context, cmd Deposit) (Balance, error) {
+			return Balance{Balance: cmd.Amount}, nil
+		}))
+		run(t, handler)
+		caller := newBus(t, tr, bus.WithRemoteCommands("Deposit"))
+		run(t, caller)
+
+		const n = 20
+		errs := make(chan error, n)
+		for i := range n {
+			b := handler
+			if i%2 == 1 {
+				b = caller
+			}
+			go func() {
+				got, err := bus.Request[Balance](t.Context(), b, Deposit{ID: "1", Amount: i})
+				if err == nil && got.Balance != i {
+					err = errors.New("a reply went to the wrong request")
+				}
+				errs <- err
+			}()
+		}
+		for range n {
+			require.NoError(t, recv(t, errs))
+		}
+	})
+
 	t.Run("DomainErrorIdentity", func(t *testing.T) {
 		tr := newTransport(t)
 		handler := newBus(t, tr)
