@@ -27,7 +27,7 @@
 // The database is put in WAL mode, with foreign keys on and synchronous=FULL
 // (SQLite's default in WAL mode: a committed append survives a power cut).
 // Each Store has one writer connection, whose transactions begin IMMEDIATE,
-// and a pool of read-only connections for reads and subscriptions. Appends
+// and a pool of up to 8 read-only connections for reads and subscriptions. Appends
 // of one Store queue for the writer; appends of several processes queue for
 // SQLite's write lock, each waiting up to the busy timeout (5 s unless the
 // URI sets busy_timeout) before failing with SQLITE_BUSY. A full disk fails

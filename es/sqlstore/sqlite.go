@@ -18,6 +18,9 @@ import (
 // busy_timeout.
 const defaultBusyTimeout = 5000
 
+// readConns is the size of a SQLite store's pool of read connections.
+const readConns = 8
+
 // OpenSQLite opens the SQLite event store in the file at path, creating the
 // file and the schema if needed, through the pure-Go driver
 // modernc.org/sqlite (no cgo).
@@ -54,7 +57,11 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 		writer.Close()
 		return nil, fmt.Errorf("sqlstore: open %s: %w", path, err)
 	}
-	reader.SetMaxIdleConns(4)
+	// Reads hold a connection only while they fetch a batch, never while
+	// the caller's loop body runs: a few connections serve any number of
+	// subscriptions.
+	reader.SetMaxOpenConns(readConns)
+	reader.SetMaxIdleConns(readConns)
 	db := &sqliteDB{writeDB: writer, readDB: reader, stmts: make(map[string]*sql.Stmt)}
 	// The writer connects first: it turns WAL mode on in a new file.
 	if err := writer.PingContext(ctx); err != nil {

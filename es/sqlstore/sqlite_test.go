@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -181,4 +182,23 @@ func fileBytes(t *testing.T, path string) []byte {
 		all = append(all, b...)
 	}
 	return all
+}
+
+// TestManySubscriptions runs more subscriptions than the store has read
+// connections: they hold none while they wait or deliver.
+func TestManySubscriptions(t *testing.T) {
+	s := openSQLite(t)
+	const n = 40
+	subs := make([]*testSub, n)
+	for i := range subs {
+		subs[i] = subscribe(t, s.SubscribeStream, fmt.Sprintf("many-%d", i), es.SubscribeStreamOptions{})
+	}
+	for i := range subs {
+		_, err := s.Append(t.Context(), fmt.Sprintf("many-%d", i), es.NoStream, es.EventData{Type: "Many"})
+		require.NoError(t, err)
+	}
+	for i, sub := range subs {
+		ev := sub.next(t)
+		assert.Equal(t, fmt.Sprintf("many-%d", i), ev.Stream)
+	}
 }
