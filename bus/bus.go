@@ -560,8 +560,9 @@ func (b *Bus) pingInbox(ctx context.Context) error {
 		delete(b.inbox.pending, op)
 		b.inbox.mu.Unlock()
 	}()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	wait := 20 * time.Millisecond
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for {
 		ping := message.NewMessage(watermill.NewUUID(), []byte("null"))
 		ping.Metadata.Set(requestreply.OperationIDMetadataKey, op)
@@ -571,7 +572,9 @@ func (b *Bus) pingInbox(ctx context.Context) error {
 		select {
 		case <-c.ch:
 			return nil
-		case <-tick.C:
+		case <-timer.C:
+			wait = min(2*wait, time.Second)
+			timer.Reset(wait)
 		case <-ctx.Done():
 			return nil
 		}
@@ -579,7 +582,8 @@ func (b *Bus) pingInbox(ctx context.Context) error {
 }
 
 // Running returns a channel that is closed once the bus runs: its handlers
-// are subscribed.
+// are subscribed, and a message published to its replies topic has come
+// back.
 func (b *Bus) Running() <-chan struct{} { return b.running }
 
 // Close stops a running bus, waiting for the handlers under way (a bus that
