@@ -35,9 +35,8 @@ const errorCodesKey = "error_codes"
 
 // call is one request waiting for its reply.
 type call struct {
-	ch       chan *message.Message
-	err      error // the handler's error, when handled by this bus
-	hasLocal bool
+	ch  chan *message.Message
+	err error // the handler's error, when handled by this bus
 }
 
 // inbox receives the replies to this bus's requests, on one subscription,
@@ -66,14 +65,14 @@ func (in *inbox) setLocal(op string, err error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if c := in.pending[op]; c != nil {
-		c.err, c.hasLocal = err, true
+		c.err = err
 	}
 }
 
 func (in *inbox) local(c *call) (error, bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return c.err, c.hasLocal && c.err != nil
+	return c.err, c.err != nil
 }
 
 // replySubscriber is the subscriber Watermill's PubSubBackend listens to for

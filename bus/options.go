@@ -1,0 +1,205 @@
+package bus
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+type config struct {
+	publisher      message.Publisher
+	subscriber     func(consumer string) (message.Subscriber, error)
+	replyPub       message.Publisher
+	replySub       func(consumer string) (message.Subscriber, error)
+	prefix         string
+	logger         *slog.Logger
+	retries        int
+	retryBackoff   time.Duration
+	retryMax       time.Duration
+	handlerTimeout time.Duration
+	requestTimeout time.Duration
+	poisonTopic    string
+	sharedCommands bool
+	errs           []error
+	remote         []string
+}
+
+// Option configures a Bus.
+type Option func(*config) error
+
+// WithTransport makes the bus run on a Watermill Pub/Sub: pub publishes
+// every message; subscriber returns the subscriber of one consumer: the
+// handler of a command type ("command-<name>"), a group of event handlers
+// ("events-<group>"), the replies of this bus ("replies-<instance>").
+// Consumer names hold only letters, digits, '-' and '_'. Each consumer
+// must receive every message of its topic, so on a broker each consumer
+// name needs its own consumer group, durable consumer or queue (see the
+// package's tests for NATS JetStream, PostgreSQL and RabbitMQ). The router closes the subscribers when it stops; the publisher
+// is the caller's to close. The default is an in-process GoChannel that
+// keeps order (each publish waits until the message is handled).
+func WithTransport(pub message.Publisher, subscriber func(consumer string) (message.Subscriber, error)) Option {
+	return func(c *config) error {
+		if pub == nil || subscriber == nil {
+			return fmt.Errorf("%w: nil publisher or subscriber", ErrInvalidOption)
+		}
+		c.publisher, c.subscriber = pub, subscriber
+		return nil
+	}
+}
+
+// WithReplyTransport carries the replies to requests on a Pub/Sub of
+// their own, instead of the bus's transport. Replies are short-lived and
+// each bus instance has its own replies topic: a broker without
+// persistence (core NATS, or RabbitMQ with non-durable queues) suits them
+// better than one that keeps every topic (JetStream streams, PostgreSQL
+// tables). The subscriber function is as for [WithTransport].
+func WithReplyTransport(pub message.Publisher, subscriber func(consumer string) (message.Subscriber, error)) Option {
+	return func(c *config) error {
+		if pub == nil || subscriber == nil {
+			return fmt.Errorf("%w: nil reply publisher or subscriber", ErrInvalidOption)
+		}
+		c.replyPub, c.replySub = pub, subscriber
+		return nil
+	}
+}
+
+// Shared returns a subscriber function for [WithTransport] that gives every
+// consumer the same subscriber, for Pub/Subs that deliver every message to
+// every subscription (GoChannel, core NATS). Closing the returned
+// subscribers does nothing: sub is the caller's to close.
+func Shared(sub message.Subscriber) func(consumer string) (message.Subscriber, error) {
+	return func(string) (message.Subscriber, error) { return nopClose{sub}, nil }
+}
+
+type nopClose struct{ message.Subscriber }
+
+func (nopClose) Close() error { return nil }
+
+// WithTopicPrefix sets the prefix of the bus's topics: the commands of
+// type name go to "<prefix>command-<name>" (characters other than letters,
+// digits, '-' and '_' replaced by '_'), events to "<prefix>events", and
+// the replies to this bus's requests to "<prefix>replies-<instance>". The
+// default is "eventfold-". The prefix may hold letters, digits, '-' and
+// '_'.
+func WithTopicPrefix(prefix string) Option {
+	return func(c *config) error {
+		if prefix != "" && !validName(prefix) {
+			return fmt.Errorf("%w: topic prefix %q: want letters, digits, '-' and '_'", ErrInvalidOption, prefix)
+		}
+		c.prefix = prefix
+		return nil
+	}
+}
+
+// WithSharedCommandTopic sends all commands to one topic,
+// "<prefix>commands", instead of one topic per command type. Every command
+// handler then receives every command and acknowledges the types it does
+// not handle: fewer topics (streams, tables, exchanges) on a broker, for
+// more deliveries.
+func WithSharedCommandTopic() Option {
+	return func(c *config) error {
+		c.sharedCommands = true
+		return nil
+	}
+}
+
+// WithLogger sets the logger; slog.Default() by default.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithRetry sets how often a failing handler is retried (3 times by
+// default; 0 means never) and its backoff: from first (100ms by default),
+// doubled each time up to max (2s by default). Errors registered with
+// [WithErrors] and messages that cannot be decoded are not retried.
+func WithRetry(retries int, first, max time.Duration) Option {
+	return func(c *config) error {
+		if retries < 0 || first < 0 || max < first {
+			return fmt.Errorf("%w: %d retries from %v to %v", ErrInvalidOption, retries, first, max)
+		}
+		c.retries, c.retryBackoff, c.retryMax = retries, first, max
+		return nil
+	}
+}
+
+// WithHandlerTimeout bounds each attempt of a handler (30s by default): its
+// context is cancelled after d.
+func WithHandlerTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: handler timeout %v", ErrInvalidOption, d)
+		}
+		c.handlerTimeout = d
+		return nil
+	}
+}
+
+// WithRequestTimeout sets how long [Request] waits for a reply when its
+// context has no deadline (10s by default).
+func WithRequestTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: request timeout %v", ErrInvalidOption, d)
+		}
+		c.requestTimeout = d
+		return nil
+	}
+}
+
+// WithPoisonQueue sends messages that failed every retry, or could not be
+// decoded, to topic, with the reason in their metadata (Watermill's
+// middleware.PoisonQueue). Without it they are dropped: logged, counted by
+// [Bus.Dropped] and acknowledged, so that they never block the topic.
+func WithPoisonQueue(topic string) Option {
+	return func(c *config) error {
+		if topic == "" {
+			return fmt.Errorf("%w: empty poison topic", ErrInvalidOption)
+		}
+		c.poisonTopic = topic
+		return nil
+	}
+}
+
+// WithErrors registers domain errors (sentinels such as
+// ErrInsufficientFunds) so that they keep their identity through
+// request/reply across processes: [errors.Is] matches them on the caller's
+// side. An error is known on the wire by its message, which must be unique
+// and stable. Registered errors are answers, not failures: they are never
+// retried. The errors of package es that callers act on
+// ([es.ErrWrongExpectedVersion], [es.ErrStreamNotFound],
+// [es.ErrStreamDeleted], [es.ErrInvalidArgument]) are registered by
+// default.
+func WithErrors(errs ...error) Option {
+	return func(c *config) error {
+		for _, err := range errs {
+			if err == nil {
+				return fmt.Errorf("%w: nil error", ErrInvalidOption)
+			}
+			c.errs = append(c.errs, err)
+		}
+		return nil
+	}
+}
+
+// WithRemoteCommands declares command types that handlers in other
+// processes handle on the same transport, so that Send and Request accept
+// them without a local handler.
+func WithRemoteCommands(names ...string) Option {
+	return func(c *config) error {
+		for _, n := range names {
+			if n == "" {
+				return fmt.Errorf("%w: empty command name", ErrInvalidOption)
+			}
+		}
+		c.remote = append(c.remote, names...)
+		return nil
+	}
+}
