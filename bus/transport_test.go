@@ -175,13 +175,24 @@ func dropTables(t *testing.T, db *sql.DB, prefix string) {
 	}
 }
 
+// amqpConfig is the RabbitMQ configuration of the tests: a fanout exchange
+// per topic and a queue per consumer, deleted when no longer used.
+func amqpConfig(url string, queueName wamqp.QueueNameGenerator) wamqp.Config {
+	cfg := wamqp.NewNonDurablePubSubConfig(url, queueName)
+	cfg.Exchange.AutoDeleted = true
+	cfg.Queue.AutoDelete = true
+	// A queue whose consumer never started is not auto-deleted: expire it.
+	cfg.Queue.Arguments = map[string]any{"x-expires": 60_000}
+	return cfg
+}
+
 func newAMQP(t *testing.T) transport {
 	url := env(t, "EVENTFOLD_TEST_AMQP", "RabbitMQ")
-	pub, err := wamqp.NewPublisher(wamqp.NewNonDurablePubSubConfig(url, nil), wlog())
+	pub, err := wamqp.NewPublisher(amqpConfig(url, nil), wlog())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })
 	sub := func(consumer string) (message.Subscriber, error) {
-		return wamqp.NewSubscriber(wamqp.NewNonDurablePubSubConfig(url, wamqp.GenerateQueueNameTopicNameWithSuffix(consumer)), wlog())
+		return wamqp.NewSubscriber(amqpConfig(url, wamqp.GenerateQueueNameTopicNameWithSuffix(consumer)), wlog())
 	}
 	return transport{pub: pub, sub: sub, prefix: uniquePrefix()}
 }
