@@ -37,15 +37,18 @@
 // A domain error reaches the caller unchanged when the handler runs on the
 // same bus; from another process it arrives as a [*HandlerError] with the
 // same message that matches, with [errors.Is], the errors registered with
-// [WithErrors]. A handler that fails on every retry answers with an error
-// matching [ErrHandlerFailed], so its caller does not wait for the timeout.
+// [WithErrors]. A request is not retried: its caller gets whatever error
+// its handler returns. A handler that panics on every retry, or a command
+// that does not decode, answers with an error matching [ErrHandlerFailed],
+// so that the caller does not wait for its timeout.
 //
 // # Events
 //
 // [HandleEvent] registers a typed handler of stored events in a named
 // group. Each group consumes the events topic, "<prefix>events", once, in
-// the order the relay published, and acknowledges the event types it has
-// no handler for. [EventFromContext] returns the event as stored.
+// the order the relay published (on a transport that keeps order, such as
+// the default one), and acknowledges the event types it has no handler
+// for. [EventFromContext] returns the event as stored.
 // Delivery is at-least-once: [Idempotent] skips the events a handler
 // processed before, across restarts, with a [ProcessedStore]
 // ([MemoryProcessed], [SQLProcessed]).

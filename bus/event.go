@@ -11,9 +11,9 @@ import (
 
 // HandleEvent registers fn as a handler of the events of type E, a type of
 // the bus's event registry, in the handler group named group. A group
-// receives the events in the order the relay published them, each once
-// (one consumer on the events topic, named after the group: keep the name
-// stable); events of types it has no handler for are acknowledged and
+// receives the events in the order the relay published them (on a
+// transport that keeps order), each once (one consumer on the events topic,
+// named after the group: keep the name stable); events of types it has no handler for are acknowledged and
 // skipped. Within a group, an event type has one handler
 // ([ErrDuplicateHandler]); different groups receive every event each.
 //
