@@ -251,6 +251,9 @@ func (r *Runner[Tx]) run(ctx context.Context, pl plan) (err error) {
 }
 
 func (r *Runner[Tx]) runVersion(ctx context.Context, pl plan) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	version := pl.version
 	if version == 0 {
 		var err error
@@ -278,8 +281,10 @@ func (r *Runner[Tx]) runVersion(ctx context.Context, pl plan) error {
 			return fmt.Errorf("projection %s: setup of version %d: %w", r.p.Name, version, err)
 		}
 	}
-	if err := r.activateFirst(ctx, version); err != nil {
-		return err
+	if pl.version == 0 { // not a blue/green build of a version of its own
+		if err := r.activateFirst(ctx, version); err != nil {
+			return err
+		}
 	}
 	if pl.reset && !cp.Rebuilding {
 		if r.p.Reset == nil {
