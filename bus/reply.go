@@ -24,6 +24,7 @@ type HandlerError struct {
 	errs    []error
 }
 
+// Error returns the handler's error message.
 func (e *HandlerError) Error() string { return e.Message }
 
 // Unwrap returns the registered errors that the handler's error matched.
