@@ -20,7 +20,7 @@ func TestNewRunnerValidates(t *testing.T) {
 	_, err := projection.NewRunner[projection.NoTx](nil, nil, nil, projection.Projection[projection.NoTx]{Name: "bad name!", Version: -1, Categories: []string{"a-b"}},
 		projection.WithBatch(0, 0), projection.WithRetry(0, 0), projection.WithSkipPoison(nil))
 	require.ErrorIs(t, err, projection.ErrInvalidProjection)
-	for _, want := range []string{`name "bad name!"`, "negative version", "nil Handle", `category "a-b"`, "nil store", "batch of 0", "retry 0", "nil dead-letter"} {
+	for _, want := range []string{`name "bad name!"`, "negative version", "nil Handle", `category "a-b"`, "nil store or checkpoints", "batch of 0", "retry 0", "nil dead-letter"} {
 		assert.ErrorContains(t, err, want)
 	}
 }
@@ -436,4 +436,26 @@ func TestFencedCommitsStopAtOnce(t *testing.T) {
 	dead, err := cps.DeadLetters(t.Context(), "totals")
 	require.NoError(t, err)
 	assert.Empty(t, dead)
+}
+
+func TestWithoutRegistryEventsArriveAsStored(t *testing.T) {
+	store := memstore.New()
+	add(t, store, "counter-a", 1)
+	_, err := store.Append(t.Context(), "counter-a", es.Any, es.EventData{Type: "SomethingNew", Data: []byte(`{}`)})
+	require.NoError(t, err)
+	var got []es.RecordedEvent
+	r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
+		Name: "relay",
+		Handle: func(ctx context.Context, _ projection.NoTx, b projection.Batch) error {
+			for _, e := range b.Events {
+				assert.Nil(t, e.Payload)
+			}
+			got = append(got, b.Recorded()...)
+			return nil
+		},
+	})
+	require.NoError(t, err)
+	require.NoError(t, r.CatchUp(t.Context()))
+	require.Len(t, got, 2)
+	assert.Equal(t, "SomethingNew", got[1].Type, "a type no registry knows is not a poison event here")
 }

@@ -15,7 +15,7 @@ import (
 type Event struct {
 	es.RecordedEvent
 	// Payload is the decoded event: a value of the Go type registered for
-	// its type name.
+	// its type name. It is nil when the runner has no registry.
 	Payload any
 }
 
@@ -28,6 +28,16 @@ type Batch struct {
 	Version int
 	// Events are the events to apply, in log order.
 	Events []Event
+}
+
+// Recorded returns the batch's events as stored, without their payloads:
+// what a relay publishes.
+func (b Batch) Recorded() []es.RecordedEvent {
+	out := make([]es.RecordedEvent, len(b.Events))
+	for i, e := range b.Events {
+		out[i] = e.RecordedEvent
+	}
+	return out
 }
 
 // Table returns the name of a table of the read model for the batch's

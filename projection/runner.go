@@ -166,13 +166,15 @@ func WithProgress(interval time.Duration, report func(Progress)) Option {
 
 // NewRunner returns a runner of projection p over the events of store,
 // decoded by types, with checkpoints (and the read model's transactions)
-// in cps. It validates p and the options; nothing runs until Run.
+// in cps. types may be nil: the events are then handed over as stored,
+// with a nil Payload (what a relay that publishes them wants). NewRunner
+// validates p and the options; nothing runs until Run.
 func NewRunner[Tx any](store es.Store, cps Checkpoints[Tx], types *es.Registry, p Projection[Tx], opts ...Option) (*Runner[Tx], error) {
 	cfg := config{batchSize: 500, batchWait: 100 * time.Millisecond, attempts: 5, backoff: 100 * time.Millisecond,
 		stopTimeout: 5 * time.Second, progressGap: time.Second}
 	errs := []error{p.Validate()}
-	if store == nil || cps == nil || types == nil {
-		errs = append(errs, fmt.Errorf("%w: %s: nil store, checkpoints or registry", ErrInvalidProjection, p.Name))
+	if store == nil || cps == nil {
+		errs = append(errs, fmt.Errorf("%w: %s: nil store or checkpoints", ErrInvalidProjection, p.Name))
 	}
 	for _, opt := range opts {
 		errs = append(errs, opt(&cfg))
@@ -426,7 +428,7 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 					f.advance(it.msg.Position)
 					break
 				}
-				payload, err := r.types.Decode(it.msg.Event)
+				payload, err := r.decode(it.msg.Event)
 				if err != nil {
 					if err := f.flush(ctx); err != nil {
 						return err
@@ -468,6 +470,14 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 			return f.stop(ctx)
 		}
 	}
+}
+
+// decode decodes an event's payload, unless the runner has no registry.
+func (r *Runner[Tx]) decode(ev es.RecordedEvent) (any, error) {
+	if r.types == nil {
+		return nil, nil
+	}
+	return r.types.Decode(ev)
 }
 
 // follower is the state of one follow: the batch under way and the

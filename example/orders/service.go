@@ -154,15 +154,11 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 	// committed. Its checkpoint lives in the store, so that it holds no
 	// database transaction while it publishes.
 	relay := bus.NewRelay(s.bus)
-	s.relay, err = projection.NewRunner(a.store, projection.NewStreamCheckpoints(a.store), a.types, projection.Projection[projection.NoTx]{
+	s.relay, err = projection.NewRunner(a.store, projection.NewStreamCheckpoints(a.store), nil, projection.Projection[projection.NoTx]{
 		Name:       "relay",
 		Categories: []string{order.Definition().Category},
 		Handle: func(ctx context.Context, _ projection.NoTx, b projection.Batch) error {
-			events := make([]es.RecordedEvent, len(b.Events))
-			for i, e := range b.Events {
-				events[i] = e.RecordedEvent
-			}
-			return relay.Publish(ctx, events...)
+			return relay.Publish(ctx, b.Recorded()...)
 		},
 	}, projection.WithLogger(a.logger), projection.WithBatch(100, 20*time.Millisecond))
 	if err != nil {
