@@ -212,24 +212,28 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // registered Go type. Every failure is a [*DecodeError] naming the stream,
 // revision and type.
 func (r *Registry) Decode(rec RecordedEvent) (any, error) {
-	stored := rec // errors name the event as stored, before upcasting
-	if len(r.upcasters) > 0 {
-		up, err := r.Upcast(rec)
-		if err != nil {
-			return nil, decodeError(&stored, err)
-		}
-		rec = up
+	if len(r.upcasters) == 0 {
+		return r.decode(&rec, &rec)
 	}
+	up, err := r.Upcast(rec)
+	if err != nil {
+		return nil, decodeError(&rec, err)
+	}
+	return r.decode(&up, &rec) // errors name the event as stored
+}
+
+// decode decodes rec, an event as upcast; errors name stored.
+func (r *Registry) decode(rec, stored *RecordedEvent) (any, error) {
 	d, ok := r.byName[rec.Type]
 	if !ok {
-		return nil, decodeError(&stored, ErrUnknownEventType)
+		return nil, decodeError(stored, ErrUnknownEventType)
 	}
 	if rec.ContentType != "" && rec.ContentType != r.codec.ContentType() {
-		return nil, decodeError(&stored, fmt.Errorf("content type %q, but the codec reads %q", rec.ContentType, r.codec.ContentType()))
+		return nil, decodeError(stored, fmt.Errorf("content type %q, but the codec reads %q", rec.ContentType, r.codec.ContentType()))
 	}
 	v, err := d.decode(r.codec, rec.Data)
 	if err != nil {
-		return nil, decodeError(&stored, err)
+		return nil, decodeError(stored, err)
 	}
 	return v, nil
 }
