@@ -284,25 +284,27 @@ func (s *Store) notify() {
 
 // DeleteStream implements [es.Store].
 func (s *Store) DeleteStream(ctx context.Context, name string, expected es.ExpectedRevision) (es.DeleteResult, error) {
-	if err := ctx.Err(); err != nil {
-		return es.DeleteResult{}, err
-	}
-	if err := es.ValidateStreamName(name); err != nil {
-		return es.DeleteResult{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.streams[name]
-	if err := s.checkDelete(name, st, expected, false); err != nil {
-		return es.DeleteResult{}, err
-	}
-	i := s.writeMetadata(name, es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore})
-	s.notify()
-	return es.DeleteResult{Position: s.log[i].Position}, nil
+	return s.delete(ctx, name, expected, false, func(*stream) int {
+		return s.writeMetadata(name, es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore})
+	})
 }
 
 // TombstoneStream implements [es.Store].
 func (s *Store) TombstoneStream(ctx context.Context, name string, expected es.ExpectedRevision) (es.DeleteResult, error) {
+	return s.delete(ctx, name, expected, true, func(*stream) int {
+		st := s.streamFor(name)
+		st.tombstoned = true
+		st.tombstone = s.commit(es.RecordedEvent{
+			ID: uuid.New(), Stream: name, Revision: es.TombstoneRevision,
+			Type: es.EventTypeStreamDeleted, ContentType: es.ContentTypeBinary,
+		})
+		return st.tombstone
+	})
+}
+
+// delete checks a delete or tombstone of name and, if it may proceed, runs
+// write under the lock; write returns the index of the record it wrote.
+func (s *Store) delete(ctx context.Context, name string, expected es.ExpectedRevision, tombstone bool, write func(*stream) int) (es.DeleteResult, error) {
 	if err := ctx.Err(); err != nil {
 		return es.DeleteResult{}, err
 	}
@@ -312,17 +314,12 @@ func (s *Store) TombstoneStream(ctx context.Context, name string, expected es.Ex
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[name]
-	if err := s.checkDelete(name, st, expected, true); err != nil {
+	if err := s.checkDelete(name, st, expected, tombstone); err != nil {
 		return es.DeleteResult{}, err
 	}
-	st = s.streamFor(name)
-	st.tombstoned = true
-	st.tombstone = s.commit(es.RecordedEvent{
-		ID: uuid.New(), Stream: name, Revision: es.TombstoneRevision,
-		Type: es.EventTypeStreamDeleted, ContentType: es.ContentTypeBinary,
-	})
+	i := write(st)
 	s.notify()
-	return es.DeleteResult{Position: s.log[st.tombstone].Position}, nil
+	return es.DeleteResult{Position: s.log[i].Position}, nil
 }
 
 // checkDelete applies the expected-revision check of deletes. s.mu is held.
