@@ -448,3 +448,31 @@ func count[T any](t *testing.T, seq iter.Seq2[T, error]) int {
 	}
 	return n
 }
+
+func TestSnapshotOfADeletedStreamIsNotUsedAfterItIsRecreated(t *testing.T) {
+	ctx := t.Context()
+	store := memstore.New()
+	snaps := new(aggregate.MemorySnapshots)
+	repo := newRepo(t, store, aggregate.WithSnapshots(snaps, 5, "v1"))
+	_, err := repo.Create(ctx, "1", open("ada"))
+	require.NoError(t, err)
+	for range 4 {
+		_, err := repo.Update(ctx, "1", deposit(10))
+		require.NoError(t, err)
+	}
+	snap, err := snaps.LoadSnapshot(ctx, "account-1")
+	require.NoError(t, err, "a snapshot was taken")
+	require.Equal(t, uint64(4), snap.Revision, "at the last event: the recreated stream continues right after it")
+
+	_, err = store.DeleteStream(ctx, "account-1", es.Any)
+	require.NoError(t, err)
+	_, _, err = repo.Load(ctx, "1")
+	require.ErrorIs(t, err, aggregate.ErrNotFound, "a deleted aggregate is not found, snapshot or not")
+
+	res, err := repo.Create(ctx, "1", open("bob"))
+	require.NoError(t, err)
+	state, version, err := repo.Load(ctx, "1")
+	require.NoError(t, err)
+	assert.Equal(t, Account{Owner: "bob", Events: 1}, state, "the old life's snapshot is ignored")
+	assert.Equal(t, res.Version, version)
+}

@@ -86,6 +86,14 @@ func (r *Repository[S, E]) loadSnapshot(ctx context.Context, stream string) load
 	case snap.Schema != r.cfg.snapshotSchema:
 		return l
 	}
+	// A stream deleted and recreated since the snapshot hides its old life
+	// (`$tb` past the snapshot): the snapshot belongs to that old life.
+	if meta, _, err := es.GetStreamMetadata(ctx, r.store, stream); err != nil {
+		r.cfg.logger.WarnContext(ctx, "aggregate: cannot read stream metadata; replaying the stream", "stream", stream, "error", err)
+		return l
+	} else if meta.TruncateBefore > snap.Revision {
+		return l
+	}
 	state := r.def.initial()
 	if err := r.cfg.snapshotCodec.Unmarshal(snap.Data, &state); err != nil {
 		r.cfg.logger.WarnContext(ctx, "aggregate: cannot decode snapshot; replaying the stream", "stream", stream, "revision", snap.Revision, "error", err)
