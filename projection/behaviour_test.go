@@ -459,3 +459,26 @@ func TestWithoutRegistryEventsArriveAsStored(t *testing.T) {
 	require.Len(t, got, 2)
 	assert.Equal(t, "SomethingNew", got[1].Type, "a type no registry knows is not a poison event here")
 }
+
+func TestWaitForAPositionTheProjectionDoesNotConsume(t *testing.T) {
+	ctx := t.Context()
+	store := memstore.New()
+	m := &totals{}
+	r := newRunner(t, store, new(projection.MemoryCheckpoints), m.projection("totals"))
+	start(t, r)
+	res := add(t, store, "counter-a", 1)
+	require.NoError(t, r.WaitFor(ctx, res.Position))
+
+	// An event of another stream: the projection never applies it (its
+	// filter skips it, and no checkpoint comes for a while), but nothing
+	// it consumes lies before it, so its read model is already as of it.
+	other := add(t, store, "other-x", 1)
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	require.NoError(t, r.WaitFor(short, other.Position))
+
+	// A position not in the log yet is waited for.
+	tiny, cancel2 := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel2()
+	require.ErrorIs(t, r.WaitFor(tiny, es.Position{Commit: other.Position.Commit + 10, Prepare: other.Position.Prepare + 10}), context.DeadlineExceeded)
+}

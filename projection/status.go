@@ -109,11 +109,14 @@ var ErrStopped = errors.New("projection: runner stopped")
 // WaitFor returns once the running projection has committed position p (the
 // position of an append, from aggregate.Result.Position), so that a query
 // after it sees the caller's own writes. It returns ctx's error when ctx is
-// done first, and [ErrStopped] (or the runner's failure) when the runner is
-// not running any more (a runner not started yet is waited for).
+// done first, and an error matching [ErrStopped] and the runner's failure
+// when the runner failed. A runner that is not running (yet, or any more)
+// is waited for: give ctx a deadline.
 //
-// p should be the position of an event the projection consumes: a filtered
-// projection learns of other positions only at its next checkpoint.
+// p may be the position of an event the projection does not consume: once
+// no event it consumes lies between its checkpoint and p (checked by
+// reading the log, at most 1000 events), the read model is as it will be at
+// p, and WaitFor returns.
 func (r *Runner[Tx]) WaitFor(ctx context.Context, p es.Position) error {
 	for {
 		r.mu.Lock()
@@ -125,12 +128,45 @@ func (r *Runner[Tx]) WaitFor(ctx context.Context, p es.Position) error {
 		case failure != nil:
 			return fmt.Errorf("%w: %w", ErrStopped, failure)
 		}
+		if done, err := r.nothingToApply(ctx, cp, p); err != nil {
+			return err
+		} else if done {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-changed:
 		}
 	}
+}
+
+// waitScan bounds the events WaitFor reads to learn that none between the
+// checkpoint and the position it waits for is the projection's.
+const waitScan = 1000
+
+// nothingToApply reports whether the log holds no event the projection
+// consumes after cp up to p, and reaches p.
+func (r *Runner[Tx]) nothingToApply(ctx context.Context, cp, p es.Position) (bool, error) {
+	_, keep := r.p.filter()
+	for ev, err := range r.store.ReadAll(ctx, es.ReadAllOptions{From: cp, Limit: waitScan}) {
+		if err != nil {
+			return false, err
+		}
+		if ev.Position.Compare(cp) <= 0 {
+			continue
+		}
+		if ev.Position.Compare(p) > 0 {
+			return true, nil // past p, and nothing to apply on the way
+		}
+		if keep(ev) {
+			return false, nil
+		}
+		if ev.Position == p {
+			return true, nil
+		}
+	}
+	return false, nil // p is not in the log yet, or is too far
 }
 
 // Lag is how far a projection is behind the log.
