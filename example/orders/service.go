@@ -9,15 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/eventfold/eventfold/aggregate"
 	"github.com/eventfold/eventfold/bus"
+	"github.com/eventfold/eventfold/bus/jetstream"
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/example/orders/order"
 	"github.com/eventfold/eventfold/projection"
-	"github.com/nats-io/nats.go"
 )
 
 // outcome is what a command handler answers: where the order stands after
@@ -87,34 +84,12 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 		opts = append(opts, bus.WithTopicPrefix(cfg.topicPrefix))
 	}
 	if cfg.nats != "" {
-		pub, newSub, err := natsTransport(cfg.nats, a.logger)
+		t, err := jetstream.New(cfg.nats, a.logger)
 		if err != nil {
 			return nil, err
 		}
-		s.closers = append(s.closers, pub.Close)
-		// Close every subscriber when the service stops (again, if the
-		// router did: closing twice does nothing).
-		var mu sync.Mutex
-		var subs []message.Subscriber
-		sub := func(consumer string) (message.Subscriber, error) {
-			sub, err := newSub(consumer)
-			if err == nil {
-				mu.Lock()
-				subs = append(subs, sub)
-				mu.Unlock()
-			}
-			return sub, err
-		}
-		s.closers = append(s.closers, func() error {
-			mu.Lock()
-			defer mu.Unlock()
-			var errs []error
-			for _, sub := range subs {
-				errs = append(errs, sub.Close())
-			}
-			return errors.Join(errs...)
-		})
-		opts = append(opts, bus.WithTransport(pub, sub))
+		s.closers = append(s.closers, t.Close)
+		opts = append(opts, t.Options()...)
 	}
 	if s.bus, err = bus.New(commands, a.types, opts...); err != nil {
 		return nil, err
@@ -223,32 +198,4 @@ func (s *service) run(ctx context.Context) error {
 		errs = append(errs, c())
 	}
 	return errors.Join(errs...)
-}
-
-// natsTransport carries the bus on NATS JetStream: each consumer (a command
-// handler, an event handler group, the replies) gets a durable consumer of
-// its own.
-func natsTransport(url string, logger *slog.Logger) (message.Publisher, func(string) (message.Subscriber, error), error) {
-	wlogger := watermill.NewSlogLogger(logger)
-	js := wnats.JetStreamConfig{AutoProvision: true}
-	pub, err := wnats.NewPublisher(wnats.PublisherConfig{URL: url, Marshaler: &wnats.NATSMarshaler{}, JetStream: js}, wlogger)
-	if err != nil {
-		return nil, nil, fmt.Errorf("nats: %w", err)
-	}
-	sub := func(consumer string) (message.Subscriber, error) {
-		js := js
-		js.DurablePrefix = consumer
-		js.DurableCalculator = func(prefix, topic string) string { return prefix + "_" + topic }
-		js.SubscribeOptions = []nats.SubOpt{nats.DeliverAll(), nats.AckExplicit()}
-		return wnats.NewSubscriber(wnats.SubscriberConfig{
-			URL:              url,
-			SubscribersCount: 1,
-			CloseTimeout:     5 * time.Second,
-			AckWaitTimeout:   30 * time.Second,
-			SubscribeTimeout: 10 * time.Second,
-			Unmarshaler:      &wnats.NATSMarshaler{},
-			JetStream:        js,
-		}, wlogger)
-	}
-	return pub, sub, nil
 }

@@ -1,0 +1,87 @@
+package jetstream_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventfold/eventfold/bus"
+	"github.com/eventfold/eventfold/bus/jetstream"
+	"github.com/eventfold/eventfold/es"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+type Ping struct {
+	N int `json:"n"`
+}
+
+type Pong struct {
+	N int `json:"n"`
+}
+
+type Pinged struct {
+	N int `json:"n"`
+}
+
+func TestBusOnJetStream(t *testing.T) {
+	url := os.Getenv("EVENTFOLD_TEST_NATS")
+	if url == "" {
+		t.Skip("EVENTFOLD_TEST_NATS is not set: no NATS JetStream to run the bus on")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	prefix := "jst" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + "-"
+	t.Cleanup(func() { deleteStreams(t, url, prefix) })
+
+	tr, err := jetstream.New(url, nil)
+	require.NoError(t, err)
+	commands, err := es.NewRegistry(es.Type[Ping]("Ping"))
+	require.NoError(t, err)
+	events, err := es.NewRegistry(es.Type[Pinged]("Pinged"))
+	require.NoError(t, err)
+	b, err := bus.New(commands, events, append(tr.Options(), bus.WithTopicPrefix(prefix))...)
+	require.NoError(t, err)
+	require.NoError(t, bus.HandleRequest(b, func(ctx context.Context, p Ping) (Pong, error) { return Pong(p), nil }))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	select {
+	case <-b.Running():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the bus did not start")
+	}
+	for i := range 3 {
+		pong, err := bus.Request[Pong](ctx, b, Ping{N: i})
+		require.NoError(t, err)
+		assert.Equal(t, i, pong.N)
+	}
+	cancel()
+	require.NoError(t, <-done)
+	require.NoError(t, b.Close())
+	require.NoError(t, tr.Close(), "the transport closes what it made")
+}
+
+// deleteStreams deletes the JetStream streams of the topics with prefix.
+func deleteStreams(t *testing.T, url, prefix string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Logf("cleanup: %v", err)
+		return
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		return
+	}
+	for name := range js.StreamNames() {
+		if strings.HasPrefix(name, prefix) {
+			_ = js.DeleteStream(name)
+		}
+	}
+}
