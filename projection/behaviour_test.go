@@ -355,7 +355,7 @@ func TestStreamCheckpoints(t *testing.T) {
 	res := add(t, store, "counter-a", 3)
 	require.NoError(t, r.CatchUp(ctx))
 	n := 0
-	for _, err := range store.ReadStream(ctx, "$projection-totals/v1", es.ReadStreamOptions{}) {
+	for _, err := range store.ReadStream(ctx, projection.CheckpointStreamPrefix+"totals/v1", es.ReadStreamOptions{}) {
 		require.NoError(t, err)
 		n++
 	}
@@ -365,7 +365,7 @@ func TestStreamCheckpoints(t *testing.T) {
 	assert.GreaterOrEqual(t, cp.Position.Compare(res.Position), 0)
 
 	// A checkpoint that does not parse is an error, not a restart.
-	_, err = store.Append(ctx, "$projection-totals/v1", es.Any, es.EventData{Type: "$checkpoint", Data: []byte("garbage")})
+	_, err = store.Append(ctx, projection.CheckpointStreamPrefix+"totals/v1", es.Any, es.EventData{Type: "$checkpoint", Data: []byte("garbage")})
 	require.NoError(t, err)
 	_, err = cps.Load(ctx, "totals/v1")
 	require.ErrorIs(t, err, projection.ErrCorruptCheckpoint)

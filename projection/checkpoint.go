@@ -186,9 +186,11 @@ func (m *MemoryCheckpoints) DeadLetters(ctx context.Context, projection string) 
 }
 
 // StreamCheckpoints keeps checkpoints in the event store itself: the
-// checkpoint of key lives in stream "$projection-<key>" as events of type
-// "$checkpoint", and the stream keeps only its newest event (`$maxCount`
-// 1). It suits read models that do not live in SQL (a search index, a
+// checkpoint of key lives in stream "eventfold.checkpoint-<key>" as events
+// of type "$checkpoint" (a system type: subscriptions that exclude system
+// events skip them), and the stream keeps only its newest event
+// (`$maxCount` 1). The stream name does not start with "$", so that
+// EventStoreDB lets users other than admins write it. It suits read models that do not live in SQL (a search index, a
 // cache): the checkpoint is not written in the read model's transaction,
 // so their handlers must tolerate a batch applied again after a crash.
 type StreamCheckpoints struct {
@@ -199,7 +201,7 @@ var _ Checkpoints[NoTx] = (*StreamCheckpoints)(nil)
 
 // Names StreamCheckpoints uses in the event store.
 const (
-	CheckpointStreamPrefix = "$projection-"
+	CheckpointStreamPrefix = "eventfold.checkpoint-"
 	CheckpointEventType    = "$checkpoint"
 )
 
