@@ -114,13 +114,14 @@ var ErrStopped = errors.New("projection: runner stopped")
 // is waited for: give ctx a deadline.
 //
 // p may be the position of an event the projection does not consume: once
-// no event it consumes lies between its checkpoint and p (checked by
-// reading the log, at most 1000 events), the read model is as it will be at
-// p, and WaitFor returns.
+// the runner is live and idle, and no event it consumes lies between its
+// checkpoint and p (checked by reading the log, at most 1000 events), the
+// read model is as it will be at p, and WaitFor returns.
 func (r *Runner[Tx]) WaitFor(ctx context.Context, p es.Position) error {
 	for {
 		r.mu.Lock()
 		cp, failure, changed := r.status.Checkpoint, r.status.Err, r.changed
+		idle := r.status.State == StateLive && r.status.Pending == 0
 		r.mu.Unlock()
 		switch {
 		case cp.Compare(p) >= 0:
@@ -128,10 +129,14 @@ func (r *Runner[Tx]) WaitFor(ctx context.Context, p es.Position) error {
 		case failure != nil:
 			return fmt.Errorf("%w: %w", ErrStopped, failure)
 		}
-		if done, err := r.nothingToApply(ctx, cp, p); err != nil {
-			return err
-		} else if done {
-			return nil
+		// Only an idle runner is worth the read: a busy one moves its
+		// checkpoint on soon anyway.
+		if idle {
+			if done, err := r.nothingToApply(ctx, cp, p); err != nil {
+				return err
+			} else if done {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
