@@ -482,3 +482,19 @@ func TestWaitForAPositionTheProjectionDoesNotConsume(t *testing.T) {
 	defer cancel2()
 	require.ErrorIs(t, r.WaitFor(tiny, es.Position{Commit: other.Position.Commit + 10, Prepare: other.Position.Prepare + 10}), context.DeadlineExceeded)
 }
+
+func TestStatusOfAStoppedRunnerTellsTheLastEventTime(t *testing.T) {
+	ctx := t.Context()
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	store := memstore.New(memstore.WithClock(func() time.Time { return at }))
+	add(t, store, "counter-a", 1)
+	cps := new(projection.MemoryCheckpoints)
+	m := &totals{}
+	require.NoError(t, newRunner(t, store, cps, m.projection("totals")).CatchUp(ctx))
+
+	// Another process (the replay tool, say) asks.
+	st, err := newRunner(t, store, cps, m.projection("totals")).Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, projection.StateStopped, st.State)
+	assert.Equal(t, at, st.LastEvent)
+}

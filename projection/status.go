@@ -29,7 +29,9 @@ type Status struct {
 	State   State
 	// Checkpoint is the position of the last event or checkpoint committed.
 	Checkpoint es.Position
-	// LastEvent is when the last event applied was created.
+	// LastEvent is when the last event applied was created; for a runner
+	// that is not running, when the event at its checkpoint was (zero if
+	// the checkpoint is not an event's position).
 	LastEvent time.Time
 	// Events counts the events applied since the runner was created.
 	Events int64
@@ -60,6 +62,15 @@ func (r *Runner[Tx]) Status(ctx context.Context) (Status, error) {
 	st.Version, st.Checkpoint = version, cp.Position
 	if cp.Rebuilding && st.State == StateStopped {
 		st.State = StateRebuilding
+	}
+	if st.LastEvent.IsZero() && !cp.Position.IsZero() {
+		// The event at the checkpoint tells when the last one applied was
+		// created (a checkpoint of the log's own may fall between events).
+		for ev, err := range r.store.ReadAll(ctx, es.ReadAllOptions{From: cp.Position, Limit: 1}) {
+			if err == nil && ev.Position == cp.Position {
+				st.LastEvent = ev.Created
+			}
+		}
 	}
 	return st, nil
 }
