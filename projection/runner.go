@@ -245,8 +245,8 @@ func (r *Runner[Tx]) run(ctx context.Context, pl plan) (err error) {
 		if errors.Is(err, errVersionChanged) {
 			continue
 		}
-		if pl.mode == modeRun {
-			return r.stopped(ctx, err)
+		if pl.mode == modeRun && stoppedByCtx(ctx, err) {
+			return nil
 		}
 		return err
 	}
@@ -304,12 +304,10 @@ func (r *Runner[Tx]) runVersion(ctx context.Context, pl plan) error {
 	return r.follow(ctx, pl, version, cp, state)
 }
 
-// stopped turns the end of ctx into a graceful stop.
-func (r *Runner[Tx]) stopped(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		return nil
-	}
-	return err
+// stoppedByCtx reports whether err only says that ctx ended: a graceful
+// stop, not a failure.
+func stoppedByCtx(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
 }
 
 // lease waits for the lease of k, the key of one version of the

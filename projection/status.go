@@ -86,7 +86,7 @@ func (r *Runner[Tx]) begin() bool {
 }
 
 func (r *Runner[Tx]) end(ctx context.Context, err error) {
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+	if stoppedByCtx(ctx, err) {
 		err = nil // stopped, not failed
 	}
 	r.mu.Lock()
