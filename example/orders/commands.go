@@ -126,7 +126,7 @@ func seedOrders(ctx context.Context, a *app, n int, seed uint64) (placed, events
 			return placed, events, err
 		}
 		placed, events = placed+1, events+1
-		next := []aggregateStep{}
+		var next []decider
 		switch r := rng.IntN(10); {
 		case r < 5:
 			next = append(next, order.Confirm(order.ConfirmOrder{OrderID: id, ConfirmedAt: at}))
@@ -145,8 +145,6 @@ func seedOrders(ctx context.Context, a *app, n int, seed uint64) (placed, events
 	}
 	return placed, events, nil
 }
-
-type aggregateStep = decider
 
 // serveCommand serves the HTTP API, with the bus, the relay, the process
 // manager and the read models, until interrupted.
