@@ -30,8 +30,8 @@
 //
 // Reads are iterators ([iter.Seq2]) that yield an error instead of ending
 // early, so a failure mid-stream is never mistaken for its end. Subscriptions
-// deliver history, then a [CaughtUp] message, then live events; filtered
-// `$all` subscriptions also deliver [Checkpoint] messages so that consumers
+// deliver history, then a [KindCaughtUp] message, then live events; filtered
+// `$all` subscriptions also deliver [KindCheckpoint] messages so that consumers
 // make progress when nothing matches.
 //
 // # Event types
