@@ -53,13 +53,15 @@ type write struct {
 	next    uint64 // the position of the next event written
 	now     int64
 	pending []stmt
+	touched []string // the streams whose state the write changes
 }
 
-// begin starts a write to stream name: it reads, in one query, the head of
-// the log, the stream's state, and the latest revision of the stream that
-// holds the event id (false if none).
-func (s *Store) begin(ctx context.Context, tx querier, name string, id uuid.UUID) (*write, streamState, sql.NullInt64, error) {
-	w := &write{s: s, tx: tx, now: s.cfg.now().UnixNano()}
+// begin starts a write to stream name in g: it reads, in one query (or
+// from what g read up front for its group), the head of the log, the
+// stream's state, and the latest revision of the stream that holds the
+// event id (false if none).
+func (s *Store) begin(ctx context.Context, g *groupTx, name string, id uuid.UUID) (*write, streamState, sql.NullInt64, error) {
+	w := &write{s: s, tx: g, now: s.cfg.now().UnixNano()}
 	st := streamState{last: -1}
 	var (
 		head        int64
@@ -67,7 +69,10 @@ func (s *Store) begin(ctx context.Context, tx querier, name string, id uuid.UUID
 		tombstoned  sql.NullBool
 		meta        sql.NullString
 	)
-	if _, err := queryRow(ctx, tx, s.q.loadForWrite, []any{name, id}, &head, &idRev, &last, &tombstoned, &meta); err != nil {
+	if k, ok := g.known[name]; ok && k.id == id && g.next > 0 {
+		delete(g.known, name)
+		head, idRev, last, tombstoned, meta = int64(g.next)-1, k.idRev, k.last, k.tombstoned, k.meta
+	} else if _, err := queryRow(ctx, g, s.q.loadForWrite, []any{name, id}, &head, &idRev, &last, &tombstoned, &meta); err != nil {
 		return nil, st, idRev, err
 	}
 	w.next = uint64(head) + 1
@@ -94,9 +99,13 @@ func (w *write) queue(sql string, args ...any) {
 	w.pending = append(w.pending, stmt{sql, args})
 }
 
-// flush sends the queued writes and the notification of the new head.
+// touch records that the write changes the state of stream name.
+func (w *write) touch(name string) { w.touched = append(w.touched, name) }
+
+// flush sends the queued writes (the group that the write is part of
+// notifies the new head once it has run every write).
 func (w *write) flush(ctx context.Context) error {
-	return w.tx.execAll(ctx, append(w.pending, w.s.db.notify(w.head())...))
+	return w.tx.execAll(ctx, w.pending)
 }
 
 // insert writes events to a stream from revision first on, and records the
@@ -110,6 +119,7 @@ func (w *write) insert(stream string, first uint64, evs []es.EventData) uint64 {
 		}
 	}
 	// The stream's row first: events refer to it.
+	w.touch(stream)
 	w.queue(w.s.q.upsertLast, stream, int64(first)+int64(len(evs))-1)
 	w.pending = append(w.pending, w.s.db.insertEvents(rows)...)
 	return rows[len(rows)-1].position
@@ -134,6 +144,7 @@ func (w *write) writeMetadata(ctx context.Context, name string, m es.StreamMetad
 }
 
 func (w *write) setMetadata(name string, data []byte) {
+	w.touch(name)
 	w.queue(w.s.q.upsertMeta, name, string(data))
 }
 
@@ -179,6 +190,9 @@ func (w *write) result(ctx context.Context, name string, rev uint64) (es.AppendR
 // Append implements [es.Store]. It checks the expected revision and writes
 // the events in one transaction, serialised with every other write to the
 // store's tables, exactly as the reference store es/memstore does.
+// Concurrent appends share transactions (see "Group commit" in the package
+// documentation); each keeps its own check, result and error. If ctx ends
+// before the store's writer took the append, nothing is written.
 //
 // An error other than those of package es (a lost connection, a full disk)
 // leaves nothing written, except when it happens while committing: then
@@ -199,29 +213,32 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 	if _, ok := metadataTarget(name); ok {
 		meta = parseMetadataAppend(evs)
 	}
-	var (
-		res  es.AppendResult
-		head uint64
-	)
-	err = s.db.write(ctx, func(tx querier) error {
-		var first uuid.UUID
-		if len(evs) > 0 {
-			first = evs[0].ID
-		}
-		w, st, idRev, err := s.begin(ctx, tx, name, first)
+	size := 0
+	for _, ev := range evs {
+		size += len(ev.Data) + len(ev.Metadata)
+	}
+	var first uuid.UUID
+	if len(evs) > 0 {
+		first = evs[0].ID
+	}
+	var res es.AppendResult
+	err = s.submit(ctx, &request{size: size, stream: name, id: first, run: func(ctx context.Context, g *groupTx) (uint64, error) {
+		w, st, idRev, err := s.begin(ctx, g, name, first)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if res, err = w.append(ctx, name, st, idRev, expected, evs, meta); err != nil || len(w.pending) == 0 {
-			return err
+			return 0, err
 		}
-		head = w.head()
-		return w.flush(ctx)
-	})
+		if err := w.flush(ctx); err != nil {
+			return 0, err
+		}
+		g.wrote(w)
+		return w.head(), nil
+	}})
 	if err != nil {
 		return es.AppendResult{}, s.opError(ctx, fmt.Sprintf("append to stream %q", name), err)
 	}
-	s.advance(head)
 	return res, nil
 }
 
@@ -368,26 +385,31 @@ func (s *Store) delete(ctx context.Context, name string, expected es.ExpectedRev
 		return es.DeleteResult{}, err
 	}
 	var pos uint64
-	err := s.db.write(ctx, func(tx querier) error {
-		w, st, _, err := s.begin(ctx, tx, name, uuid.Nil)
+	err := s.submit(ctx, &request{stream: name, run: func(ctx context.Context, g *groupTx) (uint64, error) {
+		w, st, _, err := s.begin(ctx, g, name, uuid.Nil)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if err := checkDelete(name, st, expected, tombstone); err != nil {
-			return err
+			return 0, err
 		}
 		if tombstone {
 			pos = w.position()
+			w.touch(name)
 			w.queue(s.q.upsertTombstone, name)
 			w.pending = append(w.pending, s.db.insertEvents([]eventRow{{
 				position: pos, stream: name, revision: es.TombstoneRevision, id: uuid.New(),
 				typ: es.EventTypeStreamDeleted, contentType: es.ContentTypeBinary, created: w.now,
 			}})...)
 		} else if pos, err = w.writeMetadata(ctx, name, es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore}); err != nil {
-			return err
+			return 0, err
 		}
-		return w.flush(ctx)
-	})
+		if err := w.flush(ctx); err != nil {
+			return 0, err
+		}
+		g.wrote(w)
+		return pos, nil
+	}})
 	if err != nil {
 		op := "delete"
 		if tombstone {
@@ -395,7 +417,6 @@ func (s *Store) delete(ctx context.Context, name string, expected es.ExpectedRev
 		}
 		return es.DeleteResult{}, s.opError(ctx, fmt.Sprintf("%s stream %q", op, name), err)
 	}
-	s.advance(pos)
 	return es.DeleteResult{Position: es.Position{Commit: pos, Prepare: pos}}, nil
 }
 

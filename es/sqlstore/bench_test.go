@@ -4,9 +4,14 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold/es"
@@ -72,27 +77,47 @@ func BenchmarkAppend(b *testing.B) {
 					reportEvents(b, n)
 				})
 			}
-			b.Run("1-parallel", func(b *testing.B) {
+			b.Run("1x16", func(b *testing.B) {
 				store := st.open(b)
-				var streams, n atomic.Int64
-				b.SetParallelism(4)
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					stream := "bench-" + strconv.FormatInt(streams.Add(1), 10)
-					evs := benchEvents(1)
-					for pb.Next() {
+				evs := benchEvents(1)
+				parallel(b, 16, func(w int) func() error {
+					stream := "bench-" + strconv.Itoa(w)
+					return func() error {
 						_, err := store.Append(b.Context(), stream, es.Any, evs...)
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						n.Add(1)
+						return err
 					}
 				})
-				reportEvents(b, int(n.Load()))
 			})
 		})
 	}
+}
+
+// parallel runs b.N calls in all from writers goroutines, each calling the
+// function that work returns for it, and reports events/s (one event a
+// call).
+func parallel(b *testing.B, writers int, work func(w int) func() error) {
+	var (
+		calls atomic.Int64
+		wg    sync.WaitGroup
+	)
+	fns := make([]func() error, writers)
+	for w := range fns {
+		fns[w] = work(w)
+	}
+	b.ResetTimer()
+	for w := range writers {
+		wg.Go(func() {
+			for calls.Add(1) <= int64(b.N) {
+				if err := fns[w](); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	reportEvents(b, b.N)
 }
 
 // benchLog is the size of the log that the read benchmarks rebuild from.
@@ -151,6 +176,47 @@ func BenchmarkSubscribeAllCatchUp(b *testing.B) {
 				n += read
 			}
 			reportEvents(b, n)
+		})
+	}
+}
+
+// BenchmarkAppendRawPostgres is the baseline of the PostgreSQL appends: the
+// same rows as an append of one event writes to the events table, inserted
+// by hand-written pgx statements, each in a transaction of its own (no
+// expected-revision check, no ordering of positions), from 1 and 16
+// connections.
+func BenchmarkAppendRawPostgres(b *testing.B) {
+	url := postgresURL(b)
+	schema := newSchema(b, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(b, err)
+	cfg.MaxConns = 16
+	pool, err := pgxpool.NewWithConfig(b.Context(), cfg)
+	require.NoError(b, err)
+	b.Cleanup(pool.Close)
+	table := pgx.Identifier{schema, "raw_events"}.Sanitize()
+	_, err = pool.Exec(b.Context(), "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
+	require.NoError(b, err)
+	_, err = pool.Exec(b.Context(), `CREATE TABLE `+table+` (
+		position bigserial PRIMARY KEY, stream text NOT NULL, revision bigint NOT NULL, id uuid NOT NULL,
+		type text NOT NULL, content_type text NOT NULL, data bytea, metadata bytea, created bigint NOT NULL,
+		UNIQUE (stream, revision))`)
+	require.NoError(b, err)
+	insert := "INSERT INTO " + table + " (stream, revision, id, type, content_type, data, metadata, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+	ev := benchEvents(1)[0]
+	run := 0
+	for _, writers := range []int{1, 16} {
+		b.Run(fmt.Sprintf("1x%d", writers), func(b *testing.B) {
+			run++
+			parallel(b, writers, func(w int) func() error {
+				stream := fmt.Sprintf("bench-%d-%d", run, w)
+				rev := 0
+				return func() error {
+					_, err := pool.Exec(b.Context(), insert, stream, rev, uuid.New(), ev.Type, "application/json", ev.Data, ev.Metadata, time.Now().UnixNano())
+					rev++
+					return err
+				}
+			})
 		})
 	}
 }

@@ -59,13 +59,29 @@
 // increasing order: a reader that has seen position p has already seen every
 // position below p, and a subscription that resumes after p cannot skip an
 // event committed later with a smaller position, the classic trap of
-// sequences whose transactions commit out of order. The price, on
-// PostgreSQL, is that appends to one store do not overlap: one append
-// commits at a time, whatever the number of connections. An append costs
-// two round trips (BEGIN and the lock travel with its first read, its
-// writes with the COMMIT), and holds the lock for one of them and the WAL
-// flush of its commit, so throughput comes from putting several events in
-// one append rather than from parallel writers.
+// sequences whose transactions commit out of order.
+//
+// # Group commit
+//
+// Serialised writes would commit one at a time, each paying its own lock,
+// round trips and flush to disk. Instead, every write of a Store goes to
+// one writer goroutine, which takes a write as soon as it comes (an idle
+// store adds no latency) and, while it commits, lets the next writes queue:
+// the next transaction takes every write that is ready, up to 256 writes
+// and 4 MiB of events. Each write in such a group keeps its own
+// expected-revision check, idempotency by event ID, result and error, and
+// sees the writes before it in the group; one whose check fails writes
+// nothing and leaves the others be. If the database fails the group's
+// transaction, its writes are run again one by one, so that one failing
+// write never fails the others. On PostgreSQL a group reads the states of
+// its streams in one query, so that it costs about two round trips and one
+// WAL flush whatever its size. Positions stay in commit order: a group is
+// one transaction under the store's write lock. A caller whose context
+// ends before the writer took its write gets the context's error and
+// nothing is written; if it ends later, the write may still be committed
+// (retrying with the same event IDs is safe). Throughput therefore grows
+// with the number of concurrent writers, and several events in one append
+// remain the cheapest way to write them.
 //
 // Reads and subscriptions fetch events in batches of a few hundred rows,
 // by keyset on the position or revision, and hold no connection, lock or

@@ -30,7 +30,7 @@ func TestNoGap(t *testing.T) {
 			t.Cleanup(func() { require.NoError(t, s.Close()) })
 			return s
 		}
-		testNoGap(t, open, 4, 2, 40)
+		testNoGap(t, open, 4, 4, 40)
 	})
 	t.Run("Postgres", func(t *testing.T) {
 		url := postgresURL(t)
@@ -41,7 +41,7 @@ func TestNoGap(t *testing.T) {
 			t.Cleanup(func() { require.NoError(t, s.Close()) })
 			return s
 		}
-		testNoGap(t, open, 4, 4, 60)
+		testNoGap(t, open, 4, 8, 60)
 	})
 }
 

@@ -135,6 +135,13 @@ func (d *postgresDB) insertEvents(rows []eventRow) []stmt {
 		[]any{pos, stream, rev, id, typ, contentType, data, metadata, created}}}
 }
 
+func (d *postgresDB) prefetch() string {
+	return "SELECT (SELECT coalesce(max(position), 0) FROM " + d.n.events + "), q.name, q.id," +
+		" (SELECT max(revision) FROM " + d.n.events + " WHERE stream = q.name AND id = q.id)," +
+		" s.last_revision, s.tombstoned, s.metadata" +
+		" FROM unnest($1::text[], $2::uuid[]) AS q(name, id) LEFT JOIN " + d.n.streams + " AS s ON s.name = q.name"
+}
+
 // notify sends the new head on the store's channel; PostgreSQL delivers it
 // when the transaction commits.
 func (d *postgresDB) notify(head uint64) []stmt {

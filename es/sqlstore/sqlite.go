@@ -222,6 +222,8 @@ func (d *sqliteDB) insertEvents(rows []eventRow) []stmt {
 // notify returns nothing: other processes poll.
 func (d *sqliteDB) notify(uint64) []stmt { return nil }
 
+func (d *sqliteDB) prefetch() string { return "" }
+
 func (d *sqliteDB) tableExists(ctx context.Context, table string) (bool, error) {
 	var n int64
 	_, err := queryRow(ctx, d.reader(), "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = $1",

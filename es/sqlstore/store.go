@@ -35,6 +35,12 @@ type Store struct {
 	head atomic.Uint64 // the newest position known to be committed
 	sig  signal        // fired when head moves
 
+	writes chan *request // to the writer goroutine (see group.go)
+	queued atomic.Int64  // writes waiting for the writer
+	// groupHook, set by tests before the first write, is called with the
+	// size of every group before it runs.
+	groupHook func(n int)
+
 	cancel    context.CancelFunc // stops the background goroutine
 	wg        sync.WaitGroup
 	done      chan struct{} // closed by Close
@@ -55,6 +61,11 @@ type backend interface {
 	write(ctx context.Context, f func(tx querier) error) error
 	// insertEvents returns the statements that insert events.
 	insertEvents(rows []eventRow) []stmt
+	// prefetch returns the query that reads, for arrays of stream names
+	// ($1) and event IDs ($2), rows of the head of the log, the name, the
+	// ID, and what loadForWrite reads of the stream; "" where one query per
+	// write costs no round trip.
+	prefetch() string
 	// notify returns the statements that tell other processes, when the
 	// transaction commits, that the head of the log is now head.
 	notify(head uint64) []stmt
@@ -117,6 +128,7 @@ type eventRow struct {
 func (s *Store) open(ctx context.Context) error {
 	s.done = make(chan struct{})
 	s.sig.ch = make(chan struct{})
+	s.writes = make(chan *request)
 	if err := s.migrate(ctx); err != nil {
 		return errors.Join(err, s.db.close())
 	}
@@ -130,6 +142,7 @@ func (s *Store) open(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.wg.Go(func() { s.db.watch(bg, s) })
+	s.wg.Go(func() { s.writer(bg) })
 	return nil
 }
 
