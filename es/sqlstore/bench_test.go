@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eventfold/eventfold/aggregate"
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/memstore"
 	"github.com/eventfold/eventfold/es/sqlstore"
@@ -219,4 +221,111 @@ func BenchmarkAppendRawPostgres(b *testing.B) {
 			})
 		})
 	}
+}
+
+// counted is the event of the commands benchmark.
+type counted struct {
+	N int `json:"n"`
+}
+
+// BenchmarkCommandsPostgres runs commands from 8 goroutines, each on
+// streams of its own (100 each, in turn): read the stream, fold it, append
+// one event at the expected revision. "eventfold" goes through an
+// aggregate.Repository on the PostgreSQL store; "pgx" is the baseline, a
+// hand-written pgx loop doing the same read, insert and commit on tables
+// of the same shape (one query for the events; BEGIN, the stream's row, the
+// event and COMMIT in one batch, the unique (stream, revision) key as the
+// check). Run with -count to interleave the two.
+func BenchmarkCommandsPostgres(b *testing.B) {
+	const writers, streams = 8, 100
+	url := postgresURL(b)
+	b.Run("pgx", func(b *testing.B) {
+		schema := newSchema(b, url)
+		cfg, err := pgxpool.ParseConfig(url)
+		require.NoError(b, err)
+		cfg.MaxConns = writers
+		pool, err := pgxpool.NewWithConfig(b.Context(), cfg)
+		require.NoError(b, err)
+		b.Cleanup(pool.Close)
+		sc := pgx.Identifier{schema}.Sanitize()
+		for _, ddl := range []string{
+			"CREATE SCHEMA IF NOT EXISTS " + sc,
+			"CREATE TABLE " + sc + ".streams (name text PRIMARY KEY, last_revision bigint NOT NULL)",
+			"CREATE TABLE " + sc + `.events (position bigserial PRIMARY KEY, stream text NOT NULL REFERENCES ` + sc + `.streams (name),
+				revision bigint NOT NULL, id uuid NOT NULL, type text NOT NULL, content_type text NOT NULL,
+				data bytea, metadata bytea, created bigint NOT NULL, UNIQUE (stream, revision))`,
+		} {
+			_, err := pool.Exec(b.Context(), ddl)
+			require.NoError(b, err)
+		}
+		read := "SELECT revision, data FROM " + sc + ".events WHERE stream = $1 ORDER BY revision"
+		upsert := "INSERT INTO " + sc + ".streams (name, last_revision) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET last_revision = excluded.last_revision"
+		insert := "INSERT INTO " + sc + ".events (stream, revision, id, type, content_type, data, metadata, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+		parallel(b, writers, func(w int) func() error {
+			k := 0
+			return func() error {
+				stream := fmt.Sprintf("counter-%d-%d", w, k%streams)
+				k++
+				rows, err := pool.Query(b.Context(), read, stream)
+				if err != nil {
+					return err
+				}
+				state, next := 0, int64(0)
+				for rows.Next() {
+					var (
+						rev  int64
+						data []byte
+						e    counted
+					)
+					if err := rows.Scan(&rev, &data); err != nil {
+						return err
+					}
+					if err := json.Unmarshal(data, &e); err != nil {
+						return err
+					}
+					state, next = state+e.N, rev+1
+				}
+				if err := rows.Err(); err != nil {
+					return err
+				}
+				data, err := json.Marshal(counted{N: state%7 + 1})
+				if err != nil {
+					return err
+				}
+				batch := &pgx.Batch{}
+				batch.Queue("BEGIN")
+				batch.Queue(upsert, stream, next)
+				batch.Queue(insert, stream, next, uuid.New(), "Counted", "application/json", data, nil, time.Now().UnixNano())
+				batch.Queue("COMMIT")
+				return pool.SendBatch(b.Context(), batch).Close()
+			}
+		})
+	})
+	b.Run("eventfold", func(b *testing.B) {
+		// The same pool size as the baseline's.
+		store, err := sqlstore.OpenPostgres(b.Context(), url+"&pool_max_conns="+strconv.Itoa(writers), sqlstore.WithSchema(newSchema(b, url)))
+		require.NoError(b, err)
+		b.Cleanup(func() { require.NoError(b, store.Close()) })
+		types, err := es.NewRegistry(es.Type[counted]("Counted"))
+		require.NoError(b, err)
+		repo, err := aggregate.New(store, types, aggregate.Definition[int, counted]{
+			Category: "counter",
+			Evolve:   func(s int, e counted) int { return s + e.N },
+		})
+		require.NoError(b, err)
+		parallel(b, writers, func(w int) func() error {
+			k := 0
+			return func() error {
+				id := fmt.Sprintf("%d-%d", w, k%streams)
+				k++
+				decide := func(s int) ([]counted, error) { return []counted{{N: s%7 + 1}}, nil }
+				if k <= streams {
+					_, err := repo.Create(b.Context(), id, decide)
+					return err
+				}
+				_, err := repo.Update(b.Context(), id, decide)
+				return err
+			}
+		})
+	})
 }

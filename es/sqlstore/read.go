@@ -2,10 +2,13 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"iter"
 	"math"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/eventfold/eventfold/es"
 )
@@ -48,7 +51,21 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts es.ReadStreamO
 			return
 		}
 		op := func() string { return fmt.Sprintf("read stream %q", name) }
-		st, err := s.loadStream(ctx, s.db.reader(), name)
+		backwards := opts.Direction == es.Backwards
+		var (
+			st    streamState
+			first []es.RecordedEvent // the first batch of a forwards read
+			err   error
+		)
+		if backwards {
+			st, err = s.loadStream(ctx, s.db.reader(), name)
+		} else {
+			size := uint64(batchSize)
+			if opts.Limit > 0 {
+				size = min(size, opts.Limit)
+			}
+			st, first, err = s.loadAndFetch(ctx, name, opts.From, size)
+		}
 		switch {
 		case err != nil:
 			err = s.opError(ctx, op(), err)
@@ -68,7 +85,6 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts es.ReadStreamO
 		last := uint64(st.last)
 		lo := firstRetained(meta, last)
 		now := s.cfg.now()
-		backwards := opts.Direction == es.Backwards
 
 		// [from, to] is the range of revisions still to read, in the
 		// direction of the read; empty when from passes to.
@@ -89,7 +105,9 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts es.ReadStreamO
 				size = min(size, opts.Limit-n)
 			}
 			var batch []es.RecordedEvent
-			if backwards {
+			if first != nil {
+				batch, first = first, nil
+			} else if backwards {
 				batch, err = s.fetch(ctx, s.q.streamBackward, name, i64(from), i64(to), int64(size))
 			} else {
 				batch, err = s.fetch(ctx, s.q.streamForwards, name, i64(from), i64(to), int64(size))
@@ -124,10 +142,53 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts es.ReadStreamO
 				}
 				from = end - 1
 			} else {
-				from = end + 1
+				from = max(end+1, lo) // the first batch may start below lo
 			}
 		}
 	}
+}
+
+// loadAndFetch reads, in one query, the state of stream name and its first
+// size events from revision from on, up to its last revision.
+func (s *Store) loadAndFetch(ctx context.Context, name string, from, size uint64) (streamState, []es.RecordedEvent, error) {
+	st := streamState{last: -1}
+	r, err := s.db.reader().query(ctx, s.q.loadAndFetch, name, i64(from), int64(size))
+	if err != nil {
+		return st, nil, err
+	}
+	defer r.Close()
+	var (
+		out  []es.RecordedEvent
+		meta sql.NullString
+	)
+	for r.Next() {
+		var (
+			ev            es.RecordedEvent
+			pos, rev, cre sql.NullInt64
+			stream        sql.NullString
+			id            uuid.NullUUID
+			typ, ct       sql.NullString
+		)
+		if err := r.Scan(&st.last, &st.tombstoned, &meta, &pos, &stream, &rev, &id, &typ, &ct, &ev.Data, &ev.Metadata, &cre); err != nil {
+			return st, nil, err
+		}
+		st.found = true
+		if !pos.Valid {
+			continue // the stream has no events in the range
+		}
+		ev.Position = es.Position{Commit: uint64(pos.Int64), Prepare: uint64(pos.Int64)}
+		ev.Stream, ev.Revision, ev.ID, ev.Type, ev.ContentType = stream.String, uint64(rev.Int64), id.UUID, typ.String, ct.String
+		ev.Created = time.Unix(0, cre.Int64).UTC()
+		out = append(out, ev)
+	}
+	if err := r.Err(); err != nil {
+		return st, nil, err
+	}
+	if !st.found {
+		return st, nil, nil
+	}
+	st.found = false // setMetadata sets it again
+	return st, out, st.setMetadata(name, meta)
 }
 
 // firstRetained returns the first revision that $tb and $maxCount keep.

@@ -42,6 +42,7 @@ type queries struct {
 	head            string
 	loadForWrite    string
 	loadStream      string
+	loadAndFetch    string
 	idsFrom         string
 	positionAt      string
 	upsertLast      string
@@ -66,6 +67,13 @@ func newQueries(n names) queries {
 		names:      n,
 		head:       "SELECT coalesce(max(position), 0) FROM " + n.events,
 		loadStream: "SELECT last_revision, tombstoned, metadata FROM " + n.streams + " WHERE name = $1",
+		// The stream's row, and its first events from revision $2 on, at
+		// most $3, in one statement (so in one snapshot): a row per event,
+		// or one with no event.
+		loadAndFetch: "SELECT s.last_revision, s.tombstoned, s.metadata, e.position, e.stream, e.revision, e.id," +
+			" e.type, e.content_type, e.data, e.metadata, e.created FROM " + n.streams + " AS s LEFT JOIN (" +
+			sel + "stream = $1 AND revision >= $2 ORDER BY revision LIMIT $3" +
+			") AS e ON e.revision <= s.last_revision WHERE s.name = $1 ORDER BY e.revision",
 		// revision + 0: a plain max(revision) makes SQLite walk the
 		// stream's events by revision looking for the ID, instead of
 		// using the index on (stream, id).
