@@ -693,6 +693,7 @@ func (f *follower[Tx]) committed(cp Checkpoint, events []Event) {
 	r.mu.Lock()
 	r.status.Checkpoint = cp.Position
 	r.status.Events += int64(len(events))
+	r.status.Pending = max(r.status.Pending-len(events), 0) // before WaitFor wakes
 	if len(events) > 0 {
 		r.status.LastEvent = events[len(events)-1].Created
 	}
