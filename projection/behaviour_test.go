@@ -36,17 +36,6 @@ func TestBatchesAreBounded(t *testing.T) {
 	assert.Equal(t, []int{10, 10, 5}, m.batches, "full batches, then the rest at caught-up")
 }
 
-func TestLiveBatchesWaitAtMostTheBatchWait(t *testing.T) {
-	store := memstore.New()
-	m := &totals{}
-	r := newRunner(t, store, new(projection.MemoryCheckpoints), m.projection("totals"), projection.WithBatch(1000, 5*time.Millisecond))
-	start(t, r)
-	res := add(t, store, "counter-a", 1)
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	require.NoError(t, r.WaitFor(ctx, res.Position), "a lone live event is committed after the batch wait")
-}
-
 func TestFilteredProjectionDoesNotLag(t *testing.T) {
 	ctx := t.Context()
 	store := memstore.New()
@@ -393,27 +382,6 @@ func TestSeveralProjectionsInOneProcess(t *testing.T) {
 	for _, m := range models[1:] {
 		assert.Equal(t, models[0].snapshot(), m.snapshot())
 	}
-}
-
-func TestGracefulStopCommitsTheBatch(t *testing.T) {
-	ctx := t.Context()
-	store := memstore.New()
-	m := &totals{}
-	cps := new(projection.MemoryCheckpoints)
-	r := newRunner(t, store, cps, m.projection("totals"), projection.WithBatch(1000, time.Hour))
-	stop := start(t, r)
-	require.Eventually(t, func() bool { st, _ := r.Status(ctx); return st.State == projection.StateLive }, 5*time.Second, time.Millisecond)
-	res := add(t, store, "counter-a", 1, 2, 3)
-	// The events wait for a full batch or an hour; the stop commits them.
-	require.Eventually(t, func() bool {
-		st, err := r.Status(ctx)
-		return err == nil && st.Pending == 3
-	}, 5*time.Second, time.Millisecond)
-	require.NoError(t, stop())
-	assert.Equal(t, map[string]int{"counter-a": 6}, m.snapshot())
-	cp, err := cps.Load(ctx, "totals/v1")
-	require.NoError(t, err)
-	assert.Equal(t, res.Position, cp.Position)
 }
 
 // fenced is a checkpoint store whose commits all fail as if another runner

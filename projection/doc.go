@@ -14,12 +14,19 @@
 //
 // A [Runner] subscribes to `$all` from its projection's checkpoint, decodes
 // the events with an [es.Registry], and hands them to the projection's
-// handler in batches (up to 500 events or 100ms by default; [WithBatch]).
-// Each batch runs in one transaction of the [Checkpoints] store together
-// with the new checkpoint: where the read model lives in the same SQL
-// database (package projection/sqlproj), a crash never skips or doubles an
-// event. Filtered subscriptions also move the checkpoint on the log's
-// checkpoints, so a projection that matches few events does not lag.
+// handler in batches (up to 500 events by default; [WithBatch]). Each batch
+// runs in one transaction of the [Checkpoints] store together with the new
+// checkpoint: where the read model lives in the same SQL database (package
+// projection/sqlproj), a crash never skips or doubles an event. Filtered
+// subscriptions also move the checkpoint on the log's checkpoints, so a
+// projection that matches few events does not lag.
+//
+// # Batches and latency
+//
+// Catching up or rebuilding, a runner fills every batch. Live, it commits
+// as soon as its subscription has nothing more ready: an event on an idle
+// runner is applied at once, and under load the events that arrive while a
+// batch commits form the next one. Batching costs latency only under load.
 //
 // # Failures
 //

@@ -57,6 +57,15 @@ func (e *PoisonError) Unwrap() error { return e.Err }
 // transaction with the new checkpoint, and goes on live once it has caught
 // up. Create it with [NewRunner]; run it with [Runner.Run]. Several runners
 // run side by side in one process, each in its own goroutine.
+//
+// The subscription reads and decodes ahead of the runner (up to one batch,
+// at least 64 and at most 4096 events) while the runner commits, so that
+// decoding overlaps committing. While it catches up or rebuilds, a runner
+// fills each batch to its size (see [WithBatch]). Live, it commits as soon
+// as the subscription has nothing more ready: an event arriving on an idle
+// runner is committed at once, alone, and the events that arrive while a
+// batch commits make up the next one. Batches grow with the load, not with
+// a timer that every event waits for.
 type Runner[Tx any] struct {
 	store es.Store
 	cps   Checkpoints[Tx]
@@ -89,9 +98,16 @@ type config struct {
 type Option func(*config) error
 
 // WithBatch sets the most events applied in one transaction (500 by
-// default) and the longest an event waits for its batch to fill (100ms by
-// default). Large batches make rebuilds fast; the wait bounds the delay of
-// live events.
+// default), and how long an event received during a catch-up or a rebuild
+// waits at most for its batch to fill (100ms by default) when the history
+// arrives slowly. Large batches make catch-ups and rebuilds fast.
+//
+// A live runner does not wait: it commits as soon as its subscription has
+// nothing more ready, so an event on an idle runner is applied at once;
+// under load, the events that arrive while a batch commits form the next
+// batch, up to size. Only the log's own checkpoints, which move no read
+// model, wait up to wait when live, to be committed with the next event or
+// together.
 func WithBatch(size int, wait time.Duration) Option {
 	return func(c *config) error {
 		if size < 1 || wait <= 0 {
@@ -340,14 +356,40 @@ func (r *Runner[Tx]) versionToRun(ctx context.Context) (int, error) {
 	return version, nil
 }
 
-// item is what the subscription goroutine hands to the runner.
+// item is what the subscription goroutine hands to the runner: a message,
+// already decoded if the projection consumes it, or the subscription's
+// failure.
 type item struct {
-	msg es.Message
-	err error
+	msg     es.Message
+	err     error // the subscription failed
+	keep    bool  // an event the projection consumes
+	payload any   // the decoded payload of an event kept
+	bad     error // why an event kept does not decode
 }
+
+// The subscription reads up to one batch ahead of the runner, at least
+// minReadAhead items (so that small batches still overlap decoding and
+// committing) and at most maxReadAhead (the channel's buffer is allocated
+// whole).
+const (
+	minReadAhead = 64
+	maxReadAhead = 4096
+)
 
 // follow applies the log from cp until ctx is done, or until caught up in
 // modeCatchUp.
+//
+// A goroutine reads the subscription and decodes the events ahead of the
+// runner, into a buffered channel. While catching up, the runner fills
+// batches to the batch size (the channel may be empty for a moment while
+// the store fetches its next page: that is no reason to commit), and
+// commits a batch that waited the batch wait, or at caught-up. Live, it
+// takes what is ready and commits the events as soon as the channel is
+// empty: an idle runner commits each event at once, a busy one in batches
+// of what arrived during the previous commit (group commit). The log's
+// checkpoints alone (a filtered subscription passing other streams' events)
+// move no read model and nobody waits for them: they are committed with
+// the next event, or after the batch wait.
 func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkpoint, state State) error {
 	head, err := headOf(ctx, r.store)
 	if err != nil {
@@ -363,24 +405,29 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 
 	filter, keep := r.p.filter()
 	subCtx, cancel := context.WithCancel(ctx)
-	items := make(chan item)
+	items := make(chan item, min(max(r.cfg.batchSize, minReadAhead), maxReadAhead))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for msg, err := range r.store.SubscribeAll(subCtx, es.SubscribeAllOptions{From: cp.Position, Filter: filter}) {
+		send := func(it item) bool {
 			select {
-			case items <- item{msg, err}:
+			case items <- it:
+				return true
 			case <-subCtx.Done():
-				return
+				return false
 			}
-			if err != nil {
+		}
+		for msg, err := range r.store.SubscribeAll(subCtx, es.SubscribeAllOptions{From: cp.Position, Filter: filter}) {
+			it := item{msg: msg, err: err}
+			if err == nil && msg.Kind == es.KindEvent && keep(msg.Event) {
+				it.keep = true
+				it.payload, it.bad = r.decode(msg.Event)
+			}
+			if !send(it) || err != nil {
 				return
 			}
 		}
-		select { // a subscription only ends with an error; say so if not
-		case items <- item{err: errors.New("the subscription ended")}:
-		case <-subCtx.Done():
-		}
+		send(item{err: errors.New("the subscription ended")}) // it only ends with an error; say so if not
 	}()
 	defer func() {
 		cancel()
@@ -391,10 +438,11 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 	if pl.report != nil {
 		report = pl.report
 	}
-	f := &follower[Tx]{r: r, version: version, cp: cp, progress: newProgress(r.p.Name, version, cp.Position, head, report, gap)}
-	timer := time.NewTimer(time.Hour)
+	f := &follower[Tx]{r: r, mode: pl.mode, version: version, cp: cp, progress: newProgress(r.p.Name, version, cp.Position, head, report, gap)}
+	timer := time.NewTimer(time.Hour) // bounds the wait of a catch-up's batch
 	timer.Stop()
 	defer timer.Stop()
+	timerSet := false
 	var watch <-chan time.Time // checks for a switch of the active version
 	if _, ok := r.cps.(Versions[Tx]); ok && pl.mode == modeRun {
 		t := time.NewTicker(versionWatch)
@@ -411,56 +459,48 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 				return errVersionChanged
 			}
 		case it := <-items:
-			if it.err != nil {
-				if ctx.Err() != nil {
-					return f.stop(ctx)
-				}
-				if err := f.stop(ctx); err != nil {
+			for {
+				if end, err := f.take(ctx, it); end {
 					return err
 				}
-				return fmt.Errorf("projection %s: subscription: %w", r.p.Name, it.err)
-			}
-			switch it.msg.Kind {
-			case es.KindEvent:
-				if !keep(it.msg.Event) {
-					f.advance(it.msg.Position)
-					break
-				}
-				payload, err := r.decode(it.msg.Event)
-				if err != nil {
+				if len(f.batch) >= r.cfg.batchSize {
 					if err := f.flush(ctx); err != nil {
 						return err
 					}
-					if err := f.poison(ctx, it.msg.Event, err); err != nil {
-						return err
+					break // let ctx and the version watch have their turn
+				}
+				if !f.live {
+					break
+				}
+				more := false
+				select {
+				case it = <-items:
+					more = true
+				default:
+				}
+				if !more { // nothing more ready: commit the events now
+					if len(f.batch) > 0 {
+						if err := f.flush(ctx); err != nil {
+							return err
+						}
 					}
 					break
 				}
-				f.add(Event{RecordedEvent: it.msg.Event, Payload: payload})
-			case es.KindCheckpoint:
-				f.advance(it.msg.Position)
-			case es.KindCaughtUp:
-				if err := f.flush(ctx); err != nil {
-					return err
-				}
-				if err := f.caughtUp(ctx); err != nil {
-					return err
-				}
-				if pl.mode == modeCatchUp {
-					return nil
-				}
-				continue
 			}
-			if len(f.batch) >= r.cfg.batchSize {
-				if err := f.flush(ctx); err != nil {
-					return err
+			// A batch under way catching up, or the log's checkpoints
+			// alone when live, wait at most the batch wait.
+			switch {
+			case !f.dirty:
+				if timerSet {
+					timer.Stop()
+					timerSet = false
 				}
-			} else if f.dirty && !f.timerSet {
+			case !timerSet:
 				timer.Reset(r.cfg.batchWait)
-				f.timerSet = true
+				timerSet = true
 			}
 		case <-timer.C:
-			f.timerSet = false
+			timerSet = false
 			if err := f.flush(ctx); err != nil {
 				return err
 			}
@@ -468,6 +508,49 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 			return f.stop(ctx)
 		}
 	}
+}
+
+// take applies one item of the subscription to the batch under way. It
+// reports whether the follow ends, and with what.
+func (f *follower[Tx]) take(ctx context.Context, it item) (end bool, err error) {
+	r := f.r
+	if it.err != nil {
+		if ctx.Err() != nil {
+			return true, f.stop(ctx)
+		}
+		if err := f.stop(ctx); err != nil {
+			return true, err
+		}
+		return true, fmt.Errorf("projection %s: subscription: %w", r.p.Name, it.err)
+	}
+	switch it.msg.Kind {
+	case es.KindEvent:
+		switch {
+		case !it.keep:
+			f.advance(it.msg.Position)
+		case it.bad != nil:
+			if err := f.flush(ctx); err != nil {
+				return true, err
+			}
+			if err := f.poison(ctx, it.msg.Event, it.bad); err != nil {
+				return true, err
+			}
+		default:
+			f.add(Event{RecordedEvent: it.msg.Event, Payload: it.payload})
+		}
+	case es.KindCheckpoint:
+		f.advance(it.msg.Position)
+	case es.KindCaughtUp:
+		if err := f.flush(ctx); err != nil {
+			return true, err
+		}
+		if err := f.caughtUp(ctx); err != nil {
+			return true, err
+		}
+		f.live = true
+		return f.mode == modeCatchUp, nil
+	}
+	return false, nil
 }
 
 // decode decodes an event's payload, unless the runner has no registry.
@@ -482,12 +565,13 @@ func (r *Runner[Tx]) decode(ev es.RecordedEvent) (any, error) {
 // checkpoint it will commit.
 type follower[Tx any] struct {
 	r        *Runner[Tx]
+	mode     mode
 	version  int
 	cp       Checkpoint // committed
 	pending  es.Position
 	dirty    bool // pending is ahead of cp
 	batch    []Event
-	timerSet bool
+	live     bool // caught up: commit as soon as nothing more is ready
 	progress *progress
 }
 
@@ -609,6 +693,7 @@ func (f *follower[Tx]) committed(cp Checkpoint, events []Event) {
 	r.mu.Lock()
 	r.status.Checkpoint = cp.Position
 	r.status.Events += int64(len(events))
+	r.status.Pending = max(r.status.Pending-len(events), 0) // before WaitFor wakes
 	if len(events) > 0 {
 		r.status.LastEvent = events[len(events)-1].Created
 	}
