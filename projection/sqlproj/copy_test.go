@@ -23,9 +23,8 @@ import (
 )
 
 // ledger is a read model of one row per event, on PgxCheckpoints: it
-// COPYs the rows of large batches (a rebuild's) and upserts those of
-// small ones (a live runner's), where one multi-row statement costs one
-// round trip less than COPY.
+// COPYs the rows of batches of copyFrom events or more, and writes the
+// others with a multi-row upsert (so that the tests run both).
 type ledger struct {
 	table string
 	// copyFrom is the size of the smallest batch that is copied; 0

@@ -107,13 +107,15 @@
 // PostgreSQL's fastest way in: bench_test.go rebuilds a read model of one
 // row per event through PgxCheckpoints with COPY at about 0.8 of the speed
 // of a bare loop that COPYs the same rows, where database/sql and
-// multi-row upserts reach about 0.4 of it. COPY only inserts, and fails on
+// multi-row upserts reach about 0.45 of it. COPY only inserts, and fails on
 // a row that exists: it suits rows that a batch creates (one per event,
 // keyed by stream and revision or by event ID), which no batch before
-// wrote since the checkpoint commits with the batch. A read model that
-// updates rows (a total per stream) can COPY a batch into a temporary
-// table (CREATE TEMP TABLE … ON COMMIT DROP) and merge it with one INSERT
-// … SELECT … ON CONFLICT DO UPDATE, or keep multi-row upserts.
+// wrote since the checkpoint commits with the batch, in a rebuild as in a
+// live run. A read model that updates rows (a total per stream) keeps its
+// multi-row upserts: COPYing a batch into a temporary table and merging it
+// with one INSERT … SELECT … ON CONFLICT DO UPDATE was no faster in
+// bench_test.go, where the server's work on the conflicting rows
+// dominates.
 //
 // # Leases
 //

@@ -81,8 +81,9 @@ const (
 	DefaultLeasePoll = time.Second
 )
 
-// Option configures [Checkpoints]. Options are validated by [New] and [NewPgx]: an
-// invalid one makes it fail with an error wrapping [ErrInvalidOption].
+// Option configures [Checkpoints] and [PgxCheckpoints]. Options are
+// validated by [New] and [NewPgx]: an invalid one makes them fail with an
+// error wrapping [ErrInvalidOption].
 type Option func(*config)
 
 type config struct {

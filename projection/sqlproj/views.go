@@ -31,9 +31,11 @@ type TxFunc = func(ctx context.Context, tx *sql.Tx, version int) error
 // to lower case, as it does those of the caller's own statements).
 func SwitchViews(tables ...string) TxFunc { return switchViews(sqlExec, tables) }
 
-// switchViews is SwitchViews on transactions of type Tx, whose statements
-// exec runs.
-func switchViews[Tx any](exec func(ctx context.Context, tx Tx, query string) error, tables []string) func(ctx context.Context, tx Tx, version int) error {
+// execFunc runs a statement in a transaction of type Tx.
+type execFunc[Tx any] func(ctx context.Context, tx Tx, query string) error
+
+// switchViews is SwitchViews on transactions of type Tx.
+func switchViews[Tx any](exec execFunc[Tx], tables []string) func(context.Context, Tx, int) error {
 	return func(ctx context.Context, tx Tx, version int) error {
 		for _, t := range tables {
 			if !validTable.MatchString(t) {
@@ -64,7 +66,7 @@ func ResetTables(tables ...string) TxFunc {
 	return eachTable(sqlExec, "reset", "DELETE FROM ", tables)
 }
 
-func eachTable[Tx any](exec func(ctx context.Context, tx Tx, query string) error, what, stmt string, tables []string) func(ctx context.Context, tx Tx, version int) error {
+func eachTable[Tx any](exec execFunc[Tx], what, stmt string, tables []string) func(context.Context, Tx, int) error {
 	return func(ctx context.Context, tx Tx, version int) error {
 		for _, t := range tables {
 			if !validTable.MatchString(t) {
