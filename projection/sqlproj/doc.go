@@ -105,9 +105,9 @@
 //
 // On a pgx.Tx a handler can write a batch with COPY ([pgx.Tx.CopyFrom]),
 // PostgreSQL's fastest way in: bench_test.go rebuilds a read model of one
-// row per event through PgxCheckpoints with COPY at about 0.8 of the speed
-// of a bare loop that COPYs the same rows, where database/sql and
-// multi-row upserts reach about 0.45 of it. COPY only inserts, and fails on
+// row per event through PgxCheckpoints with COPY at 0.8 to 0.9 of the
+// speed of a bare loop that COPYs the same rows, where database/sql with
+// multi-row upserts reaches about half of it. COPY only inserts, and fails on
 // a row that exists: it suits rows that a batch creates (one per event,
 // keyed by stream and revision or by event ID), which no batch before
 // wrote since the checkpoint commits with the batch, in a rebuild as in a
@@ -127,8 +127,8 @@
 // the process dies, and a standby replica takes over within the lease poll
 // interval ([WithLeasePoll]). A lease holds a connection of the pool for
 // its lifetime: a pool limited with SetMaxOpenConns, or a pgx pool (whose
-// MaxConns is 4, or the number of CPUs, by default), needs one connection
-// per running projection on top of those for the batches. On SQLite a
+// MaxConns is by default the number of CPUs, and at least 4), needs one
+// connection per running projection on top of those for the batches. On SQLite a
 // lease only excludes the runners of one process that share the
 // Checkpoints: run the projections of one SQLite file in one process (of
 // two processes running one projection, one stops with [ErrConflict]
@@ -143,5 +143,6 @@
 // queries switch atomically from the old version to the new one;
 // [DropTables] drops an old version and [ResetTables] empties one for a
 // rebuild in place. They fit [projection.Projection]'s Activate, Drop and
-// Reset.
+// Reset; [PgxSwitchViews], [PgxDropTables] and [PgxResetTables] are the
+// same for [PgxCheckpoints].
 package sqlproj
