@@ -166,6 +166,11 @@ func TestPgxCopyRandomStops(t *testing.T) {
 		}
 	}
 	require.NoError(t, r.CatchUp(ctx))
+	// One batch of each kind, whatever the timing above.
+	add(t, store, "counter-0", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	require.NoError(t, r.CatchUp(ctx))
+	add(t, store, "counter-1", 11)
+	require.NoError(t, r.CatchUp(ctx))
 
 	want := make(map[string]int64)
 	for ev, err := range store.ReadAll(ctx, es.ReadAllOptions{}) {
