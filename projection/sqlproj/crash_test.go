@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -28,75 +30,75 @@ import (
 // A runner stopped at random points, while rebuilding and while live, and
 // started again each time, ends with the read model of a fresh replay:
 // nothing lost, nothing applied twice.
-func TestRandomStops(t *testing.T) {
-	onEach(t, func(t *testing.T, b backend) {
-		ctx := t.Context()
-		db := b.open(t)
-		cps := newCheckpoints(t, db, b.dialect)
-		store := memstore.New()
-		rng := rand.New(rand.NewPCG(2026, 11))
-		// appends returns n appends of a few events each, drawn from rng
-		// (which is not safe for concurrent use) in the test's goroutine.
-		appends := func(n int) [][]es.EventData {
-			out := make([][]es.EventData, n)
-			for i := range out {
-				evs := make([]es.EventData, 1+rng.IntN(4))
-				for j := range evs {
-					evs[j] = es.EventData{Type: "Added", Data: fmt.Appendf(nil, `{"n":%d}`, rng.IntN(100))}
-				}
-				out[i] = evs
-			}
-			return out
-		}
-		write := func(batch [][]es.EventData, streams []int) {
-			for i, evs := range batch {
-				_, err := store.Append(ctx, fmt.Sprintf("counter-%d", streams[i]), es.Any, evs...)
-				assert.NoError(t, err)
-			}
-		}
-		streams := func(n int) []int {
-			s := make([]int, n)
-			for i := range s {
-				s[i] = rng.IntN(25)
-			}
-			return s
-		}
-		first := appends(200)
-		write(first, streams(len(first)))
+func TestRandomStops(t *testing.T) { onEach(t, testRandomStops[*sql.Tx], testRandomStops[pgx.Tx]) }
 
-		m := &totals{table: "totals", dialect: b.dialect}
-		r := newRunner(t, store, cps, m.projection("totals"), projection.WithBatch(32, time.Millisecond))
-		interrupted := 0
-		for i := range 30 {
-			// Events arrive while the runner runs.
-			more := appends(rng.IntN(30))
-			to := streams(len(more))
-			runCtx, cancel := context.WithTimeout(ctx, time.Duration(rng.IntN(40_000))*time.Microsecond)
-			var wg sync.WaitGroup
-			wg.Go(func() { write(more, to) })
-			var err error
-			if i%4 == 1 {
-				err = r.Rebuild(runCtx, nil)
-			} else {
-				err = r.Run(runCtx)
+func testRandomStops[Tx any](t *testing.T, b backend[Tx]) {
+	ctx := t.Context()
+	db, checkpoints := b.open(t)
+	cps := checkpoints.must(t)
+	store := memstore.New()
+	rng := rand.New(rand.NewPCG(2026, 11))
+	// appends returns n appends of a few events each, drawn from rng
+	// (which is not safe for concurrent use) in the test's goroutine.
+	appends := func(n int) [][]es.EventData {
+		out := make([][]es.EventData, n)
+		for i := range out {
+			evs := make([]es.EventData, 1+rng.IntN(4))
+			for j := range evs {
+				evs[j] = es.EventData{Type: "Added", Data: fmt.Appendf(nil, `{"n":%d}`, rng.IntN(100))}
 			}
-			cancel()
-			wg.Wait()
-			if !errors.Is(err, context.DeadlineExceeded) { // an interrupted Rebuild says so
-				require.NoError(t, err)
-			}
-			st, err := r.Status(ctx)
-			require.NoError(t, err)
-			if st.State == projection.StateRebuilding {
-				interrupted++
-			}
+			out[i] = evs
 		}
-		t.Logf("%d of the stops interrupted a rebuild", interrupted)
-		require.NoError(t, r.CatchUp(ctx))
-		want := replay(t, store, db, b.dialect)
-		require.NotEmpty(t, want)
-		assert.Equal(t, want, read(t, db, "totals"))
-	})
+		return out
+	}
+	write := func(batch [][]es.EventData, streams []int) {
+		for i, evs := range batch {
+			_, err := store.Append(ctx, fmt.Sprintf("counter-%d", streams[i]), es.Any, evs...)
+			assert.NoError(t, err)
+		}
+	}
+	streams := func(n int) []int {
+		s := make([]int, n)
+		for i := range s {
+			s[i] = rng.IntN(25)
+		}
+		return s
+	}
+	first := appends(200)
+	write(first, streams(len(first)))
+
+	m := newTotals(b, "totals")
+	r := newRunner(t, store, cps, m.projection("totals"), projection.WithBatch(32, time.Millisecond))
+	interrupted := 0
+	for i := range 30 {
+		// Events arrive while the runner runs.
+		more := appends(rng.IntN(30))
+		to := streams(len(more))
+		runCtx, cancel := context.WithTimeout(ctx, time.Duration(rng.IntN(40_000))*time.Microsecond)
+		var wg sync.WaitGroup
+		wg.Go(func() { write(more, to) })
+		var err error
+		if i%4 == 1 {
+			err = r.Rebuild(runCtx, nil)
+		} else {
+			err = r.Run(runCtx)
+		}
+		cancel()
+		wg.Wait()
+		if !errors.Is(err, context.DeadlineExceeded) { // an interrupted Rebuild says so
+			require.NoError(t, err)
+		}
+		st, err := r.Status(ctx)
+		require.NoError(t, err)
+		if st.State == projection.StateRebuilding {
+			interrupted++
+		}
+	}
+	t.Logf("%d of the stops interrupted a rebuild", interrupted)
+	require.NoError(t, r.CatchUp(ctx))
+	want := replay(t, store, db, b.dialect)
+	require.NotEmpty(t, want)
+	assert.Equal(t, want, read(t, db, "totals"))
 }
 
 // childEnv tells the test binary, re-executed by TestKillMidBatch, to run
@@ -187,10 +189,11 @@ func TestKillMidBatch(t *testing.T) {
 func killChild(t *testing.T, path string) {
 	db := openSQLite(t, path)
 	cps := newCheckpoints(t, db, sqlproj.SQLite)
-	m := &totals{table: "totals", dialect: sqlproj.SQLite, inHandler: func() {
+	m := newTotals(sqliteBackend, "totals")
+	m.inHandler = func() {
 		fmt.Println("mid-batch")
 		time.Sleep(20 * time.Millisecond) // a slow handler
-	}}
+	}
 	r := newRunner(t, seeded(t), cps, m.projection("totals"), projection.WithBatch(200, time.Second))
 	require.NoError(t, r.CatchUp(t.Context()))
 	fmt.Println("caught-up")

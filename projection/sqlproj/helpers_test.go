@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite" // the "sqlite" driver
@@ -104,30 +106,134 @@ func openPostgres(t testing.TB, dsn string) *sql.DB {
 	return db
 }
 
-// backend is a database the tests run on.
-type backend struct {
+// checkpointStore is what the tests need of checkpoints: both
+// [sqlproj.Checkpoints] and [sqlproj.PgxCheckpoints] are one.
+type checkpointStore[Tx any] interface {
+	projection.Checkpoints[Tx]
+	projection.Leaser
+	projection.Versions[Tx]
+	projection.DeadLetters
+}
+
+// backend is a kind of checkpoints, on a database, that the tests run
+// on. Tx is the transaction type of its handlers.
+type backend[Tx any] struct {
+	name    string
 	dialect sqlproj.Dialect
-	// open returns a new database, empty, for the test.
-	open func(t testing.TB) *sql.DB
+	// create returns a new database, empty, for the test: the address
+	// that connect takes.
+	create func(t testing.TB) string
+	// connect opens a pool on a database, for the test, to set up and
+	// inspect it through database/sql, and returns it with the
+	// constructor of checkpoints on a pool of their own (as in a process
+	// of their own).
+	connect func(t testing.TB, addr string) (*sql.DB, opener[Tx])
+	// exec runs a statement in a handler's transaction.
+	exec func(ctx context.Context, tx Tx, query string, args ...any) error
+	// The helpers of blue/green read models for Tx.
+	switchViews, resetTables, dropTables func(tables ...string) func(ctx context.Context, tx Tx, version int) error
 }
 
-var backends = []backend{
-	{sqlproj.SQLite, func(t testing.TB) *sql.DB { return openSQLite(t, filepath.Join(t.TempDir(), "test.db")) }},
-	{sqlproj.Postgres, func(t testing.TB) *sql.DB { return openPostgres(t, postgresSchema(t)) }},
-}
-
-// onEach runs test on SQLite, and on PostgreSQL when EVENTFOLD_TEST_POSTGRES
-// is set.
-func onEach(t *testing.T, test func(t *testing.T, b backend)) {
-	for _, b := range backends {
-		t.Run(b.dialect.String(), func(t *testing.T) { test(t, b) })
+var (
+	sqliteBackend = backend[*sql.Tx]{
+		name: "sqlite", dialect: sqlproj.SQLite,
+		create: func(t testing.TB) string { return filepath.Join(t.TempDir(), "test.db") },
+		connect: func(t testing.TB, path string) (*sql.DB, opener[*sql.Tx]) {
+			return sqlCheckpoints(openSQLite(t, path), sqlproj.SQLite)
+		},
+		exec: sqlExec, switchViews: sqlproj.SwitchViews, resetTables: sqlproj.ResetTables, dropTables: sqlproj.DropTables,
 	}
+	postgresBackend = backend[*sql.Tx]{
+		name: "postgres", dialect: sqlproj.Postgres,
+		create: postgresSchema,
+		connect: func(t testing.TB, dsn string) (*sql.DB, opener[*sql.Tx]) {
+			return sqlCheckpoints(openPostgres(t, dsn), sqlproj.Postgres)
+		},
+		exec: sqlExec, switchViews: sqlproj.SwitchViews, resetTables: sqlproj.ResetTables, dropTables: sqlproj.DropTables,
+	}
+	pgxBackend = backend[pgx.Tx]{
+		name: "pgx", dialect: sqlproj.Postgres,
+		create: postgresSchema,
+		connect: func(t testing.TB, dsn string) (*sql.DB, opener[pgx.Tx]) {
+			pool := openPool(t, dsn)
+			return openPostgres(t, dsn), func(ctx context.Context, opts ...sqlproj.Option) (checkpointStore[pgx.Tx], error) {
+				return sqlproj.NewPgx(ctx, pool, opts...)
+			}
+		},
+		exec: func(ctx context.Context, tx pgx.Tx, query string, args ...any) error {
+			_, err := tx.Exec(ctx, query, args...)
+			return err
+		},
+		switchViews: sqlproj.PgxSwitchViews, resetTables: sqlproj.PgxResetTables, dropTables: sqlproj.PgxDropTables,
+	}
+)
+
+// open returns a new database, empty, for the test, as connect does.
+func (b backend[Tx]) open(t testing.TB) (*sql.DB, opener[Tx]) {
+	return b.connect(t, b.create(t))
+}
+
+func sqlExec(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	_, err := tx.ExecContext(ctx, query, args...)
+	return err
+}
+
+func sqlCheckpoints(db *sql.DB, d sqlproj.Dialect) (*sql.DB, opener[*sql.Tx]) {
+	return db, func(ctx context.Context, opts ...sqlproj.Option) (checkpointStore[*sql.Tx], error) {
+		return sqlproj.New(ctx, db, d, opts...)
+	}
+}
+
+// opener makes checkpoints in a test's database.
+type opener[Tx any] func(ctx context.Context, opts ...sqlproj.Option) (checkpointStore[Tx], error)
+
+// must returns new checkpoints, or fails the test.
+func (o opener[Tx]) must(t testing.TB, opts ...sqlproj.Option) checkpointStore[Tx] {
+	t.Helper()
+	cps, err := o(t.Context(), opts...)
+	require.NoError(t, err)
+	return cps
+}
+
+// onPostgres runs a test on [sqlproj.Checkpoints] over PostgreSQL and on
+// [sqlproj.PgxCheckpoints], as [onEach] does.
+func onPostgres(t *testing.T, sqlTest func(*testing.T, backend[*sql.Tx]), pgxTest func(*testing.T, backend[pgx.Tx])) {
+	t.Run(postgresBackend.name, func(t *testing.T) { sqlTest(t, postgresBackend) })
+	t.Run(pgxBackend.name, func(t *testing.T) { pgxTest(t, pgxBackend) })
+}
+
+// onEach runs a test on [sqlproj.Checkpoints] over SQLite, and, when
+// EVENTFOLD_TEST_POSTGRES is set, over PostgreSQL, then on
+// [sqlproj.PgxCheckpoints]: sqlTest and pgxTest are the instances of one
+// generic test.
+func onEach(t *testing.T, sqlTest func(*testing.T, backend[*sql.Tx]), pgxTest func(*testing.T, backend[pgx.Tx])) {
+	for _, b := range []backend[*sql.Tx]{sqliteBackend, postgresBackend} {
+		t.Run(b.name, func(t *testing.T) { sqlTest(t, b) })
+	}
+	t.Run(pgxBackend.name, func(t *testing.T) { pgxTest(t, pgxBackend) })
 }
 
 // newCheckpoints returns checkpoints in db.
 func newCheckpoints(t testing.TB, db *sql.DB, d sqlproj.Dialect, opts ...sqlproj.Option) *sqlproj.Checkpoints {
 	t.Helper()
 	cps, err := sqlproj.New(t.Context(), db, d, opts...)
+	require.NoError(t, err)
+	return cps
+}
+
+// openPool opens a pgx pool on dsn, closed at the end of the test.
+func openPool(t testing.TB, dsn string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(t.Context(), dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// newPgxCheckpoints returns checkpoints in the database of pool.
+func newPgxCheckpoints(t testing.TB, pool *pgxpool.Pool, opts ...sqlproj.Option) *sqlproj.PgxCheckpoints {
+	t.Helper()
+	cps, err := sqlproj.NewPgx(t.Context(), pool, opts...)
 	require.NoError(t, err)
 	return cps
 }
@@ -141,9 +247,9 @@ var errPoison = errors.New("negative amount")
 // totals is a read model in SQL: per counter stream, the sum of the
 // amounts, the number of events and the last revision. Version n lives in
 // the table "<table>_v<n>", read through the view "<table>".
-type totals struct {
-	table   string
-	dialect sqlproj.Dialect // for the placeholders
+type totals[Tx any] struct {
+	table string
+	b     backend[Tx]
 	// inHandler, if set, is called in the middle of each batch, after
 	// half of its rows are written.
 	inHandler func()
@@ -153,32 +259,36 @@ type total struct {
 	Total, Events, LastRevision int64
 }
 
-func (m *totals) projection(name string) projection.Projection[*sql.Tx] {
-	return projection.Projection[*sql.Tx]{
+// newTotals returns the read model in table, on backend b.
+func newTotals[Tx any](b backend[Tx], table string) *totals[Tx] {
+	return &totals[Tx]{table: table, b: b}
+}
+
+func (m *totals[Tx]) projection(name string) projection.Projection[Tx] {
+	return projection.Projection[Tx]{
 		Name:       name,
 		Categories: []string{"counter"},
 		Handle:     m.handle,
 		Setup:      m.setup,
-		Reset:      sqlproj.ResetTables(m.table),
-		Activate:   sqlproj.SwitchViews(m.table),
-		Drop:       sqlproj.DropTables(m.table),
+		Reset:      m.b.resetTables(m.table),
+		Activate:   m.b.switchViews(m.table),
+		Drop:       m.b.dropTables(m.table),
 	}
 }
 
-func (m *totals) setup(ctx context.Context, tx *sql.Tx, version int) error {
-	_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+projection.VersionedName(m.table, version)+` (
+func (m *totals[Tx]) setup(ctx context.Context, tx Tx, version int) error {
+	return m.b.exec(ctx, tx, `CREATE TABLE IF NOT EXISTS `+projection.VersionedName(m.table, version)+` (
 		stream        TEXT PRIMARY KEY,
 		total         BIGINT NOT NULL,
 		events        BIGINT NOT NULL,
 		last_revision BIGINT NOT NULL
 	)`)
-	return err
 }
 
 // handle applies a batch with multi-row upserts. It
 // writes first and fails afterwards on a poison event, so that a failure
 // has something to roll back.
-func (m *totals) handle(ctx context.Context, tx *sql.Tx, b projection.Batch) error {
+func (m *totals[Tx]) handle(ctx context.Context, tx Tx, b projection.Batch) error {
 	var poison error
 	var order []string
 	rows := make(map[string]*total)
@@ -212,12 +322,12 @@ func (m *totals) handle(ctx context.Context, tx *sql.Tx, b projection.Batch) err
 	return poison
 }
 
-func (m *totals) upsert(ctx context.Context, tx *sql.Tx, table string, streams []string, rows map[string]*total) error {
+func (m *totals[Tx]) upsert(ctx context.Context, tx Tx, table string, streams []string, rows map[string]*total) error {
 	// One statement per batch on PostgreSQL (up to 65535 parameters);
 	// smaller ones on SQLite, whose driver binds in time quadratic in the
 	// number of parameters.
 	chunk := 5000
-	if m.dialect == sqlproj.SQLite {
+	if m.b.dialect == sqlproj.SQLite {
 		chunk = 250
 	}
 	var sb strings.Builder
@@ -230,14 +340,14 @@ func (m *totals) upsert(ctx context.Context, tx *sql.Tx, table string, streams [
 			if i > 0 {
 				sb.WriteString(", ")
 			}
-			p := m.dialect.Placeholder
+			p := m.b.dialect.Placeholder
 			fmt.Fprintf(&sb, "(%s, %s, %s, %s)", p(4*i+1), p(4*i+2), p(4*i+3), p(4*i+4))
 			r := rows[s]
 			args = append(args, s, r.Total, r.Events, r.LastRevision)
 		}
 		sb.WriteString(" ON CONFLICT (stream) DO UPDATE SET total = " + table + ".total + excluded.total, events = " +
 			table + ".events + excluded.events, last_revision = excluded.last_revision")
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+		if err := m.b.exec(ctx, tx, sb.String(), args...); err != nil {
 			return err
 		}
 		streams = streams[n:]
@@ -274,7 +384,7 @@ func add(t testing.TB, store es.Store, stream string, ns ...int) es.AppendResult
 	return res
 }
 
-func newRunner(t testing.TB, store es.Store, cps *sqlproj.Checkpoints, p projection.Projection[*sql.Tx], opts ...projection.Option) *projection.Runner[*sql.Tx] {
+func newRunner[Tx any](t testing.TB, store es.Store, cps projection.Checkpoints[Tx], p projection.Projection[Tx], opts ...projection.Option) *projection.Runner[Tx] {
 	t.Helper()
 	r, err := projection.NewRunner(store, cps, types(t), p, append([]projection.Option{projection.WithRetry(2, time.Millisecond), projection.WithLogger(quiet)}, opts...)...)
 	require.NoError(t, err)
@@ -283,7 +393,7 @@ func newRunner(t testing.TB, store es.Store, cps *sqlproj.Checkpoints, p project
 
 // start runs r in a goroutine owned by the test and returns the function
 // that stops it and returns Run's error.
-func start(t *testing.T, r *projection.Runner[*sql.Tx]) (stop func() error) {
+func start[Tx any](t *testing.T, r *projection.Runner[Tx]) (stop func() error) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -298,7 +408,7 @@ func start(t *testing.T, r *projection.Runner[*sql.Tx]) (stop func() error) {
 }
 
 // waitState polls r's status until it is want, failing after a deadline.
-func waitState(t *testing.T, r *projection.Runner[*sql.Tx], want projection.State) {
+func waitState[Tx any](t *testing.T, r *projection.Runner[Tx], want projection.State) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -319,7 +429,11 @@ func waitState(t *testing.T, r *projection.Runner[*sql.Tx], want projection.Stat
 func replay(t testing.TB, store es.Store, db *sql.DB, d sqlproj.Dialect) map[string]total {
 	t.Helper()
 	cps := newCheckpoints(t, db, d, sqlproj.WithTablePrefix("check_"))
-	m := &totals{table: "check_totals", dialect: d}
+	b := sqliteBackend
+	if d == sqlproj.Postgres {
+		b = postgresBackend
+	}
+	m := newTotals(b, "check_totals")
 	r := newRunner(t, store, cps, m.projection("check"), projection.WithBatch(1000, time.Millisecond))
 	require.NoError(t, r.CatchUp(t.Context()))
 	return read(t, db, "check_totals_v1")

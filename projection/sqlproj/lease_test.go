@@ -2,13 +2,16 @@ package sqlproj_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/memstore"
 	"github.com/eventfold/eventfold/projection"
 	"github.com/eventfold/eventfold/projection/sqlproj"
@@ -18,15 +21,20 @@ import (
 // one applies the events, the other waits in standby and takes over when
 // the first stops.
 func TestPostgresLeaseOneRunner(t *testing.T) {
+	onPostgres(t, testPostgresLeaseOneRunner[*sql.Tx], testPostgresLeaseOneRunner[pgx.Tx])
+}
+
+func testPostgresLeaseOneRunner[Tx any](t *testing.T, b backend[Tx]) {
 	ctx := t.Context()
-	dsn := postgresSchema(t)
+	dsn := b.create(t)
 	store := memstore.New()
 	add(t, store, "counter-a", 1, 2)
 
-	db1, db2 := openPostgres(t, dsn), openPostgres(t, dsn)
-	cps1 := newCheckpoints(t, db1, sqlproj.Postgres, sqlproj.WithLeasePoll(10*time.Millisecond))
-	cps2 := newCheckpoints(t, db2, sqlproj.Postgres, sqlproj.WithLeasePoll(10*time.Millisecond))
-	m := &totals{table: "totals", dialect: sqlproj.Postgres}
+	_, open1 := b.connect(t, dsn)
+	db2, open2 := b.connect(t, dsn)
+	cps1 := open1.must(t, sqlproj.WithLeasePoll(10*time.Millisecond))
+	cps2 := open2.must(t, sqlproj.WithLeasePoll(10*time.Millisecond))
+	m := newTotals(b, "totals")
 	r1 := newRunner(t, store, cps1, m.projection("totals"))
 	r2 := newRunner(t, store, cps2, m.projection("totals"))
 
@@ -58,12 +66,17 @@ func TestPostgresLeaseOneRunner(t *testing.T) {
 
 // A lease dies with its connection, as with a process that dies.
 func TestPostgresLeaseDiesWithConnection(t *testing.T) {
+	onPostgres(t, testPostgresLeaseDiesWithConnection[*sql.Tx], testPostgresLeaseDiesWithConnection[pgx.Tx])
+}
+
+func testPostgresLeaseDiesWithConnection[Tx any](t *testing.T, b backend[Tx]) {
 	ctx := t.Context()
-	dsn := postgresSchema(t)
+	dsn := b.create(t)
 	app := fmt.Sprintf("sqlproj_lease_%d", time.Now().UnixNano())
-	db1, db2 := openPostgres(t, dsn+"&application_name="+app), openPostgres(t, dsn)
-	cps1 := newCheckpoints(t, db1, sqlproj.Postgres)
-	cps2 := newCheckpoints(t, db2, sqlproj.Postgres, sqlproj.WithLeasePoll(10*time.Millisecond))
+	_, open1 := b.connect(t, dsn+"&application_name="+app)
+	db2, open2 := b.connect(t, dsn)
+	cps1 := open1.must(t)
+	cps2 := open2.must(t, sqlproj.WithLeasePoll(10*time.Millisecond))
 
 	release, err := cps1.Lease(ctx, "p/v1")
 	require.NoError(t, err)
@@ -82,4 +95,43 @@ func TestPostgresLeaseDiesWithConnection(t *testing.T) {
 	require.NoError(t, err)
 	release2()
 	release() // unlocking on a dead connection closes it, and does not block
+}
+
+// Checkpoints and PgxCheckpoints with the same table prefix share their
+// rows and their leases: either can take over from the other.
+func TestPgxSharesCheckpoints(t *testing.T) {
+	ctx := t.Context()
+	dsn := postgresSchema(t)
+	_, openSQL := postgresBackend.connect(t, dsn)
+	_, openPgx := pgxBackend.connect(t, dsn)
+	viaSQL := openSQL.must(t)
+	viaPgx := openPgx.must(t, sqlproj.WithLeasePoll(10*time.Millisecond))
+
+	release, err := viaSQL.Lease(ctx, "p/v1")
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = viaPgx.Lease(short, "p/v1")
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the lease is held through database/sql")
+
+	cp := projection.Checkpoint{Position: es.Position{Commit: 7, Prepare: 7}, Rebuilding: true}
+	_, err = viaSQL.Load(ctx, "p/v1")
+	require.NoError(t, err)
+	require.NoError(t, viaSQL.Commit(ctx, "p/v1", cp, nil))
+	require.NoError(t, viaSQL.SetActiveVersion(ctx, "p", 3, nil))
+	release()
+
+	release, err = viaPgx.Lease(ctx, "p/v1")
+	require.NoError(t, err)
+	defer release()
+	got, err := viaPgx.Load(ctx, "p/v1")
+	require.NoError(t, err)
+	assert.Equal(t, cp, got)
+	v, err := viaPgx.ActiveVersion(ctx, "p")
+	require.NoError(t, err)
+	assert.Equal(t, 3, v)
+	next := projection.Checkpoint{Position: es.Position{Commit: 9, Prepare: 9}}
+	require.NoError(t, viaPgx.Commit(ctx, "p/v1", next, nil))
+	require.ErrorIs(t, viaSQL.Commit(ctx, "p/v1", projection.Checkpoint{Position: es.Position{Commit: 8, Prepare: 8}}, nil),
+		sqlproj.ErrConflict, "fenced across the two clients")
 }

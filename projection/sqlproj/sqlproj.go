@@ -5,11 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"regexp"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/eventfold/eventfold/projection"
@@ -83,8 +81,9 @@ const (
 	DefaultLeasePoll = time.Second
 )
 
-// Option configures [Checkpoints]. Options are validated by [New]: an
-// invalid one makes it fail with an error wrapping [ErrInvalidOption].
+// Option configures [Checkpoints] and [PgxCheckpoints]. Options are
+// validated by [New] and [NewPgx]: an invalid one makes them fail with an
+// error wrapping [ErrInvalidOption].
 type Option func(*config)
 
 type config struct {
@@ -150,33 +149,11 @@ func newConfig(d Dialect, opts []Option) (config, error) {
 // grants leases ([projection.Leaser]), records the active version of
 // blue/green read models ([projection.Versions]) and keeps dead letters
 // ([projection.DeadLetters]). It is safe for concurrent use.
+//
+// [PgxCheckpoints] is the same store on PostgreSQL through a pgx pool, for
+// handlers that want a native [pgx.Tx] (COPY, batches).
 type Checkpoints struct {
-	db      *sql.DB
-	dialect Dialect
-	cfg     config
-	q       queries
-	lockNS  string // what PostgreSQL lease locks are scoped by
-
-	// writes holds one token: on SQLite, the writes of this value queue
-	// here instead of in SQLite's busy handler.
-	writes chan struct{}
-	local  projection.MemoryCheckpoints // in-process leases, on SQLite
-
-	mu   sync.Mutex
-	seen map[string]seen // the checkpoints this value last read or wrote
-}
-
-// seen is the stored checkpoint of a key as this Checkpoints last knew it:
-// its next Commit of the key applies only if the row still holds it.
-type seen struct {
-	cp     projection.Checkpoint
-	exists bool   // a row exists
-	gen    uint64 // counts the changes of this entry
-	// rearm is set when a lease on the key is granted: the next Load
-	// takes what it reads as the new state to expect. Other Loads (a
-	// runner's Status, say) leave a known state alone.
-	rearm bool
-	known bool
+	s *store[*sql.Tx]
 }
 
 var (
@@ -199,19 +176,11 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*Che
 	if db == nil {
 		return nil, fmt.Errorf("%w: nil *sql.DB", ErrInvalidOption)
 	}
-	c := &Checkpoints{db: db, dialect: dialect, cfg: cfg, q: newQueries(dialect, cfg.prefix),
-		writes: make(chan struct{}, 1), seen: make(map[string]seen)}
-	if err := c.migrate(ctx); err != nil {
+	s, err := newStore[*sql.Tx](ctx, sqlDB{db}, dialect, cfg)
+	if err != nil {
 		return nil, err
 	}
-	switch dialect {
-	case Postgres:
-		var schema sql.NullString
-		if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
-			return nil, fmt.Errorf("sqlproj: current schema: %w", err)
-		}
-		c.lockNS = schema.String + "." + cfg.prefix
-	case SQLite:
+	if dialect == SQLite {
 		var busy int64
 		if err := db.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy); err != nil {
 			return nil, fmt.Errorf("sqlproj: busy timeout: %w", err)
@@ -220,111 +189,5 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*Che
 			cfg.logger.WarnContext(ctx, "sqlproj: the SQLite connection has no busy timeout: writes fail at once with SQLITE_BUSY when another connection writes; add _pragma=busy_timeout(5000) to the DSN")
 		}
 	}
-	return c, nil
-}
-
-// migrate creates the tables, in one transaction.
-func (c *Checkpoints) migrate(ctx context.Context) error {
-	exec := func(tx *sql.Tx, query string, args ...any) error {
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-			return fmt.Errorf("sqlproj: create tables: %w", err)
-		}
-		return nil
-	}
-	return c.write(ctx, func(tx *sql.Tx) error {
-		if c.dialect == Postgres {
-			// Serialize concurrent migrations: CREATE TABLE IF NOT EXISTS
-			// races with itself in PostgreSQL.
-			if err := exec(tx, "SELECT pg_advisory_xact_lock($1)", lockID("sqlproj-migrate", c.cfg.prefix)); err != nil {
-				return err
-			}
-		}
-		if err := exec(tx, c.q.createSchema); err != nil {
-			return err
-		}
-		var version int64
-		err := tx.QueryRowContext(ctx, "SELECT version FROM "+c.q.schema+" WHERE id = 1").Scan(&version)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return fmt.Errorf("sqlproj: schema version: %w", err)
-		case version > schemaVersion:
-			return fmt.Errorf("%w: the tables %s* are at version %d, this code knows up to %d: upgrade it", ErrSchemaVersion, c.cfg.prefix, version, schemaVersion)
-		case version == schemaVersion:
-			return nil
-		}
-		for _, ddl := range c.q.ddl {
-			if err := exec(tx, ddl); err != nil {
-				return err
-			}
-		}
-		return exec(tx, "INSERT INTO "+c.q.schema+" (id, version) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET version = excluded.version", schemaVersion)
-	})
-}
-
-// write runs f in a transaction, committed if f returns nil and rolled
-// back otherwise; f's error is returned as is. On SQLite, writes of c run
-// one at a time. ctx bounds the wait for a connection and f's statements;
-// once f has returned nil, the COMMIT runs to its end.
-func (c *Checkpoints) write(ctx context.Context, f func(tx *sql.Tx) error) error {
-	if c.dialect == SQLite {
-		select {
-		case c.writes <- struct{}{}:
-			defer func() { <-c.writes }()
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	conn, err := c.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("sqlproj: begin: %w", withCtx(ctx, err))
-	}
-	defer conn.Close()
-	// ctx cancels the transaction's statements, not its COMMIT: a COMMIT
-	// cut off on the client may still commit on the server after the
-	// caller has moved on (and, say, loaded the old checkpoint again).
-	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
-	if err != nil {
-		return fmt.Errorf("sqlproj: begin: %w", withCtx(ctx, err))
-	}
-	if err := f(tx); err != nil {
-		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-			err = errors.Join(err, fmt.Errorf("sqlproj: rollback: %w", rerr))
-		}
-		return withCtx(ctx, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlproj: commit: %w", err)
-	}
-	return nil
-}
-
-// lockID returns the 64-bit key of a PostgreSQL advisory lock.
-func lockID(parts ...string) int64 {
-	h := fnv.New64a()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return int64(h.Sum64())
-}
-
-// withCtx makes err match ctx's error when ctx is done, so that callers
-// know a failure for the consequence of their cancellation: drivers do not
-// always say so (a connection attempt cut short reports a dial timeout).
-//
-// A deadline counts from the moment it passes: a driver that dials with
-// the deadline may fail before ctx's timer has fired.
-func withCtx(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	cerr := ctx.Err()
-	if d, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(d) {
-		cerr = context.DeadlineExceeded
-	}
-	if cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w (%w)", err, cerr)
-	}
-	return err
+	return &Checkpoints{s: s}, nil
 }

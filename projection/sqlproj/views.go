@@ -29,15 +29,21 @@ type TxFunc = func(ctx context.Context, tx *sql.Tx, version int) error
 // Table names are SQL identifiers (letters, digits, '_'), optionally
 // qualified by a schema, and are written unquoted (PostgreSQL folds them
 // to lower case, as it does those of the caller's own statements).
-func SwitchViews(tables ...string) TxFunc {
-	return func(ctx context.Context, tx *sql.Tx, version int) error {
+func SwitchViews(tables ...string) TxFunc { return switchViews(sqlExec, tables) }
+
+// execFunc runs a statement in a transaction of type Tx.
+type execFunc[Tx any] func(ctx context.Context, tx Tx, query string) error
+
+// switchViews is SwitchViews on transactions of type Tx.
+func switchViews[Tx any](exec execFunc[Tx], tables []string) func(context.Context, Tx, int) error {
+	return func(ctx context.Context, tx Tx, version int) error {
 		for _, t := range tables {
 			if !validTable.MatchString(t) {
 				return fmt.Errorf("sqlproj: switch views: invalid table name %q", t)
 			}
 			from := projection.VersionedName(t, version)
 			for _, stmt := range []string{"DROP VIEW IF EXISTS " + t, "CREATE VIEW " + t + " AS SELECT * FROM " + from} {
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				if err := exec(ctx, tx, stmt); err != nil {
 					return fmt.Errorf("sqlproj: switch view %s to %s: %w", t, from, err)
 				}
 			}
@@ -50,27 +56,32 @@ func SwitchViews(tables ...string) TxFunc {
 // "<table>_v<version>" of each table, if it exists. Table names are as for
 // [SwitchViews].
 func DropTables(tables ...string) TxFunc {
-	return eachTable("drop", "DROP TABLE IF EXISTS ", tables)
+	return eachTable(sqlExec, "drop", "DROP TABLE IF EXISTS ", tables)
 }
 
 // ResetTables returns a [projection.Projection] Reset function that
 // deletes every row of "<table>_v<version>" of each table, for a rebuild
 // in place. Table names are as for [SwitchViews].
 func ResetTables(tables ...string) TxFunc {
-	return eachTable("reset", "DELETE FROM ", tables)
+	return eachTable(sqlExec, "reset", "DELETE FROM ", tables)
 }
 
-func eachTable(what, stmt string, tables []string) TxFunc {
-	return func(ctx context.Context, tx *sql.Tx, version int) error {
+func eachTable[Tx any](exec execFunc[Tx], what, stmt string, tables []string) func(context.Context, Tx, int) error {
+	return func(ctx context.Context, tx Tx, version int) error {
 		for _, t := range tables {
 			if !validTable.MatchString(t) {
 				return fmt.Errorf("sqlproj: %s: invalid table name %q", what, t)
 			}
 			name := projection.VersionedName(t, version)
-			if _, err := tx.ExecContext(ctx, stmt+name); err != nil {
+			if err := exec(ctx, tx, stmt+name); err != nil {
 				return fmt.Errorf("sqlproj: %s %s: %w", what, name, err)
 			}
 		}
 		return nil
 	}
+}
+
+func sqlExec(ctx context.Context, tx *sql.Tx, query string) error {
+	_, err := tx.ExecContext(ctx, query)
+	return err
 }
