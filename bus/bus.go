@@ -58,14 +58,18 @@ type Bus struct {
 	wlog     watermill.LoggerAdapter
 	instance string
 
-	router     *message.Router
-	cmdBus     *cqrs.CommandBus
-	cmdProc    *cqrs.CommandProcessor
-	eventProc  *cqrs.EventGroupProcessor
-	inbox      *inbox
-	inboxSub   message.Subscriber
-	backends   sync.Map      // reflect.Type of results → *requestreply.PubSubBackend
-	running    chan struct{} // closed when the router runs
+	router   *message.Router
+	cmdBus   *cqrs.CommandBus
+	cmdProc  *cqrs.CommandProcessor
+	inbox    *inbox
+	inboxSub message.Subscriber
+	backends sync.Map      // reflect.Type of results → *requestreply.PubSubBackend
+	running  chan struct{} // closed when the router runs
+	topics   struct {
+		shared, events, replies string
+		mu                      sync.RWMutex
+		byName                  map[string]string // command name → topic
+	}
 	dropped    atomic.Uint64
 	ownedClose func() error // closes the default GoChannel, if any
 
@@ -74,12 +78,11 @@ type Bus struct {
 
 	mu       sync.Mutex
 	started  bool
-	local    map[string]bool                     // command names with a handler here
-	remote   map[string]bool                     // command names handled elsewhere
-	groups   map[string][]cqrs.GroupEventHandler // event handler groups
-	grouped  map[string]map[string]bool          // group → event names
-	consumer map[string]string                   // command consumer → command name
-	groupSeq []string                            // groups in registration order
+	local    map[string]bool                    // command names with a handler here
+	remote   map[string]bool                    // command names handled elsewhere
+	groups   map[string]map[string]eventHandler // group → event name → handler
+	consumer map[string]string                  // command consumer → command name
+	groupSeq []string                           // groups in registration order
 }
 
 // New returns a bus for the command types registered in commands and the
@@ -112,8 +115,10 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 	}
 	b := &Bus{commands: commands, events: events, cfg: cfg, wlog: slogAdapter{watermill.NewSlogLogger(cfg.logger), cfg.logger},
 		instance: watermill.NewShortUUID(), running: make(chan struct{}),
-		local: make(map[string]bool), remote: make(map[string]bool), groups: make(map[string][]cqrs.GroupEventHandler),
-		grouped: make(map[string]map[string]bool), consumer: make(map[string]string)}
+		local: make(map[string]bool), remote: make(map[string]bool), groups: make(map[string]map[string]eventHandler),
+		consumer: make(map[string]string)}
+	b.topics.shared, b.topics.events, b.topics.replies = cfg.prefix+"commands", cfg.prefix+"events", cfg.prefix+"replies-"+b.instance
+	b.topics.byName = make(map[string]string)
 	for _, n := range cfg.remote {
 		b.remote[n] = true
 	}
@@ -133,12 +138,22 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 // commandTopic returns the topic of the commands named name.
 func (b *Bus) commandTopic(name string) string {
 	if b.cfg.sharedCommands {
-		return b.cfg.prefix + "commands"
+		return b.topics.shared
 	}
-	return consumerName(b.cfg.prefix+"command-", name)
+	b.topics.mu.RLock()
+	t, ok := b.topics.byName[name]
+	b.topics.mu.RUnlock()
+	if ok {
+		return t
+	}
+	t = consumerName(b.cfg.prefix+"command-", name)
+	b.topics.mu.Lock()
+	b.topics.byName[name] = t
+	b.topics.mu.Unlock()
+	return t
 }
-func (b *Bus) eventTopic() string { return b.cfg.prefix + "events" }
-func (b *Bus) replyTopic() string { return b.cfg.prefix + "replies-" + b.instance }
+func (b *Bus) eventTopic() string { return b.topics.events }
+func (b *Bus) replyTopic() string { return b.topics.replies }
 
 // setup builds the router, its middleware, and Watermill's cqrs components.
 func (b *Bus) setup() error {
@@ -153,17 +168,9 @@ func (b *Bus) setup() error {
 		}
 		r.AddMiddleware(poison)
 	}
-	retry := middleware.Retry{
-		MaxRetries:          b.cfg.retries,
-		InitialInterval:     b.cfg.retryBackoff,
-		MaxInterval:         b.cfg.retryMax,
-		Multiplier:          2,
-		RandomizationFactor: 0.2,
-		ResetContextOnRetry: true,
-		ShouldRetry:         func(p middleware.RetryParams) bool { return !b.permanent(p.Err) },
-		Logger:              b.wlog,
-	}
-	r.AddMiddleware(b.settle, retry.Middleware, middleware.Timeout(b.cfg.handlerTimeout), middleware.Recoverer)
+	retry := retry{retries: b.cfg.retries, first: b.cfg.retryBackoff, max: b.cfg.retryMax, jitter: 0.2,
+		permanent: b.permanent, logger: b.wlog}
+	r.AddMiddleware(b.settle, retry.middleware, middleware.Timeout(b.cfg.handlerTimeout), middleware.Recoverer)
 	b.router = r
 
 	cmds := marshaler{types: b.commands}
@@ -186,21 +193,6 @@ func (b *Bus) setup() error {
 		},
 		Marshaler: cmds,
 		Logger:    b.wlog,
-	})
-	if err != nil {
-		return fmt.Errorf("bus: %w", err)
-	}
-	b.eventProc, err = cqrs.NewEventGroupProcessorWithConfig(r, cqrs.EventGroupProcessorConfig{
-		GenerateSubscribeTopic: func(cqrs.EventGroupProcessorGenerateSubscribeTopicParams) (string, error) {
-			return b.eventTopic(), nil
-		},
-		SubscriberConstructor: func(p cqrs.EventGroupProcessorSubscriberConstructorParams) (message.Subscriber, error) {
-			return b.subscriber("events-" + p.EventGroupName)
-		},
-		OnHandle:          b.onEvent,
-		AckOnUnknownEvent: true,
-		Marshaler:         marshaler{types: b.events, upcast: true},
-		Logger:            b.wlog,
 	})
 	if err != nil {
 		return fmt.Errorf("bus: %w", err)
@@ -293,10 +285,12 @@ func (b *Bus) Run(ctx context.Context) error {
 	}
 	b.started = true
 	for _, g := range b.groupSeq {
-		if err := b.eventProc.AddHandlersGroup(g, b.groups[g]...); err != nil {
+		sub, err := b.subscriber("events-" + g)
+		if err != nil {
 			b.mu.Unlock()
 			return fmt.Errorf("bus: event handlers %q: %w", g, err)
 		}
+		b.router.AddConsumerHandler(g, b.eventTopic(), sub, b.groupHandler(b.groups[g]))
 	}
 	b.mu.Unlock()
 

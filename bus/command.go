@@ -45,9 +45,10 @@ func HandleRequest[C, R any](b *Bus, fn func(ctx context.Context, cmd C) (R, err
 	if err != nil {
 		return err
 	}
+	topic := b.commandTopic(name)
 	h := cqrs.NewCommandHandler("eventfold-command-"+name, func(ctx context.Context, cmd *C) error {
 		msg := cqrs.OriginalMessageFromCtx(ctx)
-		hctx, cancel := commandContext(ctx, msg, b.commandTopic(name))
+		hctx, cancel := commandContext(ctx, msg, topic)
 		defer cancel()
 		res, herr := fn(hctx, *cmd)
 		if msg.Metadata.Get(requestreply.OperationIDMetadataKey) == "" {
@@ -189,7 +190,7 @@ func (b *Bus) encode(ctx context.Context, cmd any, c *call) (*outgoing, error) {
 	if !handled {
 		return nil, fmt.Errorf("%w for command %q", ErrNoHandler, name)
 	}
-	if b.ownedClose != nil && ctx.Value(inCommandKey{}) == b.commandTopic(name) {
+	if in := ctx.Value(inCommandKey{}); in != nil && b.ownedClose != nil && in == b.commandTopic(name) {
 		return nil, fmt.Errorf("%w (command %q)", ErrNestedSend, name)
 	}
 	ed, err := b.commands.Encode(ctx, cmd)

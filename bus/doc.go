@@ -59,7 +59,9 @@
 // checkpointed projection (package projection) that publishes each batch of
 // stored events; the projection commits its checkpoint after the batch is
 // published, so a crash between an append and its publication loses
-// nothing. Each message carries the event's ID as its UUID.
+// nothing. Each message carries the event's ID as its UUID. The relay's
+// runner needs no registry: events are decoded once, by the bus, for the
+// handlers that receive them.
 //
 // # Metadata
 //
@@ -89,9 +91,10 @@
 // # Middleware
 //
 // Every handler runs inside Watermill's middleware: Recoverer turns a
-// panic into an error, Retry retries failures with exponential backoff
-// ([WithRetry]; not domain errors registered with [WithErrors], nor
-// messages that do not decode), and Timeout bounds each attempt
+// panic into an error, a retry that behaves as Watermill's Retry (without
+// its cost on a message handled at the first try) retries failures with
+// exponential backoff ([WithRetry]; not domain errors registered with
+// [WithErrors], nor messages that do not decode), and Timeout bounds each attempt
 // ([WithHandlerTimeout]). A message that still fails goes to the poison
 // queue when one is configured ([WithPoisonQueue]); otherwise it is
 // dropped, logged and counted ([Bus.Dropped]), never redelivered for ever.

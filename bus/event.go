@@ -3,8 +3,12 @@ package bus
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 
 	"github.com/eventfold/eventfold/es"
 )
@@ -34,35 +38,73 @@ func HandleEvent[E any](b *Bus, group string, fn func(ctx context.Context, e E) 
 	if err != nil {
 		return err
 	}
-	h := cqrs.NewGroupEventHandler(func(ctx context.Context, e *E) error { return fn(ctx, *e) })
+	want := reflect.TypeFor[E]()
+	h := func(ctx context.Context, msg *message.Message, v any) error {
+		e, ok := v.(E)
+		if !ok {
+			return &decodeError{fmt.Errorf("%q decodes to %T, not %v", msg.Metadata.Get(MetadataType), v, want)}
+		}
+		return fn(ctx, e)
+	}
 	return b.register(func() error {
-		if b.grouped[group][name] {
+		if b.groups[group][name] != nil {
 			return fmt.Errorf("%w: event %q already has a handler in group %q", ErrDuplicateHandler, name, group)
 		}
-		if b.grouped[group] == nil {
-			b.grouped[group] = make(map[string]bool)
+		if b.groups[group] == nil {
+			b.groups[group] = make(map[string]eventHandler)
 			b.groupSeq = append(b.groupSeq, group)
 		}
-		b.grouped[group][name] = true
-		b.groups[group] = append(b.groups[group], h)
+		b.groups[group][name] = h
 		return nil
 	})
 }
 
+// eventHandler calls a typed event handler with v, the event msg carries,
+// decoded.
+type eventHandler func(ctx context.Context, msg *message.Message, v any) error
+
+// groupHandler returns the router's handler of an event handler group:
+// it decodes each event whose type (after upcasting) has a handler in the
+// group, and acknowledges the others.
+func (b *Bus) groupHandler(handlers map[string]eventHandler) message.NoPublishHandlerFunc {
+	m := marshaler{types: b.events, upcast: true}
+	return func(msg *message.Message) error {
+		h := handlers[m.NameFromMessage(msg)]
+		if h == nil {
+			return nil
+		}
+		v, err := b.events.Decode(m.record(msg))
+		if err != nil {
+			return &decodeError{err}
+		}
+		e := &handledEvent{f: eventFields(msg)}
+		cause := es.RecordedEvent{Metadata: []byte(e.f.metadata)}
+		cause.ID, _ = uuid.Parse(e.f.id)
+		ctx := cqrs.CtxWithOriginalMessage(msg.Context(), msg)
+		msg.SetContext(ctx)
+		return h(context.WithValue(es.CausedBy(ctx, cause), eventKey{}, e), msg, v)
+	}
+}
+
 type eventKey struct{}
+
+// handledEvent is the event an event handler's context carries: its
+// fields as the message has them, parsed when [EventFromContext] asks.
+type handledEvent struct {
+	f    fields
+	once sync.Once
+	rec  es.RecordedEvent
+}
 
 // EventFromContext returns the stored event that an event handler's
 // context was made for.
 func EventFromContext(ctx context.Context) (es.RecordedEvent, bool) {
-	e, ok := ctx.Value(eventKey{}).(es.RecordedEvent)
-	return e, ok
-}
-
-// onEvent gives an event handler its context: caused by the event.
-func (b *Bus) onEvent(p cqrs.EventGroupProcessorOnHandleParams) error {
-	rec := recordFromMessage(p.Message)
-	ctx := context.WithValue(es.CausedBy(p.Message.Context(), rec), eventKey{}, rec)
-	return p.Handler.Handle(ctx, p.Event)
+	e, ok := ctx.Value(eventKey{}).(*handledEvent)
+	if !ok {
+		return es.RecordedEvent{}, false
+	}
+	e.once.Do(func() { e.rec = e.f.record() })
+	return e.rec, true
 }
 
 // validName reports whether s is a non-empty name of letters, digits, '-'

@@ -84,14 +84,11 @@ func ExampleRelay() {
 	go b.Run(ctx)
 
 	relay := bus.NewRelay(b)
-	runner, _ := projection.NewRunner(store, new(projection.MemoryCheckpoints), eventTypes(), projection.Projection[projection.NoTx]{
+	// No registry (nil): the runner hands the events over as stored.
+	runner, _ := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
 		Name: "relay",
 		Handle: func(ctx context.Context, _ projection.NoTx, batch projection.Batch) error {
-			events := make([]es.RecordedEvent, len(batch.Events))
-			for i, e := range batch.Events {
-				events[i] = e.RecordedEvent
-			}
-			return relay.Publish(ctx, events...)
+			return relay.Publish(ctx, batch.Recorded()...)
 		},
 	}, projection.WithBatch(100, 10*time.Millisecond))
 	go runner.Run(ctx)

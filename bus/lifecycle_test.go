@@ -210,3 +210,31 @@ func TestUpcastEventsRouteToCurrentType(t *testing.T) {
 	assert.Equal(t, Deposited{Amount: 9}, recv(t, got))
 	assert.Zero(t, b.Dropped())
 }
+
+// A command registry's upcaster rewrites a command's payload before its
+// handler gets it; the upcaster sees the command's ID and metadata.
+func TestUpcastCommands(t *testing.T) {
+	seen := make(chan es.RecordedEvent, 1)
+	commands, err := es.NewRegistry(
+		es.Type[Deposit]("Deposit"),
+		es.Upcast("Deposit", func(e es.RecordedEvent) (es.RecordedEvent, error) {
+			seen <- e
+			e.Data = []byte(`{"id":"upcast","amount":1}`)
+			return e, nil
+		}),
+	)
+	require.NoError(t, err)
+	b, err := bus.New(commands, eventTypes(), bus.WithLogger(testLogger()))
+	require.NoError(t, err)
+	defer b.Close()
+	got := make(chan Deposit, 1)
+	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Deposit) error { got <- cmd; return nil }))
+	run(t, b)
+	require.NoError(t, b.Send(es.WithMetadataValue(t.Context(), "tenant", "acme"), Deposit{ID: "1", Amount: 5}))
+	assert.Equal(t, Deposit{ID: "upcast", Amount: 1}, recv(t, got))
+	rec := recv(t, seen)
+	assert.NotEqual(t, uuid.Nil, rec.ID)
+	m, err := es.ParseMetadata(rec.Metadata)
+	require.NoError(t, err)
+	assert.Equal(t, "acme", m.Values["tenant"])
+}

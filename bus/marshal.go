@@ -71,7 +71,7 @@ func (m marshaler) Marshal(v any) (*message.Message, error) {
 }
 
 func (m marshaler) Unmarshal(msg *message.Message, v any) error {
-	val, err := m.types.Decode(recordFromMessage(msg))
+	val, err := m.types.Decode(m.record(msg))
 	if err != nil {
 		return &decodeError{err}
 	}
@@ -94,7 +94,7 @@ func (m marshaler) Name(v any) string {
 
 func (m marshaler) NameFromMessage(msg *message.Message) string {
 	name := msg.Metadata.Get(MetadataType)
-	if !m.upcast || name == "" {
+	if !m.upcast || !m.types.HasUpcaster(name) {
 		return name
 	}
 	rec, err := m.types.Upcast(recordFromMessage(msg))
@@ -104,18 +104,50 @@ func (m marshaler) NameFromMessage(msg *message.Message) string {
 	return rec.Type
 }
 
+// record returns what decoding msg needs: the whole stored event if an
+// upcaster may rewrite it, else only the fields that decoding reads and
+// its errors name.
+func (m marshaler) record(msg *message.Message) es.RecordedEvent {
+	md := msg.Metadata
+	name := md.Get(MetadataType)
+	if m.types.HasUpcaster(name) {
+		return recordFromMessage(msg)
+	}
+	rec := es.RecordedEvent{Type: name, ContentType: md.Get(MetadataContentType), Stream: md.Get(MetadataStream), Data: msg.Payload}
+	if r := md.Get(MetadataRevision); r != "" { // none on a command
+		rec.Revision, _ = strconv.ParseUint(r, 10, 64)
+	}
+	return rec
+}
+
 // recordFromMessage rebuilds the stored event (or, for a command, the
 // fields that decoding needs) that msg carries.
 func recordFromMessage(msg *message.Message) es.RecordedEvent {
+	return eventFields(msg).record()
+}
+
+// fields are the metadata of a relayed event, as strings: what
+// [EventFromContext] parses when asked.
+type fields struct {
+	id, typ, contentType, stream, revision, position, created, metadata string
+	data                                                                []byte
+}
+
+func eventFields(msg *message.Message) fields {
 	md := msg.Metadata
-	rec := es.RecordedEvent{Type: md.Get(MetadataType), ContentType: md.Get(MetadataContentType),
-		Stream: md.Get(MetadataStream), Data: msg.Payload}
-	rec.ID, _ = uuid.Parse(msg.UUID)
-	rec.Revision, _ = strconv.ParseUint(md.Get(MetadataRevision), 10, 64)
-	rec.Position, _ = es.ParsePosition(md.Get(MetadataPosition))
-	rec.Created, _ = time.Parse(time.RFC3339Nano, md.Get(MetadataCreated))
-	if s := md.Get(MetadataEvent); s != "" {
-		rec.Metadata = []byte(s)
+	return fields{id: msg.UUID, typ: md.Get(MetadataType), contentType: md.Get(MetadataContentType),
+		stream: md.Get(MetadataStream), revision: md.Get(MetadataRevision), position: md.Get(MetadataPosition),
+		created: md.Get(MetadataCreated), metadata: md.Get(MetadataEvent), data: msg.Payload}
+}
+
+func (f fields) record() es.RecordedEvent {
+	rec := es.RecordedEvent{Type: f.typ, ContentType: f.contentType, Stream: f.stream, Data: f.data}
+	rec.ID, _ = uuid.Parse(f.id)
+	rec.Revision, _ = strconv.ParseUint(f.revision, 10, 64)
+	rec.Position, _ = es.ParsePosition(f.position)
+	rec.Created, _ = time.Parse(time.RFC3339Nano, f.created)
+	if f.metadata != "" {
+		rec.Metadata = []byte(f.metadata)
 	}
 	return rec
 }
@@ -123,7 +155,8 @@ func recordFromMessage(msg *message.Message) es.RecordedEvent {
 // eventMessage is the message the relay publishes for a stored event.
 func eventMessage(e es.RecordedEvent) *message.Message {
 	msg := message.NewMessage(e.ID.String(), e.Data)
-	md := msg.Metadata
+	md := make(message.Metadata, 9)
+	msg.Metadata = md
 	md.Set(MetadataType, e.Type)
 	md.Set(MetadataContentType, e.ContentType)
 	md.Set(MetadataStream, e.Stream)

@@ -117,9 +117,12 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithRetry sets how often a failing handler is retried (3 times by
-// default; 0 means never) and its backoff: from first (100ms by default),
-// doubled each time up to max (2s by default). Errors registered with
-// [WithErrors] and messages that cannot be decoded are not retried.
+// default; 0 means never) and its backoff, which grows from first (100ms by
+// default) up to max (2s by default): about 2×first before the first retry
+// and four times longer before each next one, ±20% (the waits of
+// Watermill's Retry middleware, whose backoff doubles twice per failure).
+// Errors registered with [WithErrors] and messages that cannot be decoded
+// are not retried.
 func WithRetry(retries int, first, max time.Duration) Option {
 	return func(c *config) error {
 		if retries < 0 || first < 0 || max < first {

@@ -15,20 +15,19 @@ import (
 // append and its publication loses nothing, because the projection
 // publishes again from its checkpoint. Delivery is therefore at-least-once.
 //
-// The projection's runner decodes every event it hands over, so its
-// registry must know each type the projection selects (choose them with
-// its Categories or EventTypes). Its batch wait (projection.WithBatch)
-// bounds how long a new event waits before it is published.
+// Give the projection's runner no registry (nil): it then hands the events
+// over as stored, without decoding payloads that the relay would throw
+// away, and relays every type the projection selects (choose them with its
+// Categories or EventTypes), including types this process does not know.
+// The bus decodes each event for the handlers that receive it. The
+// runner's batch wait (projection.WithBatch) bounds how long a new event
+// waits before it is published.
 //
 //	relay := bus.NewRelay(b)
-//	runner, err := projection.NewRunner(store, checkpoints, types, projection.Projection[projection.NoTx]{
+//	runner, err := projection.NewRunner(store, checkpoints, nil, projection.Projection[projection.NoTx]{
 //		Name: "relay",
 //		Handle: func(ctx context.Context, _ projection.NoTx, batch projection.Batch) error {
-//			events := make([]es.RecordedEvent, len(batch.Events))
-//			for i, e := range batch.Events {
-//				events[i] = e.RecordedEvent
-//			}
-//			return relay.Publish(ctx, events...)
+//			return relay.Publish(ctx, batch.Recorded()...)
 //		},
 //	})
 type Relay struct{ b *Bus }

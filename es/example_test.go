@@ -93,6 +93,25 @@ func ExampleUpcast() {
 	// es_test.OrderPlaced {OrderID:o-1 Amount:42}
 }
 
+// A reader that has the events as stored only in pieces, such as a message
+// from a broker, asks whether an event type is upcast before it rebuilds
+// the whole event.
+func ExampleRegistry_HasUpcaster() {
+	types, err := es.NewRegistry(
+		es.Type[OrderPlaced]("OrderPlaced"),
+		es.Upcast("OrderCreated", func(rec es.RecordedEvent) (es.RecordedEvent, error) {
+			rec.Type = "OrderPlaced"
+			return rec, nil
+		}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(types.HasUpcaster("OrderCreated"), types.HasUpcaster("OrderPlaced"))
+	// Output:
+	// true false
+}
+
 // Expected revisions that come from outside the program, such as an HTTP
 // If-Match header, are parsed.
 func ExampleParseExpectedRevision() {

@@ -181,3 +181,31 @@ func FuzzStreamMetadataUnmarshalJSON(f *testing.F) {
 		assert.Equal(t, string(enc), string(again), "encoding is stable")
 	})
 }
+
+// FuzzParseMetadata checks ParseMetadata, which reads plain metadata
+// without encoding/json, against Metadata.UnmarshalJSON: the same metadata,
+// or an error from both.
+func FuzzParseMetadata(f *testing.F) {
+	f.Add([]byte(`{"$causationId":"x","$correlationId":"y"}`))
+	f.Add([]byte(` { "tenant" : "acme" , "$correlationId":"c" } `))
+	f.Add([]byte(`{"a":"1","a":"2","$causationId":"x","$causationId":"z"}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"a":1,"b":"é","c":"\u00e9\n"}`))
+	f.Add([]byte(`{"a":"1",}`))
+	f.Add([]byte(`{"a":"1"} x`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return // empty metadata is the zero Metadata, not JSON
+		}
+		got, err := es.ParseMetadata(data)
+		var want es.Metadata
+		wantErr := json.Unmarshal(data, &want)
+		if wantErr != nil {
+			require.Error(t, err)
+			return
+		}
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	})
+}

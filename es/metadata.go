@@ -78,8 +78,84 @@ func ParseMetadata(data []byte) (Metadata, error) {
 	if len(data) == 0 {
 		return m, nil
 	}
+	if m, ok := parseFlat(data); ok {
+		return m, nil
+	}
 	err := json.Unmarshal(data, &m)
 	return m, err
+}
+
+// parseFlat decodes the common shape of metadata without encoding/json: a
+// JSON object whose keys and values are strings of printable ASCII without
+// escapes. ok is false for anything else, which [Metadata.UnmarshalJSON]
+// decodes; both give the same result where parseFlat succeeds.
+func parseFlat(data []byte) (m Metadata, ok bool) {
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '{' {
+		return m, false
+	}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return m, skipSpace(data, i+1) == len(data)
+	}
+	for {
+		var k, v string
+		if k, i, ok = flatString(data, i); !ok {
+			return m, false
+		}
+		if i = skipSpace(data, i); i == len(data) || data[i] != ':' {
+			return m, false
+		}
+		if v, i, ok = flatString(data, skipSpace(data, i+1)); !ok {
+			return m, false
+		}
+		switch k {
+		case MetadataCorrelationID:
+			m.CorrelationID = v
+		case MetadataCausationID:
+			m.CausationID = v
+		default:
+			if m.Values == nil {
+				m.Values = make(map[string]string)
+			}
+			m.Values[k] = v
+		}
+		if i = skipSpace(data, i); i == len(data) {
+			return m, false
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case '}':
+			return m, skipSpace(data, i+1) == len(data)
+		default:
+			return m, false
+		}
+	}
+}
+
+// flatString reads a JSON string at data[i] of printable ASCII without
+// escapes, and returns it and the index after it.
+func flatString(data []byte, i int) (string, int, bool) {
+	if i == len(data) || data[i] != '"' {
+		return "", i, false
+	}
+	for j := i + 1; j < len(data); j++ {
+		switch c := data[j]; {
+		case c == '"':
+			return string(data[i+1 : j]), j + 1, true
+		case c < 0x20 || c == '\\' || c >= 0x80:
+			return "", i, false
+		}
+	}
+	return "", i, false
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 type metadataKey struct{}

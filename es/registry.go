@@ -242,6 +242,11 @@ func decodeError(rec *RecordedEvent, err error) error {
 	return &DecodeError{Stream: rec.Stream, Revision: rec.Revision, Type: rec.Type, Err: err}
 }
 
+// HasUpcaster reports whether an upcaster is registered for the type name:
+// if not, [Registry.Upcast] returns an event of that type unchanged, and
+// decoding it needs only its type, content type and payload.
+func (r *Registry) HasUpcaster(name string) bool { return r.upcasters[name] != nil }
+
 // Upcast applies the registered upcasters to rec: the upcaster of its type,
 // then, if that changed the type, the upcaster of the new type, and so on.
 // Each type's upcaster runs at most once per event, so an upcaster may keep

@@ -272,6 +272,11 @@ func TestRegistryUpcastChain(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, orderPlaced{OrderID: "o-2", Amount: 3}, got)
 	assert.Empty(t, calls)
+
+	assert.True(t, r.HasUpcaster("OrderCreated"))
+	assert.True(t, r.HasUpcaster("OrderPlacedV2"))
+	assert.False(t, r.HasUpcaster("OrderPlaced"), "the end of the chain has no upcaster")
+	assert.False(t, r.HasUpcaster("Unknown"))
 }
 
 func TestRegistryUpcastPayloadOnly(t *testing.T) {
