@@ -22,8 +22,9 @@ import (
 // a GET reads the row. It is the floor that the service's figures are
 // compared with.
 type bareAPI struct {
-	db  *sql.DB
-	now func() time.Time
+	writer *sql.DB // for the POST's transaction
+	reader *sql.DB // for reading the row back
+	now    func() time.Time
 }
 
 // Schemas of the baseline: an event table with the columns of es/sqlstore's
@@ -68,15 +69,44 @@ var (
 		version     BIGINT NOT NULL)`
 )
 
-// newBareAPI creates the baseline's tables in db with schema, and returns
-// its API.
-func newBareAPI(tb testing.TB, db *sql.DB, schema []string) *bareAPI {
+// newBareSQLite returns the baseline on a SQLite file at path, as a
+// careful hand-written service would open it: one connection that writes
+// (so that writers queue in the pool instead of in SQLite's busy handler,
+// as in es/sqlstore), and a pool that reads.
+func newBareSQLite(tb testing.TB, path string) *bareAPI {
+	tb.Helper()
+	writer, err := sql.Open("sqlite", sqliteDSN(path))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { writer.Close() })
+	writer.SetMaxOpenConns(1)
+	reader, err := sql.Open("sqlite", sqliteDSN(path))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { reader.Close() })
+	reader.SetMaxIdleConns(16)
+	return newBareAPI(tb, writer, reader, bareSQLite)
+}
+
+// newBarePostgres returns the baseline on the PostgreSQL database at url,
+// with a pool that keeps a connection for each of 16 clients (the default
+// keeps two, and opens and closes the others for every request).
+func newBarePostgres(tb testing.TB, url string) *bareAPI {
+	tb.Helper()
+	db, err := sql.Open("pgx", url)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { db.Close() })
+	db.SetMaxIdleConns(16)
+	return newBareAPI(tb, db, db, barePostgres)
+}
+
+// newBareAPI creates the baseline's tables with schema, and returns its
+// API.
+func newBareAPI(tb testing.TB, writer, reader *sql.DB, schema []string) *bareAPI {
 	tb.Helper()
 	for _, stmt := range schema {
-		_, err := db.ExecContext(tb.Context(), stmt)
+		_, err := writer.ExecContext(tb.Context(), stmt)
 		require.NoError(tb, err)
 	}
-	return &bareAPI{db: db, now: time.Now}
+	return &bareAPI{writer: writer, reader: reader, now: time.Now}
 }
 
 func (b *bareAPI) routes() http.Handler {
@@ -147,7 +177,7 @@ var errBareExists = errors.New("the order exists already")
 // model's row, in one transaction.
 func (b *bareAPI) append(r *http.Request, e order.Placed, data, metadata []byte, items string) (int64, error) {
 	ctx := r.Context()
-	tx, err := b.db.BeginTx(ctx, nil)
+	tx, err := b.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -182,7 +212,7 @@ func (b *bareAPI) getOrder(w http.ResponseWriter, r *http.Request) {
 func (b *bareAPI) writeOrder(w http.ResponseWriter, r *http.Request, status int, id string) {
 	var o bareOrder
 	var items string
-	err := b.db.QueryRowContext(r.Context(), `SELECT order_id, customer_id, status, subtotal, items, placed_at, version FROM bare_orders WHERE order_id = $1`, id).
+	err := b.reader.QueryRowContext(r.Context(), `SELECT order_id, customer_id, status, subtotal, items, placed_at, version FROM bare_orders WHERE order_id = $1`, id).
 		Scan(&o.OrderID, &o.CustomerID, &o.Status, &o.Subtotal, &items, &o.PlacedAt, &o.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		writeError(w, http.StatusNotFound, "order not found")

@@ -125,10 +125,7 @@ func BenchmarkService(b *testing.B) {
 		}
 	}
 	b.Run("bare-sqlite", func(b *testing.B) {
-		db, err := sql.Open("sqlite", sqliteDSN(filepath.Join(b.TempDir(), "bare.db")))
-		require.NoError(b, err)
-		b.Cleanup(func() { db.Close() })
-		benchClients(b, serveBare(b, newBareAPI(b, db, bareSQLite)), nil)
+		benchClients(b, serveBare(b, newBareSQLite(b, filepath.Join(b.TempDir(), "bare.db"))), nil)
 	})
 	b.Run("sqlite", func(b *testing.B) {
 		a := openTestApp(b, infra{data: filepath.Join(b.TempDir(), "orders.db")}, quietLogger())
@@ -136,10 +133,7 @@ func BenchmarkService(b *testing.B) {
 	})
 	b.Run("bare-postgres", func(b *testing.B) {
 		needPostgres(b)
-		db, err := sql.Open("pgx", postgresSchema(b, pg))
-		require.NoError(b, err)
-		b.Cleanup(func() { db.Close() })
-		benchClients(b, serveBare(b, newBareAPI(b, db, barePostgres)), nil)
+		benchClients(b, serveBare(b, newBarePostgres(b, postgresSchema(b, pg))), nil)
 	})
 	b.Run("postgres", func(b *testing.B) {
 		needPostgres(b)
@@ -382,4 +376,25 @@ func (w *confirmWatch) latencies(tb testing.TB, res loadResult) []time.Duration 
 			require.FailNow(tb, fmt.Sprintf("the stock check confirmed %d of %d orders in a minute", len(out), len(res.placed)))
 		}
 	}
+}
+
+// TestLoadOnBareBaseline runs the load generator against the benchmark's
+// baseline, so that neither can rot unnoticed.
+func TestLoadOnBareBaseline(t *testing.T) {
+	url := serveBare(t, newBareSQLite(t, filepath.Join(t.TempDir(), "bare.db")))
+	l := load{url: url, clients: 2, orders: 20, prefix: newRunPrefix()}
+	res, err := l.run(t.Context())
+	require.NoError(t, err)
+	assert.Len(t, res.placed, 20)
+	assert.ElementsMatch(t, res.ids(), func() (ids []string) {
+		for i := range 20 {
+			ids = append(ids, fmt.Sprintf("%s-%d", l.prefix, i+1))
+		}
+		return ids
+	}())
+
+	// Placing an order twice is a conflict, as in the service.
+	again := load{url: url, clients: 1, orders: 1, prefix: l.prefix}
+	_, err = again.run(t.Context())
+	assert.ErrorContains(t, err, "409 Conflict")
 }
