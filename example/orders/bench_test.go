@@ -353,9 +353,12 @@ func (w *confirmWatch) signal() {
 
 // latencies waits until every order of res is confirmed, and returns, for
 // each, the time from sending its POST until its confirmation was stored.
+// It fails the test when no order is confirmed for 30 seconds.
 func (w *confirmWatch) latencies(tb testing.TB, res loadResult) []time.Duration {
 	tb.Helper()
-	deadline := time.After(time.Minute)
+	const patience = 30 * time.Second
+	stalled := time.NewTimer(patience)
+	defer stalled.Stop()
 	for {
 		w.mu.Lock()
 		out := make([]time.Duration, 0, len(res.placed))
@@ -372,8 +375,9 @@ func (w *confirmWatch) latencies(tb testing.TB, res loadResult) []time.Duration 
 		}
 		select {
 		case <-w.changed:
-		case <-deadline:
-			require.FailNow(tb, fmt.Sprintf("the stock check confirmed %d of %d orders in a minute", len(out), len(res.placed)))
+			stalled.Reset(patience)
+		case <-stalled.C:
+			require.FailNow(tb, fmt.Sprintf("the stock check confirmed %d of %d orders, then none for %v", len(out), len(res.placed), patience))
 		}
 	}
 }
