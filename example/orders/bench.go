@@ -29,7 +29,7 @@ func benchCommand(fs *flag.FlagSet) action {
 	url := fs.String("url", "http://127.0.0.1:8080", "the `URL` of a running orders service (orders serve)")
 	clients := fs.Int("clients", 16, "how many clients place orders at once")
 	n := fs.Int("n", 2000, "how many orders to place in all")
-	wait := fs.Duration("confirm-wait", 30*time.Second, "how long to wait for the stock check to confirm the orders placed; 0 skips the confirmation latency")
+	wait := fs.Duration("confirm-wait", 2*time.Minute, "how long to wait for the stock check to confirm the orders placed; 0 skips the confirmation latency")
 	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 		if len(args) > 0 {
 			return usagef("unexpected arguments %q", args)
