@@ -97,6 +97,17 @@ type loadResult struct {
 // rate returns the orders placed (and read back) per second.
 func (r loadResult) rate() float64 { return float64(len(r.placed)) / r.elapsed.Seconds() }
 
+// start returns when the first order was sent.
+func (r loadResult) start() time.Time {
+	var first time.Time
+	for _, p := range r.placed {
+		if first.IsZero() || p.start.Before(first) {
+			first = p.start
+		}
+	}
+	return first
+}
+
 // latencies returns the latencies of the orders, command and read.
 func (r loadResult) latencies() []time.Duration {
 	out := make([]time.Duration, len(r.placed))

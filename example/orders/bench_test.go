@@ -102,8 +102,11 @@ func TestPercentile(t *testing.T) {
 // position the POST answered with (read your writes). Each sub-benchmark
 // reports the orders per second (req/s), the p50 and p99 of the POST and
 // GET together, the p50 and p99 of the time from sending the POST until
-// the stock check's OrderConfirmed event is stored (its Created time), and
-// the load average. Configurations:
+// the stock check's OrderConfirmed event is stored (its Created time),
+// the confirmations per second (from the first POST to the last
+// confirmation: below req/s, the stock check falls behind and the
+// confirmation latency grows with the run's length), and the load average.
+// Configurations:
 //
 //   - bare-sqlite, bare-postgres: the baseline, hand-written SQL behind
 //     the same HTTP shape (see bareAPI);
@@ -172,7 +175,8 @@ func benchClients(b *testing.B, url string, store es.Store) {
 			b.ReportMetric(msOf(percentile(lat, 0.50)), "p50-ms")
 			b.ReportMetric(msOf(percentile(lat, 0.99)), "p99-ms")
 			if watch != nil {
-				conf := watch.latencies(b, res)
+				conf, last := watch.latencies(b, res)
+				b.ReportMetric(float64(len(conf))/last.Sub(res.start()).Seconds(), "confirms/s")
 				b.ReportMetric(msOf(percentile(conf, 0.50)), "confirm-p50-ms")
 				b.ReportMetric(msOf(percentile(conf, 0.99)), "confirm-p99-ms")
 			}
@@ -352,9 +356,10 @@ func (w *confirmWatch) signal() {
 }
 
 // latencies waits until every order of res is confirmed, and returns, for
-// each, the time from sending its POST until its confirmation was stored.
-// It fails the test when no order is confirmed for 30 seconds.
-func (w *confirmWatch) latencies(tb testing.TB, res loadResult) []time.Duration {
+// each, the time from sending its POST until its confirmation was stored,
+// and when the last confirmation was stored. It fails the test when no
+// order is confirmed for 30 seconds.
+func (w *confirmWatch) latencies(tb testing.TB, res loadResult) ([]time.Duration, time.Time) {
 	tb.Helper()
 	const patience = 30 * time.Second
 	stalled := time.NewTimer(patience)
@@ -362,16 +367,20 @@ func (w *confirmWatch) latencies(tb testing.TB, res loadResult) []time.Duration 
 	for {
 		w.mu.Lock()
 		out := make([]time.Duration, 0, len(res.placed))
+		var last time.Time
 		for _, p := range res.placed {
 			if at, ok := w.at[p.id]; ok {
 				out = append(out, at.Sub(p.start))
+				if at.After(last) {
+					last = at
+				}
 			}
 		}
 		err := w.err
 		w.mu.Unlock()
 		require.NoError(tb, err, "the subscription to OrderConfirmed events")
 		if len(out) == len(res.placed) {
-			return out
+			return out, last
 		}
 		select {
 		case <-w.changed:
