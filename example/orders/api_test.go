@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -18,8 +17,6 @@ import (
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/memstore"
 	"github.com/eventfold/eventfold/example/orders/order"
-	"github.com/eventfold/eventfold/projection"
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -50,16 +47,7 @@ func startServiceOn(t *testing.T, a *app, cfg serviceConfig) (*httptest.Server, 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- svc.run(ctx) }()
-	for _, r := range append(a.runners, nil) {
-		status := svc.relay.Status
-		if r != nil {
-			status = r.Status
-		}
-		require.Eventually(t, func() bool {
-			st, err := status(t.Context())
-			return err == nil && st.State == projection.StateLive
-		}, 10*time.Second, time.Millisecond, "the read models and the relay go live")
-	}
+	waitLive(t, svc)
 	srv := httptest.NewServer(newAPI(svc).routes())
 	t.Cleanup(func() {
 		srv.Close()
@@ -219,23 +207,8 @@ func TestServiceOnPostgreSQLAndNATS(t *testing.T) {
 	if natsURL == "" {
 		t.Skip("EVENTFOLD_TEST_NATS is not set: no NATS JetStream for the service test")
 	}
-	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	admin, err := sql.Open("pgx", pg)
-	require.NoError(t, err)
-	t.Cleanup(func() { admin.Close() })
-	schema := "orders_" + id
-	_, err = admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	sep := "?"
-	if strings.Contains(pg, "?") {
-		sep = "&"
-	}
-	a, err := openApp(t.Context(), infra{postgres: pg + sep + "search_path=" + schema}, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = a.Close() })
-
-	prefix := "orders-" + id + "-"
+	a := openTestApp(t, infra{postgres: postgresSchema(t, pg)}, slog.New(slog.DiscardHandler))
+	prefix := "orders-" + shortID() + "-"
 	t.Cleanup(func() { deleteStreams(t, natsURL, prefix) })
 	srv, _ := startServiceOn(t, a, serviceConfig{nats: natsURL, topicPrefix: prefix, autoConfirm: true})
 	res := call(t, srv, "POST", "/orders", placeBody, "X-Request-Id", "req-pg")
@@ -249,7 +222,7 @@ func TestServiceOnPostgreSQLAndNATS(t *testing.T) {
 }
 
 // deleteStreams deletes the JetStream streams of the topics with prefix.
-func deleteStreams(t *testing.T, url, prefix string) {
+func deleteStreams(t testing.TB, url, prefix string) {
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Logf("cleanup: %v", err)

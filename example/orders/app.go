@@ -52,6 +52,13 @@ func sqliteDSN(path string) string {
 	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate"
 }
 
+// maxIdleConns is how many idle connections the pool of the read models
+// keeps. database/sql keeps 2 by default: the requests, runners and event
+// handlers of a service under load would then open a connection for nearly
+// every query, and close it after (on PostgreSQL, a new server process each
+// time).
+const maxIdleConns = 32
+
 // app is the orders application: its event store, aggregates and read side.
 type app struct {
 	store       es.Store
@@ -111,6 +118,7 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.db.Close)
+	a.db.SetMaxIdleConns(maxIdleConns)
 	return a, a.build(ctx, dialect)
 }
 

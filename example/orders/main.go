@@ -12,11 +12,14 @@
 //	seed    place -n random orders, and move some of them along
 //	replay  list, rebuild or drop the read models (replay help for more)
 //	status  show where the event store and the read models stand
+//	bench   drive a running service with concurrent clients, and measure it
 //
 // Every command keeps events, read models and checkpoints in one SQLite
 // file, orders.db (-data changes it), unless flags choose other
 // infrastructure: -esdb (events in EventStoreDB), -postgres (read models,
-// and events without -esdb, in PostgreSQL), -nats (the bus on NATS).
+// and events without -esdb, in PostgreSQL), -nats (the bus on NATS). The
+// bench command keeps nothing: it drives a service that serve runs, over
+// HTTP, and prints the throughput and latencies it measured.
 //
 // Run "orders <command> -h" for the flags of a command.
 package main
@@ -64,6 +67,7 @@ var commands = []command{
 	{name: "seed", summary: "place -n random orders, and move some of them along", setup: seedCommand},
 	{name: "replay", summary: "list, rebuild or drop the read models (replay help for more)", setup: replayCommand},
 	{name: "status", summary: "show where the event store and the read models stand", setup: statusCommand},
+	{name: "bench", summary: "drive a running service with concurrent clients, and measure it", setup: benchCommand},
 }
 
 func main() {

@@ -120,6 +120,8 @@ func TestRun(t *testing.T) {
 		{"demo", []string{"demo", "--data", filepath.Join(t.TempDir(), "orders.db")}, 0, "5. Where the orders stand, loaded from their events", ""},
 		{"help", []string{"-h"}, 0, "usage: orders <command> [flags]", ""},
 		{"help command", []string{"help"}, 0, "  demo     tell a scripted story of orders, kept in orders.db", ""},
+		{"help lists bench", []string{"-h"}, 0, "  bench    drive a running service with concurrent clients, and measure it", ""},
+		{"bench help", []string{"bench", "-h"}, 0, "  -clients int", ""},
 		{"demo help", []string{"demo", "-h"}, 0, "usage: orders demo [flags]", ""},
 		{"no command", nil, 2, "", "usage: orders <command> [flags]"},
 		{"unknown command", []string{"serve-all"}, 2, "", `orders: unknown command "serve-all"`},
