@@ -10,6 +10,7 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -167,7 +168,7 @@ func (g *streamsService) Read(req *api.ReadReq, call api.Streams_ReadServer) err
 // sendAll sends records as read events.
 func (g *streamsService) sendAll(p readPlan, recs []*record, call api.Streams_ReadServer) error {
 	for _, rec := range recs {
-		if err := call.Send(g.srv.store.readEvent(rec, p)); err != nil {
+		if err := g.srv.store.sendRead(call, rec, p); err != nil {
 			return err
 		}
 	}
@@ -271,25 +272,20 @@ func (s *store) readAll(p readPlan) []*record {
 	return out
 }
 
-// readEvent builds the wire form of a record, resolving a link if asked.
-func (s *store) readEvent(rec *record, p readPlan) *api.ReadResp {
-	// Every recorded event carries its position; the read event's own
-	// position (the client's ResolvedEvent.Commit) comes with `$all` only.
-	ev := &api.ReadResp_ReadEvent{
-		Event:    recordedEvent(rec, p.stringIDs),
-		Position: &api.ReadResp_ReadEvent_NoPosition{NoPosition: &shared.Empty{}},
-	}
-	if p.all {
-		ev.Position = &api.ReadResp_ReadEvent_CommitPosition{CommitPosition: rec.position}
-	}
+// sendRead sends a record as a read event, resolving a link if asked.
+func (s *store) sendRead(call grpc.ServerStream, rec *record, p readPlan) error {
+	event, link := s.resolveRead(rec, p)
+	return call.SendMsg(encodeReadEvent(event, link, p))
+}
+
+// resolveRead returns what the read event of a record carries: the record
+// itself, or, for a link to resolve, its target (nil when it is gone) and
+// the link.
+func (s *store) resolveRead(rec *record, p readPlan) (event, link *record) {
 	if p.resolve && rec.eventType == linkEventType {
-		// A link whose target is gone comes back as the link alone.
-		ev.Link, ev.Event = ev.Event, nil
-		if target := s.resolveLink(rec); target != nil {
-			ev.Event = recordedEvent(target, p.stringIDs)
-		}
+		return s.resolveLink(rec), rec
 	}
-	return &api.ReadResp{Content: &api.ReadResp_Event{Event: ev}}
+	return rec, nil
 }
 
 // resolveLink finds the record a link event points to, nil if it is gone.

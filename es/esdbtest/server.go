@@ -102,6 +102,8 @@ func (s *Server) serve(lis net.Listener) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 10 * time.Second}),
 		grpc.MaxRecvMsgSize(max(maxRecvMsgSize, 2*s.cfg.maxAppendSize)),
 		grpc.WaitForHandlers(true),
+		// Protobuf, plus read events the server writes in wire form itself.
+		grpc.ForceServerCodecV2(newServerCodec()),
 		grpc.ChainUnaryInterceptor(recoverUnary, s.unaryAuth, s.faults.unary),
 		grpc.ChainStreamInterceptor(recoverStream, s.streamAuth, s.faults.stream),
 	}

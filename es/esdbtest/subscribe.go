@@ -130,13 +130,13 @@ func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer
 			live = false
 		}
 		for _, rec := range b.events {
-			if err := call.Send(s.readEvent(rec, p)); err != nil {
+			if err := s.sendRead(call, rec, p); err != nil {
 				return err
 			}
 		}
 		next = b.next
 		if b.tombstone != nil {
-			if err := call.Send(s.readEvent(b.tombstone, p)); err != nil {
+			if err := s.sendRead(call, b.tombstone, p); err != nil {
 				return err
 			}
 			return streamDeletedStatus(call.SetTrailer, p.stream)
@@ -224,7 +224,7 @@ func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) e
 			cursor = rec.position
 			scanned++
 			if p.filter.match(rec) {
-				if err := call.Send(s.readEvent(rec, p)); err != nil {
+				if err := s.sendRead(call, rec, p); err != nil {
 					return err
 				}
 			}

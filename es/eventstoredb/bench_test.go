@@ -18,7 +18,13 @@ import (
 
 func rawClient(b *testing.B, srv *esdbtest.Server) *esdb.Client {
 	b.Helper()
-	cfg, err := esdb.ParseConnectionString(srv.ConnectionString())
+	return connect(b, srv.ConnectionString())
+}
+
+// connect returns a bare v4 client on a connection string.
+func connect(b *testing.B, conn string) *esdb.Client {
+	b.Helper()
+	cfg, err := esdb.ParseConnectionString(conn)
 	if err != nil {
 		b.Fatal(err)
 	}
