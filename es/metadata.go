@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
+	"unicode/utf8"
 )
 
 // Keys of the metadata that EventStoreDB's own tools understand.
@@ -25,8 +28,14 @@ type Metadata struct {
 	Values map[string]string
 }
 
-// MarshalJSON encodes the metadata as one flat JSON object.
+// MarshalJSON encodes the metadata as one flat JSON object. A key or value
+// that is not valid UTF-8 is an error wrapping [ErrInvalidArgument]:
+// encoding/json would replace its bytes with U+FFFD and store something else
+// than what was given.
 func (m Metadata) MarshalJSON() ([]byte, error) {
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
 	obj := make(map[string]string, len(m.Values)+2)
 	maps.Copy(obj, m.Values)
 	delete(obj, MetadataCorrelationID)
@@ -40,8 +49,37 @@ func (m Metadata) MarshalJSON() ([]byte, error) {
 	return json.Marshal(obj)
 }
 
+// validate reports the first key or value of m, in a stable order, that is
+// not valid UTF-8.
+func (m Metadata) validate() error {
+	if !utf8.ValidString(m.CorrelationID) {
+		return invalidUTF8("correlation ID", m.CorrelationID)
+	}
+	if !utf8.ValidString(m.CausationID) {
+		return invalidUTF8("causation ID", m.CausationID)
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.Values)) {
+		if k == MetadataCorrelationID || k == MetadataCausationID {
+			continue // never encoded
+		}
+		if !utf8.ValidString(k) {
+			return invalidUTF8("key", k)
+		}
+		if v := m.Values[k]; !utf8.ValidString(v) {
+			return invalidUTF8(fmt.Sprintf("value of key %q", k), v)
+		}
+	}
+	return nil
+}
+
+func invalidUTF8(what, s string) error {
+	return fmt.Errorf("%w: metadata %s %q is not valid UTF-8", ErrInvalidArgument, what, s)
+}
+
 // UnmarshalJSON decodes a flat JSON object. Values that are not strings are
-// kept as their JSON text.
+// kept as their JSON text. As encoding/json does in strings, each byte that
+// is not part of valid UTF-8 becomes U+FFFD, so what decodes always
+// encodes.
 func (m *Metadata) UnmarshalJSON(data []byte) error {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(data, &obj); err != nil {
@@ -49,7 +87,7 @@ func (m *Metadata) UnmarshalJSON(data []byte) error {
 	}
 	var out Metadata
 	for k, raw := range obj {
-		s := string(raw)
+		s := validUTF8(raw)
 		if len(raw) > 0 && raw[0] == '"' {
 			if err := json.Unmarshal(raw, &s); err != nil {
 				return fmt.Errorf("es: metadata: %s: %w", k, err)
@@ -69,6 +107,21 @@ func (m *Metadata) UnmarshalJSON(data []byte) error {
 	}
 	*m = out
 	return nil
+}
+
+// validUTF8 returns b as a string with each byte that is not part of valid
+// UTF-8 replaced by U+FFFD, as encoding/json decodes strings.
+func validUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	var sb strings.Builder
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		sb.WriteRune(r) // utf8.RuneError (U+FFFD) for an invalid byte, n = 1
+		b = b[n:]
+	}
+	return sb.String()
 }
 
 // ParseMetadata decodes an event's metadata. Empty metadata is the zero

@@ -40,6 +40,34 @@ func TestMetadataJSON(t *testing.T) {
 		assert.Equal(t, "c", m.CorrelationID)
 		assert.Equal(t, map[string]string{"n": "42", "o": `{"a":[1]}`, "b": "true"}, m.Values)
 	})
+	t.Run("InvalidUTF8", func(t *testing.T) {
+		// encoding/json would store U+FFFD instead: an error, not a change.
+		for name, m := range map[string]es.Metadata{
+			"CorrelationID": {CorrelationID: "c\xff"},
+			"CausationID":   {CausationID: "\xc3("},
+			"Value":         {Values: map[string]string{"tenant": "ac\xffme"}},
+			"Key":           {Values: map[string]string{"ten\xfeant": "acme"}},
+		} {
+			_, err := json.Marshal(m)
+			require.Errorf(t, err, "%s", name)
+			assert.ErrorIsf(t, err, es.ErrInvalidArgument, "%s", name)
+			assert.ErrorContainsf(t, err, "not valid UTF-8", "%s", name)
+		}
+		// Values that are never encoded are not checked.
+		data, err := json.Marshal(es.Metadata{CorrelationID: "c", Values: map[string]string{es.MetadataCorrelationID: "\xff"}})
+		require.NoError(t, err)
+		assert.JSONEq(t, `{"$correlationId":"c"}`, string(data))
+	})
+	t.Run("InvalidUTF8InNonStringValue", func(t *testing.T) {
+		// A value that is not a string is kept as its JSON text, with
+		// invalid bytes replaced as encoding/json does in strings, so that
+		// what decodes encodes.
+		var m es.Metadata
+		require.NoError(t, json.Unmarshal([]byte("{\"o\":{\"a\":\"\xff\xfe\"},\"s\":\"\xff\"}"), &m))
+		assert.Equal(t, map[string]string{"o": "{\"a\":\"\ufffd\ufffd\"}", "s": "\ufffd"}, m.Values)
+		_, err := json.Marshal(m)
+		require.NoError(t, err)
+	})
 	t.Run("Invalid", func(t *testing.T) {
 		for _, in := range []string{`[]`, `"x"`, `{`, `1`} {
 			var m es.Metadata

@@ -172,7 +172,9 @@ func (r *Registry) Name(event any) (string, error) {
 
 // Encode turns a domain event into [EventData]: its registered type name, a
 // new event ID, the payload encoded with the registry's codec, and the
-// metadata that ctx carries ([MetadataFromContext]).
+// metadata that ctx carries ([MetadataFromContext]). Metadata that is not
+// valid UTF-8 is an error wrapping [ErrInvalidArgument], never stored
+// altered.
 func (r *Registry) Encode(ctx context.Context, event any) (EventData, error) {
 	name, err := r.Name(event)
 	if err != nil {
@@ -184,7 +186,7 @@ func (r *Registry) Encode(ctx context.Context, event any) (EventData, error) {
 	}
 	ed := EventData{ID: uuid.New(), Type: name, ContentType: r.codec.ContentType(), Data: data}
 	if md := MetadataFromContext(ctx); md.CorrelationID != "" || md.CausationID != "" || len(md.Values) > 0 {
-		if ed.Metadata, err = json.Marshal(md); err != nil {
+		if ed.Metadata, err = md.MarshalJSON(); err != nil {
 			return EventData{}, fmt.Errorf("es: encode metadata of %q: %w", name, err)
 		}
 	}

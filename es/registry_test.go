@@ -1,6 +1,7 @@
 package es_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,6 +132,19 @@ func TestRegistryEncodeDecode(t *testing.T) {
 		ed, err := r.Encode(ctx, orderShipped{OrderID: "o-1"})
 		require.NoError(t, err)
 		assert.JSONEq(t, `{"$correlationId":"corr","tenant":"acme"}`, string(ed.Metadata))
+	})
+	t.Run("EncodeMetadataInvalidUTF8", func(t *testing.T) {
+		for _, ctx := range []context.Context{
+			es.WithCorrelationID(t.Context(), "corr-\xff"),
+			es.WithCausationID(t.Context(), "\xe2\x82"),
+			es.WithMetadataValue(t.Context(), "tenant", "\xffacme"),
+			es.WithMetadataValue(t.Context(), "\xff", "acme"),
+		} {
+			_, err := r.Encode(ctx, orderShipped{OrderID: "o-1"})
+			require.ErrorIs(t, err, es.ErrInvalidArgument, "metadata that is not valid UTF-8 is not stored altered")
+			assert.ErrorContains(t, err, `es: encode metadata of "OrderShipped"`)
+			assert.ErrorContains(t, err, "not valid UTF-8")
+		}
 	})
 	t.Run("EncodeNewID", func(t *testing.T) {
 		a, err := r.Encode(t.Context(), orderShipped{})

@@ -75,7 +75,15 @@ var (
 
 // AfterRevision starts a stream subscription after revision, exclusive: the
 // first event delivered is revision+1.
+//
+// AfterRevision([StreamEnd]) (math.MaxUint64, which has no revision after
+// it) is [FromStreamEnd]: only events appended after the subscription
+// started, as EventStoreDB does with a revision of 2^64-1 (its own "end" of
+// a stream). It never wraps around to the start of the stream.
 func AfterRevision(revision uint64) StreamCursor {
+	if revision == StreamEnd {
+		return FromStreamEnd
+	}
 	return StreamCursor{kind: cursorAfter, revision: revision}
 }
 

@@ -111,4 +111,14 @@ func TestStreamCursor(t *testing.T) {
 	assert.Equal(t, "start", es.FromStreamStart.String())
 	assert.Equal(t, "end", es.FromStreamEnd.String())
 	assert.NotEqual(t, es.FromStreamStart, es.AfterRevision(0), "after revision 0 is not the start")
+
+	// There is no revision after StreamEnd: as in EventStoreDB, it is the end.
+	end := es.AfterRevision(es.StreamEnd)
+	assert.Equal(t, es.FromStreamEnd, end, "AfterRevision(StreamEnd) is FromStreamEnd")
+	assert.True(t, end.IsEnd())
+	_, ok = end.Revision()
+	assert.False(t, ok, "AfterRevision(StreamEnd) has no revision to add 1 to")
+	rev, ok = es.AfterRevision(es.StreamEnd - 1).Revision()
+	assert.True(t, ok)
+	assert.Equal(t, es.StreamEnd-1, rev)
 }

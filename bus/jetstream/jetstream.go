@@ -10,6 +10,16 @@
 //	defer t.Close()
 //	b, err := bus.New(commands, events, t.Options()...)
 //
+// # De-duplication
+//
+// Every message is published with its Watermill UUID as its JetStream
+// message ID (the Nats-Msg-Id header). For relayed events that UUID is the
+// event's ID, so JetStream drops a redelivery of the relay (after a crash
+// between a publication and its checkpoint) that arrives within the
+// stream's duplicate window: 2 minutes, the server's default for the
+// streams the transport makes. Later redeliveries still reach the
+// consumers: keep their handlers idempotent ([bus.Idempotent]).
+//
 // # Lifetime
 //
 // The Transport owns its connections: Close closes its publishers and
@@ -62,9 +72,10 @@ func New(url string, logger *slog.Logger) (*Transport, error) {
 }
 
 // streams is the JetStream configuration of commands and events: streams
-// made on demand.
+// made on demand, and messages published with their UUID as JetStream
+// message ID (Nats-Msg-Id), which JetStream de-duplicates.
 func (t *Transport) streams() wnats.JetStreamConfig {
-	return wnats.JetStreamConfig{AutoProvision: true}
+	return wnats.JetStreamConfig{AutoProvision: true, TrackMsgId: true}
 }
 
 // Options returns the bus options that run a bus on the transport.

@@ -3,6 +3,7 @@ package jetstream_test
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,90 @@ func TestBusOnJetStream(t *testing.T) {
 	require.NoError(t, <-done)
 	require.NoError(t, b.Close())
 	require.NoError(t, tr.Close(), "the transport closes what it made")
+}
+
+// TestRedeliveryIsDeduplicated publishes the same stored event twice, as the
+// relay does after a crash between a publication and its checkpoint: with
+// the event ID as JetStream message ID, the stream keeps it once and the
+// handler sees it once.
+func TestRedeliveryIsDeduplicated(t *testing.T) {
+	url := os.Getenv("EVENTFOLD_TEST_NATS")
+	if url == "" {
+		t.Skip("EVENTFOLD_TEST_NATS is not set: no NATS JetStream to run the bus on")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	prefix := "jsd" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + "-"
+	t.Cleanup(func() { deleteStreams(t, url, prefix) })
+
+	tr, err := jetstream.New(url, nil)
+	require.NoError(t, err)
+	commands, err := es.NewRegistry()
+	require.NoError(t, err)
+	events, err := es.NewRegistry(es.Type[Pinged]("Pinged"))
+	require.NoError(t, err)
+	b, err := bus.New(commands, events, append(tr.Options(), bus.WithTopicPrefix(prefix))...)
+	require.NoError(t, err)
+	seen := make(chan es.RecordedEvent, 10)
+	require.NoError(t, bus.HandleEvent(b, "counter", func(ctx context.Context, _ Pinged) error {
+		rec, _ := bus.EventFromContext(ctx)
+		seen <- rec
+		return nil
+	}))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	select {
+	case <-b.Running():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the bus did not start")
+	}
+
+	event := func(n int) es.RecordedEvent {
+		return es.RecordedEvent{
+			ID: uuid.New(), Stream: "ping-1", Revision: uint64(n), Type: "Pinged", ContentType: es.ContentTypeJSON,
+			Data: []byte(`{"n":` + strconv.Itoa(n) + `}`), Position: es.Position{Commit: uint64(n + 1), Prepare: uint64(n + 1)},
+		}
+	}
+	first, marker := event(0), event(1)
+	relay := bus.NewRelay(b)
+	require.NoError(t, relay.Publish(ctx, first))
+	require.NoError(t, relay.Publish(ctx, first), "a redelivery is accepted, and dropped by JetStream")
+	require.NoError(t, relay.Publish(ctx, marker))
+
+	// The stream holds each event once.
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := nc.JetStream()
+	require.NoError(t, err)
+	var msgs uint64
+	for name := range js.StreamNames() {
+		if strings.HasPrefix(name, prefix) {
+			info, err := js.StreamInfo(name)
+			require.NoError(t, err)
+			msgs += info.State.Msgs
+		}
+	}
+	assert.Equal(t, uint64(2), msgs, "the redelivery is not stored")
+
+	// The handler sees the first event, then the marker, published after
+	// the redelivery: nothing in between.
+	var got []uuid.UUID
+	for len(got) < 2 {
+		select {
+		case rec := <-seen:
+			got = append(got, rec.ID)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the handler saw %v, want %v then %v", got, first.ID, marker.ID)
+		}
+	}
+	assert.Equal(t, []uuid.UUID{first.ID, marker.ID}, got)
+
+	cancel()
+	require.NoError(t, <-done)
+	require.NoError(t, b.Close())
+	require.NoError(t, tr.Close())
 }
 
 // deleteStreams deletes the JetStream streams of the topics with prefix.

@@ -84,6 +84,18 @@ func (s *suite) testSubscribeStream(t *testing.T) {
 		sub.requireEvents(stream, 3)
 	})
 
+	// es.StreamEnd (2^64-1) has no revision after it: EventStoreDB takes it
+	// for the end of the stream, so after it means only new events, never a
+	// wrap-around to revision 0.
+	s.run(t, "AfterStreamEnd", func(t *testing.T, store es.Store) {
+		stream := newStream("sub")
+		appendOK(t, store, stream, es.NoStream, newEvents(3, "Sub")...)
+		sub := s.subscribeStream(t, store, stream, es.SubscribeStreamOptions{From: es.AfterRevision(es.StreamEnd)})
+		sub.requireCaughtUp()
+		appendOK(t, store, stream, es.Exact(2), newEvents(2, "Live")...)
+		sub.requireEvents(stream, 3, 4)
+	})
+
 	s.run(t, "FromEnd", func(t *testing.T, store es.Store) {
 		stream := newStream("sub")
 		appendOK(t, store, stream, es.NoStream, newEvents(3, "Sub")...)
