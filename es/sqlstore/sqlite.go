@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 
@@ -115,9 +116,11 @@ type sqliteDB struct {
 	// stmts are prepared on the writer, by SQL text; written only before
 	// the store is used.
 	stmts map[string]*sql.Stmt
+	// reads are the statements prepared on the read pool, by SQL text.
+	reads sync.Map
 }
 
-func (d *sqliteDB) reader() queryer { return sqlReader{d.readDB} }
+func (d *sqliteDB) reader() queryer { return sqlReader{d.readDB, &d.reads} }
 
 func (d *sqliteDB) write(ctx context.Context, f func(tx querier) error) error {
 	tx, err := d.writeDB.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see _txlock
@@ -267,20 +270,47 @@ func (d *sqliteDB) close() error {
 	for _, st := range d.stmts {
 		errs = append(errs, st.Close())
 	}
+	d.reads.Range(func(_, st any) bool {
+		errs = append(errs, st.(*sql.Stmt).Close())
+		return true
+	})
 	return errors.Join(append(errs, d.readDB.Close(), d.writeDB.Close())...)
 }
 
-// sqlReader is the queryer of a database/sql pool.
+// sqlReader is the queryer of a database/sql pool. It prepares each
+// statement once (database/sql prepares it again on each connection that
+// runs it, once): a read store runs a few statements many times, and
+// SQLite would otherwise compile each query anew.
 type sqlReader struct {
-	db *sql.DB
+	db    *sql.DB
+	stmts *sync.Map // SQL text → *sql.Stmt
 }
 
-func (q sqlReader) query(ctx context.Context, sql string, args ...any) (rows, error) {
-	r, err := q.db.QueryContext(ctx, sql, args...)
+func (q sqlReader) query(ctx context.Context, query string, args ...any) (rows, error) {
+	st, err := q.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	r, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
 	return sqlRows{r}, nil
+}
+
+func (q sqlReader) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := q.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := q.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := q.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
 }
 
 type sqlRows struct{ *sql.Rows }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/eventfold/eventfold/aggregate"
 	"github.com/eventfold/eventfold/es"
@@ -17,8 +18,9 @@ import (
 	"github.com/eventfold/eventfold/example/orders/readmodel"
 	"github.com/eventfold/eventfold/projection"
 	"github.com/eventfold/eventfold/projection/sqlproj"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib" // also the database/sql driver "pgx"
+	_ "modernc.org/sqlite"           // database/sql driver "sqlite"
 )
 
 // infra says where the application keeps its data. With no flags,
@@ -50,6 +52,54 @@ func envOr(key, def string) string {
 // and transactions that take the write lock at once.
 func sqliteDSN(path string) string {
 	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate"
+}
+
+// readSideDSN opens path for the read models, their checkpoints and the
+// event handlers' bookkeeping: as sqliteDSN, with synchronous=NORMAL, so
+// that their commits do not wait for the disk. In WAL mode that keeps the
+// file consistent, and a power cut can only lose the last commits of the
+// read side, which are rebuilt from the log: a read model's checkpoint goes
+// back with its changes, and an event handler runs again (delivery is
+// at-least-once). The events themselves keep synchronous=FULL: the event
+// store's commits wait for the disk, and cover the read side's commits
+// written before them.
+func readSideDSN(path string) string {
+	return sqliteDSN(path) + "&_pragma=synchronous(NORMAL)"
+}
+
+// storePoolSize is the size of the event store's pool of PostgreSQL
+// connections unless the URL sets pool_max_conns: pgxpool's default (the
+// number of CPUs, at least 4) would make the commands, the subscriptions of
+// the read models and the relay, and the store's writer queue for four
+// connections.
+const storePoolSize = 32
+
+// storePool connects the event store's pool to PostgreSQL at url.
+func storePool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = storePoolSize
+	}
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// readSideDB opens the read side's pool on PostgreSQL at url: the read
+// models, their checkpoints and the event handlers' bookkeeping, whose
+// transactions commit with synchronous_commit off. Like synchronous=NORMAL
+// on SQLite (see readSideDSN), a crash can then lose the read side's last
+// commits, never corrupt them: a read model's checkpoint goes back with its
+// changes, and is replayed from the log. The event store's commits keep
+// waiting for the disk.
+func readSideDB(url string) (*sql.DB, error) {
+	cfg, err := pgxpool.ParseConfig(url) // also accepts the pool's parameters
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	return stdlib.OpenDB(*cfg.ConnConfig), nil
 }
 
 // maxIdleConns is how many idle connections the pool of the read models
@@ -93,7 +143,12 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 		}
 		a.store, a.closers = s, append(a.closers, s.Close)
 	case in.postgres != "":
-		s, err := sqlstore.OpenPostgres(ctx, in.postgres, sqlstore.WithLogger(logger))
+		pool, err := storePool(ctx, in.postgres)
+		if err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, func() error { pool.Close(); return nil })
+		s, err := sqlstore.NewPostgres(ctx, pool, sqlstore.WithLogger(logger))
 		if err != nil {
 			return nil, err
 		}
@@ -110,15 +165,18 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 	dialect := sqlproj.SQLite
 	if in.postgres != "" {
 		dialect = sqlproj.Postgres
-		a.db, err = sql.Open("pgx", in.postgres)
+		a.db, err = readSideDB(in.postgres)
 	} else {
-		a.db, err = sql.Open("sqlite", sqliteDSN(in.data))
+		a.db, err = sql.Open("sqlite", readSideDSN(in.data))
 	}
 	if err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.db.Close)
 	a.db.SetMaxIdleConns(maxIdleConns)
+	if dialect == sqlproj.SQLite {
+		a.db.SetMaxOpenConns(1)
+	}
 	return a, a.build(ctx, dialect)
 }
 
