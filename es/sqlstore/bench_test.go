@@ -303,9 +303,12 @@ func BenchmarkCommandsPostgres(b *testing.B) {
 	})
 	b.Run("eventfold", func(b *testing.B) {
 		// The same pool size as the baseline's.
-		store, err := sqlstore.OpenPostgres(b.Context(), url+"&pool_max_conns="+strconv.Itoa(writers), sqlstore.WithSchema(newSchema(b, url)))
+		store, err := sqlstore.OpenPostgres(b.Context(), url+"&pool_max_conns="+strconv.Itoa(2*writers), sqlstore.WithSchema(newSchema(b, url)))
 		require.NoError(b, err)
 		b.Cleanup(func() { require.NoError(b, store.Close()) })
+		var groups atomic.Int64
+		sqlstore.SetGroupHook(store, func(int) { groups.Add(1) })
+		defer func() { b.ReportMetric(float64(b.N)/float64(groups.Load()), "appends/group") }()
 		types, err := es.NewRegistry(es.Type[counted]("Counted"))
 		require.NoError(b, err)
 		repo, err := aggregate.New(store, types, aggregate.Definition[int, counted]{
