@@ -19,6 +19,7 @@ import (
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/projection"
 )
 
 // clock is a settable clock for WithClock.
@@ -674,4 +675,88 @@ func maxDuration(a, b time.Duration) time.Duration {
 		return a
 	}
 	return b
+}
+
+// TestScavengeRelayCheckpoints is finding 9 of issue 10: a relay-like
+// runner whose checkpoints live in the store (projection.StreamCheckpoints,
+// `$maxCount` 1, an event per batch) on a store that scavenges in the
+// background below the runner's checkpoint. Its checkpoint stream stays
+// small, and the runner receives every event.
+func TestScavengeRelayCheckpoints(t *testing.T) {
+	forEachDB(t, func(t *testing.T, open opener) {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		var runner atomic.Pointer[projection.Runner[projection.NoTx]]
+		horizon := func(ctx context.Context) (es.Position, error) {
+			r := runner.Load()
+			if r == nil {
+				return es.Start, nil // not yet known: nothing may go
+			}
+			st, err := r.Status(ctx)
+			return st.Checkpoint, err
+		}
+		s := open(t, sqlstore.WithScavenge(5*time.Millisecond, horizon))
+		var (
+			mu      sync.Mutex
+			handled []uuid.UUID
+		)
+		r, err := projection.NewRunner(s, projection.NewStreamCheckpoints(s), nil, projection.Projection[projection.NoTx]{
+			Name:       "relay",
+			Categories: []string{"order"},
+			Handle: func(ctx context.Context, _ projection.NoTx, b projection.Batch) error {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, ev := range b.Recorded() {
+					handled = append(handled, ev.ID)
+				}
+				return nil
+			},
+		}, projection.WithBatch(1, time.Millisecond))
+		require.NoError(t, err)
+		runner.Store(r)
+		runCtx, stop := context.WithCancel(ctx)
+		ran := make(chan error, 1)
+		go func() { ran <- r.Run(runCtx) }()
+		defer func() {
+			stop()
+			<-ran
+		}()
+
+		// A checkpoint event is written per batch (per order here). Those
+		// after the runner's checkpoint stay until a checkpoint of the
+		// filtered subscription (every 32 events scanned, see es.Filter)
+		// moves it on: the stream stays bounded instead of growing by one
+		// event per batch.
+		const orders, bound = 120, 40
+		var appended []uuid.UUID
+		for i := range orders {
+			id := uuid.New()
+			_, err := s.Append(ctx, fmt.Sprintf("order-%d", i), es.NoStream, es.EventData{ID: id, Type: "OrderPlaced"})
+			require.NoError(t, err)
+			appended = append(appended, id)
+		}
+		for {
+			checkpoints := 0
+			for _, ev := range allEvents(t, s) {
+				if strings.HasPrefix(ev.Stream, projection.CheckpointStreamPrefix) {
+					checkpoints++
+				}
+			}
+			mu.Lock()
+			n := len(handled)
+			mu.Unlock()
+			if n == len(appended) && checkpoints <= bound {
+				t.Logf("%d checkpoint events stored", checkpoints)
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("after a minute: %d events handled of %d, %d checkpoint events stored", n, len(appended), checkpoints)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, appended, handled)
+	})
 }
