@@ -13,8 +13,9 @@
 // A [Store] is safe for concurrent use, and several Stores, in one process
 // or many, may share one database. Options ([Option]) set the tables' names
 // ([WithTablePrefix], [WithSchema]), the maximum append size, the clock, the
-// poll interval and the logger; constructors reject invalid ones with an
-// error wrapping [ErrInvalidOption]. Errors about streams and events are
+// poll interval, the logger and background scavenging ([WithScavenge]);
+// constructors reject invalid ones with an error wrapping
+// [ErrInvalidOption]. Errors about streams and events are
 // those of package es ([es.ErrWrongExpectedVersion], …); a failure of the
 // database is reported with the operation and the driver's error
 // ("sqlstore: append to stream "x": database is locked …"), and leaves
@@ -97,6 +98,59 @@
 // for this, which Close stops; subscriptions still running then end with
 // [ErrClosed].
 //
+// # Retention
+//
+// Events that stream metadata cuts away stay in the events table, and in
+// `$all`, until they are scavenged, as in EventStoreDB: a checkpoint stream
+// with `$maxCount` 1 that gets an event per batch grows for ever otherwise.
+// [Store.Scavenge] deletes the events that no read of their stream can
+// return any more: those before `$tb`, beyond `$maxCount`, older than
+// `$maxAge` (by the store's clock, [WithClock]), those of a soft-deleted
+// stream, all but the newest event of a metadata stream, and the events of
+// a tombstoned stream. It keeps the last event of every stream that is not
+// tombstoned (the stream's last revision is in the streams table, but an
+// empty append reports the last event's position) and the `$streamDeleted`
+// record. And it deletes only events at positions strictly below a horizon
+// that the caller gives: the lowest checkpoint of the consumers of `$all`
+// (projections, relays) that must still receive what follows it, so that
+// no subscription loses an event it has not reached. [es.End] means no
+// consumer of `$all` needs anything (everything up to the head may go);
+// [es.Start] deletes nothing.
+//
+//	res, err := store.Scavenge(ctx, lowestCheckpoint)
+//
+// [WithScavenge] runs it in the background every period, with a function
+// that returns the horizon; the goroutine belongs to the Store, logs its
+// errors, tries again next period and stops on Close.
+//
+// Scavenging works in short transactions (at most 1000 events deleted or 32
+// streams visited each) that take the store's write lock, so appends wait
+// for one of them at most, and each decides from the stream's state under
+// that lock. It runs beside appends, reads and subscriptions, in any number
+// of processes; it is idempotent, and a scavenge stopped halfway is finished
+// by the next one. Stream rows stay: revisions continue after a scavenge.
+//
+// What changes once events are scavenged:
+//   - Deleting is final. A change of metadata that would bring events back
+//     (a lower `$tb`, a larger `$maxCount` or `$maxAge`, or none) shows only
+//     those not yet scavenged; EventStoreDB behaves the same.
+//   - `$all` reads and subscriptions from below the horizon skip the
+//     deleted events (positions have gaps, as in EventStoreDB). Stream
+//     reads and subscriptions return what they returned before: the
+//     deleted events were hidden from them already.
+//   - Idempotent appends recognise only event IDs that are still stored.
+//     Re-appending the IDs of scavenged events with an exact revision
+//     reports [es.ErrWrongExpectedVersion] (the events after that revision
+//     cannot be compared), never a false success; with [es.Any] or
+//     [es.StreamExists] the events are written again, as new events. In
+//     EventStoreDB too the check of an append with any is best-effort
+//     (recent event IDs) and knows nothing of scavenged events. Retries
+//     come within seconds of the first attempt, and only events that
+//     metadata hides and every consumer of `$all` has passed are deleted,
+//     so this matters only for a retry that comes after its events were
+//     both truncated and scavenged. (EventStoreDB itself does its best to
+//     make appends with any idempotent but does not guarantee it.)
+//
 // # Schema and versions
 //
 // A Store creates its tables when it opens, if they do not exist, in one
@@ -105,11 +159,10 @@
 // revision, event ID, type, content type, data, metadata, created time in
 // Unix nanoseconds; unique on stream and revision, indexed on stream and
 // event ID) and <prefix>schema, whose one row holds the schema version.
-// Rows are never deleted: stream metadata (`$maxCount`, `$maxAge`, `$tb`)
-// and soft deletes hide events from reads, and their rows stay, as they
-// stay in `$all` (EventStoreDB reclaims such events by scavenging, which
-// this package does not do). A
-// database whose schema is current is only read when the Store opens, so a
+// Stream metadata (`$maxCount`, `$maxAge`, `$tb`), soft deletes and
+// tombstones hide events from reads; their rows stay, as they stay in
+// `$all`, until a scavenge deletes them (see Retention). A database whose
+// schema is current is only read when the Store opens, so a
 // read-only database opens. A database with a newer schema version than this
 // package knows is refused with [ErrSchemaVersion] before anything is
 // written: an older program must not write rows that a newer one would

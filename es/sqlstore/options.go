@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,13 @@ type config struct {
 	now           func() time.Time
 	poll          time.Duration
 	logger        *slog.Logger
+	// WithScavenge
+	scavengeSet     bool
+	scavengeEvery   time.Duration
+	scavengeHorizon func(ctx context.Context) (es.Position, error)
+	// scavengeRows, scavengeStreams and scavengePage override the
+	// constants of the same names when positive (tests).
+	scavengeRows, scavengeStreams, scavengePage int
 }
 
 // WithTablePrefix sets the prefix of the names of the store's tables
@@ -100,6 +108,20 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
 
+// WithScavenge runs [Store.Scavenge] in the background, every period
+// every (the first time one period after the store opens), below the
+// position that horizon returns: the lowest checkpoint of the consumers of
+// `$all` that must still receive the events after it (see "Retention" in
+// the package documentation). The goroutine belongs to the Store and stops
+// on Close; horizon is called with a context that Close cancels. An error
+// of horizon or of the scavenge is logged as a warning (see [WithLogger])
+// and the scavenge is tried again one period later; each pass is logged at
+// debug level with the number of events deleted. By default the store never
+// scavenges. every must be positive and horizon not nil.
+func WithScavenge(every time.Duration, horizon func(ctx context.Context) (es.Position, error)) Option {
+	return func(c *config) { c.scavengeSet, c.scavengeEvery, c.scavengeHorizon = true, every, horizon }
+}
+
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // newConfig applies opts over the defaults and validates the result for a
@@ -139,6 +161,12 @@ func newConfig(kind string, opts []Option) (config, error) {
 	}
 	if c.logger == nil {
 		invalid("WithLogger(nil)")
+	}
+	if c.scavengeSet && c.scavengeEvery <= 0 {
+		invalid("WithScavenge every %v: must be positive", c.scavengeEvery)
+	}
+	if c.scavengeSet && c.scavengeHorizon == nil {
+		invalid("WithScavenge with a nil horizon")
 	}
 	return c, errors.Join(errs...)
 }

@@ -60,6 +60,7 @@ func newPostgres(ctx context.Context, pool *pgxpool.Pool, owned bool, opts []Opt
 	if err := s.open(ctx); err != nil {
 		return nil, err
 	}
+	s.startScavenger(ctx)
 	return s, nil
 }
 

@@ -54,8 +54,12 @@ type queries struct {
 	streamForwards  string
 	streamBackward  string
 	getVersion      string
-	setVersion      string
-	createVersion   string
+	// Scavenging: see scavenge.go.
+	scavengeCandidates string
+	scavengeBelow      string
+	scavengeAged       string
+	setVersion         string
+	createVersion      string
 }
 
 // eventColumns are the columns scanEvent reads, in its order.
@@ -95,6 +99,19 @@ func newQueries(n names) queries {
 		streamForwards: sel + "stream = $1 AND revision >= $2 AND revision <= $3 ORDER BY revision LIMIT $4",
 		streamBackward: sel + "stream = $1 AND revision <= $2 AND revision >= $3 ORDER BY revision DESC LIMIT $4",
 		getVersion:     "SELECT version FROM " + n.version + " WHERE id = 1",
+		// The streams after $1 that can have events to scavenge: those
+		// with metadata, tombstoned ones, metadata streams ($2 is their
+		// LIKE pattern) with more than one event. At most $3.
+		scavengeCandidates: "SELECT name FROM " + n.streams + " WHERE name > $1 AND (tombstoned OR metadata IS NOT NULL" +
+			" OR (name LIKE $2 AND last_revision > 0)) ORDER BY name LIMIT $3",
+		// Delete at most $4 events of stream $1 at revisions below $2 and
+		// positions below $3.
+		scavengeBelow: "DELETE FROM " + n.events + " WHERE position IN (SELECT position FROM " + n.events +
+			" WHERE stream = $1 AND revision < $2 AND position < $3 ORDER BY revision LIMIT $4) RETURNING position",
+		// Delete at most $5 events of stream $1 at revisions below $2,
+		// created at or before $3, at positions below $4.
+		scavengeAged: "DELETE FROM " + n.events + " WHERE position IN (SELECT position FROM " + n.events +
+			" WHERE stream = $1 AND revision < $2 AND created <= $3 AND position < $4 ORDER BY revision LIMIT $5) RETURNING position",
 		setVersion: "INSERT INTO " + n.version + " (id, version) VALUES (1, $1)" +
 			" ON CONFLICT (id) DO UPDATE SET version = excluded.version",
 		createVersion: "CREATE TABLE IF NOT EXISTS " + n.version +

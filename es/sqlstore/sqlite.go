@@ -76,6 +76,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 	if err := db.prepare(ctx, s.q); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
+	s.startScavenger(ctx)
 	return s, nil
 }
 

@@ -154,9 +154,11 @@ func (s *Store) SubscribeStream(ctx context.Context, name string, opts es.Subscr
 			more := len(batch) == batchSize
 			for _, ev := range batch {
 				if ev.Revision == es.TombstoneRevision {
-					if next != uint64(st.last+1) {
+					if next > uint64(st.last+1) {
 						// Like es/memstore: a subscription that starts
 						// after the end never reaches the tombstone.
+						// (One that is behind reaches it: the events it
+						// has not seen may have been scavenged.)
 						more = false
 						break
 					}
