@@ -302,8 +302,8 @@ func BenchmarkCommandsPostgres(b *testing.B) {
 		})
 	})
 	b.Run("eventfold", func(b *testing.B) {
-		// The same pool size as the baseline's.
-		store, err := sqlstore.OpenPostgres(b.Context(), url+"&pool_max_conns="+strconv.Itoa(2*writers), sqlstore.WithSchema(newSchema(b, url)))
+		// The baseline's pool, and one connection more: the store's writer keeps one.
+		store, err := sqlstore.OpenPostgres(b.Context(), url+"&pool_max_conns="+strconv.Itoa(writers+1), sqlstore.WithSchema(newSchema(b, url)))
 		require.NoError(b, err)
 		b.Cleanup(func() { require.NoError(b, store.Close()) })
 		var groups atomic.Int64

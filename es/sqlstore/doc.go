@@ -77,7 +77,10 @@
 // write never fails the others. On PostgreSQL a group reads the states of
 // its streams in one query, so that it costs about two round trips and one
 // WAL flush whatever its size. Positions stay in commit order: a group is
-// one transaction under the store's write lock. A caller whose context
+// one transaction under the store's write lock. On PostgreSQL the writer
+// keeps one connection of the pool between its groups, so that it never
+// queues for a connection behind the store's reads: size the pool
+// (pool_max_conns) for the concurrent reads and subscriptions plus one. A caller whose context
 // ends before the writer took its write gets the context's error and
 // nothing is written; if it ends later, the write may still be committed
 // (retrying with the same event IDs is safe). Throughput therefore grows

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -87,6 +88,9 @@ type postgresDB struct {
 	n       names
 	lockKey int64
 	channel string
+
+	writerMu sync.Mutex    // held while writer is in use
+	writer   *pgxpool.Conn // kept between writes; nil until the first
 }
 
 func (d *postgresDB) reader() queryer { return pgxReader{d.pool} }
@@ -101,13 +105,11 @@ func (d *postgresDB) reader() queryer { return pgxReader{d.pool} }
 // thus held for one round trip, the server's work and the commit's WAL
 // flush.
 func (d *postgresDB) write(ctx context.Context, f func(tx querier) error) error {
-	conn, err := d.pool.Acquire(ctx)
+	conn, release, err := d.writeConn(ctx)
 	if err != nil {
 		return err
 	}
-	// A connection left inside a transaction (a failed ROLLBACK) is
-	// destroyed, not reused, when it is released.
-	defer conn.Release()
+	defer release()
 	t := &pgTx{conn: conn.Conn(), pending: []stmt{
 		{"BEGIN ISOLATION LEVEL READ COMMITTED", nil},
 		{"SELECT pg_advisory_xact_lock($1)", []any{d.lockKey}},
@@ -117,6 +119,38 @@ func (d *postgresDB) write(ctx context.Context, f func(tx querier) error) error 
 		return err
 	}
 	return t.commit(ctx)
+}
+
+// writeConn returns a connection for a write and the function that gives
+// it back. The store's writer keeps one connection of the pool between its
+// writes, so that it never queues for a connection behind the reads of the
+// store; a write that finds that connection busy (a scavenge) takes
+// another from the pool. A connection that broke, or that a failed
+// ROLLBACK left inside a transaction, goes back to the pool, which
+// destroys it.
+func (d *postgresDB) writeConn(ctx context.Context) (*pgxpool.Conn, func(), error) {
+	if !d.writerMu.TryLock() {
+		conn, err := d.pool.Acquire(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return conn, conn.Release, nil
+	}
+	if d.writer == nil {
+		conn, err := d.pool.Acquire(ctx)
+		if err != nil {
+			d.writerMu.Unlock()
+			return nil, nil, err
+		}
+		d.writer = conn
+	}
+	return d.writer, func() {
+		if c := d.writer.Conn(); c.IsClosed() || c.PgConn().TxStatus() != 'I' {
+			d.writer.Release()
+			d.writer = nil
+		}
+		d.writerMu.Unlock()
+	}, nil
 }
 
 func (d *postgresDB) insertEvents(rows []eventRow) []stmt {
@@ -248,6 +282,12 @@ func (d *postgresDB) listen(ctx context.Context, s *Store, listening func()) err
 }
 
 func (d *postgresDB) close() error {
+	d.writerMu.Lock()
+	if d.writer != nil {
+		d.writer.Release()
+		d.writer = nil
+	}
+	d.writerMu.Unlock()
 	if d.owned {
 		d.pool.Close()
 	}
