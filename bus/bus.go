@@ -183,7 +183,7 @@ func (b *Bus) setup() error {
 	cmds := marshaler{types: b.commands}
 	cmdPub := b.cfg.publisher
 	if b.parts > 1 {
-		cmdPub = &spreader{Publisher: cmdPub, n: b.parts}
+		cmdPub = &spreader{Publisher: cmdPub, n: b.parts, waits: b.ownedClose != nil}
 	}
 	b.cmdBus, err = cqrs.NewCommandBusWithConfig(cmdPub, cqrs.CommandBusConfig{
 		GeneratePublishTopic: func(p cqrs.CommandBusGeneratePublishTopicParams) (string, error) {

@@ -96,16 +96,17 @@ const DefaultCommandConcurrency = 16
 // With n > 1 the commands of each type are spread over n topics,
 // "<command topic>-0" to "<command topic>-<n-1>", each with its own
 // subscription and handler (Watermill's competing consumers, on a
-// transport where each subscription sees every message of its topic). A
-// command goes to an idle topic if there is one, else to the next in
-// turn. Each topic still carries one command at a time, and the middleware,
-// request/reply and error handling are those of one topic. The commands of
-// one sender that waits for each reply ([Request]) keep their order;
-// commands sent without waiting ([Bus.Send] from several goroutines) may be
-// handled in any order, as they may be on any broker with several
-// consumers. Handlers of the same aggregate that meet are handled by the
-// aggregate's expected revision (see aggregate.Repository). Event handlers
-// are not affected: each group handles its events one at a time, in order.
+// transport where each subscription sees every message of its topic). On
+// the default transport a command goes to the first idle topic, else to
+// the least busy; on others, to each topic in turn. Each topic still
+// carries one command at a time, with the same middleware, request/reply
+// and error handling. On the default transport [Bus.Send] and [Request]
+// return once the command is handled, so the commands of one goroutine
+// keep their order; those of several goroutines at once are handled
+// concurrently, in any order, and handlers that meet on one aggregate are
+// sorted out by its expected revision (aggregate.Repository retries).
+// Event handlers are not affected: each group handles its events one at a
+// time, in order.
 //
 // On a transport of [WithTransport] the option applies only when given,
 // and every process that sends or handles commands on that transport must

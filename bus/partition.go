@@ -36,13 +36,15 @@ func (b *Bus) partitions(h cqrs.CommandHandler, topic, consumer string) []partit
 }
 
 // spreader publishes each command to one of the n partitions of its
-// topic: an idle one if there is one, else the least busy, looking from
-// the next in turn. The count of a partition's commands under way is
-// exact on a transport whose publish waits until the message is handled
-// (the default GoChannel); on a broker it spreads commands in turn.
+// topic. On a transport whose publish returns once the message is handled
+// (waits, as the default GoChannel's), it picks the first idle partition,
+// so that a lone caller keeps to one handler goroutine, else the least
+// busy, looking from the next in turn. On others, whose publishes return
+// at once, it takes them in turn.
 type spreader struct {
 	message.Publisher
 	n      int
+	waits  bool
 	topics sync.Map // topic → *spread
 }
 
@@ -64,6 +66,9 @@ func (s *spreader) Publish(topic string, msgs ...*message.Message) error {
 		v, _ = s.topics.LoadOrStore(topic, sp)
 	}
 	sp := v.(*spread)
+	if !s.waits {
+		return s.Publisher.Publish(sp.topics[sp.next.Add(1)%uint32(s.n)], msgs...)
+	}
 	i := sp.pick()
 	defer sp.busy[i].Add(-1)
 	return s.Publisher.Publish(sp.topics[i], msgs...)
@@ -71,15 +76,17 @@ func (s *spreader) Publish(topic string, msgs ...*message.Message) error {
 
 // pick chooses a partition and counts a publish under way on it.
 func (sp *spread) pick() int {
-	n := len(sp.busy)
-	start := int(sp.next.Add(1) % uint32(n))
-	best, least := start, int32(-1)
-	for k := range n {
-		i := (start + k) % n
+	for i := range sp.busy {
 		if sp.busy[i].CompareAndSwap(0, 1) {
 			return i
 		}
-		if c := sp.busy[i].Load(); least < 0 || c < least {
+	}
+	n := len(sp.busy)
+	start := int(sp.next.Add(1) % uint32(n))
+	best, least := start, sp.busy[start].Load()
+	for k := 1; k < n; k++ {
+		i := (start + k) % n
+		if c := sp.busy[i].Load(); c < least {
 			best, least = i, c
 		}
 	}
