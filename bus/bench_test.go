@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -140,6 +141,45 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkConcurrentRequests measures requests from 16 goroutines on
+// the default transport, to a handler that waits 1ms (a database's disk
+// flush): with concurrency=1 they queue behind one handler, near 1,000
+// requests/s; with the default, up to DefaultCommandConcurrency are
+// handled at once.
+func BenchmarkConcurrentRequests(b *testing.B) {
+	for _, n := range []int{1, bus.DefaultCommandConcurrency} {
+		b.Run("concurrency="+strconv.Itoa(n), func(b *testing.B) {
+			bs, err := bus.New(commandTypes(), eventTypes(), bus.WithLogger(testLogger()), bus.WithCommandConcurrency(n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bs.Close()
+			err = bus.HandleRequest(bs, func(ctx context.Context, cmd Deposit) (Balance, error) {
+				time.Sleep(time.Millisecond)
+				return Balance{Balance: cmd.Amount}, nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(b.Context())
+			defer cancel()
+			go bs.Run(ctx)
+			<-bs.Running()
+			b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := bus.Request[Balance](ctx, bs, Deposit{ID: "1", Amount: 1}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+		})
+	}
 }
 
 func benchRepo(b *testing.B) *aggregate.Repository[Account, Event] {

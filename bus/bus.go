@@ -43,7 +43,8 @@ var (
 	// topic (a command of its own type, or any command with
 	// [WithSharedCommandTopic]) over the default in-process transport,
 	// which delivers a topic's next message only once the previous one is
-	// handled: the send would wait for itself.
+	// handled: the send could wait for itself (on any of the command type's
+	// topics, [WithCommandConcurrency]).
 	ErrNestedSend = errors.New("bus: a command handler cannot send to its own topic over the in-process transport")
 )
 
@@ -61,6 +62,7 @@ type Bus struct {
 	router   *message.Router
 	cmdBus   *cqrs.CommandBus
 	cmdProc  *cqrs.CommandProcessor
+	parts    int // topics per command type (WithCommandConcurrency)
 	inbox    *inbox
 	inboxSub message.Subscriber
 	backends sync.Map      // reflect.Type of results → *requestreply.PubSubBackend
@@ -125,7 +127,11 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 	if b.cfg.publisher == nil {
 		gc := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, b.wlog)
 		b.cfg.publisher, b.cfg.subscriber, b.ownedClose = gc, Shared(gc), gc.Close
+		if b.cfg.concurrency == 0 {
+			b.cfg.concurrency = DefaultCommandConcurrency
+		}
 	}
+	b.parts = max(b.cfg.concurrency, 1)
 	if b.cfg.replyPub == nil {
 		b.cfg.replyPub, b.cfg.replySub = b.cfg.publisher, b.cfg.subscriber
 	}
@@ -135,7 +141,8 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 	return b, nil
 }
 
-// commandTopic returns the topic of the commands named name.
+// commandTopic returns the topic of the commands named name: with several
+// partitions ([WithCommandConcurrency]), the name their topics share.
 func (b *Bus) commandTopic(name string) string {
 	if b.cfg.sharedCommands {
 		return b.topics.shared
@@ -174,7 +181,11 @@ func (b *Bus) setup() error {
 	b.router = r
 
 	cmds := marshaler{types: b.commands}
-	b.cmdBus, err = cqrs.NewCommandBusWithConfig(b.cfg.publisher, cqrs.CommandBusConfig{
+	cmdPub := b.cfg.publisher
+	if b.parts > 1 {
+		cmdPub = &spreader{Publisher: cmdPub, n: b.parts, waits: b.ownedClose != nil}
+	}
+	b.cmdBus, err = cqrs.NewCommandBusWithConfig(cmdPub, cqrs.CommandBusConfig{
 		GeneratePublishTopic: func(p cqrs.CommandBusGeneratePublishTopicParams) (string, error) {
 			return b.commandTopic(p.CommandName), nil
 		},
@@ -186,10 +197,10 @@ func (b *Bus) setup() error {
 	}
 	b.cmdProc, err = cqrs.NewCommandProcessorWithConfig(r, cqrs.CommandProcessorConfig{
 		GenerateSubscribeTopic: func(p cqrs.CommandProcessorGenerateSubscribeTopicParams) (string, error) {
-			return b.commandTopic(p.CommandName), nil
+			return p.CommandHandler.(partition).topic, nil
 		},
 		SubscriberConstructor: func(p cqrs.CommandProcessorSubscriberConstructorParams) (message.Subscriber, error) {
-			return b.subscriber(consumerName("command-", p.CommandName))
+			return b.subscriber(p.Handler.(partition).consumer)
 		},
 		Marshaler: cmds,
 		Logger:    b.wlog,

@@ -111,6 +111,26 @@ func runSuite(t *testing.T, newTransport func(t *testing.T) transport) {
 		}
 	})
 
+	t.Run("CommandConcurrency", func(t *testing.T) {
+		tr := newTransport(t)
+		handler := newBus(t, tr, bus.WithCommandConcurrency(3))
+		k := 3
+		if tr.serial != "" {
+			t.Logf("not handled at once: %s", tr.serial)
+			k = 1
+		}
+		require.NoError(t, bus.HandleCommand(handler, meet(k)))
+		run(t, handler)
+		for _, err := range requestAll(t, handler, 3) {
+			require.NoError(t, err, "three commands of one type handled at once")
+		}
+		caller := newBus(t, tr, bus.WithRemoteCommands("Deposit"), bus.WithCommandConcurrency(3))
+		run(t, caller)
+		for _, err := range requestAll(t, caller, 3) {
+			require.NoError(t, err, "another bus with the same concurrency reaches every topic")
+		}
+	})
+
 	t.Run("DomainErrorIdentity", func(t *testing.T) {
 		tr := newTransport(t)
 		handler := newBus(t, tr)

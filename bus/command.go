@@ -66,8 +66,10 @@ func HandleRequest[C, R any](b *Bus, fn func(ctx context.Context, cmd C) (R, err
 		if other, ok := b.consumer[c]; ok {
 			return fmt.Errorf("%w: commands %q and %q would share the consumer name %q", ErrInvalidOption, other, name, c)
 		}
-		if err := b.cmdProc.AddHandlers(h); err != nil {
-			return fmt.Errorf("bus: command %q: %w", name, err)
+		for _, p := range b.partitions(h, topic, c) {
+			if _, err := b.cmdProc.AddHandler(p); err != nil {
+				return fmt.Errorf("bus: command %q: %w", name, err)
+			}
 		}
 		b.local[name] = true
 		b.consumer[c] = name

@@ -79,7 +79,10 @@
 // By default the bus runs on an in-process GoChannel that keeps order: a
 // publish returns once the message is handled, so [Bus.Send] returns after
 // its handler, and a command handler cannot send a command to its own
-// topic ([ErrNestedSend]; react to its events instead). [WithTransport] runs the
+// topic ([ErrNestedSend]; react to its events instead). Each command type
+// has [DefaultCommandConcurrency] topics there, handled at once, and each
+// command goes to an idle one ([WithCommandConcurrency]): requests from
+// many callers do not queue behind one handler. [WithTransport] runs the
 // bus on any Watermill Pub/Sub: NATS JetStream, PostgreSQL, RabbitMQ,
 // Kafka… given a subscriber per consumer name (its own consumer group,
 // durable or queue). Replies may travel on a Pub/Sub of their own

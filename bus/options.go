@@ -22,6 +22,7 @@ type config struct {
 	requestTimeout time.Duration
 	poisonTopic    string
 	sharedCommands bool
+	concurrency    int // 0: DefaultCommandConcurrency on the default transport, else 1
 	errs           []error
 	remote         []string
 }
@@ -36,9 +37,13 @@ type Option func(*config) error
 // Consumer names hold only letters, digits, '-' and '_'. Each consumer
 // must receive every message of its topic, so on a broker each consumer
 // name needs its own consumer group, durable consumer or queue (see the
-// package's tests for NATS JetStream, PostgreSQL and RabbitMQ). The router closes the subscribers when it stops; the publisher
-// is the caller's to close. The default is an in-process GoChannel that
-// keeps order (each publish waits until the message is handled).
+// package's tests for NATS JetStream, PostgreSQL and RabbitMQ). The
+// router closes the subscribers when it stops; the publisher is the
+// caller's to close. The default is an in-process GoChannel that keeps
+// order (each publish waits until the message is handled), on which each
+// command type has [DefaultCommandConcurrency] topics handled at once (see
+// [WithCommandConcurrency]); on a transport given here, each command type
+// has one topic unless [WithCommandConcurrency] says otherwise.
 func WithTransport(pub message.Publisher, subscriber func(consumer string) (message.Subscriber, error)) Option {
 	return func(c *config) error {
 		if pub == nil || subscriber == nil {
@@ -76,6 +81,49 @@ func Shared(sub message.Subscriber) func(consumer string) (message.Subscriber, e
 type nopClose struct{ message.Subscriber }
 
 func (nopClose) Close() error { return nil }
+
+// DefaultCommandConcurrency is how many commands of one type the bus
+// handles at once on its default in-process transport, unless
+// [WithCommandConcurrency] says otherwise. Command handlers mostly wait on
+// a database, so the figure follows what a database serves well at once,
+// not the number of CPUs.
+const DefaultCommandConcurrency = 16
+
+// WithCommandConcurrency sets how many commands of one type the bus
+// handles at once: n ≥ 1, [DefaultCommandConcurrency] on the default
+// in-process transport, 1 on a transport of [WithTransport].
+//
+// With n > 1 the commands of each type are spread over n topics,
+// "<command topic>-0" to "<command topic>-<n-1>", each with its own
+// subscription and handler (Watermill's competing consumers, on a
+// transport where each subscription sees every message of its topic). On
+// the default transport a command goes to the first idle topic, else to
+// the least busy; on others, to each topic in turn. Each topic still
+// carries one command at a time, with the same middleware, request/reply
+// and error handling. On the default transport [Bus.Send] and [Request]
+// return once the command is handled, so the commands of one goroutine
+// keep their order; those of several goroutines at once are handled
+// concurrently, in any order, and handlers that meet on one aggregate are
+// sorted out by its expected revision (aggregate.Repository retries).
+// Event handlers are not affected: each group handles its events one at a
+// time, in order.
+//
+// On a transport of [WithTransport] the option applies only when given,
+// and every process that sends or handles commands on that transport must
+// use the same n: the topics differ. Brokers can also scale a single
+// topic with their own settings, such as SubscribersCount of watermill-nats
+// (with a queue group, for the command consumers only). It brings nothing
+// on watermill-sql's default PostgreSQL schema, which shows no new message
+// while a subscriber's transaction is open (see docs/bus.md).
+func WithCommandConcurrency(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: command concurrency %d: want at least 1", ErrInvalidOption, n)
+		}
+		c.concurrency = n
+		return nil
+	}
+}
 
 // WithTopicPrefix sets the prefix of the bus's topics: the commands of
 // type name go to "<prefix>command-<name>" (characters other than letters,

@@ -31,6 +31,9 @@ type transport struct {
 	prefix string
 	// replies, if set, is the transport of replies (bus.WithReplyTransport).
 	replies *transport
+	// serial, if set, says why the transport handles one message at a time
+	// whatever the number of topics and subscriptions.
+	serial string
 }
 
 // transports are the Pub/Subs the suite runs on, in the order of its
@@ -151,7 +154,11 @@ func newPostgres(t *testing.T) transport {
 			RetryInterval:    10 * time.Millisecond,
 		}, wlog())
 	}
-	return transport{pub: pub, sub: sub, prefix: prefix}
+	// The PostgreSQL schema reads the messages of transactions older than
+	// every open one, and a subscriber keeps its transaction open while
+	// the handler runs: no message is seen while another is handled.
+	return transport{pub: pub, sub: sub, prefix: prefix,
+		serial: "watermill-sql's PostgreSQL schema hides new messages while a transaction is open"}
 }
 
 // dropTables drops the message and offset tables of a test's topics.
