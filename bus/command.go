@@ -160,7 +160,7 @@ func Request[R any](ctx context.Context, b *Bus, cmd any) (R, error) {
 	if err != nil {
 		return zero, err
 	}
-	reply, err := requestreply.SendWithReply[R](ctx, b.cmdBus, replies, o)
+	reply, err := sendWithReply(ctx, b.cmdBus, replies, o)
 	if err == nil {
 		err = reply.Error
 	}
@@ -219,4 +219,27 @@ func (b *Bus) encode(ctx context.Context, cmd any, c *call) (*outgoing, error) {
 		md.Set(MetadataCausationID, m.CausationID)
 	}
 	return &outgoing{name: name, msg: msg, call: c}, nil
+}
+
+// sendWithReply is requestreply.SendWithReply, except that it reads the
+// replies channel until Watermill's listener closes it. SendWithReply
+// returns on ctx's end without reading the channel: when a reply was
+// buffered at that moment, the listener then blocks for ever on sending its
+// timeout (Watermill 1.5.1), a goroutine leaked at every such shutdown.
+func sendWithReply[R any](ctx context.Context, c requestreply.CommandBus, backend requestreply.Backend[R], cmd any) (requestreply.Reply[R], error) {
+	replies, cancel, err := requestreply.SendWithReplies[R](ctx, c, backend, cmd)
+	if err != nil {
+		return requestreply.Reply[R]{}, fmt.Errorf("SendWithReplies failed: %w", err)
+	}
+	defer func() {
+		cancel()
+		for range replies { // until the listener closed it
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		return requestreply.Reply[R]{}, fmt.Errorf("context closed: %w", ctx.Err())
+	case reply := <-replies:
+		return reply, nil
+	}
 }
