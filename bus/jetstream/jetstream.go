@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,14 +87,32 @@ func (t *Transport) Options() []bus.Option {
 	}
 }
 
+// CommandSubscribers is how many commands of one type a Transport's
+// subscriber handles at once: the consumers of commands are queue groups of
+// this many subscriptions on one durable consumer, so that concurrent
+// requests do not queue behind one handler (a command's sender waits for
+// its reply, so no sender's commands are reordered). Event handler groups
+// keep one subscription each, and their order.
+const CommandSubscribers = 16
+
 // subscriber returns the subscriber of one consumer: a durable consumer
-// named after it, which delivers every message of its topic once.
+// named after it, which delivers every message of its topic once; for the
+// consumers of commands (named "command-…" by the bus), a queue group of
+// CommandSubscribers subscriptions on one durable consumer.
 func (t *Transport) subscriber(consumer string) (message.Subscriber, error) {
 	js := t.streams()
 	js.DurablePrefix = consumer
 	js.DurableCalculator = func(prefix, topic string) string { return prefix + "_" + topic }
 	js.SubscribeOptions = []nats.SubOpt{nats.DeliverAll(), nats.AckExplicit()}
-	return t.keep(wnats.NewSubscriber(t.config(js), t.logger))
+	cfg := t.config(js)
+	if strings.HasPrefix(consumer, "command-") {
+		// A queue group needs a durable consumer made for one (with a
+		// deliver group): its name differs from the single subscription's.
+		js.DurableCalculator = func(prefix, topic string) string { return prefix + "_q_" + topic }
+		cfg = t.config(js)
+		cfg.QueueGroupPrefix, cfg.SubscribersCount = consumer, CommandSubscribers
+	}
+	return t.keep(wnats.NewSubscriber(cfg, t.logger))
 }
 
 // replySubscriber returns a core NATS subscriber for a bus's replies.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,4 +170,72 @@ func deleteStreams(t *testing.T, url, prefix string) {
 			_ = js.DeleteStream(name)
 		}
 	}
+}
+
+// TestCommandsConcurrentOnJetStream checks that the commands of one type
+// are handled concurrently: the handler answers only once two requests are
+// inside it at once. (JetStream spreads messages over the queue group's
+// subscriptions without looking at which are busy, so requests may queue
+// behind one another; of eight, two reach different subscriptions.)
+func TestCommandsConcurrentOnJetStream(t *testing.T) {
+	url := os.Getenv("EVENTFOLD_TEST_NATS")
+	if url == "" {
+		t.Skip("EVENTFOLD_TEST_NATS is not set: no NATS JetStream to run the bus on")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	prefix := "jsc" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + "-"
+	t.Cleanup(func() { deleteStreams(t, url, prefix) })
+
+	tr, err := jetstream.New(url, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	commands, err := es.NewRegistry(es.Type[Ping]("Ping"))
+	require.NoError(t, err)
+	events, err := es.NewRegistry(es.Type[Pinged]("Pinged"))
+	require.NoError(t, err)
+	b, err := bus.New(commands, events, append(tr.Options(), bus.WithTopicPrefix(prefix))...)
+	require.NoError(t, err)
+	const k, n = 2, 8
+	var (
+		mu     sync.Mutex
+		inside int
+		all    = make(chan struct{})
+	)
+	require.NoError(t, bus.HandleRequest(b, func(ctx context.Context, p Ping) (Pong, error) {
+		mu.Lock()
+		if inside++; inside == k {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+			return Pong(p), nil
+		case <-ctx.Done():
+			return Pong{}, ctx.Err()
+		}
+	}))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	select {
+	case <-b.Running():
+	case <-ctx.Done():
+		t.Fatal("the bus did not start")
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := bus.Request[Pong](ctx, b, Ping{N: i})
+			errs <- err
+		}()
+	}
+	for range n {
+		require.NoError(t, <-errs, "every request is answered once all are handled at once")
+	}
+	cancel()
+	require.NoError(t, <-done)
+	require.NoError(t, b.Close())
+	require.NoError(t, tr.Close())
 }
