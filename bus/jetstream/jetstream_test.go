@@ -31,23 +31,35 @@ type Pinged struct {
 	N int `json:"n"`
 }
 
-func TestBusOnJetStream(t *testing.T) {
+// newBus returns a bus on NATS JetStream with the commands Ping and the
+// events Pinged, on topics of its own (deleted at the end of the test),
+// its transport and the prefix of its topics. It skips the test without EVENTFOLD_TEST_NATS, and
+// checks at the end that no goroutine is left.
+func newBus(t *testing.T) (b *bus.Bus, tr *jetstream.Transport, prefix string) {
+	t.Helper()
 	url := os.Getenv("EVENTFOLD_TEST_NATS")
 	if url == "" {
 		t.Skip("EVENTFOLD_TEST_NATS is not set: no NATS JetStream to run the bus on")
 	}
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	prefix := "jst" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + "-"
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	prefix = "js" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + "-"
 	t.Cleanup(func() { deleteStreams(t, url, prefix) })
 
 	tr, err := jetstream.New(url, nil)
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
 	commands, err := es.NewRegistry(es.Type[Ping]("Ping"))
 	require.NoError(t, err)
 	events, err := es.NewRegistry(es.Type[Pinged]("Pinged"))
 	require.NoError(t, err)
-	b, err := bus.New(commands, events, append(tr.Options(), bus.WithTopicPrefix(prefix))...)
+	b, err = bus.New(commands, events, append(tr.Options(), bus.WithTopicPrefix(prefix))...)
 	require.NoError(t, err)
+	return b, tr, prefix
+}
+
+func TestBusOnJetStream(t *testing.T) {
+	b, tr, _ := newBus(t)
 	require.NoError(t, bus.HandleRequest(b, func(ctx context.Context, p Ping) (Pong, error) { return Pong(p), nil }))
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -74,22 +86,7 @@ func TestBusOnJetStream(t *testing.T) {
 // the event ID as JetStream message ID, the stream keeps it once and the
 // handler sees it once.
 func TestRedeliveryIsDeduplicated(t *testing.T) {
-	url := os.Getenv("EVENTFOLD_TEST_NATS")
-	if url == "" {
-		t.Skip("EVENTFOLD_TEST_NATS is not set: no NATS JetStream to run the bus on")
-	}
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	prefix := "jsd" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + "-"
-	t.Cleanup(func() { deleteStreams(t, url, prefix) })
-
-	tr, err := jetstream.New(url, nil)
-	require.NoError(t, err)
-	commands, err := es.NewRegistry()
-	require.NoError(t, err)
-	events, err := es.NewRegistry(es.Type[Pinged]("Pinged"))
-	require.NoError(t, err)
-	b, err := bus.New(commands, events, append(tr.Options(), bus.WithTopicPrefix(prefix))...)
-	require.NoError(t, err)
+	b, tr, prefix := newBus(t)
 	seen := make(chan es.RecordedEvent, 10)
 	require.NoError(t, bus.HandleEvent(b, "counter", func(ctx context.Context, _ Pinged) error {
 		rec, _ := bus.EventFromContext(ctx)
@@ -119,7 +116,7 @@ func TestRedeliveryIsDeduplicated(t *testing.T) {
 	require.NoError(t, relay.Publish(ctx, marker))
 
 	// The stream holds each event once.
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(os.Getenv("EVENTFOLD_TEST_NATS"))
 	require.NoError(t, err)
 	defer nc.Close()
 	js, err := nc.JetStream()
@@ -178,23 +175,7 @@ func deleteStreams(t *testing.T, url, prefix string) {
 // subscriptions without looking at which are busy, so requests may queue
 // behind one another; of eight, two reach different subscriptions.)
 func TestCommandsConcurrentOnJetStream(t *testing.T) {
-	url := os.Getenv("EVENTFOLD_TEST_NATS")
-	if url == "" {
-		t.Skip("EVENTFOLD_TEST_NATS is not set: no NATS JetStream to run the bus on")
-	}
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	prefix := "jsc" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + "-"
-	t.Cleanup(func() { deleteStreams(t, url, prefix) })
-
-	tr, err := jetstream.New(url, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tr.Close() })
-	commands, err := es.NewRegistry(es.Type[Ping]("Ping"))
-	require.NoError(t, err)
-	events, err := es.NewRegistry(es.Type[Pinged]("Pinged"))
-	require.NoError(t, err)
-	b, err := bus.New(commands, events, append(tr.Options(), bus.WithTopicPrefix(prefix))...)
-	require.NoError(t, err)
+	b, tr, _ := newBus(t)
 	const k, n = 2, 8
 	var (
 		mu     sync.Mutex
