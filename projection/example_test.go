@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/memstore"
@@ -106,4 +107,36 @@ func ExampleRunner_Rebuild() {
 	// Output:
 	// rebuilt from 1 events
 	// 2 <nil>
+}
+
+// A runner that restarts after a failure, with backoff from 1s up to a
+// minute, instead of returning it from Run: a service keeps its read
+// models running through an outage of its database or event store, while
+// Status tells what happens.
+func ExampleWithRestart() {
+	ctx, stop := context.WithCancel(context.Background())
+	store := memstore.New()
+	res, _ := store.Append(ctx, "counter-a", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":2}`)})
+
+	runner, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
+		Name:   "audit",
+		Handle: func(context.Context, projection.NoTx, projection.Batch) error { return nil },
+	}, projection.WithRestart(time.Second, time.Minute))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }() // returns only when stopped, or for a poison event
+	if err := runner.WaitFor(ctx, res.Position); err != nil {
+		fmt.Println(err)
+		return
+	}
+	st, _ := runner.Status(ctx)
+	fmt.Println(st.State, st.Restarts)
+	stop()
+	fmt.Println(<-done)
+	// Output:
+	// live 0
+	// <nil>
 }

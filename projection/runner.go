@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventfold/eventfold/es"
@@ -73,6 +74,8 @@ type Runner[Tx any] struct {
 	p     Projection[Tx]
 	cfg   config
 
+	lives atomic.Int64 // how many times the runner went live
+
 	mu      sync.Mutex
 	status  Status
 	running bool
@@ -92,6 +95,8 @@ type config struct {
 	stopTimeout time.Duration
 	progress    func(Progress)
 	progressGap time.Duration
+	restart     time.Duration // the first wait before a restart; 0: none
+	restartMax  time.Duration
 }
 
 // Option configures a Runner.
@@ -127,6 +132,27 @@ func WithRetry(attempts int, backoff time.Duration) Option {
 			return fmt.Errorf("%w: retry %d attempts, backoff %v", ErrInvalidProjection, attempts, backoff)
 		}
 		c.attempts, c.backoff = attempts, backoff
+		return nil
+	}
+}
+
+// WithRestart makes Run start the runner again after a failure, instead of
+// returning it: a subscription that failed for good (a server away for
+// longer than the store retries), a transient error of the checkpoint
+// store outside a batch, a lease or a fenced commit ([ErrFenced]: the
+// runner goes back to waiting for its lease). It waits first before the
+// first restart, then twice as long each time (with jitter), up to max,
+// and starts counting again once the runner went live. Meanwhile its
+// [Status] says [StateRestarting] with the error. A poison event (unless
+// skipped), a corrupt checkpoint, a checkpoint beyond the head of the log
+// and an invalid projection still end Run with their error: they need a
+// person. By default Run returns every failure.
+func WithRestart(first, max time.Duration) Option {
+	return func(c *config) error {
+		if first <= 0 || max < first {
+			return fmt.Errorf("%w: restart after %v, at most %v", ErrInvalidProjection, first, max)
+		}
+		c.restart, c.restartMax = first, max
 		return nil
 	}
 }
@@ -256,7 +282,9 @@ func (r *Runner[Tx]) run(ctx context.Context, pl plan) (err error) {
 		return fmt.Errorf("projection %s: already running", r.p.Name)
 	}
 	defer func() { r.end(ctx, err) }()
+	failures := 0
 	for {
+		lives := r.lives.Load()
 		err := r.runVersion(ctx, pl)
 		if errors.Is(err, errVersionChanged) {
 			continue
@@ -264,8 +292,29 @@ func (r *Runner[Tx]) run(ctx context.Context, pl plan) (err error) {
 		if pl.mode == modeRun && stoppedByCtx(ctx, err) {
 			return nil
 		}
-		return err
+		if pl.mode != modeRun || r.cfg.restart <= 0 || !restartable(err) {
+			return err
+		}
+		if r.lives.Load() != lives {
+			failures = 0 // it went live since the last failure
+		}
+		failures++
+		wait := min(backoff(r.cfg.restart, failures), r.cfg.restartMax)
+		r.cfg.logger.WarnContext(ctx, "projection: runner failed; restarting", "projection", r.p.Name,
+			"error", err, "failures", failures, "retry", wait)
+		r.restarting(err)
+		if sleep(ctx, wait) != nil {
+			return nil // stopped while waiting to restart
+		}
 	}
+}
+
+// restartable reports whether a runner with WithRestart starts again
+// after err: not after a poison event, a checkpoint that cannot be used,
+// or an invalid projection, which need a person.
+func restartable(err error) bool {
+	return !errors.Is(err, ErrPoisonEvent) && !errors.Is(err, ErrCorruptCheckpoint) &&
+		!errors.Is(err, ErrCheckpointBeyondHead) && !errors.Is(err, ErrInvalidProjection)
 }
 
 func (r *Runner[Tx]) runVersion(ctx context.Context, pl plan) error {
@@ -717,6 +766,7 @@ func (f *follower[Tx]) caughtUp(ctx context.Context) error {
 		return err
 	}
 	f.progress.update(f.cp.Position, 0, true)
+	r.lives.Add(1)
 	r.setState(StateLive)
 	return nil
 }

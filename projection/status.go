@@ -20,6 +20,9 @@ const (
 	StateRebuilding State = "rebuilding"
 	StateLive       State = "live"
 	StateFailed     State = "failed"
+	// StateRestarting: the runner failed and starts again soon
+	// ([WithRestart]); Status.Err says why.
+	StateRestarting State = "restarting"
 )
 
 // Status is a snapshot of a runner.
@@ -38,8 +41,12 @@ type Status struct {
 	// Pending counts the events received for the batch under way, not
 	// yet committed.
 	Pending int
-	// Err is why the runner failed, in StateFailed.
+	// Err is why the runner failed, in StateFailed, or why it restarts,
+	// in StateRestarting.
 	Err error
+	// Restarts counts the restarts after failures ([WithRestart]) since
+	// the runner was created.
+	Restarts int
 }
 
 // Status returns the runner's status. A runner that is not running reports
@@ -99,6 +106,16 @@ func (r *Runner[Tx]) end(ctx context.Context, err error) {
 	r.notify()
 }
 
+// restarting records that the runner failed with err and will start
+// again.
+func (r *Runner[Tx]) restarting(err error) {
+	r.mu.Lock()
+	r.status.State, r.status.Err, r.status.Pending = StateRestarting, err, 0
+	r.status.Restarts++
+	r.mu.Unlock()
+	r.notify()
+}
+
 func (r *Runner[Tx]) setState(s State) {
 	r.mu.Lock()
 	r.status.State = s
@@ -121,8 +138,9 @@ var ErrStopped = errors.New("projection: runner stopped")
 // position of an append, from aggregate.Result.Position), so that a query
 // after it sees the caller's own writes. It returns ctx's error when ctx is
 // done first, and an error matching [ErrStopped] and the runner's failure
-// when the runner failed. A runner that is not running (yet, or any more)
-// is waited for: give ctx a deadline.
+// when the runner failed. A runner that is not running (yet, or any more),
+// or restarting after a failure ([WithRestart]), is waited for: give ctx a
+// deadline.
 //
 // p may be the position of an event the projection does not consume: once
 // the runner is live and idle, and no event it consumes lies between its
@@ -133,11 +151,12 @@ func (r *Runner[Tx]) WaitFor(ctx context.Context, p es.Position) error {
 		r.mu.Lock()
 		cp, failure, changed := r.status.Checkpoint, r.status.Err, r.changed
 		idle := r.status.State == StateLive && r.status.Pending == 0
+		failed := r.status.State == StateFailed
 		r.mu.Unlock()
 		switch {
 		case cp.Compare(p) >= 0:
 			return nil
-		case failure != nil:
+		case failed && failure != nil: // a restarting runner is waited for
 			return fmt.Errorf("%w: %w", ErrStopped, failure)
 		}
 		// Only an idle runner is worth the read: a busy one moves its

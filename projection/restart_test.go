@@ -1,0 +1,133 @@
+package projection_test
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/memstore"
+	"github.com/eventfold/eventfold/projection"
+)
+
+// failingStore fails the first failures `$all` subscriptions it opens.
+type failingStore struct {
+	es.Store
+	failures atomic.Int32
+}
+
+var errOutage = errors.New("the server is away")
+
+func (s *failingStore) SubscribeAll(ctx context.Context, opts es.SubscribeAllOptions) iter.Seq2[es.Message, error] {
+	if s.failures.Add(-1) >= 0 {
+		return func(yield func(es.Message, error) bool) { yield(es.Message{}, errOutage) }
+	}
+	return s.Store.SubscribeAll(ctx, opts)
+}
+
+func TestRestart(t *testing.T) {
+	t.Run("a failed subscription restarts with backoff", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := &failingStore{Store: memstore.New()}
+			store.failures.Store(3)
+			_, err := store.Append(t.Context(), "counter-1", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":1}`)})
+			require.NoError(t, err)
+			var applied atomic.Int64
+			r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
+				Name: "counted",
+				Handle: func(_ context.Context, _ projection.NoTx, b projection.Batch) error {
+					applied.Add(int64(len(b.Events)))
+					return nil
+				},
+			}, projection.WithRestart(time.Second, 10*time.Second), projection.WithLogger(discard()))
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			start := time.Now()
+			go func() { done <- r.Run(ctx) }()
+
+			synctest.Wait()
+			st, err := r.Status(t.Context())
+			require.NoError(t, err)
+			assert.Equal(t, projection.StateRestarting, st.State)
+			require.ErrorIs(t, st.Err, errOutage)
+			assert.Equal(t, 1, st.Restarts)
+
+			// WaitFor waits for a restarting runner, and returns once it
+			// caught up.
+			require.NoError(t, r.WaitFor(t.Context(), es.Position{Commit: 1, Prepare: 1}))
+			// Three failures: waits of about 1, 2 and 4 s (half to all of
+			// each, with jitter).
+			assert.GreaterOrEqual(t, time.Since(start), 3500*time.Millisecond)
+			assert.LessOrEqual(t, time.Since(start), 7*time.Second)
+			st, err = r.Status(t.Context())
+			require.NoError(t, err)
+			assert.Equal(t, projection.StateLive, st.State)
+			assert.NoError(t, st.Err)
+			assert.Equal(t, 3, st.Restarts)
+			assert.EqualValues(t, 1, applied.Load())
+
+			cancel()
+			require.NoError(t, <-done, "a graceful stop")
+		})
+	})
+
+	t.Run("stopped while waiting to restart", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := &failingStore{Store: memstore.New()}
+			store.failures.Store(100)
+			r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
+				Name:   "counted",
+				Handle: func(context.Context, projection.NoTx, projection.Batch) error { return nil },
+			}, projection.WithRestart(time.Minute, time.Hour), projection.WithLogger(discard()))
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			synctest.Wait()
+			cancel()
+			require.NoError(t, <-done)
+			st, err := r.Status(t.Context())
+			require.NoError(t, err)
+			assert.Equal(t, projection.StateStopped, st.State)
+		})
+	})
+
+	t.Run("a poison event still stops the runner", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := memstore.New()
+			_, err := store.Append(t.Context(), "counter-1", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":1}`)})
+			require.NoError(t, err)
+			r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
+				Name:   "poisoned",
+				Handle: func(context.Context, projection.NoTx, projection.Batch) error { return errors.New("cannot apply") },
+			}, projection.WithRestart(time.Second, time.Minute), projection.WithRetry(1, 0), projection.WithLogger(discard()))
+			require.NoError(t, err)
+			err = r.Run(t.Context())
+			require.ErrorIs(t, err, projection.ErrPoisonEvent)
+			st, serr := r.Status(t.Context())
+			require.NoError(t, serr)
+			assert.Equal(t, projection.StateFailed, st.State)
+			assert.Zero(t, st.Restarts)
+		})
+	})
+
+	t.Run("invalid", func(t *testing.T) {
+		for _, o := range []projection.Option{projection.WithRestart(0, time.Second), projection.WithRestart(time.Second, time.Millisecond)} {
+			_, err := projection.NewRunner(memstore.New(), new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
+				Name: "x", Handle: func(context.Context, projection.NoTx, projection.Batch) error { return nil },
+			}, o)
+			require.ErrorIs(t, err, projection.ErrInvalidProjection)
+		}
+	})
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
