@@ -112,7 +112,9 @@ func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer
 	case fromPoint:
 		next = p.point + 1
 		if p.point == math.MaxUint64 {
-			next = p.point
+			// Revision 2^64-1 is EventStoreDB's end of a stream: the
+			// subscription goes live from the end.
+			next = uint64(st.last() + 1)
 		}
 	}
 	s.mu.Unlock()

@@ -2,6 +2,7 @@ package esdbtest_test
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -45,6 +46,14 @@ func TestSubscribeToStream(t *testing.T) {
 	t.Run("from end", func(t *testing.T) {
 		sub := subscribeStream(t, c, "s", esdb.End{})
 		assert.Equal(t, "caught-up", sub.next(t))
+	})
+	t.Run("from revision 2^64-1, the end", func(t *testing.T) {
+		stream := "after-end"
+		appendEvents(t, c, stream, esdb.NoStream{}, events(2)...)
+		sub := subscribeStream(t, c, stream, esdb.Revision(math.MaxUint64))
+		assert.Equal(t, "caught-up", sub.next(t))
+		appendEvents(t, c, stream, esdb.Revision(1), events(1)...)
+		assert.Equal(t, fmt.Sprintf("%s/2", stream), sub.next(t), "live from the end, as EventStoreDB")
 	})
 	t.Run("live", func(t *testing.T) {
 		stream := "live"
