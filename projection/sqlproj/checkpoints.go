@@ -96,10 +96,10 @@ func (d sqlDB) begin(ctx context.Context) (txn[*sql.Tx], error) {
 		conn.Close()
 		return nil, err
 	}
-	return sqlTxn{conn, tx}, nil
+	return sqlTxn{conn: conn, t: tx}, nil
 }
 
-func (d sqlDB) session(ctx context.Context) (session, error) {
+func (d sqlDB) session(ctx context.Context) (session[*sql.Tx], error) {
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		return nil, err
@@ -114,6 +114,7 @@ func (r sqlRows) Close() { r.Rows.Close() }
 type sqlTxn struct {
 	conn *sql.Conn
 	t    *sql.Tx
+	keep bool // the connection is a session's: ending the transaction keeps it
 }
 
 func (t sqlTxn) tx() *sql.Tx { return t.t }
@@ -131,12 +132,18 @@ func (t sqlTxn) queryRow(ctx context.Context, query string, args ...any) scanner
 }
 
 func (t sqlTxn) commit(context.Context) error {
-	defer t.conn.Close()
+	defer t.free()
 	return t.t.Commit()
 }
 
+func (t sqlTxn) free() {
+	if !t.keep {
+		t.conn.Close()
+	}
+}
+
 func (t sqlTxn) rollback(context.Context) error {
-	defer t.conn.Close()
+	defer t.free()
 	if err := t.t.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
 		return err
 	}

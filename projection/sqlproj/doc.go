@@ -125,7 +125,13 @@
 // On PostgreSQL a lease is a session advisory lock, held on a connection
 // of its own for the lease's lifetime: it dies with the connection when
 // the process dies, and a standby replica takes over within the lease poll
-// interval ([WithLeasePoll]). A lease holds a connection of the pool for
+// interval ([WithLeasePoll]). The lease is also its holder's fencing
+// token: the holder's commits of the leased projection run on the lease's
+// own connection, so a holder whose session PostgreSQL ended (a connection
+// cut or terminated while its process lives) can no longer commit: its next
+// commit fails with an error matching [projection.ErrFenced] ("the lease
+// was lost with its connection"), and the standby that took the lock is
+// never the one fenced. A lease holds a connection of the pool for
 // its lifetime: a pool limited with SetMaxOpenConns, or a pgx pool (whose
 // MaxConns is by default the number of CPUs, and at least 4), needs one
 // connection per running projection on top of those for the batches. On SQLite a

@@ -39,6 +39,22 @@ func (s sqlSession) queryRow(ctx context.Context, query string, args ...any) sca
 	return s.conn.QueryRowContext(ctx, query, args...)
 }
 
+func (s sqlSession) begin(ctx context.Context) (txn[*sql.Tx], error) {
+	// database/sql rolls a transaction back when the context of its
+	// BeginTx is done, even in the middle of its COMMIT.
+	tx, err := s.conn.BeginTx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		return nil, err
+	}
+	return sqlTxn{conn: s.conn, t: tx, keep: true}, nil
+}
+
+func (s sqlSession) alive(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	return s.conn.PingContext(ctx) == nil
+}
+
 func (s sqlSession) release() { s.conn.Close() }
 
 func (s sqlSession) discard(context.Context) {

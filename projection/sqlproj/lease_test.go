@@ -97,6 +97,56 @@ func testPostgresLeaseDiesWithConnection[Tx any](t *testing.T, b backend[Tx]) {
 	release() // unlocking on a dead connection closes it, and does not block
 }
 
+// A lease holder whose lease session PostgreSQL terminates while its
+// process lives can no longer commit: its commits run on its lease's
+// session, which is gone, and so is its lock. The standby takes the lease and goes on
+// from the checkpoint, never fenced, and every event is applied once.
+func TestPostgresLeaseHolderCutOff(t *testing.T) {
+	onPostgres(t, testPostgresLeaseHolderCutOff[*sql.Tx], testPostgresLeaseHolderCutOff[pgx.Tx])
+}
+
+func testPostgresLeaseHolderCutOff[Tx any](t *testing.T, b backend[Tx]) {
+	ctx := t.Context()
+	dsn := b.create(t)
+	store := memstore.New()
+	add(t, store, "counter-a", 1, 2)
+	app := fmt.Sprintf("sqlproj_cut_%d", time.Now().UnixNano())
+	_, open1 := b.connect(t, dsn+"&application_name="+app)
+	db2, open2 := b.connect(t, dsn)
+	cps1 := open1.must(t, sqlproj.WithLeasePoll(10*time.Millisecond))
+	cps2 := open2.must(t, sqlproj.WithLeasePoll(10*time.Millisecond))
+	m := newTotals(b, "totals")
+	// The first replica restarts after its failure (and waits for the
+	// lease in standby); the second one returns any failure, ErrFenced
+	// included.
+	r1 := newRunner(t, store, cps1, m.projection("totals"), projection.WithRestart(10*time.Millisecond, 50*time.Millisecond))
+	r2 := newRunner(t, store, cps2, m.projection("totals"))
+	stop1 := start(t, r1)
+	waitState(t, r1, projection.StateLive)
+	stop2 := start(t, r2)
+	waitState(t, r2, projection.StateStandby)
+
+	// The session that holds the first replica's lock ends on the server;
+	// its process, and the other connections of its pool, go on.
+	var n int
+	require.NoError(t, db2.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(l.pid))
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1`, app).Scan(&n))
+	require.Equal(t, 1, n)
+	waitState(t, r2, projection.StateLive)
+
+	for i := range 5 {
+		res := add(t, store, "counter-a", 10+i)
+		require.NoError(t, r2.WaitFor(ctx, res.Position), "the new holder applies every event")
+	}
+	st2, err := r2.Status(ctx)
+	require.NoError(t, err)
+	assert.NotEqual(t, projection.StateFailed, st2.State, "the new holder is not fenced: %v", st2.Err)
+	assert.Equal(t, map[string]total{"counter-a": {63, 7, 6}}, read(t, db2, "totals"), "every event applied once")
+	require.NoError(t, stop2(), "the new holder was never fenced")
+	require.NoError(t, stop1())
+}
+
 // Checkpoints and PgxCheckpoints with the same table prefix share their
 // rows and their leases: either can take over from the other.
 func TestPgxSharesCheckpoints(t *testing.T) {

@@ -142,7 +142,7 @@ func (d pgxDB) begin(ctx context.Context) (txn[pgx.Tx], error) {
 	return pgxTxn{tx}, nil
 }
 
-func (d pgxDB) session(ctx context.Context) (session, error) {
+func (d pgxDB) session(ctx context.Context) (session[pgx.Tx], error) {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -180,6 +180,23 @@ type pgxSession struct{ conn *pgxpool.Conn }
 
 func (s pgxSession) queryRow(ctx context.Context, query string, args ...any) scanner {
 	return s.conn.QueryRow(ctx, query, args...)
+}
+
+func (s pgxSession) begin(ctx context.Context) (txn[pgx.Tx], error) {
+	tx, err := s.conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pgxTxn{tx}, nil
+}
+
+func (s pgxSession) alive(ctx context.Context) bool {
+	if s.conn.Conn().IsClosed() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	return s.conn.Ping(ctx) == nil
 }
 
 func (s pgxSession) release() { s.conn.Release() }

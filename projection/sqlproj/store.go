@@ -32,7 +32,7 @@ type database[Tx any] interface {
 	begin(ctx context.Context) (txn[Tx], error)
 	// session takes a connection of the pool for the caller's use only,
 	// for a lease's session lock.
-	session(ctx context.Context) (session, error)
+	session(ctx context.Context) (session[Tx], error)
 }
 
 // txn is a transaction under way.
@@ -51,8 +51,14 @@ type txn[Tx any] interface {
 }
 
 // session is a connection of the pool held by one user.
-type session interface {
+type session[Tx any] interface {
 	queryRow(ctx context.Context, query string, args ...any) scanner
+	// begin starts a transaction on the session's connection; ending the
+	// transaction leaves the connection to the session.
+	begin(ctx context.Context) (txn[Tx], error)
+	// alive reports whether the session's connection still works (after
+	// a failure: it may cost a round trip).
+	alive(ctx context.Context) bool
 	// release returns the connection to the pool.
 	release()
 	// discard closes the connection, which ends its session and frees its
@@ -89,6 +95,11 @@ type store[Tx any] struct {
 
 	mu   sync.Mutex
 	seen map[string]seen // the checkpoints this value last read or wrote
+	// leased holds the sessions of the PostgreSQL leases this value holds,
+	// by key: the commits of a leased key run on its lease's session, so
+	// that a holder whose session ended (and with it its lock, which
+	// another process may hold now) can no longer commit.
+	leased map[string]session[Tx]
 }
 
 // seen is the stored checkpoint of a key as this store last knew it: its
@@ -107,7 +118,7 @@ type seen struct {
 // newStore creates the tables in db if needed and returns the store.
 func newStore[Tx any](ctx context.Context, db database[Tx], dialect Dialect, cfg config) (*store[Tx], error) {
 	s := &store[Tx]{db: db, dialect: dialect, cfg: cfg, q: newQueries(dialect, cfg.prefix),
-		writes: make(chan struct{}, 1), seen: make(map[string]seen)}
+		writes: make(chan struct{}, 1), seen: make(map[string]seen), leased: make(map[string]session[Tx])}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -168,6 +179,11 @@ func (s *store[Tx]) migrate(ctx context.Context) error {
 // one at a time. ctx bounds the wait for a connection and f's statements;
 // once f has returned nil, the COMMIT runs to its end.
 func (s *store[Tx]) write(ctx context.Context, f func(tx txn[Tx]) error) error {
+	return s.writeOn(ctx, s.db.begin, f)
+}
+
+// writeOn is write in a transaction that begin starts.
+func (s *store[Tx]) writeOn(ctx context.Context, begin func(context.Context) (txn[Tx], error), f func(tx txn[Tx]) error) error {
 	if s.dialect == SQLite {
 		select {
 		case s.writes <- struct{}{}:
@@ -179,7 +195,7 @@ func (s *store[Tx]) write(ctx context.Context, f func(tx txn[Tx]) error) error {
 	// ctx cancels the transaction's statements, not its COMMIT: a COMMIT
 	// cut off on the client may still commit on the server after the
 	// caller has moved on (and, say, loaded the old checkpoint again).
-	tx, err := s.db.begin(ctx)
+	tx, err := begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlproj: begin: %w", withCtx(ctx, err))
 	}
@@ -266,7 +282,7 @@ func show(v any) string {
 	return fmt.Sprint(v)
 }
 
-func (s *store[Tx]) commit(ctx context.Context, key string, cp projection.Checkpoint, apply func(tx Tx) error) error {
+func (s *store[Tx]) commit(ctx context.Context, key string, cp projection.Checkpoint, apply func(tx Tx) error) (err error) {
 	commit, prepare, err := positionArgs(cp.Position)
 	if err != nil {
 		return fmt.Errorf("sqlproj: checkpoint %q: %w", key, err)
@@ -275,7 +291,19 @@ func (s *store[Tx]) commit(ctx context.Context, key string, cp projection.Checkp
 	last := s.seen[key]
 	s.mu.Unlock()
 	known := last.known && cp != (projection.Checkpoint{})
-	err = s.write(ctx, func(tx txn[Tx]) error {
+	begin := s.db.begin
+	s.mu.Lock()
+	sess, leased := s.leased[key]
+	s.mu.Unlock()
+	if leased {
+		begin = sess.begin
+	}
+	defer func() {
+		if err != nil && leased && !sess.alive(ctx) {
+			err = fmt.Errorf("sqlproj: the lease of %q was lost with its connection: %w", key, errors.Join(projection.ErrFenced, err))
+		}
+	}()
+	err = s.writeOn(ctx, begin, func(tx txn[Tx]) error {
 		var n int64
 		var err error
 		switch {
@@ -447,6 +475,9 @@ func (s *store[Tx]) lease(ctx context.Context, key string) (func(), error) {
 		}
 	}
 	s.rearm(key)
+	s.mu.Lock()
+	s.leased[key] = conn
+	s.mu.Unlock()
 	s.cfg.logger.DebugContext(ctx, "sqlproj: lease taken", "key", key, "lock", id)
 	// Release outlives ctx, which is usually done by then; it keeps its
 	// values, for logs and traces.
@@ -454,6 +485,9 @@ func (s *store[Tx]) lease(ctx context.Context, key string) (func(), error) {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			s.mu.Lock()
+			delete(s.leased, key)
+			s.mu.Unlock()
 			ctx, cancel := context.WithTimeout(base, releaseTimeout)
 			defer cancel()
 			var unlocked bool
