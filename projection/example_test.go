@@ -115,6 +115,7 @@ func ExampleRunner_Rebuild() {
 // Status tells what happens.
 func ExampleWithRestart() {
 	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
 	store := memstore.New()
 	res, _ := store.Append(ctx, "counter-a", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":2}`)})
 

@@ -131,3 +131,46 @@ func TestRestart(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestLag(t *testing.T) {
+	t.Run("in time: the last applied event against the head", func(t *testing.T) {
+		now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+		store := memstore.New(memstore.WithClock(func() time.Time { return now }))
+		cps := new(projection.MemoryCheckpoints)
+		p := projection.Projection[projection.NoTx]{
+			Name:   "lagging",
+			Handle: func(context.Context, projection.NoTx, projection.Batch) error { return nil },
+		}
+		r, err := projection.NewRunner(store, cps, nil, p)
+		require.NoError(t, err)
+		first, err := store.Append(t.Context(), "s-1", es.NoStream, es.EventData{Type: "A"})
+		require.NoError(t, err)
+		require.NoError(t, r.CatchUp(t.Context()))
+		now = now.Add(time.Minute)
+		_, err = store.Append(t.Context(), "s-1", es.Any, es.EventData{Type: "A"})
+		require.NoError(t, err)
+		now = now.Add(time.Minute)
+		_, err = store.Append(t.Context(), "s-1", es.Any, es.EventData{Type: "A"})
+		require.NoError(t, err)
+
+		lag, err := r.Lag(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, 2, lag.Events)
+		assert.Equal(t, 2*time.Minute, lag.Time, "the event at the checkpoint (%v) is two minutes older than the head", first.Position)
+	})
+	t.Run("a checkpoint beyond the head", func(t *testing.T) {
+		store := memstore.New()
+		_, err := store.Append(t.Context(), "s-1", es.NoStream, es.EventData{Type: "A"})
+		require.NoError(t, err)
+		cps := new(projection.MemoryCheckpoints)
+		require.NoError(t, cps.Commit(t.Context(), "elsewhere/v1", projection.Checkpoint{Position: es.Position{Commit: 99, Prepare: 99}}, nil))
+		r, err := projection.NewRunner(store, cps, nil, projection.Projection[projection.NoTx]{
+			Name:   "elsewhere",
+			Handle: func(context.Context, projection.NoTx, projection.Batch) error { return nil },
+		})
+		require.NoError(t, err)
+		lag, err := r.Lag(t.Context())
+		require.ErrorIs(t, err, projection.ErrCheckpointBeyondHead)
+		assert.Equal(t, uint64(1), lag.Head.Commit)
+	})
+}

@@ -214,14 +214,18 @@ type Lag struct {
 	// AtLeast is set when counting stopped at the limit.
 	AtLeast bool
 	// Time is how much older the last applied event is than the head
-	// event; 0 when caught up or unknown.
+	// event (when none was applied yet, the oldest event still to apply);
+	// 0 when caught up.
 	Time time.Duration
 }
 
 // MaxLagCount is the most events Lag counts.
 const MaxLagCount = 100_000
 
-// Lag measures how far the projection is behind the log.
+// Lag measures how far the projection is behind the log. A checkpoint
+// beyond the head of the log (checkpoints of another event store, or a
+// store that lost events) is an error matching [ErrCheckpointBeyondHead],
+// with the Lag's Head set.
 func (r *Runner[Tx]) Lag(ctx context.Context) (Lag, error) {
 	st, err := r.Status(ctx)
 	if err != nil {
@@ -232,7 +236,11 @@ func (r *Runner[Tx]) Lag(ctx context.Context) (Lag, error) {
 		return Lag{}, err
 	}
 	lag := Lag{Head: head.Position}
-	if st.Checkpoint.Compare(head.Position) >= 0 {
+	switch c := st.Checkpoint.Compare(head.Position); {
+	case c > 0:
+		return lag, fmt.Errorf("%w: %s is at %v, the log ends at %v", ErrCheckpointBeyondHead,
+			key(r.p.Name, st.Version), st.Checkpoint, head.Position)
+	case c == 0:
 		return lag, nil
 	}
 	_, keep := r.p.filter()
@@ -254,7 +262,11 @@ func (r *Runner[Tx]) Lag(ctx context.Context) (Lag, error) {
 		lag.Events++
 	}
 	if lag.Events > 0 {
-		lag.Time = head.Created.Sub(oldest)
+		applied := st.LastEvent // the event at the checkpoint
+		if applied.IsZero() {
+			applied = oldest
+		}
+		lag.Time = max(head.Created.Sub(applied), 0)
 	}
 	return lag, nil
 }

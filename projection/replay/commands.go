@@ -45,7 +45,9 @@ type statusJSON struct {
 	Head       es.Position `json:"head"`
 	Lag        lagJSON     `json:"lag"`
 	LastEvent  *time.Time  `json:"lastEvent,omitempty"`
-	Error      string      `json:"error,omitempty"`
+	// BeyondHead says that the checkpoint is past the end of the log.
+	BeyondHead bool   `json:"beyondHead,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 type lagJSON struct {
@@ -85,6 +87,9 @@ func (t *Tool) statusCommand(fs *flag.FlagSet) action {
 			if r.Lag.AtLeast {
 				events = "≥" + events
 			}
+			if r.BeyondHead {
+				events = "beyond head"
+			}
 			last := "-"
 			if r.LastEvent != nil {
 				last = r.LastEvent.Format(time.RFC3339)
@@ -109,7 +114,8 @@ func status(ctx context.Context, p Projection) (statusJSON, error) {
 		return statusJSON{}, err
 	}
 	lag, err := p.Lag(ctx)
-	if err != nil {
+	beyond := errors.Is(err, projection.ErrCheckpointBeyondHead)
+	if err != nil && !beyond {
 		return statusJSON{}, err
 	}
 	row := statusJSON{
@@ -126,6 +132,9 @@ func status(ctx context.Context, p Projection) (statusJSON, error) {
 	}
 	if st.Err != nil {
 		row.Error = st.Err.Error()
+	}
+	if beyond {
+		row.BeyondHead, row.Error = true, err.Error()+": rebuild it"
 	}
 	return row, nil
 }

@@ -34,7 +34,8 @@ func (c *clock) Set(t time.Time) {
 }
 
 // statusFixture has two projections: "a" caught up on the first four
-// events and two behind, applied by this very runner; "b" never run.
+// events (created at t0) and two behind (the head created at t0+150s),
+// applied by this very runner; "b" never run.
 func statusFixture(t *testing.T) []replay.Projection {
 	ctx := t.Context()
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -61,7 +62,7 @@ func TestStatus(t *testing.T) {
 	require.Equal(t, replay.ExitOK, res.code, res.stderr)
 	assert.Equal(t, ""+
 		"NAME  VERSION  STATE    CHECKPOINT  LAG (EVENTS)  LAG (TIME)  LAST EVENT\n"+
-		"a     1        stopped  C:4/P:4     2             1m0s        2026-01-02T03:04:05Z\n"+
+		"a     1        stopped  C:4/P:4     2             2m30s       2026-01-02T03:04:05Z\n"+
 		"b     1        stopped  start       6             2m30s       -\n", res.stdout)
 	assert.Empty(t, res.stderr)
 
@@ -113,9 +114,25 @@ func TestStatusJSON(t *testing.T) {
 	assert.Equal(t, "a", a.Name)
 	assert.Equal(t, es.Position{Commit: 4, Prepare: 4}, a.Checkpoint)
 	assert.Equal(t, 2, a.Lag.Events)
-	assert.Equal(t, 60.0, a.Lag.Seconds)
+	assert.Equal(t, 150.0, a.Lag.Seconds, "the last applied event is 150 s older than the head")
 	require.NotNil(t, a.LastEvent)
 	assert.Equal(t, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), *a.LastEvent)
+}
+
+func TestStatusBeyondHead(t *testing.T) {
+	ctx := t.Context()
+	store := memstore.New()
+	add(t, store, "counter-a", 1)
+	cps := new(projection.MemoryCheckpoints)
+	require.NoError(t, cps.Commit(ctx, "a/v1", projection.Checkpoint{Position: es.Position{Commit: 40, Prepare: 40}}, nil))
+	a := newRunner(t, store, cps, (&totals{}).projection("a"))
+
+	res := run(ctx, []string{"status"}, a)
+	require.Equal(t, replay.ExitOK, res.code, res.stderr)
+	assert.Equal(t, ""+
+		"NAME  VERSION  STATE    CHECKPOINT  LAG (EVENTS)  LAG (TIME)  LAST EVENT\n"+
+		"a     1        stopped  C:40/P:40   beyond head   0s          -\n"+
+		"a: projection: checkpoint beyond the head of the log: a/v1 is at C:40/P:40, the log ends at C:1/P:1: rebuild it\n", res.stdout)
 }
 
 func TestStatusCappedFailedAndBroken(t *testing.T) {
