@@ -35,11 +35,12 @@ type api struct {
 	details *projection.Runner[*sql.Tx]
 	history *projection.Runner[*sql.Tx]
 	wait    time.Duration // how long a request waits for the read models
+	probe   time.Duration // how long readiness waits for the event store
 	logger  *slog.Logger
 }
 
 func newAPI(svc *service) *api {
-	a := &api{svc: svc, queries: svc.app.queries, wait: 5 * time.Second, logger: svc.logger}
+	a := &api{svc: svc, queries: svc.app.queries, wait: 5 * time.Second, probe: time.Second, logger: svc.logger}
 	for _, r := range svc.app.runners {
 		switch r.Name() {
 		case readmodel.DetailsName:
@@ -60,6 +61,8 @@ func (a *api) routes() http.Handler {
 	mux.HandleFunc("POST /orders/{id}/cancel", a.cancelOrder)
 	mux.HandleFunc("GET /orders/{id}", a.getOrder)
 	mux.HandleFunc("GET /customers/{id}/orders", a.customerOrders)
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /readyz", a.readyz)
 	return mux
 }
 
@@ -176,6 +179,93 @@ func (a *api) orderAt(ctx context.Context, id string, after es.Position) (readmo
 		return readmodel.Detail{}, fmt.Errorf("%w: %w", errLate, err)
 	}
 	return a.queries.Order(ctx, id)
+}
+
+// healthz answers liveness: 200 while the process serves HTTP.
+func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readiness is the body of a readyz answer.
+type readiness struct {
+	Ready bool `json:"ready"`
+	// Checks holds the state of each part: "ok" for the event store,
+	// "running" for the bus, the runner's state for the relay and each read
+	// model, or what is wrong.
+	Checks map[string]string `json:"checks"`
+	// NotReady names the parts that are not ready, in a stable order.
+	NotReady []string `json:"notReady,omitempty"`
+}
+
+// readyz answers readiness: 200 when the event store answers a cheap read
+// within a.probe, the bus runs, and the relay and every read model are
+// live; 503 otherwise, and from the start of a shutdown, with the parts
+// that are not ready.
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.probe)
+	defer cancel()
+	var res readiness
+	res.Checks = make(map[string]string)
+	check := func(part, state string, ok bool) {
+		res.Checks[part] = state
+		if !ok {
+			res.NotReady = append(res.NotReady, part)
+		}
+	}
+	if a.svc.stopping.Load() {
+		check("service", "shutting down", false)
+	}
+	if err := ping(ctx, a.svc.app.store); err != nil {
+		check("store", "error: "+err.Error(), false)
+	} else {
+		check("store", "ok", true)
+	}
+	select {
+	case <-a.svc.bus.Running():
+		check("bus", "running", true)
+	default:
+		check("bus", "starting", false)
+	}
+	for _, r := range a.svc.runners() {
+		st, err := r.Status(ctx)
+		switch {
+		case err != nil:
+			check(r.Name(), "error: "+err.Error(), false)
+		case st.State == projection.StateFailed && st.Err != nil:
+			check(r.Name(), string(st.State)+": "+st.Err.Error(), false)
+		default:
+			check(r.Name(), string(st.State), st.State == projection.StateLive)
+		}
+	}
+	res.Ready = len(res.NotReady) == 0
+	code := http.StatusOK
+	if !res.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, code, res)
+}
+
+// ping reads the newest event of store, to see that it answers before ctx
+// ends. It returns when ctx ends even if the read does not (a store that
+// ignores deadlines leaves the read behind).
+func ping(ctx context.Context, store es.Store) error {
+	done := make(chan error, 1)
+	go func() {
+		for _, err := range store.ReadAll(ctx, es.ReadAllOptions{Direction: es.Backwards, From: es.End, Limit: 1}) {
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("no answer within the probe's deadline: %w", ctx.Err())
+	}
 }
 
 // position reads the position a GET waits for, from the PositionHeader or

@@ -215,7 +215,7 @@ func serveApp(tb testing.TB, a *app, cfg serviceConfig) string {
 	require.NoError(tb, err)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(tb.Context()))
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, svc) }()
+	go func() { done <- serve(ctx, ln, svc, serveConfig{}) }()
 	tb.Cleanup(func() {
 		cancel()
 		require.NoError(tb, <-done)

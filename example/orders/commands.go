@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/eventfold/eventfold/es"
@@ -144,61 +140,4 @@ func seedOrders(ctx context.Context, a *app, n int, seed uint64) (placed, events
 		}
 	}
 	return placed, events, nil
-}
-
-// serveCommand serves the HTTP API, with the bus, the relay, the process
-// manager and the read models, until interrupted.
-func serveCommand(fs *flag.FlagSet) action {
-	var in infra
-	in.flags(fs)
-	addr := fs.String("addr", "127.0.0.1:8080", "the `address` to listen on")
-	autoConfirm := fs.Bool("auto-confirm", true, "confirm orders of products in stock by themselves (the stock-check process manager)")
-	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
-		if len(args) > 0 {
-			return usagef("unexpected arguments %q", args)
-		}
-		logger := slog.New(slog.NewTextHandler(stderr, nil))
-		a, err := openApp(ctx, in, logger)
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		svc, err := newService(ctx, a, serviceConfig{nats: in.nats, autoConfirm: *autoConfirm})
-		if err != nil {
-			return err
-		}
-		ln, err := net.Listen("tcp", *addr)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "orders: serving on http://%s (Ctrl-C stops)\n", ln.Addr())
-		return serve(ctx, ln, svc)
-	}
-}
-
-// serve runs svc and its HTTP API on ln until ctx is done (or either
-// fails), then shuts both down gracefully.
-func serve(ctx context.Context, ln net.Listener, svc *service) error {
-	srv := &http.Server{Handler: newAPI(svc).routes(), ReadHeaderTimeout: 10 * time.Second}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	svcDone := make(chan error, 1)
-	go func() { svcDone <- svc.run(ctx) }()
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- srv.Serve(ln) }()
-
-	var svcErr, httpErr error
-	select {
-	case svcErr = <-svcDone: // ctx ended, or the service failed
-		shutdown, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer stop()
-		httpErr = errors.Join(srv.Shutdown(shutdown), <-httpDone)
-	case httpErr = <-httpDone: // the listener failed
-		cancel()
-		svcErr = <-svcDone
-	}
-	if errors.Is(httpErr, http.ErrServerClosed) {
-		httpErr = nil
-	}
-	return errors.Join(svcErr, httpErr)
 }

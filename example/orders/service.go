@@ -60,6 +60,12 @@ type service struct {
 
 	notified atomic.Int64 // shipping notifications sent
 	closers  []func() error
+	stopping atomic.Bool   // the service is shutting down: not ready
+	stopped  chan struct{} // closed once run or serve has stopped the service
+
+	// beforeConfirm, if set, is called by the stock check before it
+	// confirms an order (tests use it to hold an event handler under way).
+	beforeConfirm func(ctx context.Context)
 }
 
 // serviceConfig configures a service.
@@ -71,7 +77,7 @@ type serviceConfig struct {
 
 // newService builds the service on a.
 func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error) {
-	s := &service{app: a, now: time.Now, logger: a.logger}
+	s := &service{app: a, now: time.Now, logger: a.logger, stopped: make(chan struct{})}
 	commands, err := commandTypes()
 	if err != nil {
 		return nil, err
@@ -157,6 +163,9 @@ func (s *service) stockCheck(ctx context.Context, e order.Placed) error {
 			return nil
 		}
 	}
+	if s.beforeConfirm != nil {
+		s.beforeConfirm(ctx)
+	}
 	_, err := bus.Request[outcome](ctx, s.bus, order.ConfirmOrder{OrderID: e.OrderID, ConfirmedAt: s.now()})
 	if errors.Is(err, order.ErrInvalidTransition) {
 		return nil // confirmed or cancelled by someone else meanwhile
@@ -171,31 +180,145 @@ func (s *service) notifyShipped(ctx context.Context, e order.Shipped) error {
 	return nil
 }
 
-// run runs the bus, the relay and the read models until ctx is done.
+// runner is a projection runner, whatever its transactions.
+type runner interface {
+	Name() string
+	Status(ctx context.Context) (projection.Status, error)
+}
+
+// runners returns the service's runners: the relay, then the read models.
+func (s *service) runners() []runner {
+	rs := []runner{s.relay}
+	for _, m := range s.app.runners {
+		rs = append(rs, m)
+	}
+	return rs
+}
+
+// run runs the service until ctx is done or a part of it fails, then stops
+// it in order (see [running.stop]) and closes its transport.
 func (s *service) run(ctx context.Context) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	start := func(name string, run func(context.Context) error) {
-		wg.Go(func() {
-			if err := run(ctx); err != nil && ctx.Err() == nil {
-				cancel(fmt.Errorf("%s: %w", name, err))
-			}
-		})
+	defer close(s.stopped)
+	r := s.start(ctx)
+	select {
+	case <-ctx.Done():
+	case <-r.failed:
 	}
-	start("bus", s.bus.Run)
-	start("relay", s.relay.Run)
-	for _, r := range s.app.runners {
-		start(r.Name(), r.Run)
-	}
-	<-ctx.Done()
-	wg.Wait()
+	s.stopping.Store(true)
+	err := r.stop(context.WithoutCancel(ctx))
+	r.wait()
+	return errors.Join(err, s.close())
+}
+
+// close closes what the service opened (the NATS connection): the store
+// and the read side belong to the app.
+func (s *service) close() error {
 	var errs []error
-	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
-		errs = append(errs, err)
-	}
 	for _, c := range s.closers {
 		errs = append(errs, c())
 	}
+	s.closers = nil
 	return errors.Join(errs...)
+}
+
+// running is a started service: its parts run in three stages, each under
+// a context of its own, so that they stop in order.
+type running struct {
+	relay, bus, readModels *stage
+
+	failed chan struct{} // closed when a part fails
+	once   sync.Once
+	cause  error
+}
+
+// stage is parts of the service that start and stop together.
+type stage struct {
+	name   string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// start runs the bus, the relay and the read models. They keep ctx's values
+// but not its end: they run until [running.stop].
+func (s *service) start(ctx context.Context) *running {
+	base := context.WithoutCancel(ctx)
+	r := &running{failed: make(chan struct{})}
+	r.bus = r.stage(base, "the bus", map[string]func(context.Context) error{"bus": s.bus.Run})
+	r.relay = r.stage(base, "the relay", map[string]func(context.Context) error{s.relay.Name(): s.relay.Run})
+	models := make(map[string]func(context.Context) error, len(s.app.runners))
+	for _, m := range s.app.runners {
+		models[m.Name()] = m.Run
+	}
+	r.readModels = r.stage(base, "the read models", models)
+	return r
+}
+
+func (r *running) stage(base context.Context, name string, runs map[string]func(context.Context) error) *stage {
+	ctx, cancel := context.WithCancel(base)
+	st := &stage{name: name, cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	for part, run := range runs {
+		wg.Go(func() {
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				r.fail(fmt.Errorf("%s: %w", part, err))
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(st.done)
+	}()
+	return st
+}
+
+// stages returns the stages in the order they stop.
+func (r *running) stages() []*stage { return []*stage{r.relay, r.bus, r.readModels} }
+
+// wait waits until every stage has stopped.
+func (r *running) wait() {
+	for _, st := range r.stages() {
+		<-st.done
+	}
+}
+
+func (r *running) fail(err error) {
+	r.once.Do(func() {
+		r.cause = err
+		close(r.failed)
+	})
+}
+
+// stop stops the service's parts in order, each once the one before has
+// stopped, and returns why a part failed, if one did:
+//
+//  1. the relay, which commits its last batch: on the in-process transport
+//     a batch is published once every event handler has handled it, so
+//     the handlers under way (the stock check, which sends a command) end
+//     with their events handled before the relay's checkpoint passes them;
+//  2. the bus: no handler is then under way, and no command is coming;
+//  3. the read models, which commit their last batches: until then, the
+//     requests that waited for them were answered.
+//
+// If a stage has not stopped when ctx ends, stop tells the stages after it
+// to stop as well, out of order, and returns at once an error that wraps
+// ctx's; [running.wait] waits until they have all stopped.
+func (r *running) stop(ctx context.Context) error {
+	stages := r.stages()
+	for i, st := range stages {
+		st.cancel()
+		select {
+		case <-st.done:
+		case <-ctx.Done():
+			for _, later := range stages[i+1:] {
+				later.cancel()
+			}
+			return fmt.Errorf("%s did not stop: %w", st.name, context.Cause(ctx))
+		}
+	}
+	select {
+	case <-r.failed:
+		return r.cause
+	default:
+		return nil
+	}
 }

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// stopSignals are the signals that shut the service down gracefully:
+// Ctrl-C, and what systemd, Docker and Kubernetes send.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM}
+
+// signalContext returns a context that ends at the first of [stopSignals].
+// Once it has ended, the signals get their default behaviour back: a
+// second Ctrl-C ends the process at once. stop releases the signals.
+func signalContext(parent context.Context) (ctx context.Context, stop func()) {
+	ctx, stop = signal.NotifyContext(parent, stopSignals...)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
+}
+
+// defaultShutdownTimeout bounds a graceful shutdown unless -shutdown-timeout
+// says otherwise.
+const defaultShutdownTimeout = 10 * time.Second
+
+// serveCommand serves the HTTP API, with the bus, the relay, the process
+// manager and the read models, until interrupted.
+func serveCommand(fs *flag.FlagSet) action {
+	var in infra
+	in.flags(fs)
+	addr := fs.String("addr", "127.0.0.1:8080", "the `address` to listen on")
+	autoConfirm := fs.Bool("auto-confirm", true, "confirm orders of products in stock by themselves (the stock-check process manager)")
+	timeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "on SIGINT or SIGTERM, wait at most this `long` for the requests and handlers under way, then exit anyway")
+	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+		if len(args) > 0 {
+			return usagef("unexpected arguments %q", args)
+		}
+		if *timeout <= 0 {
+			return usagef("-shutdown-timeout %v: want a positive duration", *timeout)
+		}
+		logger := slog.New(slog.NewTextHandler(stderr, nil))
+		a, err := openApp(ctx, in, logger)
+		if err != nil {
+			return err
+		}
+		svc, err := newService(ctx, a, serviceConfig{nats: in.nats, autoConfirm: *autoConfirm})
+		if err != nil {
+			return errors.Join(err, a.Close())
+		}
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			return errors.Join(err, svc.close(), a.Close())
+		}
+		fmt.Fprintf(stdout, "orders: serving on http://%s (Ctrl-C stops)\n", ln.Addr())
+		err = serve(ctx, ln, svc, serveConfig{shutdownTimeout: *timeout})
+		if errors.Is(err, errShutdownTimeout) {
+			// Parts of the service may still use the stores: closing them
+			// could wait for ever. The process ends; the stores are
+			// consistent at every commit.
+			return err
+		}
+		return errors.Join(err, a.Close())
+	}
+}
+
+// serveConfig configures [serve].
+type serveConfig struct {
+	// shutdownTimeout bounds the graceful shutdown (defaultShutdownTimeout
+	// if 0).
+	shutdownTimeout time.Duration
+	// wrap, if set, wraps the API's handler (tests hold requests with it).
+	wrap func(http.Handler) http.Handler
+}
+
+// errShutdownTimeout means that the graceful shutdown did not end within
+// its timeout: serve returned anyway, with parts of the service still
+// stopping.
+var errShutdownTimeout = errors.New("the graceful shutdown timed out")
+
+// serve runs svc and its HTTP API on ln until ctx is done (or either
+// fails), then shuts them down gracefully, in order:
+//
+//  1. the HTTP server stops accepting connections and finishes the
+//     requests under way (the bus and the read models still run for them);
+//  2. the service's parts stop in the order of [running.stop]: the relay
+//     (its last batch handled and committed), the bus, the read models
+//     (their last batches committed);
+//  3. svc's transport closes. The caller closes the stores.
+//
+// If that takes longer than cfg.shutdownTimeout, serve logs it and returns
+// an error wrapping [errShutdownTimeout] at once; the shutdown goes on in
+// the background until the process ends, and svc.stopped is closed when
+// it is over.
+func serve(ctx context.Context, ln net.Listener, svc *service, cfg serveConfig) error {
+	timeout := cfg.shutdownTimeout
+	if timeout <= 0 {
+		timeout = defaultShutdownTimeout
+	}
+	var h http.Handler = newAPI(svc).routes()
+	if cfg.wrap != nil {
+		h = cfg.wrap(h)
+	}
+	// The requests' contexts do not derive from ctx: a signal does not
+	// cancel the requests under way, Shutdown lets them finish.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	rt := svc.start(ctx)
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve(ln) }()
+
+	log := svc.logger
+	var httpErr error
+	served := true
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: stop signal received", "timeout", timeout)
+	case <-rt.failed:
+		log.Error("shutting down: a part of the service failed", "error", rt.cause, "timeout", timeout)
+	case httpErr = <-httpDone:
+		served = false
+		log.Error("shutting down: the HTTP server failed", "error", httpErr, "timeout", timeout)
+	}
+	svc.stopping.Store(true)
+	start := time.Now()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+
+	done := make(chan error, 1)
+	go func() {
+		defer close(svc.stopped)
+		var errs []error
+		if served {
+			err := srv.Shutdown(stopCtx)
+			if err != nil {
+				_ = srv.Close()
+				log.Error("shutdown: the HTTP server closed the connections of the requests still under way", "elapsed", time.Since(start))
+			} else {
+				log.Info("shutdown: the HTTP server has stopped; the requests under way were answered", "elapsed", time.Since(start))
+			}
+			if err := <-httpDone; !errors.Is(err, http.ErrServerClosed) {
+				errs = append(errs, err)
+			}
+			errs = append(errs, err)
+		}
+		if err := rt.stop(stopCtx); err != nil {
+			errs = append(errs, err)
+			done <- errors.Join(errs...) // serve returns; the rest stops in the background
+			rt.wait()
+			_ = svc.close()
+			return
+		}
+		log.Info("shutdown: the relay, the bus and the read models have stopped", "elapsed", time.Since(start))
+		errs = append(errs, svc.close())
+		done <- errors.Join(errs...)
+	}()
+	select {
+	case err := <-done:
+		if err != nil && stopCtx.Err() != nil {
+			return timedOut(log, timeout, errors.Join(httpErr, err))
+		}
+		log.Info("shutdown complete", "elapsed", time.Since(start))
+		return errors.Join(httpErr, err)
+	case <-stopCtx.Done():
+		_ = srv.Close()
+		return timedOut(log, timeout, httpErr)
+	}
+}
+
+// timedOut logs that the shutdown timed out, and returns the error that
+// says so.
+func timedOut(log *slog.Logger, timeout time.Duration, err error) error {
+	log.Error("shutdown: timed out; exiting without waiting for the rest", "timeout", timeout)
+	return errors.Join(fmt.Errorf("%w after %v (-shutdown-timeout)", errShutdownTimeout, timeout), err)
+}
