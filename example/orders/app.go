@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/eventfold/eventfold/aggregate"
 	"github.com/eventfold/eventfold/es"
@@ -102,6 +104,31 @@ func readSideDB(url string) (*sql.DB, error) {
 	return stdlib.OpenDB(*cfg.ConnConfig), nil
 }
 
+// scavengeEvery is how often the SQL event store deletes the events that
+// stream metadata hides (the relay's old checkpoints, $maxCount 1).
+const scavengeEvery = 10 * time.Minute
+
+// scavengeHorizon is the position below which the event store may delete
+// hidden events: the lowest checkpoint of the service's runners (the relay
+// and the read models) while a service runs, the start of the log (nothing)
+// otherwise. The read models consume only order events, which no metadata
+// hides, so a rebuild in another process loses nothing either.
+func (a *app) scavengeHorizon(ctx context.Context) (es.Position, error) {
+	f := a.horizon.Load()
+	if f == nil {
+		return es.Start, nil
+	}
+	return (*f)(ctx)
+}
+
+// restart makes the service's runners ride through outages: a runner that
+// fails (its subscription, its database) starts again after 100ms, then
+// twice as long each time up to 10s, instead of stopping the service. A
+// poison event is skipped into the dead letters (WithSkipPoison); what
+// needs a person (a corrupt checkpoint, one beyond the head of the log)
+// still stops the runner, and the service with it.
+var restart = projection.WithRestart(100*time.Millisecond, 10*time.Second)
+
 // maxIdleConns is how many idle connections the pool of the read models
 // keeps. database/sql keeps 2 by default: the requests, runners and event
 // handlers of a service under load would then open a connection for nearly
@@ -117,6 +144,9 @@ type app struct {
 	db          *sql.DB // read models and checkpoints
 	checkpoints *sqlproj.Checkpoints
 	runners     []*projection.Runner[*sql.Tx]
+	// horizon, once a service runs on the app, returns the lowest
+	// checkpoint of its consumers of the log (see scavengeHorizon).
+	horizon atomic.Pointer[func(context.Context) (es.Position, error)]
 	queries     *readmodel.Queries
 	logger      *slog.Logger
 	closers     []func() error
@@ -148,13 +178,13 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 			return nil, err
 		}
 		a.closers = append(a.closers, func() error { pool.Close(); return nil })
-		s, err := sqlstore.NewPostgres(ctx, pool, sqlstore.WithLogger(logger))
+		s, err := sqlstore.NewPostgres(ctx, pool, sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
 		if err != nil {
 			return nil, err
 		}
 		a.store, a.closers = s, append(a.closers, s.Close)
 	default:
-		s, err := sqlstore.OpenSQLite(ctx, sqliteDSN(in.data), sqlstore.WithLogger(logger))
+		s, err := sqlstore.OpenSQLite(ctx, sqliteDSN(in.data), sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", in.data, err)
 		}
@@ -196,7 +226,7 @@ func (a *app) build(ctx context.Context, dialect sqlproj.Dialect) (err error) {
 	}
 	for _, p := range []projection.Projection[*sql.Tx]{readmodel.Summaries(), readmodel.Details()} {
 		r, err := projection.NewRunner(a.store, a.checkpoints, a.types, p,
-			projection.WithLogger(logger), projection.WithSkipPoison(a.checkpoints))
+			projection.WithLogger(logger), projection.WithSkipPoison(a.checkpoints), restart)
 		if err != nil {
 			return err
 		}

@@ -141,10 +141,12 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 		Handle: func(ctx context.Context, _ projection.NoTx, b projection.Batch) error {
 			return relay.Publish(ctx, b.Recorded()...)
 		},
-	}, projection.WithLogger(a.logger), projection.WithBatch(100, 20*time.Millisecond))
+	}, projection.WithLogger(a.logger), projection.WithBatch(100, 20*time.Millisecond), restart)
 	if err != nil {
 		return nil, err
 	}
+	horizon := s.horizon
+	a.horizon.Store(&horizon)
 	return s, nil
 }
 
@@ -184,6 +186,22 @@ func (s *service) notifyShipped(ctx context.Context, e order.Shipped) error {
 type runner interface {
 	Name() string
 	Status(ctx context.Context) (projection.Status, error)
+}
+
+// horizon returns the lowest checkpoint of the service's runners: the
+// events below it have been consumed by all of them.
+func (s *service) horizon(ctx context.Context) (es.Position, error) {
+	low := es.End
+	for _, r := range s.runners() {
+		st, err := r.Status(ctx)
+		if err != nil {
+			return es.Start, err
+		}
+		if st.Checkpoint.Compare(low) < 0 {
+			low = st.Checkpoint
+		}
+	}
+	return low, nil
 }
 
 // runners returns the service's runners: the relay, then the read models.
