@@ -147,9 +147,9 @@ type app struct {
 	// horizon, once a service runs on the app, returns the lowest
 	// checkpoint of its consumers of the log (see scavengeHorizon).
 	horizon atomic.Pointer[func(context.Context) (es.Position, error)]
-	queries     *readmodel.Queries
-	logger      *slog.Logger
-	closers     []func() error
+	queries *readmodel.Queries
+	logger  *slog.Logger
+	closers []func() error
 }
 
 // openApp connects to the infrastructure in and builds the application.
