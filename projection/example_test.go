@@ -134,10 +134,10 @@ func ExampleWithRestart() {
 		return
 	}
 	st, _ := runner.Status(ctx)
-	fmt.Println(st.State, st.Restarts)
+	fmt.Println("restarts:", st.Restarts, "error:", st.Err)
 	stop()
-	fmt.Println(<-done)
+	fmt.Println("Run:", <-done)
 	// Output:
-	// live 0
-	// <nil>
+	// restarts: 0 error: <nil>
+	// Run: <nil>
 }

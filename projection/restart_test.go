@@ -68,6 +68,7 @@ func TestRestart(t *testing.T) {
 			// each, with jitter).
 			assert.GreaterOrEqual(t, time.Since(start), 3500*time.Millisecond)
 			assert.LessOrEqual(t, time.Since(start), 7*time.Second)
+			synctest.Wait() // the runner goes live just after its commit
 			st, err = r.Status(t.Context())
 			require.NoError(t, err)
 			assert.Equal(t, projection.StateLive, st.State)

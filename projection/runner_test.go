@@ -134,12 +134,17 @@ func TestCatchUpThenLive(t *testing.T) {
 	res := add(t, store, "counter-a", 4)
 	require.NoError(t, r.WaitFor(ctx, res.Position))
 	assert.Equal(t, 10, m.snapshot()["counter-a"])
-	st, err := r.Status(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, projection.StateLive, st.State)
+	// WaitFor promises the checkpoint; the state turns live just after
+	// the commit that ends the catch-up.
+	var st projection.Status
+	require.Eventually(t, func() bool {
+		var err error
+		st, err = r.Status(ctx)
+		return err == nil && st.State == projection.StateLive
+	}, 10*time.Second, time.Millisecond, "the runner goes live")
 	assert.Equal(t, res.Position, st.Checkpoint)
 	require.NoError(t, stop())
-	st, err = r.Status(ctx)
+	st, err := r.Status(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, projection.StateStopped, st.State)
 	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
