@@ -96,6 +96,10 @@ func New(connectionString string, opts ...Option) (*Store, error) {
 	// NewClient only checks the configuration; connections are made by the
 	// Store's connection attempts (see acquire).
 	_ = client.Close()
+	// One discovery per connection attempt: the Store retries with its own
+	// backoff, and the client's connection goroutine ends for good when its
+	// discovery fails (see docs/eventstoredb.md).
+	cfg.MaxDiscoverAttempts = 1
 	s.cfg = cfg
 	return s, nil
 }
@@ -142,9 +146,11 @@ func (s *Store) Client() *esdb.Client {
 
 // Close closes the connection if New opened it. Calls still running in the
 // client (abandoned after their context ended) keep it until they return;
-// it is closed then. A connection attempt under way is not waited for: it
-// closes its client when it ends.
+// it is closed then. Close waits for a connection attempt under way, which
+// takes at most the client's gossip timeout (5s by default; about
+// DiscoveryInterval, 100ms, when nothing listens at the address).
 func (s *Store) Close() error {
+	defer s.probes.Wait()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
