@@ -100,6 +100,9 @@ func New(connectionString string, opts ...Option) (*Store, error) {
 	// backoff, and the client's connection goroutine ends for good when its
 	// discovery fails (see docs/eventstoredb.md).
 	cfg.MaxDiscoverAttempts = 1
+	// The client sleeps DiscoveryInterval after its last attempt too, with
+	// every other call blocked meanwhile: with one attempt it only delays.
+	cfg.DiscoveryInterval = 0
 	s.cfg = cfg
 	return s, nil
 }

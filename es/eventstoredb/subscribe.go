@@ -3,6 +3,7 @@ package eventstoredb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"math/rand/v2"
 	"time"
@@ -103,14 +104,18 @@ func (s *Store) subscribe(ctx context.Context, name string, yield func(es.Messag
 		if delivered {
 			failures = 0
 		}
-		if ctx.Err() != nil || !transient(err) || failures >= s.attempts {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			yield(es.Message{}, fmt.Errorf("eventstoredb: stream %q: %w", name, ctxErr))
+			return
+		}
+		if !transient(err) || failures >= s.attempts {
 			yield(es.Message{}, err)
 			return
 		}
 		failures++
 		s.logger.WarnContext(ctx, "eventstoredb: subscription dropped; resubscribing", "stream", name, "attempt", failures, "error", err)
 		if err := sleep(ctx, s.backoffFor(failures)); err != nil {
-			yield(es.Message{}, err)
+			yield(es.Message{}, fmt.Errorf("eventstoredb: stream %q: %w", name, err))
 			return
 		}
 	}
@@ -136,10 +141,11 @@ func (s *Store) subscribeOnce(ctx context.Context, name string, yield func(es.Me
 	if err != nil {
 		return false, s.mapError(ctx, name, es.Any, err)
 	}
-	// A drop does not retire the client: if the connection is gone, the
-	// next open fails and does.
-	defer release(nil)
-	return s.pump(ctx, name, sub, yield, advance)
+	delivered, err := s.pump(ctx, name, sub, yield, advance)
+	// A drop with Unavailable retires the client at once, before another
+	// call makes it rediscover (see docs/eventstoredb.md).
+	release(err)
+	return delivered, err
 }
 
 // pump delivers a subscription's messages until it drops (the error) or the
