@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -178,6 +179,12 @@ func connectionLost(err error) bool {
 		switch e.Code() {
 		case esdb.ErrorUnavailable, esdb.ErrorCodeConnectionClosed:
 			return true
+		case esdb.ErrorCodeUnknown:
+			// An append whose request stream broke: the client reports
+			// Send's io.EOF, not the stream's status.
+			if errors.Is(e.Err(), io.EOF) {
+				return true
+			}
 		}
 	}
 	if status.Code(err) == codes.Unavailable {
