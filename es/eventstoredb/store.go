@@ -74,7 +74,10 @@ func WithResubscribe(attempts int, backoff time.Duration) Option {
 }
 
 // New connects to EventStoreDB with a connection string such as
-// "esdb://localhost:2113?tls=false". Close releases the connection.
+// "esdb://localhost:2113?tls=false". Close releases the connection. The
+// connection is made at the first call, and made again after a connection
+// loss, one discovery at a time with the Store's own backoff: the string's
+// maxDiscoverAttempts and discoveryInterval are overridden (1 and 0).
 func New(connectionString string, opts ...Option) (*Store, error) {
 	cfg, err := esdb.ParseConnectionString(connectionString)
 	if err != nil {
@@ -150,8 +153,8 @@ func (s *Store) Client() *esdb.Client {
 // Close closes the connection if New opened it. Calls still running in the
 // client (abandoned after their context ended) keep it until they return;
 // it is closed then. Close waits for a connection attempt under way, which
-// takes at most the client's gossip timeout (5s by default; about
-// DiscoveryInterval, 100ms, when nothing listens at the address).
+// takes at most the client's gossip timeout (5s by default; milliseconds
+// when nothing listens at the address).
 func (s *Store) Close() error {
 	defer s.probes.Wait()
 	s.mu.Lock()
