@@ -32,6 +32,16 @@
 // delivered, with exponential backoff, so that the consumer never sees an
 // event twice or misses one; see [WithResubscribe].
 //
+// # Outages
+//
+// Every call into the client is bounded by [WithCallTimeout] (when the
+// caller's context has no earlier deadline) and returns when its context
+// ends, even where the client blocks internally. Connection loss is
+// returned as an error wrapping [ErrUnavailable] (see [IsTransient]); the
+// Store then connects a new client at the next call, with backoff while
+// the node stays unreachable, and subscriptions resubscribe through it.
+// docs/eventstoredb.md records what the v4 client does on its own.
+//
 // # Testing
 //
 // Package es/esdbtest runs an EventStoreDB-compatible server inside a test

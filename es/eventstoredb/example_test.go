@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
+	"time"
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/esdbtest"
@@ -50,4 +52,51 @@ func ExampleNew() {
 	// 0 OrderPlaced {"total":10}
 	// 1 OrderShipped {}
 	// true es: wrong expected version for stream "order-42": expected no stream, actual 1
+}
+
+// With EventStoreDB unreachable, calls fail within the call timeout (at
+// once when nothing listens at the address) with a transient error: retry
+// later, or answer "unavailable". The store reconnects by itself when the
+// node is back.
+func ExampleIsTransient() {
+	srv, err := esdbtest.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := srv.ConnectionString()
+	srv.Close() // the node goes away
+
+	store, err := eventstoredb.New(conn,
+		eventstoredb.WithCallTimeout(2*time.Second),
+		eventstoredb.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	_, err = store.Append(context.Background(), "order-42", es.Any, es.EventData{Type: "OrderPlaced"})
+	fmt.Println(eventstoredb.IsTransient(err), errors.Is(err, eventstoredb.ErrUnavailable))
+	// Output:
+	// true true
+}
+
+// WithCallTimeout bounds each call when the caller's context has no earlier
+// deadline.
+func ExampleWithCallTimeout() {
+	srv, err := esdbtest.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	store, err := eventstoredb.New(srv.ConnectionString(), eventstoredb.WithCallTimeout(500*time.Millisecond))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	res, err := store.Append(context.Background(), "order-7", es.NoStream, es.EventData{Type: "OrderPlaced"})
+	fmt.Println(res.Revision, err)
+	// Output:
+	// 0 <nil>
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -20,12 +21,22 @@ import (
 
 // Store is an [es.Store] on EventStoreDB. It is safe for concurrent use.
 type Store struct {
-	client     *esdb.Client
-	owned      bool
-	logger     *slog.Logger
-	attempts   int
-	backoff    time.Duration
-	maxBackoff time.Duration
+	cfg         *esdb.Configuration // nil with FromClient: no reconnection
+	logger      *slog.Logger
+	attempts    int
+	backoff     time.Duration
+	maxBackoff  time.Duration
+	callTimeout time.Duration
+
+	probes sync.WaitGroup // connection attempts
+
+	mu            sync.Mutex // guards the fields below
+	cur           *conn      // nil: connect at the next call
+	probing       chan struct{}
+	lastErr       error // of the last connection attempt or loss
+	retryAt       time.Time
+	probeFailures int
+	closed        bool
 }
 
 var _ es.Store = (*Store)(nil)
@@ -63,7 +74,10 @@ func WithResubscribe(attempts int, backoff time.Duration) Option {
 }
 
 // New connects to EventStoreDB with a connection string such as
-// "esdb://localhost:2113?tls=false". Close releases the connection.
+// "esdb://localhost:2113?tls=false". Close releases the connection. The
+// connection is made at the first call, and made again after a connection
+// loss, one discovery at a time with the Store's own backoff: the string's
+// maxDiscoverAttempts and discoveryInterval are overridden (1 and 0).
 func New(connectionString string, opts ...Option) (*Store, error) {
 	cfg, err := esdb.ParseConnectionString(connectionString)
 	if err != nil {
@@ -82,7 +96,17 @@ func New(connectionString string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eventstoredb: connect: %w", err)
 	}
-	s.client, s.owned = client, true
+	// NewClient only checks the configuration; connections are made by the
+	// Store's connection attempts (see acquire).
+	_ = client.Close()
+	// One discovery per connection attempt: the Store retries with its own
+	// backoff, and the client's connection goroutine ends for good when its
+	// discovery fails (see docs/eventstoredb.md).
+	cfg.MaxDiscoverAttempts = 1
+	// The client sleeps DiscoveryInterval after its last attempt too, with
+	// every other call blocked meanwhile: with one attempt it only delays.
+	cfg.DiscoveryInterval = 0
+	s.cfg = cfg
 	return s, nil
 }
 
@@ -96,12 +120,12 @@ func FromClient(client *esdb.Client, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.client = client
+	s.cur = &conn{client: client}
 	return s, nil
 }
 
 func newStore(opts []Option) (*Store, error) {
-	s := &Store{logger: slog.Default(), attempts: 10, backoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second}
+	s := &Store{logger: slog.Default(), attempts: 10, backoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second, callTimeout: DefaultCallTimeout}
 	var errs []error
 	for _, opt := range opts {
 		errs = append(errs, opt(s))
@@ -109,14 +133,46 @@ func newStore(opts []Option) (*Store, error) {
 	return s, errors.Join(errs...)
 }
 
-// Client returns the underlying client, for what the es.Store contract does
-// not cover (persistent subscriptions, projections).
-func (s *Store) Client() *esdb.Client { return s.client }
+// Client returns the client the Store uses now, for what the es.Store
+// contract does not cover (persistent subscriptions, projections),
+// connecting one if needed within the call timeout; nil if EventStoreDB
+// cannot be reached or the Store is closed. A Store from New replaces its
+// client after a connection loss and closes the old one: ask again rather
+// than keep it.
+func (s *Store) Client() *esdb.Client {
+	ctx, cancel := context.WithTimeout(context.Background(), s.callTimeout)
+	defer cancel()
+	c, err := s.acquire(ctx)
+	if err != nil {
+		return nil
+	}
+	s.release(c, nil)
+	return c.client
+}
 
-// Close closes the connection if New opened it.
+// Close closes the connection if New opened it. Calls still running in the
+// client (abandoned after their context ended) keep it until they return;
+// it is closed then. Close waits for a connection attempt under way, which
+// takes at most the client's gossip timeout (5s by default; milliseconds
+// when nothing listens at the address).
 func (s *Store) Close() error {
-	if s.owned {
-		return s.client.Close()
+	defer s.probes.Wait()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	c := s.cur
+	s.cur = nil
+	closeIt := false
+	if c != nil && c.owned {
+		c.retired = true
+		closeIt = c.inflight == 0
+	}
+	s.mu.Unlock()
+	if closeIt {
+		return c.client.Close()
 	}
 	return nil
 }
@@ -176,7 +232,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedR
 		}
 		data[i] = esdb.EventData{EventID: ev.ID, EventType: ev.Type, ContentType: ct, Data: ev.Data, Metadata: ev.Metadata}
 	}
-	res, err := s.client.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: toExpected(expected)}, data...)
+	var res *esdb.WriteResult
+	err = s.unary(ctx, stream, func(ctx context.Context, cl *esdb.Client) (err error) {
+		res, err = cl.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: toExpected(expected)}, data...)
+		return err
+	})
 	if err != nil {
 		return es.AppendResult{}, s.mapError(ctx, stream, expected, err)
 	}
@@ -214,6 +274,9 @@ func (s *Store) mapError(ctx context.Context, stream string, expected es.Expecte
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("eventstoredb: %w", ctxErr)
 	}
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrClosed) {
+		return err // the adapter's own, already described
+	}
 	var e *esdb.Error
 	if !errors.As(err, &e) {
 		return fmt.Errorf("eventstoredb: stream %q: %w", stream, err)
@@ -246,6 +309,9 @@ func (s *Store) mapError(ctx context.Context, stream string, expected es.Expecte
 	case codes.InvalidArgument:
 		return fmt.Errorf("%w: stream %q: %v", es.ErrInvalidArgument, stream, err)
 	}
+	if transientClientError(err) {
+		return fmt.Errorf("%w: stream %q: %w", ErrUnavailable, stream, err)
+	}
 	return fmt.Errorf("eventstoredb: stream %q: %w", stream, err)
 }
 
@@ -253,7 +319,10 @@ func (s *Store) mapError(ctx context.Context, stream string, expected es.Expecte
 // by asking for an empty append at a revision no stream reaches: the server
 // refuses it and reports the stream's actual revision, writing nothing.
 func (s *Store) lastRevision(ctx context.Context, stream string) (uint64, bool) {
-	_, err := s.client.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: esdb.Revision(math.MaxInt64 - 1)})
+	err := s.unary(ctx, stream, func(ctx context.Context, cl *esdb.Client) error {
+		_, err := cl.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: esdb.Revision(math.MaxInt64 - 1)})
+		return err
+	})
 	if err == nil {
 		return 0, false
 	}
@@ -269,7 +338,11 @@ func (s *Store) DeleteStream(ctx context.Context, stream string, expected es.Exp
 	if err := es.ValidateStreamName(stream); err != nil {
 		return es.DeleteResult{}, err
 	}
-	res, err := s.client.DeleteStream(ctx, stream, esdb.DeleteStreamOptions{ExpectedRevision: toExpected(expected)})
+	var res *esdb.DeleteResult
+	err := s.unary(ctx, stream, func(ctx context.Context, cl *esdb.Client) (err error) {
+		res, err = cl.DeleteStream(ctx, stream, esdb.DeleteStreamOptions{ExpectedRevision: toExpected(expected)})
+		return err
+	})
 	if err != nil {
 		return es.DeleteResult{}, s.mapError(ctx, stream, expected, err)
 	}
@@ -281,7 +354,11 @@ func (s *Store) TombstoneStream(ctx context.Context, stream string, expected es.
 	if err := es.ValidateStreamName(stream); err != nil {
 		return es.DeleteResult{}, err
 	}
-	res, err := s.client.TombstoneStream(ctx, stream, esdb.TombstoneStreamOptions{ExpectedRevision: toExpected(expected)})
+	var res *esdb.DeleteResult
+	err := s.unary(ctx, stream, func(ctx context.Context, cl *esdb.Client) (err error) {
+		res, err = cl.TombstoneStream(ctx, stream, esdb.TombstoneStreamOptions{ExpectedRevision: toExpected(expected)})
+		return err
+	})
 	if err != nil {
 		return es.DeleteResult{}, s.mapError(ctx, stream, expected, err)
 	}
@@ -296,14 +373,29 @@ func count(limit uint64) uint64 {
 	return limit
 }
 
-// read yields the events of a client read until its end.
-func (s *Store) read(ctx context.Context, stream string, open func() (*esdb.ReadStream, error)) iter.Seq2[es.RecordedEvent, error] {
+// read yields the events of a client read until its end. Opening the read
+// is bounded by the call timeout; the read then runs with ctx.
+func (s *Store) read(ctx context.Context, stream string, open func(context.Context, *esdb.Client) (*esdb.ReadStream, error)) iter.Seq2[es.RecordedEvent, error] {
 	return func(yield func(es.RecordedEvent, error) bool) {
-		rs, err := open()
+		readCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		waitCtx, cancelWait := s.bound(readCtx)
+		var rs *esdb.ReadStream
+		release, err := s.call(ctx, waitCtx, readCtx, stream, true, func(ctx context.Context, cl *esdb.Client) (func(), error) {
+			r, err := open(ctx, cl)
+			if err != nil {
+				return nil, err
+			}
+			rs = r
+			return r.Close, nil
+		})
+		cancelWait()
 		if err != nil {
 			yield(es.RecordedEvent{}, s.mapError(ctx, stream, es.Any, err))
 			return
 		}
+		var recvErr error
+		defer func() { release(recvErr) }()
 		defer rs.Close()
 		for {
 			ev, err := rs.Recv()
@@ -311,6 +403,7 @@ func (s *Store) read(ctx context.Context, stream string, open func() (*esdb.Read
 				return
 			}
 			if err != nil {
+				recvErr = err
 				yield(es.RecordedEvent{}, s.mapError(ctx, stream, es.Any, err))
 				return
 			}
@@ -336,8 +429,8 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts es.ReadStrea
 			o.From = esdb.End{}
 		}
 	}
-	return s.read(ctx, stream, func() (*esdb.ReadStream, error) {
-		return s.client.ReadStream(ctx, stream, o, count(opts.Limit))
+	return s.read(ctx, stream, func(ctx context.Context, cl *esdb.Client) (*esdb.ReadStream, error) {
+		return cl.ReadStream(ctx, stream, o, count(opts.Limit))
 	})
 }
 
@@ -347,7 +440,7 @@ func (s *Store) ReadAll(ctx context.Context, opts es.ReadAllOptions) iter.Seq2[e
 	if opts.Direction == es.Backwards {
 		o.Direction = esdb.Backwards
 	}
-	return s.read(ctx, "$all", func() (*esdb.ReadStream, error) {
-		return s.client.ReadAll(ctx, o, count(opts.Limit))
+	return s.read(ctx, "$all", func(ctx context.Context, cl *esdb.Client) (*esdb.ReadStream, error) {
+		return cl.ReadAll(ctx, o, count(opts.Limit))
 	})
 }

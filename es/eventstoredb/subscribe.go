@@ -3,6 +3,7 @@ package eventstoredb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"math/rand/v2"
 	"time"
@@ -41,9 +42,9 @@ func (s *Store) SubscribeAll(ctx context.Context, opts es.SubscribeAllOptions) i
 			}
 			after = head
 		}
-		s.subscribe(ctx, "$all", yield, func(ctx context.Context) (*esdb.Subscription, error) {
+		s.subscribe(ctx, "$all", yield, func(ctx context.Context, cl *esdb.Client) (*esdb.Subscription, error) {
 			o.From = toAllPosition(after)
-			return s.client.SubscribeToAll(ctx, o)
+			return cl.SubscribeToAll(ctx, o)
 		}, func(m es.Message) {
 			if m.Kind == es.KindEvent || (m.Kind == es.KindCheckpoint && m.Position.Compare(after) > 0) {
 				after = m.Position
@@ -78,8 +79,8 @@ func (s *Store) SubscribeStream(ctx context.Context, stream string, opts es.Subs
 				from = esdb.Revision(last)
 			}
 		}
-		s.subscribe(ctx, stream, yield, func(ctx context.Context) (*esdb.Subscription, error) {
-			return s.client.SubscribeToStream(ctx, stream, esdb.SubscribeToStreamOptions{From: from})
+		s.subscribe(ctx, stream, yield, func(ctx context.Context, cl *esdb.Client) (*esdb.Subscription, error) {
+			return cl.SubscribeToStream(ctx, stream, esdb.SubscribeToStreamOptions{From: from})
 		}, func(m es.Message) {
 			if m.Kind == es.KindEvent {
 				from = esdb.Revision(m.Event.Revision)
@@ -90,35 +91,61 @@ func (s *Store) SubscribeStream(ctx context.Context, stream string, opts es.Subs
 
 // subscribe runs subscriptions opened by open, delivering their messages to
 // yield and resubscribing when one drops. advance records each delivered
-// message, so that open resumes right after it.
+// message, so that open resumes right after it. Opening is bounded by the
+// call timeout; a subscription that cannot be opened counts as a failure.
 func (s *Store) subscribe(ctx context.Context, name string, yield func(es.Message, error) bool,
-	open func(context.Context) (*esdb.Subscription, error), advance func(es.Message)) {
+	open func(context.Context, *esdb.Client) (*esdb.Subscription, error), advance func(es.Message)) {
 	failures := 0
 	for {
-		sub, err := open(ctx)
+		delivered, err := s.subscribeOnce(ctx, name, yield, open, advance)
 		if err == nil {
-			var delivered bool
-			delivered, err = s.pump(ctx, name, sub, yield, advance)
-			if err == nil {
-				return // the consumer stopped
-			}
-			if delivered {
-				failures = 0
-			}
-		} else {
-			err = s.mapError(ctx, name, es.Any, err)
+			return // the consumer stopped
 		}
-		if ctx.Err() != nil || !transient(err) || failures >= s.attempts {
+		if delivered {
+			failures = 0
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			yield(es.Message{}, fmt.Errorf("eventstoredb: stream %q: %w", name, ctxErr))
+			return
+		}
+		if !transient(err) || failures >= s.attempts {
 			yield(es.Message{}, err)
 			return
 		}
 		failures++
 		s.logger.WarnContext(ctx, "eventstoredb: subscription dropped; resubscribing", "stream", name, "attempt", failures, "error", err)
 		if err := sleep(ctx, s.backoffFor(failures)); err != nil {
-			yield(es.Message{}, err)
+			yield(es.Message{}, fmt.Errorf("eventstoredb: stream %q: %w", name, err))
 			return
 		}
 	}
+}
+
+// subscribeOnce opens one subscription and pumps it until it drops or the
+// consumer stops (nil).
+func (s *Store) subscribeOnce(ctx context.Context, name string, yield func(es.Message, error) bool,
+	open func(context.Context, *esdb.Client) (*esdb.Subscription, error), advance func(es.Message)) (bool, error) {
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	waitCtx, cancelWait := s.bound(subCtx)
+	var sub *esdb.Subscription
+	release, err := s.call(ctx, waitCtx, subCtx, name, true, func(ctx context.Context, cl *esdb.Client) (func(), error) {
+		x, err := open(ctx, cl)
+		if err != nil {
+			return nil, err
+		}
+		sub = x
+		return func() { _ = x.Close() }, nil
+	})
+	cancelWait()
+	if err != nil {
+		return false, s.mapError(ctx, name, es.Any, err)
+	}
+	delivered, err := s.pump(ctx, name, sub, yield, advance)
+	// A drop with Unavailable retires the client at once, before another
+	// call makes it rediscover (see docs/eventstoredb.md).
+	release(err)
+	return delivered, err
 }
 
 // pump delivers a subscription's messages until it drops (the error) or the
@@ -164,6 +191,9 @@ func (s *Store) pump(ctx context.Context, name string, sub *esdb.Subscription, y
 // transient reports whether a subscription that failed with err should be
 // resumed.
 func transient(err error) bool {
+	if IsTransient(err) {
+		return true
+	}
 	var e *esdb.Error
 	if errors.As(err, &e) {
 		switch e.Code() {
@@ -197,4 +227,24 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// transientClientError reports whether a client error is a failure to reach
+// the server, or to get its answer in time, that may pass.
+func transientClientError(err error) bool {
+	if connectionLost(err) {
+		return true
+	}
+	var e *esdb.Error
+	if errors.As(err, &e) {
+		switch e.Code() {
+		case esdb.ErrorCodeDeadlineExceeded, esdb.ErrorCodeNotLeader, esdb.ErrorAborted:
+			return true
+		}
+	}
+	switch status.Code(err) {
+	case codes.DeadlineExceeded, codes.Aborted:
+		return true
+	}
+	return false
 }
