@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/eventfold/eventfold/es/esdbtest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -238,4 +242,21 @@ func deleteStreams(t testing.TB, url, prefix string) {
 			_ = js.DeleteStream(name)
 		}
 	}
+}
+
+// TestEventStoreDBAwayIsUnavailable checks that a command answered by an
+// EventStoreDB that cannot be reached gets 503 at once, and that the
+// service answers again once the node is back.
+func TestEventStoreDBAwayIsUnavailable(t *testing.T) {
+	srv := esdbtest.New(t)
+	a := openTestApp(t, infra{esdb: srv.ConnectionString(), data: filepath.Join(t.TempDir(), "orders.db")}, slog.New(slog.DiscardHandler))
+	api, _ := startServiceOn(t, a, serviceConfig{})
+	place := func(id string) response {
+		return call(t, api, "POST", "/orders", `{"orderId":"`+id+`","customerId":"c","items":[{"productId":"keyboard","quantity":1,"unitPrice":100}]}`)
+	}
+	srv.FailNext(esdbtest.MethodAppend, 1, status.Error(codes.Unavailable, "the node is away"))
+	res := place("away-1")
+	assert.Equal(t, http.StatusServiceUnavailable, res.status, res.body)
+	res = place("away-2")
+	assert.Equal(t, http.StatusCreated, res.status, "the store connects again by itself: %v", res.body)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/eventfold/eventfold/bus"
 	"github.com/eventfold/eventfold/bus/jetstream"
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/eventstoredb"
 	"github.com/eventfold/eventfold/example/orders/order"
 	"github.com/eventfold/eventfold/projection"
 )
@@ -84,7 +85,10 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 	}
 	opts := []bus.Option{
 		bus.WithLogger(a.logger),
-		bus.WithErrors(order.ErrInvalidCommand, order.ErrInvalidTransition, aggregate.ErrNotFound, aggregate.ErrAlreadyExists),
+		// eventstoredb.ErrUnavailable too: EventStoreDB away is answered
+		// 503 at once (the store reconnects by itself), not retried.
+		bus.WithErrors(order.ErrInvalidCommand, order.ErrInvalidTransition, aggregate.ErrNotFound, aggregate.ErrAlreadyExists,
+			eventstoredb.ErrUnavailable),
 	}
 	if cfg.topicPrefix != "" {
 		opts = append(opts, bus.WithTopicPrefix(cfg.topicPrefix))
