@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,7 +194,9 @@ func TestTLSAndCredentials(t *testing.T) {
 	conn := strings.Replace(srv.ConnectionString(), esdbtest.DefaultUser+":"+esdbtest.DefaultPassword, "ops:s3cret-pw", 1)
 	require.Contains(t, conn, "ops:s3cret-pw@")
 
-	var logs bytes.Buffer
+	// The store logs from goroutines of its own (connecting, abandoned
+	// calls): the buffer is shared.
+	var logs lockedBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	store, err := eventstoredb.New(conn, eventstoredb.WithLogger(logger))
 	require.NoError(t, err)
@@ -216,4 +219,22 @@ func TestTLSAndCredentials(t *testing.T) {
 	require.Error(t, err)
 
 	assert.NotContains(t, logs.String(), "s3cret-pw")
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
