@@ -6,8 +6,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -53,7 +56,51 @@ func envOr(key, def string) string {
 // sqliteDSN opens path with what the SQL stores need: a busy timeout, WAL,
 // and transactions that take the write lock at once.
 func sqliteDSN(path string) string {
+	// A path is not a URI: its %, ? and # are escaped, so that
+	// "-data 'we?ird.db'" opens the file "we?ird.db", not "we".
+	path = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate"
+}
+
+// describe says where the events and the read models live, for people:
+// no credentials.
+func (in infra) describe() (events, readModels string) {
+	sqlite := "SQLite file " + in.data
+	if abs, err := filepath.Abs(in.data); err == nil {
+		sqlite = "SQLite file " + abs
+	}
+	readModels, events = sqlite, sqlite
+	if in.postgres != "" {
+		readModels = "PostgreSQL"
+		if cfg, err := pgxpool.ParseConfig(in.postgres); err == nil {
+			c := cfg.ConnConfig
+			readModels = fmt.Sprintf("PostgreSQL database %q on %s:%d", c.Database, c.Host, c.Port)
+		}
+		events = readModels
+	}
+	if in.esdb != "" {
+		events = "EventStoreDB"
+		if u, err := url.Parse(in.esdb); err == nil {
+			events = "EventStoreDB at " + u.Host
+		}
+	}
+	return events, readModels
+}
+
+// requireData fails unless the SQLite file exists, where the data lives in
+// one: commands that only read it (status, replay) must not create an empty
+// database for a mistyped -data.
+func (in infra) requireData() error {
+	if in.postgres != "" {
+		return nil // the read models (and the events, or EventStoreDB) are elsewhere
+	}
+	if _, err := os.Stat(in.data); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no data file %s: the demo, seed and serve create it (or set -data, -postgres)", in.data)
+		}
+		return err
+	}
+	return nil
 }
 
 // readSideDSN opens path for the read models, their checkpoints and the

@@ -25,6 +25,9 @@ func replayCommand(fs *flag.FlagSet) action {
 	var in infra
 	in.flags(fs)
 	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+		if err := in.requireData(); err != nil {
+			return err
+		}
 		a, err := openApp(ctx, in, quietLogger())
 		if err != nil {
 			return err
@@ -54,12 +57,16 @@ func statusCommand(fs *flag.FlagSet) action {
 		if len(args) > 0 {
 			return usagef("unexpected arguments %q", args)
 		}
+		if err := in.requireData(); err != nil {
+			return err
+		}
 		a, err := openApp(ctx, in, quietLogger())
 		if err != nil {
 			return err
 		}
 		defer a.Close()
-		fmt.Fprintf(stdout, "event store: %T\n", a.store)
+		events, readModels := in.describe()
+		fmt.Fprintf(stdout, "event store: %s\nread models: %s\n", events, readModels)
 		for ev, err := range a.store.ReadAll(ctx, es.ReadAllOptions{Direction: es.Backwards, From: es.End, Limit: 1}) {
 			if err != nil {
 				return err

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -201,7 +202,7 @@ func TestCommandsShareTheDataFile(t *testing.T) {
 
 	code, out, errs = cmd("status")
 	require.Equal(t, 0, code, errs)
-	assert.Contains(t, out, "event store: *sqlstore.Store")
+	assert.Contains(t, out, "event store: SQLite file "+data)
 	assert.Contains(t, out, "order-summaries")
 
 	code, out, errs = cmd("replay", "rebuild", "--all")
@@ -219,4 +220,36 @@ func TestCommandsShareTheDataFile(t *testing.T) {
 
 	code, _, _ = cmd("seed", "-n", "0")
 	assert.Equal(t, 2, code)
+}
+
+// TestDataFile checks that the commands that only read the data refuse a
+// file that does not exist, instead of creating an empty database, and
+// that a path with URI characters is a file name.
+func TestDataFile(t *testing.T) {
+	dir := t.TempDir()
+	cmd := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), args, &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	missing := filepath.Join(dir, "typo.db")
+	for _, c := range []string{"status", "replay"} {
+		code, _, errs := cmd(c, "--data", missing, "status")
+		if c == "status" {
+			code, _, errs = cmd(c, "--data", missing)
+		}
+		assert.Equal(t, 1, code, c)
+		assert.Contains(t, errs, "no data file "+missing, c)
+		_, err := os.Stat(missing)
+		assert.ErrorIs(t, err, os.ErrNotExist, "%s created no file", c)
+	}
+
+	weird := filepath.Join(dir, "we?ird#1%.db")
+	code, _, errs := cmd("seed", "--data", weird, "-n", "2")
+	require.Equal(t, 0, code, errs)
+	_, err := os.Stat(weird)
+	require.NoError(t, err, "the file is named as given")
+	code, out, errs := cmd("status", "--data", weird)
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "event store: SQLite file "+weird)
 }
