@@ -25,6 +25,12 @@ func replayCommand(fs *flag.FlagSet) action {
 	var in infra
 	in.flags(fs)
 	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+		// The infrastructure flags may also follow the subcommand:
+		// "orders replay rebuild --all -postgres URL".
+		args, err := in.take(args)
+		if err != nil {
+			return usagef("%v", err)
+		}
 		if err := in.requireData(); err != nil {
 			return err
 		}
@@ -35,6 +41,11 @@ func replayCommand(fs *flag.FlagSet) action {
 		defer a.Close()
 		return a.replay(ctx, "orders replay", args, stdout, stderr)
 	}
+}
+
+// replayHelp prints the replay tool's commands.
+func replayHelp(w io.Writer) {
+	replay.New("orders replay").Run(context.Background(), []string{"-h"}, w, w)
 }
 
 // replay runs the replay tool, named name, on the application's read models.

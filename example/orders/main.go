@@ -42,6 +42,9 @@ type command struct {
 	// setup defines the command's flags on fs and returns the function that
 	// runs the command once the flags are parsed.
 	setup func(fs *flag.FlagSet) action
+	// more, if set, prints more help after the flags (the subcommands of
+	// replay).
+	more func(w io.Writer)
 }
 
 // action runs a command with the arguments left after its flags. A
@@ -64,7 +67,7 @@ var commands = []command{
 	{name: "demo", summary: "tell a scripted story of orders, kept in orders.db", setup: demoCommand},
 	{name: "serve", summary: "serve the HTTP API, the bus and the read models", setup: serveCommand},
 	{name: "seed", summary: "place -n random orders, and move some of them along", setup: seedCommand},
-	{name: "replay", summary: "list, rebuild or drop the read models (replay help for more)", setup: replayCommand},
+	{name: "replay", summary: "list, rebuild or drop the read models (replay help for more)", setup: replayCommand, more: replayHelp},
 	{name: "status", summary: "show where the event store and the read models stand", setup: statusCommand},
 	{name: "bench", summary: "drive a running service with concurrent clients, and measure it", setup: benchCommand},
 }
@@ -139,6 +142,10 @@ func (c command) usage(w io.Writer, fs *flag.FlagSet) {
 		fmt.Fprintln(w, "\nFlags:")
 		fs.SetOutput(w)
 		fs.PrintDefaults()
+	}
+	if c.more != nil {
+		fmt.Fprintln(w)
+		c.more(w)
 	}
 }
 

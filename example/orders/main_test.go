@@ -253,3 +253,29 @@ func TestDataFile(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, "event store: SQLite file "+weird)
 }
+
+// TestReplayFlagsAnywhere checks that the infrastructure flags of replay
+// may follow its subcommand, and that its help lists the subcommands.
+func TestReplayFlagsAnywhere(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "orders.db")
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run(t.Context(), []string{"seed", "--data", data, "-n", "3"}, &stdout, &stderr), stderr.String())
+
+	stdout.Reset()
+	stderr.Reset()
+	code := run(t.Context(), []string{"replay", "rebuild", "--all", "-data", data}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	assert.Contains(t, stdout.String(), "order-details: rebuilt in place")
+
+	stdout.Reset()
+	code = run(t.Context(), []string{"replay", "status", "--data=" + data, "--json"}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	assert.Contains(t, stdout.String(), `"order-summaries"`)
+
+	stdout.Reset()
+	require.Equal(t, 0, run(t.Context(), []string{"replay", "-h"}, &stdout, &stderr))
+	for _, sub := range []string{"Commands:", "list", "status", "rebuild", "drop"} {
+		assert.Contains(t, stdout.String(), sub)
+	}
+	assert.Equal(t, 2, run(t.Context(), []string{"replay", "status", "-data"}, &stdout, &stderr), "a flag without its value")
+}
