@@ -85,8 +85,8 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	}
 }
 
-// writer runs groups of writes until ctx is done (Close), then fails the
-// writes still waiting in line with ErrClosed.
+// writer runs groups of writes until ctx is done (Close); the writes
+// still waiting in line then fail with ErrClosed in submit.
 func (s *Store) writer(ctx context.Context) {
 	group := make([]*request, 0, maxGroupWrites)
 	var next *request // taken, but over the size of the last group

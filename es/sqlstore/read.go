@@ -30,12 +30,18 @@ func (s *Store) fetch(ctx context.Context, sql string, args ...any) ([]es.Record
 		if err := r.Scan(&pos, &ev.Stream, &rev, &ev.ID, &ev.Type, &ev.ContentType, &ev.Data, &ev.Metadata, &cre); err != nil {
 			return nil, err
 		}
-		ev.Position = es.Position{Commit: uint64(pos), Prepare: uint64(pos)}
-		ev.Revision = uint64(rev)
-		ev.Created = time.Unix(0, cre).UTC()
-		out = append(out, ev)
+		out = append(out, placed(ev, pos, rev, cre))
 	}
 	return out, r.Err()
+}
+
+// placed returns ev with the position, revision and creation time (Unix
+// nanoseconds) that the columns of an event row hold.
+func placed(ev es.RecordedEvent, pos, rev, created int64) es.RecordedEvent {
+	ev.Position = es.Position{Commit: uint64(pos), Prepare: uint64(pos)}
+	ev.Revision = uint64(rev)
+	ev.Created = time.Unix(0, created).UTC()
+	return ev
 }
 
 // ReadStream implements [es.Store]. It reads the stream in batches, one
@@ -158,8 +164,9 @@ func (s *Store) loadAndFetch(ctx context.Context, name string, from, size uint64
 	}
 	defer r.Close()
 	var (
-		out  []es.RecordedEvent
-		meta sql.NullString
+		out   []es.RecordedEvent
+		meta  sql.NullString
+		found bool // the stream has a row
 	)
 	for r.Next() {
 		var (
@@ -172,23 +179,17 @@ func (s *Store) loadAndFetch(ctx context.Context, name string, from, size uint64
 		if err := r.Scan(&st.last, &st.tombstoned, &meta, &pos, &stream, &rev, &id, &typ, &ct, &ev.Data, &ev.Metadata, &cre); err != nil {
 			return st, nil, err
 		}
-		st.found = true
+		found = true
 		if !pos.Valid {
 			continue // the stream has no events in the range
 		}
-		ev.Position = es.Position{Commit: uint64(pos.Int64), Prepare: uint64(pos.Int64)}
-		ev.Stream, ev.Revision, ev.ID, ev.Type, ev.ContentType = stream.String, uint64(rev.Int64), id.UUID, typ.String, ct.String
-		ev.Created = time.Unix(0, cre.Int64).UTC()
-		out = append(out, ev)
+		ev.Stream, ev.ID, ev.Type, ev.ContentType = stream.String, id.UUID, typ.String, ct.String
+		out = append(out, placed(ev, pos.Int64, rev.Int64, cre.Int64))
 	}
-	if err := r.Err(); err != nil {
+	if err := r.Err(); err != nil || !found {
 		return st, nil, err
 	}
-	if !st.found {
-		return st, nil, nil
-	}
-	st.found = false // setMetadata sets it again
-	return st, out, st.setMetadata(name, meta)
+	return st, out, st.setMetadata(name, meta) // it records that the stream has a row
 }
 
 // firstRetained returns the first revision that $tb and $maxCount keep.

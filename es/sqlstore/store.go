@@ -235,9 +235,7 @@ func (g *signal) fire() {
 // caused by ctx or by Close reports that instead.
 func (s *Store) opError(ctx context.Context, op string, err error) error {
 	switch {
-	case errors.Is(err, es.ErrWrongExpectedVersion), errors.Is(err, es.ErrStreamDeleted),
-		errors.Is(err, es.ErrStreamNotFound), errors.Is(err, es.ErrInvalidArgument),
-		errors.Is(err, es.ErrMaxAppendSizeExceeded), errors.Is(err, ErrClosed):
+	case isDecision(err), errors.Is(err, es.ErrMaxAppendSizeExceeded), errors.Is(err, ErrClosed):
 		return err
 	case ctx.Err() != nil:
 		return fmt.Errorf("sqlstore: %s: %w", op, ctx.Err())
