@@ -46,36 +46,6 @@ func (in *infra) flags(fs *flag.FlagSet) {
 	fs.StringVar(&in.nats, "nats", os.Getenv("ORDERS_NATS"), "carry commands and events on NATS JetStream at this `URL` ($ORDERS_NATS)")
 }
 
-// take takes the infrastructure flags (-data, -esdb, -postgres, -nats,
-// with one dash or two, "=value" or a value of their own) out of args,
-// wherever they stand, and sets them; it returns the other arguments in
-// their order.
-func (in *infra) take(args []string) ([]string, error) {
-	fields := map[string]*string{"data": &in.data, "esdb": &in.esdb, "postgres": &in.postgres, "nats": &in.nats}
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			return append(rest, args[i:]...), nil
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		field, ok := fields[name]
-		if !ok || !strings.HasPrefix(a, "-") {
-			rest = append(rest, a)
-			continue
-		}
-		if !hasValue {
-			if i+1 == len(args) {
-				return nil, fmt.Errorf("flag needs an argument: %s", a)
-			}
-			i++
-			value = args[i]
-		}
-		*field = value
-	}
-	return rest, nil
-}
-
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v

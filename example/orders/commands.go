@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/eventfold/eventfold/es"
@@ -27,7 +28,7 @@ func replayCommand(fs *flag.FlagSet) action {
 	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 		// The infrastructure flags may also follow the subcommand:
 		// "orders replay rebuild --all -postgres URL".
-		args, err := in.take(args)
+		args, err := takeFlags(fs, args)
 		if err != nil {
 			return usagef("%v", err)
 		}
@@ -41,6 +42,35 @@ func replayCommand(fs *flag.FlagSet) action {
 		defer a.Close()
 		return a.replay(ctx, "orders replay", args, stdout, stderr)
 	}
+}
+
+// takeFlags sets the flags of fs that stand among args (after a
+// subcommand, which ends fs's own parsing), with one dash or two, "=value"
+// or a value of their own, and returns the other arguments in their order.
+func takeFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(rest, args[i:]...), nil
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || fs.Lookup(name) == nil {
+			rest = append(rest, a)
+			continue
+		}
+		if !hasValue {
+			if i+1 == len(args) {
+				return nil, fmt.Errorf("flag needs an argument: %s", a)
+			}
+			i++
+			value = args[i]
+		}
+		if err := fs.Set(name, value); err != nil {
+			return nil, fmt.Errorf("invalid value %q for flag -%s: %v", value, name, err)
+		}
+	}
+	return rest, nil
 }
 
 // replayHelp prints the replay tool's commands.
