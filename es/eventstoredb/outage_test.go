@@ -2,6 +2,7 @@ package eventstoredb_test
 
 import (
 	"context"
+	"iter"
 	"net"
 	"testing"
 	"time"
@@ -133,20 +134,7 @@ func TestSubscriptionSurvivesAServerRestart(t *testing.T) {
 	defer cancel()
 	stream := "order-" + uuid.NewString()
 
-	got := make(chan uint64, 100)
-	ended := make(chan error, 1)
-	go func() {
-		for m, err := range store.SubscribeStream(ctx, stream, es.SubscribeStreamOptions{}) {
-			if err != nil {
-				ended <- err
-				return
-			}
-			if m.Kind == es.KindEvent {
-				got <- m.Event.Revision
-			}
-		}
-		ended <- nil
-	}()
+	got, ended := watchRevisions(store.SubscribeStream(ctx, stream, es.SubscribeStreamOptions{}))
 	appendOne := func() error {
 		_, err := store.Append(ctx, stream, es.Any, es.EventData{Type: "Tick", Data: []byte(`{}`)})
 		return err
@@ -192,20 +180,7 @@ func TestSubscriptionSurvivesRestart(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	stream := "order-" + uuid.NewString()
-	got := make(chan uint64, 100)
-	ended := make(chan error, 1)
-	go func() {
-		for m, err := range store.SubscribeAll(ctx, es.SubscribeAllOptions{Filter: es.StreamPrefixes(stream)}) {
-			if err != nil {
-				ended <- err
-				return
-			}
-			if m.Kind == es.KindEvent {
-				got <- m.Event.Revision
-			}
-		}
-		ended <- nil
-	}()
+	got, ended := watchRevisions(store.SubscribeAll(ctx, es.SubscribeAllOptions{Filter: es.StreamPrefixes(stream)}))
 	appendOne := func() error {
 		_, err := store.Append(ctx, stream, es.Any, es.EventData{Type: "Tick", Data: []byte(`{}`)})
 		return err
@@ -304,4 +279,24 @@ func TestCallsToAHangingNodeAreBounded(t *testing.T) {
 		t.Fatal("the subscription did not end within 2s of its cancellation")
 	}
 	within(t, 3*time.Second, "close", func() { require.NoError(t, store.Close()) })
+}
+
+// watchRevisions reads a subscription in a goroutine: got receives the
+// revision of each event, ended the subscription's final error (nil if it
+// ended without one).
+func watchRevisions(msgs iter.Seq2[es.Message, error]) (got chan uint64, ended chan error) {
+	got, ended = make(chan uint64, 100), make(chan error, 1)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				ended <- err
+				return
+			}
+			if m.Kind == es.KindEvent {
+				got <- m.Event.Revision
+			}
+		}
+		ended <- nil
+	}()
+	return got, ended
 }
