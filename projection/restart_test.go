@@ -3,6 +3,7 @@ package projection_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"log/slog"
 	"sync/atomic"
@@ -173,5 +174,106 @@ func TestLag(t *testing.T) {
 		lag, err := r.Lag(t.Context())
 		require.ErrorIs(t, err, projection.ErrCheckpointBeyondHead)
 		assert.Equal(t, uint64(1), lag.Head.Commit)
+	})
+}
+
+// downCheckpoints fails every commit while down is set.
+type downCheckpoints struct {
+	projection.MemoryCheckpoints
+	down atomic.Bool
+}
+
+var errDatabaseAway = errors.New("connection refused")
+
+func (c *downCheckpoints) Commit(ctx context.Context, key string, cp projection.Checkpoint, apply func(projection.NoTx) error) error {
+	if c.down.Load() {
+		return errDatabaseAway
+	}
+	return c.MemoryCheckpoints.Commit(ctx, key, cp, apply)
+}
+
+func TestFailuresThatNoEventIsToBlameFor(t *testing.T) {
+	appendOne := func(t *testing.T, store es.Store) {
+		_, err := store.Append(t.Context(), "counter-1", es.Any, es.EventData{Type: "Added", Data: []byte(`{"n":1}`)})
+		require.NoError(t, err)
+	}
+	t.Run("a handler's error wrapping ErrUnavailable fails the runner and poisons nothing", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := memstore.New()
+			appendOne(t, store)
+			appendOne(t, store)
+			var away atomic.Bool
+			away.Store(true)
+			var calls atomic.Int32
+			dead := new(projection.MemoryCheckpoints)
+			r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
+				Name: "relay",
+				Handle: func(_ context.Context, _ projection.NoTx, b projection.Batch) error {
+					calls.Add(1)
+					if away.Load() {
+						return fmt.Errorf("publish: %w: nats: no servers available", projection.ErrUnavailable)
+					}
+					return nil
+				},
+			}, projection.WithRetry(3, time.Second), projection.WithSkipPoison(dead),
+				projection.WithRestart(time.Second, time.Second), projection.WithLogger(discard()))
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+
+			// Three tries, about 1 s and 2 s apart (fake time), then the
+			// failure and a restart 1 s later.
+			var st projection.Status
+			for st.State != projection.StateRestarting {
+				time.Sleep(100 * time.Millisecond)
+				st, err = r.Status(t.Context())
+				require.NoError(t, err)
+			}
+			require.ErrorIs(t, st.Err, projection.ErrUnavailable)
+			assert.NotErrorIs(t, st.Err, projection.ErrPoisonEvent)
+			assert.EqualValues(t, 3, calls.Load(), "the batch was retried, then not taken apart event by event")
+
+			away.Store(false)
+			require.NoError(t, r.WaitFor(t.Context(), es.Position{Commit: 2, Prepare: 2}))
+			letters, err := dead.DeadLetters(t.Context(), "relay")
+			require.NoError(t, err)
+			assert.Empty(t, letters)
+			cancel()
+			require.NoError(t, <-done)
+		})
+	})
+	t.Run("a checkpoint store that cannot commit at all poisons nothing", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := memstore.New()
+			appendOne(t, store)
+			cps := new(downCheckpoints)
+			dead := new(projection.MemoryCheckpoints)
+			var applied atomic.Int64
+			r, err := projection.NewRunner(store, cps, nil, projection.Projection[projection.NoTx]{
+				Name: "counted",
+				Handle: func(_ context.Context, _ projection.NoTx, b projection.Batch) error {
+					applied.Add(int64(len(b.Events)))
+					return nil
+				},
+			}, projection.WithRetry(2, time.Second), projection.WithSkipPoison(dead), projection.WithLogger(discard()))
+			require.NoError(t, err)
+			require.NoError(t, r.CatchUp(t.Context()))
+			cps.down.Store(true)
+			appendOne(t, store)
+			err = r.CatchUp(t.Context())
+			require.ErrorIs(t, err, projection.ErrUnavailable)
+			require.ErrorIs(t, err, errDatabaseAway)
+			assert.NotErrorIs(t, err, projection.ErrPoisonEvent)
+			letters, err := dead.DeadLetters(t.Context(), "counted")
+			require.NoError(t, err)
+			assert.Empty(t, letters, "no event is blamed for the database's outage")
+
+			cps.down.Store(false)
+			require.NoError(t, r.CatchUp(t.Context()))
+			cp, err := cps.Load(t.Context(), "counted/v1")
+			require.NoError(t, err)
+			assert.Equal(t, es.Position{Commit: 2, Prepare: 2}, cp.Position)
+		})
 	})
 }

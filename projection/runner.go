@@ -31,6 +31,14 @@ var (
 	// tell return an error matching it from Commit; the runner then stops
 	// at once, without retrying or blaming an event.
 	ErrFenced = errors.New("projection: checkpoint moved by another runner")
+	// ErrUnavailable, wrapped by a handler's error, says that a batch
+	// failed for want of something outside it (a broker or a service that
+	// is away), not because of one of its events. The runner retries the
+	// batch as usual ([WithRetry]), then fails with the error instead of
+	// looking for a poison event; with [WithRestart] it starts again after
+	// its backoff. The runner decides the same by itself when the
+	// checkpoint store cannot commit even an empty batch.
+	ErrUnavailable = errors.New("projection: unavailable")
 )
 
 // PoisonError reports an event a projection could not apply. It matches
@@ -660,7 +668,7 @@ func (f *follower[Tx]) flush(ctx context.Context) error {
 	}
 	batch, pos := f.batch, f.pending
 	err := f.commitRetrying(ctx, batch, pos)
-	if err != nil && len(batch) > 0 && ctx.Err() == nil && !errors.Is(err, ErrFenced) {
+	if err != nil && len(batch) > 0 && ctx.Err() == nil && !notTheEvents(err) {
 		err = f.isolate(ctx, batch, pos)
 	}
 	if err != nil {
@@ -673,13 +681,26 @@ func (f *follower[Tx]) flush(ctx context.Context) error {
 	return nil
 }
 
+// notTheEvents reports whether a failed batch failed for a reason that no
+// event of it is to blame for.
+func notTheEvents(err error) bool {
+	return errors.Is(err, ErrFenced) || errors.Is(err, ErrUnavailable)
+}
+
 // isolate applies a failing batch one event at a time, so that the events
 // before the culprit are committed and the culprit meets the poison policy.
+// An event is only blamed if the checkpoint store commits without it: a
+// store that is away fails the runner, to be restarted, and poisons
+// nothing.
 func (f *follower[Tx]) isolate(ctx context.Context, batch []Event, pos es.Position) error {
 	for _, ev := range batch {
 		if err := f.commitRetrying(ctx, []Event{ev}, ev.Position); err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || notTheEvents(err) {
 				return err
+			}
+			if perr := f.r.cps.Commit(ctx, key(f.r.p.Name, f.version), f.cp, nil); perr != nil {
+				return fmt.Errorf("projection %s: %w: the checkpoint store fails too (%w) after the batch failed: %w",
+					f.r.p.Name, ErrUnavailable, perr, err)
 			}
 			if err := f.poison(ctx, ev.RecordedEvent, err); err != nil {
 				return err
@@ -692,7 +713,7 @@ func (f *follower[Tx]) isolate(ctx context.Context, batch []Event, pos es.Positi
 // poison applies the poison policy to an event that cannot be applied.
 func (f *follower[Tx]) poison(ctx context.Context, ev es.RecordedEvent, cause error) error {
 	r := f.r
-	if errors.Is(cause, ErrFenced) {
+	if notTheEvents(cause) {
 		return cause
 	}
 	perr := &PoisonError{Projection: r.p.Name, Event: ev, Err: cause}
@@ -725,6 +746,7 @@ func (f *follower[Tx]) commitRetrying(ctx context.Context, events []Event, pos e
 			return nil
 		}
 		if ctx.Err() != nil || attempt == r.cfg.attempts || errors.Is(err, ErrFenced) {
+			// ErrUnavailable is retried: the broker may be back.
 			break
 		}
 		r.cfg.logger.WarnContext(ctx, "projection: batch failed; retrying", "projection", r.p.Name,
