@@ -35,13 +35,32 @@ type Checkpoints[Tx any] interface {
 }
 
 // Leaser is implemented by Checkpoints that can grant a projection to one
-// runner at a time, across processes. Lease blocks until the lease on key
-// is granted or ctx is done; release gives it back. A lease is also lost
-// when its holder dies (a PostgreSQL session lock dies with its
-// connection).
+// runner at a time, across processes.
+//
+// Lease blocks until the lease on key is granted or ctx is done. It returns
+// held, a context derived from ctx that is cancelled with the cause
+// [ErrLeaseLost] (see [context.Cause]) if the lease ends before release:
+// its holder could not renew it in time, or another took it over. The
+// holder must stop committing once held is done (the store fences its
+// commits anyway). release gives the lease back and cancels held.
 type Leaser interface {
-	Lease(ctx context.Context, key string) (release func(), err error)
+	Lease(ctx context.Context, key string) (held context.Context, release func(), err error)
 }
+
+// LeaseHolders is implemented by Leasers that can say who holds a lease,
+// for status reports: a runner that does not run in this process reports
+// [StateElsewhere] and the holder's name.
+type LeaseHolders interface {
+	// LeaseHolder returns the name of the holder of key's lease, or ""
+	// when nobody holds it.
+	LeaseHolder(ctx context.Context, key string) (string, error)
+}
+
+// ErrLeaseLost means a runner's lease ended while it ran: its holder
+// could not renew it within its time-to-live (the database was away), or
+// another process took it over. The runner stops committing; with
+// [WithRestart] it goes back to waiting for its lease.
+var ErrLeaseLost = errors.New("projection: lease lost")
 
 // Versions is implemented by Checkpoints that record which version of a
 // projection queries read, for blue/green rebuilds.
@@ -117,8 +136,9 @@ func (m *MemoryCheckpoints) Commit(ctx context.Context, key string, cp Checkpoin
 	return nil
 }
 
-// Lease implements [Leaser] within the process.
-func (m *MemoryCheckpoints) Lease(ctx context.Context, key string) (func(), error) {
+// Lease implements [Leaser] within the process. A lease in memory is
+// never lost: held ends with ctx or release.
+func (m *MemoryCheckpoints) Lease(ctx context.Context, key string) (context.Context, func(), error) {
 	m.mu.Lock()
 	if m.leases == nil {
 		m.leases = make(map[string]chan struct{})
@@ -131,10 +151,11 @@ func (m *MemoryCheckpoints) Lease(ctx context.Context, key string) (func(), erro
 	m.mu.Unlock()
 	select {
 	case sem <- struct{}{}:
+		held, cancel := context.WithCancel(ctx)
 		var once sync.Once
-		return func() { once.Do(func() { <-sem }) }, nil
+		return held, func() { once.Do(func() { cancel(); <-sem }) }, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 }
 

@@ -277,3 +277,48 @@ func TestFailuresThatNoEventIsToBlameFor(t *testing.T) {
 		})
 	})
 }
+
+// A rebuild in place that cannot read the log (a damaged database, a
+// server away) leaves the read model as it was: the reset is committed
+// with the first events, not before them.
+func TestRebuildThatCannotReadTheLogKeepsTheReadModel(t *testing.T) {
+	ctx := t.Context()
+	store := &failingStore{Store: memstore.New()}
+	for range 3 {
+		_, err := store.Append(ctx, "counter-1", es.Any, es.EventData{Type: "Added", Data: []byte(`{"n":1}`)})
+		require.NoError(t, err)
+	}
+	model := map[es.Position]bool{}
+	cps := new(projection.MemoryCheckpoints)
+	r, err := projection.NewRunner(store, cps, nil, projection.Projection[projection.NoTx]{
+		Name: "counted",
+		Handle: func(_ context.Context, _ projection.NoTx, b projection.Batch) error {
+			for _, ev := range b.Events {
+				model[ev.Position] = true
+			}
+			return nil
+		},
+		Reset: func(context.Context, projection.NoTx, int) error {
+			clear(model)
+			return nil
+		},
+	}, projection.WithLogger(discard()))
+	require.NoError(t, err)
+	require.NoError(t, r.CatchUp(ctx))
+	require.Len(t, model, 3)
+	before, err := cps.Load(ctx, "counted/v1")
+	require.NoError(t, err)
+
+	store.failures.Store(1)
+	require.ErrorIs(t, r.Rebuild(ctx, nil), errOutage)
+	assert.Len(t, model, 3, "the read model is untouched")
+	after, err := cps.Load(ctx, "counted/v1")
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "and so is its checkpoint: no rebuild is under way")
+
+	require.NoError(t, r.Rebuild(ctx, nil))
+	assert.Len(t, model, 3)
+	after, err = cps.Load(ctx, "counted/v1")
+	require.NoError(t, err)
+	assert.Equal(t, projection.Checkpoint{Position: before.Position}, after)
+}

@@ -341,12 +341,27 @@ func (r *Runner[Tx]) runVersion(ctx context.Context, pl plan) error {
 	r.mu.Unlock()
 	k := key(r.p.Name, version)
 
-	release, err := r.lease(ctx, k)
+	held, release, err := r.lease(ctx, k)
 	if err != nil {
 		return err
 	}
 	defer release()
+	err = r.runLeased(held, pl, version)
+	if ctx.Err() == nil && held.Err() != nil {
+		// The lease ended under the runner, which stopped committing.
+		cause := context.Cause(held)
+		if err == nil || errors.Is(err, held.Err()) {
+			return fmt.Errorf("projection %s: %w", k, cause)
+		}
+		return fmt.Errorf("projection %s: %w (%w)", k, cause, err)
+	}
+	return err
+}
 
+// runLeased runs one version of the projection under its lease, which
+// ctx's end reports lost.
+func (r *Runner[Tx]) runLeased(ctx context.Context, pl plan, version int) error {
+	k := key(r.p.Name, version)
 	cp, err := r.cps.Load(ctx, k)
 	if err != nil {
 		return err
@@ -361,20 +376,21 @@ func (r *Runner[Tx]) runVersion(ctx context.Context, pl plan) error {
 			return err
 		}
 	}
-	if pl.reset && !cp.Rebuilding {
+	reset := pl.reset && !cp.Rebuilding
+	if reset {
 		if r.p.Reset == nil {
 			return fmt.Errorf("%w: %s has no Reset: it cannot be rebuilt in place", ErrInvalidProjection, r.p.Name)
 		}
+		// The read model is reset in the transaction of the first
+		// commit, with the first events: a rebuild that fails before it
+		// (a log that cannot be read) leaves the read model as it was.
 		cp = Checkpoint{Rebuilding: true}
-		if err := r.cps.Commit(ctx, k, cp, func(tx Tx) error { return r.p.Reset(ctx, tx, version) }); err != nil {
-			return fmt.Errorf("projection %s: reset of version %d: %w", r.p.Name, version, err)
-		}
 	}
 	state := StateCatchingUp
 	if cp.Rebuilding {
 		state = StateRebuilding
 	}
-	return r.follow(ctx, pl, version, cp, state)
+	return r.follow(ctx, pl, version, cp, state, reset)
 }
 
 // stoppedByCtx reports whether err only says that ctx ended: a graceful
@@ -386,18 +402,34 @@ func stoppedByCtx(ctx context.Context, err error) bool {
 // lease waits for the lease of k, the key of one version of the
 // projection: two runners never build the same version at once, while a
 // blue/green rebuild builds the next version beside the one serving.
-func (r *Runner[Tx]) lease(ctx context.Context, k string) (func(), error) {
+func (r *Runner[Tx]) lease(ctx context.Context, k string) (context.Context, func(), error) {
 	l, ok := r.cps.(Leaser)
 	if !ok {
-		return func() {}, nil
+		return ctx, func() {}, nil
 	}
-	r.setState(StateStandby)
-	release, err := l.Lease(ctx, k)
+	holder := ""
+	if lh, ok := l.(LeaseHolders); ok {
+		// Only for Status: whom the standby waits for, if anybody.
+		hctx, cancel := context.WithTimeout(ctx, holderTimeout)
+		holder, _ = lh.LeaseHolder(hctx, k)
+		cancel()
+	}
+	r.mu.Lock()
+	r.status.State, r.status.Holder = StateStandby, holder
+	r.mu.Unlock()
+	r.notify()
+	held, release, err := l.Lease(ctx, k)
+	r.mu.Lock()
+	r.status.Holder = ""
+	r.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("projection %s: lease: %w", k, err)
+		return nil, nil, fmt.Errorf("projection %s: lease: %w", k, err)
 	}
-	return release, nil
+	return held, release, nil
 }
+
+// holderTimeout bounds the look-up of a lease's holder, for Status.
+const holderTimeout = 5 * time.Second
 
 // versionToRun returns the version to build: the code's, or the active one
 // when a blue/green rebuild made it higher.
@@ -447,7 +479,7 @@ const (
 // checkpoints alone (a filtered subscription passing other streams' events)
 // move no read model and nobody waits for them: they are committed with
 // the next event, or after the batch wait.
-func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkpoint, state State) error {
+func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkpoint, state State, reset bool) error {
 	head, err := headOf(ctx, r.store)
 	if err != nil {
 		return fmt.Errorf("projection %s: %w", r.p.Name, err)
@@ -495,7 +527,7 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 	if pl.report != nil {
 		report = pl.report
 	}
-	f := &follower[Tx]{r: r, mode: pl.mode, version: version, cp: cp, progress: newProgress(r.p.Name, version, cp.Position, head, report, gap)}
+	f := &follower[Tx]{r: r, mode: pl.mode, version: version, cp: cp, reset: reset, progress: newProgress(r.p.Name, version, cp.Position, head, report, gap)}
 	timer := time.NewTimer(time.Hour) // bounds the wait of a catch-up's batch
 	timer.Stop()
 	defer timer.Stop()
@@ -625,6 +657,7 @@ type follower[Tx any] struct {
 	mode     mode
 	version  int
 	cp       Checkpoint // committed
+	reset    bool       // a rebuild in place resets the read model in the first commit
 	pending  es.Position
 	dirty    bool // pending is ahead of cp
 	batch    []Event
@@ -684,7 +717,8 @@ func (f *follower[Tx]) flush(ctx context.Context) error {
 // notTheEvents reports whether a failed batch failed for a reason that no
 // event of it is to blame for.
 func notTheEvents(err error) bool {
-	return errors.Is(err, ErrFenced) || errors.Is(err, ErrUnavailable)
+	var reset *resetError
+	return errors.Is(err, ErrFenced) || errors.Is(err, ErrUnavailable) || errors.As(err, &reset)
 }
 
 // isolate applies a failing batch one event at a time, so that the events
@@ -698,7 +732,7 @@ func (f *follower[Tx]) isolate(ctx context.Context, batch []Event, pos es.Positi
 			if ctx.Err() != nil || notTheEvents(err) {
 				return err
 			}
-			if perr := f.r.cps.Commit(ctx, key(f.r.p.Name, f.version), f.cp, nil); perr != nil {
+			if perr := f.commit(ctx, f.cp, nil); perr != nil {
 				return fmt.Errorf("projection %s: %w: the checkpoint store fails too (%w) after the batch failed: %w",
 					f.r.p.Name, ErrUnavailable, perr, err)
 			}
@@ -733,7 +767,6 @@ func (f *follower[Tx]) poison(ctx context.Context, ev es.RecordedEvent, cause er
 func (f *follower[Tx]) commitRetrying(ctx context.Context, events []Event, pos es.Position) error {
 	r := f.r
 	cp := Checkpoint{Position: pos, Rebuilding: f.cp.Rebuilding}
-	k := key(r.p.Name, f.version)
 	var apply func(Tx) error
 	if len(events) > 0 {
 		b := Batch{Projection: r.p.Name, Version: f.version, Events: events}
@@ -741,7 +774,7 @@ func (f *follower[Tx]) commitRetrying(ctx context.Context, events []Event, pos e
 	}
 	var err error
 	for attempt := 1; attempt <= r.cfg.attempts; attempt++ {
-		if err = r.cps.Commit(ctx, k, cp, apply); err == nil {
+		if err = f.commit(ctx, cp, apply); err == nil {
 			f.committed(cp, events)
 			return nil
 		}
@@ -757,6 +790,35 @@ func (f *follower[Tx]) commitRetrying(ctx context.Context, events []Event, pos e
 	}
 	return err
 }
+
+// commit commits cp and apply in one transaction, after the reset of the
+// read model when a rebuild in place has not committed yet.
+func (f *follower[Tx]) commit(ctx context.Context, cp Checkpoint, apply func(Tx) error) error {
+	r := f.r
+	if f.reset {
+		then := apply
+		apply = func(tx Tx) error {
+			if err := r.p.Reset(ctx, tx, f.version); err != nil {
+				return &resetError{fmt.Errorf("projection %s: reset of version %d: %w", r.p.Name, f.version, err)}
+			}
+			if then != nil {
+				return then(tx)
+			}
+			return nil
+		}
+	}
+	if err := r.cps.Commit(ctx, key(r.p.Name, f.version), cp, apply); err != nil {
+		return err
+	}
+	f.reset = false
+	return nil
+}
+
+// resetError is a failure of a projection's Reset: no event is to blame.
+type resetError struct{ err error }
+
+func (e *resetError) Error() string { return e.err.Error() }
+func (e *resetError) Unwrap() error { return e.err }
 
 func (f *follower[Tx]) committed(cp Checkpoint, events []Event) {
 	f.cp = cp
@@ -779,7 +841,7 @@ func (f *follower[Tx]) caughtUp(ctx context.Context) error {
 	r := f.r
 	if f.cp.Rebuilding {
 		cp := Checkpoint{Position: f.cp.Position}
-		if err := r.cps.Commit(ctx, key(r.p.Name, f.version), cp, nil); err != nil {
+		if err := f.commit(ctx, cp, nil); err != nil {
 			return fmt.Errorf("projection %s: end of rebuild: %w", r.p.Name, err)
 		}
 		f.cp = cp

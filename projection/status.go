@@ -23,6 +23,10 @@ const (
 	// StateRestarting: the runner failed and starts again soon
 	// ([WithRestart]); Status.Err says why.
 	StateRestarting State = "restarting"
+	// StateElsewhere: the runner does not run in this process, and
+	// another process holds its lease ([LeaseHolders]); Status.Holder
+	// names it.
+	StateElsewhere State = "running elsewhere"
 )
 
 // Status is a snapshot of a runner.
@@ -47,6 +51,11 @@ type Status struct {
 	// Restarts counts the restarts after failures ([WithRestart]) since
 	// the runner was created.
 	Restarts int
+	// Holder names the holder of the projection's lease when another one
+	// holds it: in [StateStandby], the one this runner waits for; in
+	// [StateElsewhere], the one that runs it. Only checkpoint stores that
+	// implement [LeaseHolders] tell.
+	Holder string
 }
 
 // Status returns the runner's status. A runner that is not running reports
@@ -69,6 +78,15 @@ func (r *Runner[Tx]) Status(ctx context.Context) (Status, error) {
 	st.Version, st.Checkpoint = version, cp.Position
 	if cp.Rebuilding && st.State == StateStopped {
 		st.State = StateRebuilding
+	}
+	if lh, ok := r.cps.(LeaseHolders); ok && (st.State == StateStopped || st.State == StateRebuilding) {
+		holder, err := lh.LeaseHolder(ctx, key(r.p.Name, version))
+		if err != nil {
+			return st, err
+		}
+		if holder != "" {
+			st.State, st.Holder = StateElsewhere, holder
+		}
 	}
 	if st.LastEvent.IsZero() && !cp.Position.IsZero() {
 		// The event at the checkpoint tells when the last one applied was

@@ -38,9 +38,12 @@ func (t *Tool) listCommand(fs *flag.FlagSet) action {
 
 // statusJSON is one projection in the output of "status --json".
 type statusJSON struct {
-	Name       string      `json:"name"`
-	Version    int         `json:"version"`
-	State      string      `json:"state"`
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+	State   string `json:"state"`
+	// Holder names the process that holds the projection's lease, when
+	// it runs elsewhere or this one waits for it.
+	Holder     string      `json:"holder,omitempty"`
 	Checkpoint es.Position `json:"checkpoint"`
 	Head       es.Position `json:"head"`
 	Lag        lagJSON     `json:"lag"`
@@ -94,7 +97,11 @@ func (t *Tool) statusCommand(fs *flag.FlagSet) action {
 			if r.LastEvent != nil {
 				last = r.LastEvent.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%v\t%s\t%s\t%s\n", r.Name, r.Version, r.State, r.Checkpoint,
+			state := r.State
+			if r.Holder != "" {
+				state += " (" + r.Holder + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%v\t%s\t%s\t%s\n", r.Name, r.Version, state, r.Checkpoint,
 				events, duration(time.Duration(r.Lag.Seconds*float64(time.Second))), last)
 		}
 		errs = append(errs, tw.Flush())
@@ -122,6 +129,7 @@ func status(ctx context.Context, p Projection) (statusJSON, error) {
 		Name:       p.Name(),
 		Version:    st.Version,
 		State:      string(st.State),
+		Holder:     st.Holder,
 		Checkpoint: st.Checkpoint,
 		Head:       lag.Head,
 		Lag:        lagJSON{Events: lag.Events, AtLeast: lag.AtLeast, Seconds: lag.Time.Seconds()},
@@ -281,7 +289,11 @@ func (r *rebuild) watchLease(ctx context.Context, hint string) (stop func()) {
 				continue
 			}
 			r.mu.Lock()
-			r.view.note(fmt.Sprintf("%s: waiting for the projection's lease, which another process holds (%s); Ctrl-C gives up", r.p.Name(), hint))
+			holder := "another process"
+			if st.Holder != "" {
+				holder = st.Holder
+			}
+			r.view.note(fmt.Sprintf("%s: waiting for the projection's lease, which %s holds (%s); Ctrl-C gives up", r.p.Name(), holder, hint))
 			r.mu.Unlock()
 			return
 		}

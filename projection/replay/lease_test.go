@@ -34,7 +34,7 @@ func TestRebuildWaitsForTheLease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, "a")
 		// Another process runs the projection: it holds the lease.
-		release, err := f.cps.Lease(t.Context(), "a/v1")
+		_, release, err := f.cps.Lease(t.Context(), "a/v1")
 		require.NoError(t, err)
 
 		var stdout, stderr syncBuffer

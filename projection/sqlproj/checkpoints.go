@@ -84,27 +84,27 @@ func (d sqlDB) query(ctx context.Context, query string, args ...any) (rows, erro
 	return sqlRows{r}, nil
 }
 
-func (d sqlDB) begin(ctx context.Context) (txn[*sql.Tx], error) {
+func (d sqlDB) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := d.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (d sqlDB) begin(ctx, bound context.Context) (txn[*sql.Tx], error) {
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// database/sql rolls a transaction back when the context of its
-	// BeginTx is done, even in the middle of its COMMIT.
-	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
+	// BeginTx is done, even in the middle of its COMMIT: bound, not ctx.
+	tx, err := conn.BeginTx(bound, nil)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return sqlTxn{conn: conn, t: tx}, nil
-}
-
-func (d sqlDB) session(ctx context.Context) (session[*sql.Tx], error) {
-	conn, err := d.db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return sqlSession{conn}, nil
 }
 
 type sqlRows struct{ *sql.Rows }
@@ -114,7 +114,6 @@ func (r sqlRows) Close() { r.Rows.Close() }
 type sqlTxn struct {
 	conn *sql.Conn
 	t    *sql.Tx
-	keep bool // the connection is a session's: ending the transaction keeps it
 }
 
 func (t sqlTxn) tx() *sql.Tx { return t.t }
@@ -131,16 +130,12 @@ func (t sqlTxn) queryRow(ctx context.Context, query string, args ...any) scanner
 	return t.t.QueryRowContext(ctx, query, args...)
 }
 
-func (t sqlTxn) commit(context.Context) error {
+func (t sqlTxn) commit() error {
 	defer t.free()
 	return t.t.Commit()
 }
 
-func (t sqlTxn) free() {
-	if !t.keep {
-		t.conn.Close()
-	}
-}
+func (t sqlTxn) free() { t.conn.Close() }
 
 func (t sqlTxn) rollback(context.Context) error {
 	defer t.free()

@@ -49,7 +49,7 @@ func testCommitFenced[Tx any](t *testing.T, b backend[Tx]) {
 	assert.Equal(t, at(1), cp)
 	require.ErrorIs(t, c.Commit(ctx, "p/v1", at(2), insert(3)), sqlproj.ErrConflict,
 		"a Load without a lease (a Status) does not change what c expects")
-	release, err := c.Lease(ctx, "p/v1")
+	_, release, err := c.Lease(ctx, "p/v1")
 	require.NoError(t, err)
 	_, err = c.Load(ctx, "p/v1")
 	require.NoError(t, err)

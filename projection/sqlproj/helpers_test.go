@@ -111,6 +111,7 @@ func openPostgres(t testing.TB, dsn string) *sql.DB {
 type checkpointStore[Tx any] interface {
 	projection.Checkpoints[Tx]
 	projection.Leaser
+	projection.LeaseHolders
 	projection.Versions[Tx]
 	projection.DeadLetters
 }

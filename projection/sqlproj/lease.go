@@ -2,62 +2,331 @@ package sqlproj
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
 	"time"
+
+	"github.com/eventfold/eventfold/projection"
 )
 
-// releaseTimeout bounds how long releasing a PostgreSQL lease waits for
-// the unlock; past it, the lease's connection is closed, which frees the
-// lock as well.
+// releaseTimeout bounds how long giving a lease back waits for the
+// database; past it, the lease expires by itself.
 const releaseTimeout = 5 * time.Second
 
 // Lease implements [projection.Leaser]: it blocks until this process holds
-// the lease on key, or ctx is done, and returns the function that gives it
-// back.
-//
-// On PostgreSQL the lease is a session-level advisory lock
-// (pg_try_advisory_lock on a 64-bit FNV-1a hash of the schema, the table
-// prefix and key), held on a connection taken from the pool for the
-// lease's lifetime: if the process dies, the connection closes and the
-// lock goes with it. While another session holds it, Lease tries again
-// every lease poll interval ([WithLeasePoll]) until ctx is done. Release
-// unlocks and returns the connection to the pool; if the unlock fails, it
-// closes the connection instead.
-//
-// On SQLite the lease is held in this process only, by this Checkpoints:
-// one SQLite file is served by one process (SQLite has no lock that dies
-// with its holder and can be waited for without blocking writers). Use one
-// Checkpoints per database in a process.
-func (c *Checkpoints) Lease(ctx context.Context, key string) (func(), error) {
+// the lease on key, or ctx is done. See the package documentation for how
+// leases work.
+func (c *Checkpoints) Lease(ctx context.Context, key string) (context.Context, func(), error) {
 	return c.s.lease(ctx, key)
 }
 
-type sqlSession struct{ conn *sql.Conn }
-
-func (s sqlSession) queryRow(ctx context.Context, query string, args ...any) scanner {
-	return s.conn.QueryRowContext(ctx, query, args...)
+// LeaseHolder implements [projection.LeaseHolders]: it returns the name
+// of the holder of key's lease ([WithLeaseHolder]), or "" when nobody holds
+// it.
+func (c *Checkpoints) LeaseHolder(ctx context.Context, key string) (string, error) {
+	return c.s.leaseHolder(ctx, key)
 }
 
-func (s sqlSession) begin(ctx context.Context) (txn[*sql.Tx], error) {
-	// database/sql rolls a transaction back when the context of its
-	// BeginTx is done, even in the middle of its COMMIT.
-	tx, err := s.conn.BeginTx(context.WithoutCancel(ctx), nil)
-	if err != nil {
-		return nil, err
+// thisHost is the name of this host, as leases record it.
+var thisHost = func() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "unknown-host"
 	}
-	return sqlTxn{conn: s.conn, t: tx, keep: true}, nil
+	return host
+}()
+
+// defaultHolder names this process: host name and process ID.
+func defaultHolder() string { return thisHost + ":" + strconv.Itoa(os.Getpid()) }
+
+// instances holds the instance IDs of the stores of this process.
+var instances sync.Map
+
+// gone reports whether the holder of a lease of this host, process pid
+// and store instance, is gone: another process that no longer runs, or a
+// store of this process ID that this process never had (an earlier
+// incarnation with the same process ID, as in a container that restarted).
+func gone(pid int64, instance string) bool {
+	if pid == int64(os.Getpid()) {
+		_, ours := instances.Load(instance)
+		return !ours
+	}
+	return processGone(pid)
 }
 
-func (s sqlSession) alive(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+// held is a lease this store holds.
+type held struct {
+	key   string
+	token int64
+	// loss ends when the lease does: with a cause matching
+	// projection.ErrLeaseLost when it is lost, context.Canceled when it
+	// is given back.
+	loss context.Context
+	lose context.CancelCauseFunc
+	done chan struct{} // closed when the heartbeat has ended
+}
+
+// bound returns parent, ended when the lease ends.
+func (h *held) bound(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	unwatch := context.AfterFunc(h.loss, func() { cancel(context.Cause(h.loss)) })
+	return ctx, func() { unwatch(); cancel(nil) }
+}
+
+// lease is [Checkpoints.Lease]. It tries to take the lease at once, then
+// every lease poll interval; a failure of the database while it waits is
+// logged and tried again, not returned.
+func (s *store[Tx]) lease(ctx context.Context, key string) (context.Context, func(), error) {
+	var timer *time.Timer
+	failing := false
+	for {
+		start := time.Now()
+		// One take at a time per store, so that its own leases, taken
+		// but not yet recorded, are not taken for orphans.
+		s.taking.Lock()
+		token, err := s.tryLease(ctx, key)
+		var held context.Context
+		var release func()
+		if token != 0 {
+			held, release = s.hold(ctx, key, token, start)
+		}
+		s.taking.Unlock()
+		switch {
+		case token != 0 && ctx.Err() != nil:
+			release() // taken as ctx ended: given back at once
+			return nil, nil, ctx.Err()
+		case ctx.Err() != nil:
+			return nil, nil, ctx.Err()
+		case err != nil:
+			if !failing {
+				s.cfg.logger.WarnContext(ctx, "sqlproj: taking a lease failed; trying again", "key", key, "error", err)
+			}
+			failing = true
+		case token != 0:
+			if failing {
+				s.cfg.logger.InfoContext(ctx, "sqlproj: the database answers again", "key", key)
+			}
+			return held, release, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(s.cfg.leasePoll)
+			defer timer.Stop()
+		} else {
+			timer.Reset(s.cfg.leasePoll)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
+
+// tryLease takes the lease on key if nobody holds it (or its holder let it
+// expire), and returns its fencing token; 0 if another holds it. It also
+// takes over at once a lease that nobody can be using: one this store took
+// but never knew it had (the answer to its take was lost), and on SQLite,
+// one whose holder was a process of this host that is gone (killed,
+// crashed): a SQLite file is on one host.
+func (s *store[Tx]) tryLease(ctx context.Context, key string) (token int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.leaseTTL)
 	defer cancel()
-	return s.conn.PingContext(ctx) == nil
+	ttl := s.cfg.leaseTTL.Milliseconds()
+	pid := int64(os.Getpid())
+	err = s.db.queryRow(ctx, s.q.takeLease, key, s.cfg.leaseHolder, ttl, thisHost, pid, s.instance).Scan(&token)
+	if isNoRows(err) {
+		var (
+			host, instance string
+			holder, seen   int64
+		)
+		err = s.db.queryRow(ctx, s.q.leaseRow, key).Scan(&host, &holder, &instance, &seen)
+		if err == nil && s.orphan(key, host, holder, instance) {
+			// Taken only if nobody took it meanwhile: the token says.
+			err = s.db.queryRow(ctx, s.q.takeOrphan, key, s.cfg.leaseHolder, ttl, thisHost, pid, s.instance, seen).Scan(&token)
+			if err == nil {
+				s.cfg.logger.InfoContext(ctx, "sqlproj: took over a lease that its holder no longer used", "key", key,
+					"host", host, "pid", holder)
+			}
+		}
+	}
+	switch {
+	case isNoRows(err):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("sqlproj: lease %q: %w", key, withCtx(ctx, err))
+	}
+	return token, nil
 }
 
-func (s sqlSession) release() { s.conn.Close() }
+// orphan reports whether the lease on key, held by host, process pid and
+// store instance, is one that nobody can be using. s.taking is held.
+func (s *store[Tx]) orphan(key, host string, pid int64, instance string) bool {
+	if instance == s.instance {
+		s.mu.Lock()
+		_, holding := s.leased[key]
+		s.mu.Unlock()
+		return !holding
+	}
+	return s.dialect == SQLite && host == thisHost && gone(pid, instance)
+}
 
-func (s sqlSession) discard(context.Context) {
-	_ = s.conn.Raw(func(any) error { return driver.ErrBadConn })
-	_ = s.conn.Close() // sql.ErrConnDone: Raw closed it
+// hold records the lease taken at start and starts its heartbeat; it
+// returns the lease's context and its release.
+func (s *store[Tx]) hold(ctx context.Context, key string, token int64, start time.Time) (context.Context, func()) {
+	loss, lose := context.WithCancelCause(context.WithoutCancel(ctx))
+	h := &held{key: key, token: token, loss: loss, lose: lose, done: make(chan struct{})}
+	held, stopHolding := h.bound(ctx)
+	beat, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+	s.rearm(key)
+	s.mu.Lock()
+	s.leased[key] = h
+	s.mu.Unlock()
+	s.cfg.logger.DebugContext(ctx, "sqlproj: lease taken", "key", key, "token", token, "holder", s.cfg.leaseHolder)
+	go s.heartbeat(beat, h, start.Add(s.cfg.leaseTTL))
+
+	// Release outlives ctx, which is usually done by then; it keeps its
+	// values, for logs and traces.
+	base := context.WithoutCancel(ctx)
+	var once sync.Once
+	return held, func() {
+		once.Do(func() {
+			stopBeat()
+			<-h.done
+			s.mu.Lock()
+			delete(s.leased, key)
+			s.mu.Unlock()
+			lose(nil)
+			stopHolding()
+			if errors.Is(context.Cause(loss), projection.ErrLeaseLost) {
+				return // nothing to give back
+			}
+			s.giveBack(base, key, token)
+		})
+	}
+}
+
+// giveBack ends the lease of key under token in the database, so that the
+// next holder need not wait for it to expire. ctx only carries values.
+func (s *store[Tx]) giveBack(ctx context.Context, key string, token int64) {
+	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
+	defer cancel()
+	if _, err := s.db.exec(ctx, s.q.releaseLease, key, token); err != nil {
+		s.cfg.logger.WarnContext(ctx, "sqlproj: giving a lease back failed; it expires by itself", "key", key,
+			"ttl", s.cfg.leaseTTL, "error", withCtx(ctx, err))
+		return
+	}
+	s.cfg.logger.DebugContext(ctx, "sqlproj: lease released", "key", key, "token", token)
+}
+
+// heartbeat renews h every third of the time-to-live until ctx ends. The
+// holder counts the lease as its own until expiry, the time-to-live after
+// the start of the last renewal that succeeded: the database's expiry is
+// later, since it counts from when it ran the renewal. A lease not renewed
+// by expiry, or that another took over, is lost.
+func (s *store[Tx]) heartbeat(ctx context.Context, h *held, expiry time.Time) {
+	defer close(h.done)
+	every := s.cfg.leaseTTL / 3
+	timer := time.NewTimer(every)
+	defer timer.Stop()
+	var failed error
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		start := time.Now()
+		rctx, cancel := context.WithDeadline(ctx, expiry)
+		n, err := s.db.exec(rctx, s.q.renewLease, h.key, h.token, s.cfg.leaseTTL.Milliseconds())
+		err = withCtx(rctx, err)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return // released
+		case err == nil && n == 1:
+			if failed != nil {
+				s.cfg.logger.InfoContext(ctx, "sqlproj: lease renewed again", "key", h.key)
+				failed = nil
+			}
+			expiry = start.Add(s.cfg.leaseTTL)
+			timer.Reset(every)
+			continue
+		case err == nil:
+			s.lost(ctx, h, errors.New("another holder took it over"))
+			return
+		}
+		if !time.Now().Before(expiry) {
+			s.lost(ctx, h, fmt.Errorf("not renewed within its time-to-live of %v: %w", s.cfg.leaseTTL, err))
+			return
+		}
+		if failed == nil {
+			s.cfg.logger.WarnContext(ctx, "sqlproj: renewing a lease failed; trying again until it expires", "key", h.key,
+				"expires", expiry, "error", err)
+		}
+		failed = err
+		timer.Reset(min(s.cfg.leaseTTL/10, time.Until(expiry)))
+	}
+}
+
+// lost ends h: its holder stops committing.
+func (s *store[Tx]) lost(ctx context.Context, h *held, why error) {
+	err := fmt.Errorf("%w: %q: %w", projection.ErrLeaseLost, h.key, why)
+	s.cfg.logger.ErrorContext(ctx, "sqlproj: lease lost", "key", h.key, "error", why)
+	h.lose(err)
+}
+
+// leaseOf returns the lease this store holds on key, if any; a lease this
+// store lost is an error matching projection.ErrFenced and
+// projection.ErrLeaseLost.
+func (s *store[Tx]) leaseOf(key string) (*held, error) {
+	s.mu.Lock()
+	h := s.leased[key]
+	s.mu.Unlock()
+	if h == nil {
+		return nil, nil
+	}
+	if cause := context.Cause(h.loss); errors.Is(cause, projection.ErrLeaseLost) {
+		return nil, fmt.Errorf("sqlproj: %w", errors.Join(projection.ErrFenced, cause))
+	}
+	return h, nil
+}
+
+// fence checks, in the transaction of a commit of h's key, that h is still
+// this store's lease, and locks the lease's row (PostgreSQL) or the
+// database (SQLite) until the transaction ends, so that nobody takes the
+// lease over meanwhile.
+//
+// On PostgreSQL it also makes the server end the transaction's session if
+// it waits for its client longer than the lease's time-to-live (a holder
+// cut off in the middle of a commit), so that the row lock does not keep
+// the next holder waiting.
+func (s *store[Tx]) fence(ctx context.Context, tx txn[Tx], h *held) error {
+	args := []any{h.key, h.token}
+	if s.dialect == Postgres {
+		args = append(args, strconv.FormatInt(s.cfg.leaseTTL.Milliseconds(), 10))
+	}
+	n, err := tx.exec(ctx, s.q.fenceLease, args...)
+	if err != nil {
+		return fmt.Errorf("sqlproj: lease of %q: %w", h.key, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("sqlproj: the lease of %q expired or was taken over: %w", h.key,
+			errors.Join(projection.ErrFenced, projection.ErrLeaseLost))
+	}
+	return nil
+}
+
+func (s *store[Tx]) leaseHolder(ctx context.Context, key string) (string, error) {
+	var holder string
+	err := s.db.queryRow(ctx, s.q.leaseHolder, key).Scan(&holder)
+	switch {
+	case isNoRows(err):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("sqlproj: holder of the lease of %q: %w", key, withCtx(ctx, err))
+	}
+	return holder, nil
 }

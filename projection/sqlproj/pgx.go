@@ -26,6 +26,7 @@ type PgxCheckpoints struct {
 var (
 	_ projection.Checkpoints[pgx.Tx] = (*PgxCheckpoints)(nil)
 	_ projection.Leaser              = (*PgxCheckpoints)(nil)
+	_ projection.LeaseHolders        = (*PgxCheckpoints)(nil)
 	_ projection.Versions[pgx.Tx]    = (*PgxCheckpoints)(nil)
 	_ projection.DeadLetters         = (*PgxCheckpoints)(nil)
 )
@@ -66,13 +67,17 @@ func (c *PgxCheckpoints) Commit(ctx context.Context, key string, cp projection.C
 	return c.s.commit(ctx, key, cp, apply)
 }
 
-// Lease implements [projection.Leaser] with a PostgreSQL session advisory
-// lock, held on a connection acquired from the pool for the lease's
-// lifetime, as [Checkpoints.Lease] does on PostgreSQL (the same lock: a
-// Checkpoints and a PgxCheckpoints with the same table prefix exclude each
-// other).
-func (c *PgxCheckpoints) Lease(ctx context.Context, key string) (func(), error) {
+// Lease implements [projection.Leaser] as [Checkpoints.Lease] does, in
+// the same table: a Checkpoints and a PgxCheckpoints with the same table
+// prefix share their leases.
+func (c *PgxCheckpoints) Lease(ctx context.Context, key string) (context.Context, func(), error) {
 	return c.s.lease(ctx, key)
+}
+
+// LeaseHolder implements [projection.LeaseHolders] as
+// [Checkpoints.LeaseHolder] does.
+func (c *PgxCheckpoints) LeaseHolder(ctx context.Context, key string) (string, error) {
+	return c.s.leaseHolder(ctx, key)
 }
 
 // ActiveVersion implements [projection.Versions]: the version of
@@ -134,23 +139,23 @@ func (d pgxDB) query(ctx context.Context, query string, args ...any) (rows, erro
 	return d.pool.Query(ctx, query, args...)
 }
 
-func (d pgxDB) begin(ctx context.Context) (txn[pgx.Tx], error) {
+func (d pgxDB) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := d.pool.Exec(ctx, query, args...)
+	return tag.RowsAffected(), err
+}
+
+func (d pgxDB) begin(ctx, bound context.Context) (txn[pgx.Tx], error) {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return pgxTxn{tx}, nil
+	return pgxTxn{tx, bound}, nil
 }
 
-func (d pgxDB) session(ctx context.Context) (session[pgx.Tx], error) {
-	conn, err := d.pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return pgxSession{conn}, nil
+type pgxTxn struct {
+	t     pgx.Tx
+	bound context.Context // bounds the COMMIT
 }
-
-type pgxTxn struct{ t pgx.Tx }
 
 func (t pgxTxn) tx() pgx.Tx { return t.t }
 
@@ -163,9 +168,7 @@ func (t pgxTxn) queryRow(ctx context.Context, query string, args ...any) scanner
 	return t.t.QueryRow(ctx, query, args...)
 }
 
-func (t pgxTxn) commit(ctx context.Context) error {
-	return t.t.Commit(context.WithoutCancel(ctx))
-}
+func (t pgxTxn) commit() error { return t.t.Commit(t.bound) }
 
 func (t pgxTxn) rollback(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
@@ -174,35 +177,4 @@ func (t pgxTxn) rollback(ctx context.Context) error {
 		return err
 	}
 	return nil
-}
-
-type pgxSession struct{ conn *pgxpool.Conn }
-
-func (s pgxSession) queryRow(ctx context.Context, query string, args ...any) scanner {
-	return s.conn.QueryRow(ctx, query, args...)
-}
-
-func (s pgxSession) begin(ctx context.Context) (txn[pgx.Tx], error) {
-	tx, err := s.conn.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return pgxTxn{tx}, nil
-}
-
-func (s pgxSession) alive(ctx context.Context) bool {
-	if s.conn.Conn().IsClosed() {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-	defer cancel()
-	return s.conn.Ping(ctx) == nil
-}
-
-func (s pgxSession) release() { s.conn.Release() }
-
-func (s pgxSession) discard(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-	defer cancel()
-	_ = s.conn.Hijack().Close(ctx)
 }

@@ -12,7 +12,7 @@ import (
 // queries are the SQL texts of one dialect and table prefix. Placeholders
 // are $n: SQLite accepts them too.
 type queries struct {
-	schema, checkpoints, versions, deadLetters string
+	schema, checkpoints, versions, deadLetters, leases string
 
 	createSchema string
 	ddl          []string
@@ -21,6 +21,9 @@ type queries struct {
 	insertCheckpoint, updateCheckpoint string
 	loadVersion, saveVersion           string
 	saveDeadLetter, listDeadLetters    string
+
+	takeLease, renewLease, releaseLease, fenceLease, leaseHolder string
+	leaseRow, takeOrphan                                         string
 }
 
 func newQueries(d Dialect, prefix string) queries {
@@ -29,10 +32,15 @@ func newQueries(d Dialect, prefix string) queries {
 		checkpoints: prefix + "checkpoints",
 		versions:    prefix + "projection_versions",
 		deadLetters: prefix + "dead_letters",
+		leases:      prefix + "leases",
 	}
 	bigint, boolean, bytes, ts, now := "BIGINT", "BOOLEAN", "BYTEA", "TIMESTAMPTZ", "now()"
+	// nowMS is the database's clock in milliseconds since 1970: leases
+	// expire by the clock of the database, which all their holders share.
+	nowMS := "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 	if d == SQLite {
 		bigint, boolean, bytes, ts, now = "INTEGER", "INTEGER", "BLOB", "TEXT", "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+		nowMS = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 	}
 	q.createSchema = `CREATE TABLE IF NOT EXISTS ` + q.schema + ` (
 		id      INTEGER PRIMARY KEY CHECK (id = 1),
@@ -67,6 +75,21 @@ func newQueries(d Dialect, prefix string) queries {
 			at           ` + ts + ` NOT NULL,
 			PRIMARY KEY (projection, event_id)
 		)`,
+		// A lease is held by holder until expires (the database's clock, in
+		// milliseconds), under a fencing token that grows by one at each
+		// takeover.
+		// host, pid and instance (a Checkpoints value) identify the
+		// holding process, so that on SQLite a process can take over at
+		// once the lease of one that is gone from its host.
+		`CREATE TABLE IF NOT EXISTS ` + q.leases + ` (
+			key      TEXT PRIMARY KEY,
+			holder   TEXT NOT NULL,
+			host     TEXT NOT NULL,
+			pid      ` + bigint + ` NOT NULL,
+			instance TEXT NOT NULL,
+			token    ` + bigint + ` NOT NULL,
+			expires  ` + bigint + ` NOT NULL
+		)`,
 	}
 	q.loadCheckpoint = `SELECT commit_pos, prepare_pos, rebuilding FROM ` + q.checkpoints + ` WHERE key = $1`
 	q.saveCheckpoint = `INSERT INTO ` + q.checkpoints + ` (key, commit_pos, prepare_pos, rebuilding, updated_at)
@@ -90,6 +113,28 @@ func newQueries(d Dialect, prefix string) queries {
 	q.listDeadLetters = `SELECT event_id, stream, revision, commit_pos, prepare_pos, type, content_type, created,
 			data, metadata, error, at
 		FROM ` + q.deadLetters + ` WHERE projection = $1 ORDER BY commit_pos, prepare_pos, event_id`
+	q.takeLease = `INSERT INTO ` + q.leases + ` (key, holder, host, pid, instance, token, expires)
+		VALUES ($1, $2, $4, $5, $6, 1, ` + nowMS + ` + $3)
+		ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, host = excluded.host, pid = excluded.pid,
+			instance = excluded.instance, token = ` + q.leases + `.token + 1, expires = excluded.expires
+		WHERE ` + q.leases + `.expires <= ` + nowMS + `
+		RETURNING token`
+	q.leaseRow = `SELECT host, pid, instance, token FROM ` + q.leases + ` WHERE key = $1`
+	q.takeOrphan = `UPDATE ` + q.leases + ` SET holder = $2, host = $4, pid = $5, instance = $6, token = token + 1,
+			expires = ` + nowMS + ` + $3
+		WHERE key = $1 AND token = $7
+		RETURNING token`
+	q.renewLease = `UPDATE ` + q.leases + ` SET expires = ` + nowMS + ` + $3 WHERE key = $1 AND token = $2`
+	q.releaseLease = `UPDATE ` + q.leases + ` SET expires = 0 WHERE key = $1 AND token = $2`
+	// fenceLease changes nothing but locks the lease's row (PostgreSQL) or
+	// the database (SQLite) until the commit ends.
+	q.fenceLease = `UPDATE ` + q.leases + ` SET token = token WHERE key = $1 AND token = $2 AND expires > ` + nowMS
+	if d == Postgres {
+		// The same round trip sets the transaction's
+		// idle_in_transaction_session_timeout (see store.fence).
+		q.fenceLease += ` AND set_config('idle_in_transaction_session_timeout', $3, true) IS NOT NULL`
+	}
+	q.leaseHolder = `SELECT holder FROM ` + q.leases + ` WHERE key = $1 AND expires > ` + nowMS
 	return q
 }
 

@@ -410,18 +410,18 @@ func TestNewInvalid(t *testing.T) {
 func TestSQLiteLease(t *testing.T) {
 	ctx := t.Context()
 	cps := newCheckpoints(t, openSQLite(t, t.TempDir()+"/lease.db"), sqlproj.SQLite)
-	release, err := cps.Lease(ctx, "p/v1")
+	_, release, err := cps.Lease(ctx, "p/v1")
 	require.NoError(t, err)
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	_, err = cps.Lease(short, "p/v1")
+	_, _, err = cps.Lease(short, "p/v1")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	other, err := cps.Lease(ctx, "q/v1")
+	_, other, err := cps.Lease(ctx, "q/v1")
 	require.NoError(t, err)
 	other()
 	release()
 	release() // idempotent
-	again, err := cps.Lease(ctx, "p/v1")
+	_, again, err := cps.Lease(ctx, "p/v1")
 	require.NoError(t, err)
 	again()
 }

@@ -35,7 +35,7 @@ var (
 )
 
 // schemaVersion is the version of the tables this code writes.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // Dialect is the SQL database the checkpoints live in.
 type Dialect uint8
@@ -76,10 +76,15 @@ func (d Dialect) Placeholder(n int) string {
 const (
 	// DefaultTablePrefix starts the names of the package's tables.
 	DefaultTablePrefix = "eventfold_"
-	// DefaultLeasePoll is how often a PostgreSQL [Checkpoints.Lease] that
-	// waits tries the lock again.
+	// DefaultLeasePoll is how often a [Checkpoints.Lease] that waits tries
+	// to take the lease again.
 	DefaultLeasePoll = time.Second
+	// DefaultLeaseTTL is the time-to-live of a lease ([WithLeaseTTL]).
+	DefaultLeaseTTL = 15 * time.Second
 )
+
+// minLeaseTTL is the shortest time-to-live WithLeaseTTL takes.
+const minLeaseTTL = 100 * time.Millisecond
 
 // Option configures [Checkpoints] and [PgxCheckpoints]. Options are
 // validated by [New] and [NewPgx]: an invalid one makes them fail with an
@@ -87,10 +92,12 @@ const (
 type Option func(*config)
 
 type config struct {
-	prefix    string
-	logger    *slog.Logger
-	loggerSet bool
-	leasePoll time.Duration
+	prefix      string
+	logger      *slog.Logger
+	loggerSet   bool
+	leasePoll   time.Duration
+	leaseTTL    time.Duration
+	leaseHolder string
 }
 
 // WithTablePrefix sets the prefix of the names of the tables
@@ -110,17 +117,36 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger, c.loggerSet = l, true }
 }
 
-// WithLeasePoll sets how often a waiting PostgreSQL lease tries to take
-// its lock again ([DefaultLeasePoll] by default): the longest a standby
-// replica takes to notice that the lease is free. It must be positive.
+// WithLeasePoll sets how often a waiting lease tries to take the lease
+// again ([DefaultLeasePoll] by default): the longest a standby replica
+// takes to notice that a lease was given back. It must be positive.
 func WithLeasePoll(d time.Duration) Option {
 	return func(c *config) { c.leasePoll = d }
+}
+
+// WithLeaseTTL sets the time-to-live of leases ([DefaultLeaseTTL] by
+// default). A holder renews its lease every third of it; a holder that
+// could not renew it within the time-to-live (its database was away) counts
+// it lost and stops committing, and a standby may take the lease over once
+// the time-to-live has passed since the holder's last renewal. Shorter
+// means faster takeovers after a holder died without giving its lease
+// back, and more renewals. It must be at least 100ms.
+func WithLeaseTTL(ttl time.Duration) Option {
+	return func(c *config) { c.leaseTTL = ttl }
+}
+
+// WithLeaseHolder sets the name this process's leases are held under, as
+// status reports show it ([projection.Status].Holder): the host name and
+// process ID by default ("host:1234"). Any non-empty text up to 200 bytes;
+// fencing does not depend on it.
+func WithLeaseHolder(name string) Option {
+	return func(c *config) { c.leaseHolder = name }
 }
 
 var validPrefix = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]{0,39})?$`)
 
 func newConfig(d Dialect, opts []Option) (config, error) {
-	cfg := config{prefix: DefaultTablePrefix, leasePoll: DefaultLeasePoll}
+	cfg := config{prefix: DefaultTablePrefix, leasePoll: DefaultLeasePoll, leaseTTL: DefaultLeaseTTL, leaseHolder: defaultHolder()}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
@@ -133,6 +159,12 @@ func newConfig(d Dialect, opts []Option) (config, error) {
 	}
 	if cfg.leasePoll <= 0 {
 		errs = append(errs, fmt.Errorf("%w: lease poll interval %v", ErrInvalidOption, cfg.leasePoll))
+	}
+	if cfg.leaseTTL < minLeaseTTL {
+		errs = append(errs, fmt.Errorf("%w: lease time-to-live %v: want at least %v", ErrInvalidOption, cfg.leaseTTL, minLeaseTTL))
+	}
+	if cfg.leaseHolder == "" || len(cfg.leaseHolder) > 200 {
+		errs = append(errs, fmt.Errorf("%w: lease holder %q: want 1 to 200 bytes", ErrInvalidOption, cfg.leaseHolder))
 	}
 	switch {
 	case cfg.loggerSet && cfg.logger == nil:
@@ -159,6 +191,7 @@ type Checkpoints struct {
 var (
 	_ projection.Checkpoints[*sql.Tx] = (*Checkpoints)(nil)
 	_ projection.Leaser               = (*Checkpoints)(nil)
+	_ projection.LeaseHolders         = (*Checkpoints)(nil)
 	_ projection.Versions[*sql.Tx]    = (*Checkpoints)(nil)
 	_ projection.DeadLetters          = (*Checkpoints)(nil)
 )

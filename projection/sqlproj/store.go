@@ -27,12 +27,12 @@ type database[Tx any] interface {
 	queryRow(ctx context.Context, query string, args ...any) scanner
 	// query runs a query outside a transaction.
 	query(ctx context.Context, query string, args ...any) (rows, error)
+	// exec runs a statement in a transaction of its own and returns the
+	// number of rows it changed.
+	exec(ctx context.Context, query string, args ...any) (int64, error)
 	// begin starts a transaction; ctx bounds the wait for a connection
-	// and the BEGIN, not the transaction.
-	begin(ctx context.Context) (txn[Tx], error)
-	// session takes a connection of the pool for the caller's use only,
-	// for a lease's session lock.
-	session(ctx context.Context) (session[Tx], error)
+	// and the BEGIN, bound the whole transaction, its COMMIT included.
+	begin(ctx, bound context.Context) (txn[Tx], error)
 }
 
 // txn is a transaction under way.
@@ -42,29 +42,12 @@ type txn[Tx any] interface {
 	// exec runs a statement and returns the number of rows it changed.
 	exec(ctx context.Context, query string, args ...any) (int64, error)
 	queryRow(ctx context.Context, query string, args ...any) scanner
-	// commit commits and frees the connection. It runs to its end
-	// whatever ctx, which only carries values.
-	commit(ctx context.Context) error
+	// commit commits and frees the connection, within the bound of the
+	// transaction's begin.
+	commit() error
 	// rollback rolls back, if the transaction is not over yet, and frees
 	// the connection.
 	rollback(ctx context.Context) error
-}
-
-// session is a connection of the pool held by one user.
-type session[Tx any] interface {
-	queryRow(ctx context.Context, query string, args ...any) scanner
-	// begin starts a transaction on the session's connection; ending the
-	// transaction leaves the connection to the session.
-	begin(ctx context.Context) (txn[Tx], error)
-	// alive reports whether the session's connection still works (after
-	// a failure: it may cost a round trip).
-	alive(ctx context.Context) bool
-	// release returns the connection to the pool.
-	release()
-	// discard closes the connection, which ends its session and frees its
-	// session locks, instead of returning it to the pool. ctx only
-	// carries values.
-	discard(ctx context.Context)
 }
 
 type scanner interface {
@@ -86,20 +69,21 @@ type store[Tx any] struct {
 	dialect Dialect
 	cfg     config
 	q       queries
-	lockNS  string // what PostgreSQL lease locks are scoped by
+	// instance identifies this value among the stores of its process, in
+	// the leases it holds.
+	instance string
 
 	// writes holds one token: on SQLite, the writes of this value queue
 	// here instead of in SQLite's busy handler.
 	writes chan struct{}
-	local  projection.MemoryCheckpoints // in-process leases, on SQLite
 
-	mu   sync.Mutex
-	seen map[string]seen // the checkpoints this value last read or wrote
-	// leased holds the sessions of the PostgreSQL leases this value holds,
-	// by key: the commits of a leased key run on its lease's session, so
-	// that a holder whose session ended (and with it its lock, which
-	// another process may hold now) can no longer commit.
-	leased map[string]session[Tx]
+	taking sync.Mutex // held while a lease is taken
+	mu     sync.Mutex
+	seen   map[string]seen // the checkpoints this value last read or wrote
+	// leased holds the leases this value holds, by key: the commits of a
+	// leased key check in their transaction that the lease is still
+	// theirs (fencing).
+	leased map[string]*held
 }
 
 // seen is the stored checkpoint of a key as this store last knew it: its
@@ -118,19 +102,11 @@ type seen struct {
 // newStore creates the tables in db if needed and returns the store.
 func newStore[Tx any](ctx context.Context, db database[Tx], dialect Dialect, cfg config) (*store[Tx], error) {
 	s := &store[Tx]{db: db, dialect: dialect, cfg: cfg, q: newQueries(dialect, cfg.prefix),
-		writes: make(chan struct{}, 1), seen: make(map[string]seen), leased: make(map[string]session[Tx])}
+		writes: make(chan struct{}, 1), seen: make(map[string]seen), leased: make(map[string]*held),
+		instance: uuid.NewString()}
+	instances.Store(s.instance, struct{}{})
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
-	}
-	if dialect == Postgres {
-		var schema *string
-		if err := db.queryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
-			return nil, fmt.Errorf("sqlproj: current schema: %w", withCtx(ctx, err))
-		}
-		if schema != nil {
-			s.lockNS = *schema
-		}
-		s.lockNS += "." + cfg.prefix
 	}
 	return s, nil
 }
@@ -179,11 +155,12 @@ func (s *store[Tx]) migrate(ctx context.Context) error {
 // one at a time. ctx bounds the wait for a connection and f's statements;
 // once f has returned nil, the COMMIT runs to its end.
 func (s *store[Tx]) write(ctx context.Context, f func(tx txn[Tx]) error) error {
-	return s.writeOn(ctx, s.db.begin, f)
+	return s.writeWithin(ctx, context.WithoutCancel(ctx), f)
 }
 
-// writeOn is write in a transaction that begin starts.
-func (s *store[Tx]) writeOn(ctx context.Context, begin func(context.Context) (txn[Tx], error), f func(tx txn[Tx]) error) error {
+// writeWithin is write, with the whole transaction bounded by bound: when
+// bound ends, the transaction is rolled back, or its COMMIT cut short.
+func (s *store[Tx]) writeWithin(ctx, bound context.Context, f func(tx txn[Tx]) error) error {
 	if s.dialect == SQLite {
 		select {
 		case s.writes <- struct{}{}:
@@ -195,7 +172,7 @@ func (s *store[Tx]) writeOn(ctx context.Context, begin func(context.Context) (tx
 	// ctx cancels the transaction's statements, not its COMMIT: a COMMIT
 	// cut off on the client may still commit on the server after the
 	// caller has moved on (and, say, loaded the old checkpoint again).
-	tx, err := begin(ctx)
+	tx, err := s.db.begin(ctx, bound)
 	if err != nil {
 		return fmt.Errorf("sqlproj: begin: %w", withCtx(ctx, err))
 	}
@@ -205,8 +182,8 @@ func (s *store[Tx]) writeOn(ctx context.Context, begin func(context.Context) (tx
 		}
 		return withCtx(ctx, err)
 	}
-	if err := tx.commit(ctx); err != nil {
-		return fmt.Errorf("sqlproj: commit: %w", err)
+	if err := tx.commit(); err != nil {
+		return fmt.Errorf("sqlproj: commit: %w", withCtx(bound, err))
 	}
 	return nil
 }
@@ -291,19 +268,24 @@ func (s *store[Tx]) commit(ctx context.Context, key string, cp projection.Checkp
 	last := s.seen[key]
 	s.mu.Unlock()
 	known := last.known && cp != (projection.Checkpoint{})
-	begin := s.db.begin
-	s.mu.Lock()
-	sess, leased := s.leased[key]
-	s.mu.Unlock()
-	if leased {
-		begin = sess.begin
+	lease, err := s.leaseOf(key)
+	if err != nil {
+		return err
 	}
-	defer func() {
-		if err != nil && leased && !sess.alive(ctx) {
-			err = fmt.Errorf("sqlproj: the lease of %q was lost with its connection: %w", key, errors.Join(projection.ErrFenced, err))
+	// The transaction of a leased key ends when the lease is lost, so that
+	// a holder cut off from its database never hangs in a COMMIT.
+	bound := context.WithoutCancel(ctx)
+	if lease != nil {
+		var stop context.CancelFunc
+		bound, stop = lease.bound(bound)
+		defer stop()
+	}
+	err = s.writeWithin(ctx, bound, func(tx txn[Tx]) error {
+		if lease != nil {
+			if err := s.fence(ctx, tx, lease); err != nil {
+				return err
+			}
 		}
-	}()
-	err = s.writeOn(ctx, begin, func(tx txn[Tx]) error {
 		var n int64
 		var err error
 		switch {
@@ -432,75 +414,6 @@ func (s *store[Tx]) deadLetters(ctx context.Context, projectionName string) ([]p
 		return nil, fmt.Errorf("sqlproj: dead letters of %q: %w", projectionName, err)
 	}
 	return out, nil
-}
-
-// lease is [Checkpoints.Lease].
-func (s *store[Tx]) lease(ctx context.Context, key string) (func(), error) {
-	if s.dialect == SQLite {
-		release, err := s.local.Lease(ctx, key)
-		if err == nil {
-			s.rearm(key)
-		}
-		return release, err
-	}
-	id := lockID(s.lockNS, key)
-	conn, err := s.db.session(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sqlproj: lease %q: %w", key, withCtx(ctx, err))
-	}
-	var timer *time.Timer
-	for {
-		var ok bool
-		if err := conn.queryRow(ctx, "SELECT pg_try_advisory_lock($1)", id).Scan(&ok); err != nil {
-			conn.discard(ctx)
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("sqlproj: lease %q: %w", key, err)
-		}
-		if ok {
-			break
-		}
-		if timer == nil {
-			timer = time.NewTimer(s.cfg.leasePoll)
-			defer timer.Stop()
-		} else {
-			timer.Reset(s.cfg.leasePoll)
-		}
-		select {
-		case <-ctx.Done():
-			conn.release() // the lock was not taken: the connection is clean
-			return nil, ctx.Err()
-		case <-timer.C:
-		}
-	}
-	s.rearm(key)
-	s.mu.Lock()
-	s.leased[key] = conn
-	s.mu.Unlock()
-	s.cfg.logger.DebugContext(ctx, "sqlproj: lease taken", "key", key, "lock", id)
-	// Release outlives ctx, which is usually done by then; it keeps its
-	// values, for logs and traces.
-	base := context.WithoutCancel(ctx)
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			delete(s.leased, key)
-			s.mu.Unlock()
-			ctx, cancel := context.WithTimeout(base, releaseTimeout)
-			defer cancel()
-			var unlocked bool
-			err := conn.queryRow(ctx, "SELECT pg_advisory_unlock($1)", id).Scan(&unlocked)
-			if err != nil || !unlocked {
-				s.cfg.logger.WarnContext(ctx, "sqlproj: unlock of a lease failed; closing its connection", "key", key, "error", err)
-				conn.discard(ctx)
-				return
-			}
-			conn.release()
-			s.cfg.logger.DebugContext(ctx, "sqlproj: lease released", "key", key)
-		})
-	}, nil
 }
 
 // lockID returns the 64-bit key of a PostgreSQL advisory lock.
