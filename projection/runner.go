@@ -88,6 +88,7 @@ type Runner[Tx any] struct {
 	status  Status
 	running bool
 	changed chan struct{} // closed and replaced when status changes
+	recheck chan struct{} // asks a running runner to check the active version now
 }
 
 // versionWatch is how often a running runner checks the active version.
@@ -237,7 +238,7 @@ func NewRunner[Tx any](store es.Store, cps Checkpoints[Tx], types *es.Registry, 
 	}
 	return &Runner[Tx]{store: store, cps: cps, types: types, p: p, cfg: cfg,
 		status:  Status{Name: p.Name, Version: p.version(), State: StateStopped},
-		changed: make(chan struct{})}, nil
+		changed: make(chan struct{}), recheck: make(chan struct{}, 1)}, nil
 }
 
 // Name returns the projection's name.
@@ -337,6 +338,10 @@ func (r *Runner[Tx]) runVersion(ctx context.Context, pl plan) error {
 		}
 	}
 	r.mu.Lock()
+	if r.status.Version != version {
+		// Another version's checkpoint says nothing of this one's.
+		r.status.Checkpoint = es.Position{}
+	}
 	r.status.Version = version
 	r.mu.Unlock()
 	k := key(r.p.Name, version)
@@ -533,19 +538,32 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 	defer timer.Stop()
 	timerSet := false
 	var watch <-chan time.Time // checks for a switch of the active version
+	var recheck <-chan struct{}
 	if _, ok := r.cps.(Versions[Tx]); ok && pl.mode == modeRun {
 		t := time.NewTicker(versionWatch)
 		defer t.Stop()
-		watch = t.C
+		watch, recheck = t.C, r.recheck
+	}
+	// switched ends the follow, once its batch is committed, if another
+	// process switched the active version.
+	switched := func() error {
+		if v, err := r.versionToRun(ctx); err == nil && v != version {
+			if err := f.flush(ctx); err != nil {
+				return err
+			}
+			return errVersionChanged
+		}
+		return nil
 	}
 	for {
 		select {
 		case <-watch:
-			if v, err := r.versionToRun(ctx); err == nil && v != version {
-				if err := f.flush(ctx); err != nil {
-					return err
-				}
-				return errVersionChanged
+			if err := switched(); err != nil {
+				return err
+			}
+		case <-recheck:
+			if err := switched(); err != nil {
+				return err
 			}
 		case it := <-items:
 			for {

@@ -164,14 +164,33 @@ var ErrStopped = errors.New("projection: runner stopped")
 // the runner is live and idle, and no event it consumes lies between its
 // checkpoint and p (checked by reading the log, at most 1000 events), the
 // read model is as it will be at p, and WaitFor returns.
+//
+// When the store records versions ([Versions]) and another process has
+// switched the active version (a blue/green rebuild), WaitFor makes the
+// runner follow the switch at once, and waits for the active version: the
+// queries read that one.
 func (r *Runner[Tx]) WaitFor(ctx context.Context, p es.Position) error {
+	active := 0
+	if v, ok := r.cps.(Versions[Tx]); ok {
+		// A store that fails to answer (a connection just lost) only
+		// costs the check: the version switches are rare, and the runner
+		// notices them by itself within seconds.
+		active, _ = v.ActiveVersion(ctx, r.p.Name)
+	}
 	for {
 		r.mu.Lock()
 		cp, failure, changed := r.status.Checkpoint, r.status.Err, r.changed
 		idle := r.status.State == StateLive && r.status.Pending == 0
 		failed := r.status.State == StateFailed
+		behind := r.running && r.status.Version < active
 		r.mu.Unlock()
 		switch {
+		case behind:
+			select {
+			case r.recheck <- struct{}{}: // follow the switch now
+			default:
+			}
+			idle = false
 		case cp.Compare(p) >= 0:
 			return nil
 		case failed && failure != nil: // a restarting runner is waited for

@@ -35,15 +35,31 @@ type infra struct {
 	esdb     string // EventStoreDB connection string: events there
 	postgres string // PostgreSQL connection string: events (unless esdb) and read models there
 	nats     string // NATS URL: the bus there (serve)
+	command  string // the command that runs, as in "orders serve"
 }
 
 // flags defines the infrastructure flags on fs, with defaults from the
 // environment.
 func (in *infra) flags(fs *flag.FlagSet) {
+	in.command = fs.Name()
 	fs.StringVar(&in.data, "data", envOr("ORDERS_DATA", "orders.db"), "the SQLite `file` that keeps events, read models and checkpoints ($ORDERS_DATA)")
 	fs.StringVar(&in.esdb, "esdb", os.Getenv("EVENTFOLD_ESDB"), "keep events in EventStoreDB at this `connection string` (esdb://host:2113?tls=false; $EVENTFOLD_ESDB)")
 	fs.StringVar(&in.postgres, "postgres", os.Getenv("ORDERS_POSTGRES"), "keep read models (and events, without --esdb) in PostgreSQL at this `URL` ($ORDERS_POSTGRES)")
 	fs.StringVar(&in.nats, "nats", os.Getenv("ORDERS_NATS"), "carry commands and events on NATS JetStream at this `URL` ($ORDERS_NATS)")
+}
+
+// leaseHolder names this process in the leases of its projections, as
+// status and the replay tool show them: "orders serve, pid 1234 on host".
+func (in infra) leaseHolder() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown host"
+	}
+	command := in.command
+	if command == "" {
+		command = "orders"
+	}
+	return fmt.Sprintf("%s, pid %d on %s", command, os.Getpid(), host)
 }
 
 func envOr(key, def string) string {
@@ -196,12 +212,13 @@ type app struct {
 	horizon atomic.Pointer[func(context.Context) (es.Position, error)]
 	queries *readmodel.Queries
 	logger  *slog.Logger
+	holder  string // names this process in leases; a default if empty
 	closers []func() error
 }
 
 // openApp connects to the infrastructure in and builds the application.
 func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err error) {
-	a := &app{logger: logger}
+	a := &app{logger: logger, holder: in.leaseHolder()}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
@@ -268,7 +285,11 @@ func (a *app) build(ctx context.Context, dialect sqlproj.Dialect) (err error) {
 	if a.orders, err = aggregate.New(a.store, a.types, order.Definition(), aggregate.WithLogger(logger)); err != nil {
 		return err
 	}
-	if a.checkpoints, err = sqlproj.New(ctx, a.db, dialect, sqlproj.WithLogger(logger)); err != nil {
+	opts := []sqlproj.Option{sqlproj.WithLogger(logger)}
+	if a.holder != "" {
+		opts = append(opts, sqlproj.WithLeaseHolder(a.holder))
+	}
+	if a.checkpoints, err = sqlproj.New(ctx, a.db, dialect, opts...); err != nil {
 		return err
 	}
 	for _, p := range []projection.Projection[*sql.Tx]{readmodel.Summaries(), readmodel.Details()} {

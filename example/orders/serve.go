@@ -55,6 +55,11 @@ func serveCommand(fs *flag.FlagSet) action {
 		if err != nil {
 			return err
 		}
+		if in.postgres == "" {
+			if err := a.serveAlone(ctx, in.data); err != nil {
+				return errors.Join(err, a.Close())
+			}
+		}
 		svc, err := newService(ctx, a, serviceConfig{nats: in.nats, autoConfirm: *autoConfirm})
 		if err != nil {
 			return errors.Join(err, a.Close())
@@ -73,6 +78,46 @@ func serveCommand(fs *flag.FlagSet) action {
 		}
 		return errors.Join(err, a.Close())
 	}
+}
+
+// serveLease is the key of the lease that one serve per SQLite file holds.
+const serveLease = "orders/serve"
+
+// serveAloneWait bounds how long serve waits for the lease of its SQLite
+// file: a serve that another one holds is refused, not queued.
+const serveAloneWait = 2 * time.Second
+
+// errServedAlready means another serve runs on the same SQLite file.
+var errServedAlready = errors.New("served already")
+
+// serveAlone takes the lease that makes this serve the only one on its
+// SQLite file, data, for as long as it runs; unlock gives it back. Two
+// services on one file would share its read models, and the second one's
+// runners could only wait in standby: replicas need -postgres. The lease
+// of a serve that was killed is taken over at once (sqlproj takes the
+// leases of processes of this host that are gone). a.Close gives it back,
+// before it closes the database.
+func (a *app) serveAlone(ctx context.Context, data string) error {
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	timer := time.AfterFunc(serveAloneWait, cancel)
+	_, release, err := a.checkpoints.Lease(lctx, serveLease)
+	if timer.Stop() && err == nil {
+		a.closers = append(a.closers, func() error { release(); cancel(); return nil })
+		return nil
+	}
+	if err == nil {
+		release() // granted as the wait ended: refused all the same
+	}
+	cancel()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("lease of %s: %w", data, err)
+	}
+	holder, herr := a.checkpoints.LeaseHolder(ctx, serveLease)
+	if herr != nil || holder == "" {
+		holder = "another process"
+	}
+	return fmt.Errorf("%w: %s is served by %s: one serve per SQLite file (replicas share a database with -postgres)",
+		errServedAlready, data, holder)
 }
 
 // serveConfig configures [serve].
