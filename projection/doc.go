@@ -57,6 +57,10 @@
 // # One runner per projection
 //
 // Checkpoint stores that implement [Leaser] make sure that of several
-// replicas of a service only one runs a projection (on PostgreSQL, an
-// advisory lock that dies with its connection); the others wait in standby.
+// replicas of a service only one runs a projection; the others wait in
+// standby ([StateStandby]). A lease can be lost while its runner runs (in
+// projection/sqlproj, one not renewed within its time-to-live): the runner
+// then stops committing and fails with [ErrLeaseLost], and with
+// [WithRestart] waits for the lease again. Stores that implement
+// [LeaseHolders] name the holder, in [Status].Holder.
 package projection

@@ -120,25 +120,47 @@
 // # Leases
 //
 // [Checkpoints] and [PgxCheckpoints] implement [projection.Leaser], so
-// that of several replicas of a service only one runs a projection and the
-// others wait in standby.
-// On PostgreSQL a lease is a session advisory lock, held on a connection
-// of its own for the lease's lifetime: it dies with the connection when
-// the process dies, and a standby replica takes over within the lease poll
-// interval ([WithLeasePoll]). The lease is also its holder's fencing
-// token: the holder's commits of the leased projection run on the lease's
-// own connection, so a holder whose session PostgreSQL ended (a connection
-// cut or terminated while its process lives) can no longer commit: its next
-// commit fails with an error matching [projection.ErrFenced] ("the lease
-// was lost with its connection"), and the standby that took the lock is
-// never the one fenced. A lease holds a connection of the pool for
-// its lifetime: a pool limited with SetMaxOpenConns, or a pgx pool (whose
-// MaxConns is by default the number of CPUs, and at least 4), needs one
-// connection per running projection on top of those for the batches. On SQLite a
-// lease only excludes the runners of one process that share the
-// Checkpoints: run the projections of one SQLite file in one process (of
-// two processes running one projection, one stops with [ErrConflict]
-// rather than apply events twice).
+// that of several replicas of a service (or a service and the replay tool)
+// only one runs a projection version and the others wait in standby. A
+// lease is a row of the table <prefix>leases, the same on SQLite and
+// PostgreSQL, across processes:
+//
+//   - Time-to-live: a lease is held until an expiry counted by the
+//     database's clock, [DefaultLeaseTTL] (15 s) after its last renewal
+//     ([WithLeaseTTL]). Its holder renews it every third of that, in a
+//     goroutine of its own (the heartbeat), each renewal bounded by the
+//     expiry. A holder that could not renew it in time (its database was
+//     away or stalled) counts it lost: the context that Lease returned
+//     ends with [projection.ErrLeaseLost], and the runner stops
+//     committing. A standby takes the lease over once it has expired, at
+//     its next try ([WithLeasePoll], 1 s); one that is given back (a
+//     runner that stops) is free at once.
+//   - Fencing token: each takeover increments the lease's token. Every
+//     commit of a leased projection checks, in its own transaction, that
+//     the token is still its holder's and the lease unexpired, and locks
+//     the lease's row until it commits, so that a lease is never taken over
+//     in the middle of a commit. A holder cut off from its database fails
+//     with an error matching [projection.ErrFenced]; the holder that took
+//     over is never the one fenced. On PostgreSQL, the same statement sets
+//     the transaction's idle_in_transaction_session_timeout to the
+//     time-to-live, so that a holder cut off in the middle of a commit does
+//     not keep the row locked.
+//   - The transaction of a leased commit ends when the lease is lost: a
+//     holder cut off from its database never hangs in a COMMIT. A batch
+//     must therefore commit within the time-to-live: choose one longer than
+//     your longest batch.
+//   - Holders are named ([WithLeaseHolder]; host and process ID by
+//     default) and [Checkpoints.LeaseHolder] tells who holds a lease, so
+//     that a runner's [projection.Status] names whom it waits for, and a
+//     runner that runs in another process shows as
+//     [projection.StateElsewhere].
+//   - A lease that nobody can be using is taken over at once rather than
+//     after its time-to-live: on SQLite, that of a process of this host that
+//     is gone (killed, crashed); everywhere, one that this very Checkpoints
+//     took without learning it (the answer to its take was lost).
+//
+// Leases need no connection of their own: the heartbeat and the takes are
+// single statements on the pool.
 //
 // # Blue/green
 //
