@@ -25,7 +25,7 @@ import (
 	"github.com/eventfold/eventfold/projection/sqlproj"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib" // also the database/sql driver "pgx"
-	_ "modernc.org/sqlite"           // database/sql driver "sqlite"
+	"modernc.org/sqlite"             // also the database/sql driver "sqlite"
 )
 
 // infra says where the application keeps its data. With no flags,
@@ -36,6 +36,7 @@ type infra struct {
 	postgres string // PostgreSQL connection string: events (unless esdb) and read models there
 	nats     string // NATS URL: the bus there (serve)
 	command  string // the command that runs, as in "orders serve"
+	readOnly bool   // the command only reads: SQLite files open read-only
 }
 
 // flags defines the infrastructure flags on fs, with defaults from the
@@ -118,6 +119,35 @@ func (in infra) requireData() error {
 	}
 	return nil
 }
+
+// readOnlyMode returns the end of the DSNs that open the SQLite file path
+// for a command that only reads it: read-only; and, when the file cannot
+// be opened read-only either (a WAL file in a directory this user cannot
+// write, where SQLite cannot create its shared-memory file), immutable:
+// without locks, as a snapshot that a service writing the file at the same
+// moment could make fail, which a retry mends.
+func readOnlyMode(ctx context.Context, path string) (string, error) {
+	const ro = "&mode=ro"
+	db, err := sql.Open("sqlite", sqliteDSN(path)+ro)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&n)
+	var serr *sqlite.Error
+	switch {
+	case err == nil:
+		return ro, nil
+	case errors.As(err, &serr) && serr.Code()&0xff == sqliteReadOnly:
+		return ro + "&immutable=1", nil
+	}
+	return "", fmt.Errorf("open %s: %w", path, err)
+}
+
+// sqliteReadOnly is SQLITE_READONLY, the primary code of the errors that
+// say a database cannot be written.
+const sqliteReadOnly = 8
 
 // readSideDSN opens path for the read models, their checkpoints and the
 // event handlers' bookkeeping: as sqliteDSN, with synchronous=NORMAL, so
@@ -213,7 +243,10 @@ type app struct {
 	queries *readmodel.Queries
 	logger  *slog.Logger
 	holder  string // names this process in leases; a default if empty
-	closers []func() error
+	// sqliteMode ends the SQLite DSNs of a command that only reads:
+	// read-only, and immutable if even that fails (see readOnlyMode).
+	sqliteMode string
+	closers    []func() error
 }
 
 // openApp connects to the infrastructure in and builds the application.
@@ -226,6 +259,11 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 	}()
 	if a.types, err = order.Types(); err != nil {
 		return nil, err
+	}
+	if in.readOnly && in.postgres == "" { // SQLite keeps the read models, and maybe the events
+		if a.sqliteMode, err = readOnlyMode(ctx, in.data); err != nil {
+			return nil, err
+		}
 	}
 
 	// The event store.
@@ -248,7 +286,7 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 		}
 		a.store, a.closers = s, append(a.closers, s.Close)
 	default:
-		s, err := sqlstore.OpenSQLite(ctx, sqliteDSN(in.data), sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
+		s, err := sqlstore.OpenSQLite(ctx, sqliteDSN(in.data)+a.sqliteMode, sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", in.data, err)
 		}
@@ -261,7 +299,7 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 		dialect = sqlproj.Postgres
 		a.db, err = readSideDB(in.postgres)
 	} else {
-		a.db, err = sql.Open("sqlite", readSideDSN(in.data))
+		a.db, err = sql.Open("sqlite", readSideDSN(in.data)+a.sqliteMode)
 	}
 	if err != nil {
 		return nil, err

@@ -101,6 +101,7 @@ func statusCommand(fs *flag.FlagSet) action {
 		if err := in.requireData(); err != nil {
 			return err
 		}
+		in.readOnly = true // status never writes, and works on a file it cannot write
 		a, err := openApp(ctx, in, quietLogger())
 		if err != nil {
 			return err
