@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"reflect"
 	"strings"
 	"time"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // Errors of this package, matched with [errors.Is].
@@ -313,28 +313,13 @@ func (r *Repository[S, E]) Update(ctx context.Context, id string, decide Decider
 		if attempt == r.cfg.attempts {
 			return Result[S, E]{}, fmt.Errorf("aggregate: update %q: gave up after %d attempts: %w", stream, attempt, err)
 		}
-		if err := r.sleep(ctx, attempt); err != nil {
+		wait := backoff.Policy{First: r.cfg.backoff, Max: r.cfg.maxBackoff, Jitter: 1}.Wait(attempt)
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return Result[S, E]{}, err
 		}
 	}
 }
 
-// sleep waits before retry number attempt: a random duration up to the
-// backoff, doubled each attempt and capped (exponential backoff, full jitter).
-func (r *Repository[S, E]) sleep(ctx context.Context, attempt int) error {
-	ceiling := min(r.cfg.backoff<<(attempt-1), r.cfg.maxBackoff)
-	if ceiling <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(rand.N(ceiling) + 1)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // append encodes and appends events decided against l, and snapshots the
 // new state when it is due.

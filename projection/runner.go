@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // Errors of the runner, matched with [errors.Is].
@@ -308,11 +308,11 @@ func (r *Runner[Tx]) run(ctx context.Context, pl plan) (err error) {
 			failures = 0 // it went live since the last failure
 		}
 		failures++
-		wait := min(backoff(r.cfg.restart, failures), r.cfg.restartMax)
+		wait := backoff.Policy{First: r.cfg.restart, Max: r.cfg.restartMax, Jitter: 0.5}.Wait(failures)
 		r.cfg.logger.WarnContext(ctx, "projection: runner failed; restarting", "projection", r.p.Name,
 			"error", err, "failures", failures, "retry", wait)
 		r.restarting(err)
-		if sleep(ctx, wait) != nil {
+		if backoff.Sleep(ctx, wait) != nil {
 			return nil // stopped while waiting to restart
 		}
 	}
@@ -802,7 +802,7 @@ func (f *follower[Tx]) commitRetrying(ctx context.Context, events []Event, pos e
 		}
 		r.cfg.logger.WarnContext(ctx, "projection: batch failed; retrying", "projection", r.p.Name,
 			"events", len(events), "attempt", attempt, "error", err)
-		if err := sleep(ctx, backoff(r.cfg.backoff, attempt)); err != nil {
+		if err := backoff.Sleep(ctx, backoff.Policy{First: r.cfg.backoff, Jitter: 0.5}.Wait(attempt)); err != nil {
 			return err
 		}
 	}
@@ -914,24 +914,3 @@ func (r *Runner[Tx]) activate(ctx context.Context, version int) error {
 	return nil
 }
 
-func backoff(base time.Duration, attempt int) time.Duration {
-	d := base << min(attempt-1, 20)
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
