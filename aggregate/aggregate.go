@@ -320,7 +320,6 @@ func (r *Repository[S, E]) Update(ctx context.Context, id string, decide Decider
 	}
 }
 
-
 // append encodes and appends events decided against l, and snapshots the
 // new state when it is due.
 func (r *Repository[S, E]) append(ctx context.Context, stream string, expected es.ExpectedRevision, l loaded[S], events []E) (Result[S, E], error) {

@@ -913,4 +913,3 @@ func (r *Runner[Tx]) activate(ctx context.Context, version int) error {
 	}
 	return nil
 }
-
