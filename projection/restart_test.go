@@ -322,3 +322,47 @@ func TestRebuildThatCannotReadTheLogKeepsTheReadModel(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, projection.Checkpoint{Position: before.Position}, after)
 }
+
+// flakyCheckpoints fails the first failures commits that apply events.
+type flakyCheckpoints struct {
+	projection.MemoryCheckpoints
+	failures atomic.Int32
+}
+
+func (c *flakyCheckpoints) Commit(ctx context.Context, key string, cp projection.Checkpoint, apply func(projection.NoTx) error) error {
+	if apply != nil && c.failures.Add(-1) >= 0 {
+		return errDatabaseAway
+	}
+	return c.MemoryCheckpoints.Commit(ctx, key, cp, apply)
+}
+
+// The database comes back after the last retry of an event and before the
+// runner checks that it commits at all: the event is tried once more, and
+// is not taken for poison.
+func TestStoreBackJustBeforeBlamingAnEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memstore.New()
+		_, err := store.Append(t.Context(), "counter-1", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":1}`)})
+		require.NoError(t, err)
+		cps := new(flakyCheckpoints)
+		cps.failures.Store(4) // the batch's two tries and the event's two
+		dead := new(projection.MemoryCheckpoints)
+		var applied atomic.Int64
+		r, err := projection.NewRunner(store, cps, nil, projection.Projection[projection.NoTx]{
+			Name: "counted",
+			Handle: func(_ context.Context, _ projection.NoTx, b projection.Batch) error {
+				applied.Add(int64(len(b.Events)))
+				return nil
+			},
+		}, projection.WithRetry(2, time.Second), projection.WithSkipPoison(dead), projection.WithLogger(discard()))
+		require.NoError(t, err)
+		require.NoError(t, r.CatchUp(t.Context()))
+		letters, err := dead.DeadLetters(t.Context(), "counted")
+		require.NoError(t, err)
+		assert.Empty(t, letters)
+		assert.EqualValues(t, 1, applied.Load(), "applied by the try after the check")
+		cp, err := cps.Load(t.Context(), "counted/v1")
+		require.NoError(t, err)
+		assert.Equal(t, es.Position{Commit: 1, Prepare: 1}, cp.Position)
+	})
+}

@@ -754,6 +754,15 @@ func (f *follower[Tx]) isolate(ctx context.Context, batch []Event, pos es.Positi
 				return fmt.Errorf("projection %s: %w: the checkpoint store fails too (%w) after the batch failed: %w",
 					f.r.p.Name, ErrUnavailable, perr, err)
 			}
+			// The store commits: the event is tried once more, now that
+			// the store is known to answer, so that a store that came
+			// back during the retries does not make the event poison.
+			if err = f.commitAttempts(ctx, []Event{ev}, ev.Position, 1); err == nil {
+				continue
+			}
+			if ctx.Err() != nil || notTheEvents(err) {
+				return err
+			}
 			if err := f.poison(ctx, ev.RecordedEvent, err); err != nil {
 				return err
 			}
@@ -783,6 +792,12 @@ func (f *follower[Tx]) poison(ctx context.Context, ev es.RecordedEvent, cause er
 
 // commitRetrying commits events and the checkpoint pos, with retries.
 func (f *follower[Tx]) commitRetrying(ctx context.Context, events []Event, pos es.Position) error {
+	return f.commitAttempts(ctx, events, pos, f.r.cfg.attempts)
+}
+
+// commitAttempts commits events and the checkpoint pos, in at most
+// attempts tries.
+func (f *follower[Tx]) commitAttempts(ctx context.Context, events []Event, pos es.Position, attempts int) error {
 	r := f.r
 	cp := Checkpoint{Position: pos, Rebuilding: f.cp.Rebuilding}
 	var apply func(Tx) error
@@ -791,12 +806,12 @@ func (f *follower[Tx]) commitRetrying(ctx context.Context, events []Event, pos e
 		apply = func(tx Tx) error { return r.p.Handle(ctx, tx, b) }
 	}
 	var err error
-	for attempt := 1; attempt <= r.cfg.attempts; attempt++ {
+	for attempt := 1; attempt <= attempts; attempt++ {
 		if err = f.commit(ctx, cp, apply); err == nil {
 			f.committed(cp, events)
 			return nil
 		}
-		if ctx.Err() != nil || attempt == r.cfg.attempts || errors.Is(err, ErrFenced) {
+		if ctx.Err() != nil || attempt == attempts || errors.Is(err, ErrFenced) {
 			// ErrUnavailable is retried: the broker may be back.
 			break
 		}
