@@ -44,31 +44,6 @@ func within(t *testing.T, d time.Duration, what string, f func()) {
 	}
 }
 
-func TestDeadAddressFailsFastWithATransientError(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	store := open(t, deadAddress(t))
-	ctx := t.Context()
-	stream := "order-" + uuid.NewString()
-
-	within(t, 5*time.Second, "append", func() {
-		_, err := store.Append(ctx, stream, es.Any, es.EventData{Type: "OrderPlaced", Data: []byte(`{}`)})
-		require.Error(t, err)
-		assert.True(t, eventstoredb.IsTransient(err), "%v", err)
-		assert.ErrorIs(t, err, eventstoredb.ErrUnavailable)
-	})
-	within(t, 5*time.Second, "read", func() {
-		for _, err := range store.ReadStream(ctx, stream, es.ReadStreamOptions{}) {
-			require.Error(t, err)
-			assert.True(t, eventstoredb.IsTransient(err), "%v", err)
-		}
-	})
-	within(t, 5*time.Second, "delete", func() {
-		_, err := store.DeleteStream(ctx, stream, es.Any)
-		assert.True(t, eventstoredb.IsTransient(err), "%v", err)
-	})
-	require.NoError(t, store.Close())
-}
-
 func TestSubscriptionOnADeadAddressGivesUpAfterItsAttempts(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	store := open(t, deadAddress(t), eventstoredb.WithResubscribe(3, time.Millisecond))
@@ -220,42 +195,17 @@ func appendRetrying(t *testing.T, appendOne func() error) {
 	}
 }
 
-// blackhole accepts connections and never answers, like a node that hangs:
-// the client then blocks in its discovery, whatever the caller's context.
-func blackhole(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				_ = c.Close()
-			}
-		}()
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		_ = lis.Close()
-		<-done
-	})
+// TestCallsToAHangingNodeAreBounded stalls the network from the start:
+// the node accepts connections and never answers, and the client then
+// blocks in its discovery, whatever the caller's context.
+func TestCallsToAHangingNodeAreBounded(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	_, p, conn, closeAll := proxied(t)
+	defer closeAll()
+	p.Stall()
 	// gossipTimeout bounds the client's wait for the node's answer, and
 	// so Close's wait for a connection attempt.
-	return "esdb://" + lis.Addr().String() + "?tls=false&gossipTimeout=1"
-}
-
-func TestCallsToAHangingNodeAreBounded(t *testing.T) {
-	addr := blackhole(t) // its goroutine ends in a cleanup, after the check
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	store := open(t, addr, eventstoredb.WithCallTimeout(200*time.Millisecond))
+	store := open(t, conn+"&gossipTimeout=1", eventstoredb.WithCallTimeout(200*time.Millisecond))
 
 	within(t, 2*time.Second, "append bounded by the call timeout", func() {
 		_, err := store.Append(t.Context(), "order-1", es.Any, es.EventData{Type: "X", Data: []byte(`{}`)})
