@@ -116,16 +116,19 @@ func (s *Store) probe(done chan struct{}) {
 	defer s.mu.Unlock()
 	defer close(done)
 	s.probing = nil
+	if s.closed {
+		// Close returned without waiting for this attempt.
+		if client != nil {
+			_ = client.Close()
+		}
+		return
+	}
 	if err != nil {
 		s.lastErr = err
 		s.probeFailures++
 		d := minProbeBackoff << min(s.probeFailures-1, 10)
 		s.retryAt = time.Now().Add(min(d, maxProbeBackoff))
 		s.logger.Warn("eventstoredb: cannot connect", "attempt", s.probeFailures, "error", err)
-		return
-	}
-	if s.closed {
-		_ = client.Close()
 		return
 	}
 	if s.probeFailures > 0 {

@@ -53,7 +53,11 @@ func TestServerAwayAtStart(t *testing.T) {
 	const callTimeout = 500 * time.Millisecond
 	store, err := eventstoredb.New(conn, eventstoredb.WithLogger(quiet), eventstoredb.WithCallTimeout(callTimeout))
 	require.NoError(t, err)
-	defer func() { require.NoError(t, store.Close()) }()
+	defer func() {
+		require.NoError(t, store.Close())
+		closeAll()
+		eventstoredb.WaitConnecting(store)
+	}()
 	ctx := t.Context()
 	stream := "order-" + uuid.NewString()
 	appendOne := func() error {
@@ -102,7 +106,7 @@ func TestServerAwayAtStart(t *testing.T) {
 // network is back, the subscription resumes from where it was, with no
 // event lost or repeated. A second stall ends with the context's
 // cancellation: the subscription and an append under way return at once,
-// and Close within a bound.
+// and so does Close.
 func TestStallWhileSubscribedAndAppending(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv, p, conn, closeAll := proxied(t)
@@ -116,6 +120,8 @@ func TestStallWhileSubscribedAndAppending(t *testing.T) {
 		if !storeClosed {
 			require.NoError(t, store.Close())
 		}
+		closeAll() // ends a connection attempt that a stall holds
+		eventstoredb.WaitConnecting(store)
 	}()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -209,8 +215,8 @@ func TestStallWhileSubscribedAndAppending(t *testing.T) {
 		// The append may have been answered before the stall took effect.
 		t.Fatalf("the append under way: %v", appendErr)
 	}
+	// Close does not wait for the connection attempt that the stall holds.
 	d = timed(func() { require.NoError(t, store.Close()) })
 	storeClosed = true
-	assert.Less(t, d, 10*time.Second)
-	t.Logf("Close returned after %v", d.Round(time.Millisecond))
+	assert.Less(t, d, time.Second)
 }

@@ -28,7 +28,7 @@ type Store struct {
 	maxBackoff  time.Duration
 	callTimeout time.Duration
 
-	probes sync.WaitGroup // connection attempts
+	probes sync.WaitGroup // connection attempts (tests wait for them)
 
 	mu            sync.Mutex // guards the fields below
 	cur           *conn      // nil: connect at the next call
@@ -152,11 +152,11 @@ func (s *Store) Client() *esdb.Client {
 
 // Close closes the connection if New opened it. Calls still running in the
 // client (abandoned after their context ended) keep it until they return;
-// it is closed then. Close waits for a connection attempt under way, which
-// takes at most the client's gossip timeout (5s by default; milliseconds
-// when nothing listens at the address).
+// it is closed then. Close does not wait for a connection attempt under way:
+// nothing can interrupt the client's discovery, which ends by itself within
+// the client's gossip timeout (5s by default; milliseconds when nothing
+// listens at the address) and then closes its client.
 func (s *Store) Close() error {
-	defer s.probes.Wait()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -69,14 +69,10 @@ func serveCommand(fs *flag.FlagSet) action {
 			return errors.Join(err, svc.close(), a.Close())
 		}
 		fmt.Fprintf(stdout, "orders: serving on http://%s (Ctrl-C stops)\n", ln.Addr())
-		err = serve(ctx, ln, svc, serveConfig{shutdownTimeout: *timeout})
-		if errors.Is(err, errShutdownTimeout) {
-			// Parts of the service may still use the stores: closing them
-			// could wait for ever. The process ends; the stores are
-			// consistent at every commit.
-			return err
-		}
-		return errors.Join(err, a.Close())
+		// If the shutdown times out, the stores may stay open: parts of the
+		// service may still use them, and closing them could wait for
+		// ever. The process ends; the stores are consistent at every commit.
+		return serve(ctx, ln, svc, serveConfig{shutdownTimeout: *timeout, closeStores: a.Close})
 	}
 }
 
@@ -127,6 +123,8 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	// wrap, if set, wraps the API's handler (tests hold requests with it).
 	wrap func(http.Handler) http.Handler
+	// closeStores, if set, closes the stores, last, within the timeout.
+	closeStores func() error
 }
 
 // errShutdownTimeout means that the graceful shutdown did not end within
@@ -142,12 +140,12 @@ var errShutdownTimeout = errors.New("the graceful shutdown timed out")
 //  2. the service's parts stop in the order of [running.stop]: the relay
 //     (its last batch handled and committed), the bus, the read models
 //     (their last batches committed);
-//  3. svc's transport closes. The caller closes the stores.
+//  3. svc's transport closes, then the stores (cfg.closeStores).
 //
 // If that takes longer than cfg.shutdownTimeout, serve logs it and returns
 // an error wrapping [errShutdownTimeout] at once; the shutdown goes on in
-// the background until the process ends, and svc.stopped is closed when
-// it is over.
+// the background until the process ends (without closing the stores if the
+// service's parts did not stop), and svc.stopped is closed when it is over.
 func serve(ctx context.Context, ln net.Listener, svc *service, cfg serveConfig) error {
 	timeout := cfg.shutdownTimeout
 	if timeout <= 0 {
@@ -198,15 +196,21 @@ func serve(ctx context.Context, ln net.Listener, svc *service, cfg serveConfig) 
 			}
 			errs = append(errs, err)
 		}
-		if err := rt.stop(stopCtx); err != nil {
-			errs = append(errs, err)
+		stopErr := rt.stop(stopCtx)
+		errs = append(errs, stopErr)
+		if stopErr != nil && stopCtx.Err() != nil {
 			done <- errors.Join(errs...) // serve returns; the rest stops in the background
 			rt.wait()
 			_ = svc.close()
 			return
 		}
-		log.Info("shutdown: the relay, the bus and the read models have stopped", "elapsed", time.Since(start))
+		if stopErr == nil {
+			log.Info("shutdown: the relay, the bus and the read models have stopped", "elapsed", time.Since(start))
+		}
 		errs = append(errs, svc.close())
+		if cfg.closeStores != nil {
+			errs = append(errs, cfg.closeStores())
+		}
 		done <- errors.Join(errs...)
 	}()
 	select {

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventfold/eventfold/es/esdbtest"
+	"github.com/eventfold/eventfold/internal/faultproxy"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests in this file run the serve command, as the program does, on
+// EventStoreDB (esdbtest) through a faultproxy, and take EventStoreDB away
+// under it.
+
+// lockedBuffer is an io.Writer safe for the command's goroutines and the
+// test's; served receives each line written.
+type lockedBuffer struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	served chan string // the address serve prints, once
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+	const prefix = "orders: serving on http://"
+	if i := strings.Index(b.buf.String(), prefix); i >= 0 && b.served != nil {
+		rest := b.buf.String()[i+len(prefix):]
+		if j := strings.IndexByte(rest, ' '); j >= 0 {
+			b.served <- rest[:j]
+			b.served = nil
+		}
+	}
+	return len(p), nil
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// serveCmd is the serve command running in the test's process.
+type serveCmd struct {
+	url    string
+	stop   context.CancelFunc // what SIGINT and SIGTERM do
+	done   chan struct{}      // closed once serve returned
+	code   int                // its exit code, once done
+	stderr *lockedBuffer
+}
+
+// exitCode waits up to 10s for serve to return, and returns its exit code
+// and how long it took.
+func (s *serveCmd) exitCode(t *testing.T) (int, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	receive(t, s.done, "serve returns")
+	return s.code, time.Since(start)
+}
+
+// runServe runs `orders serve` with args on a free port until stop or the
+// end of the test, and returns once it serves HTTP (ready or not).
+func runServe(t *testing.T, args ...string) *serveCmd {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	served := make(chan string, 1)
+	stdout := &lockedBuffer{served: served}
+	s := &serveCmd{stop: cancel, done: make(chan struct{}), stderr: &lockedBuffer{}}
+	go func() {
+		defer close(s.done)
+		s.code = run(ctx, append([]string{"serve", "-addr", "127.0.0.1:0"}, args...), stdout, s.stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("serve did not return within 20s of the end of the test")
+		}
+		if t.Failed() {
+			t.Logf("serve's log:\n%s", s.stderr.String())
+		}
+	})
+	select {
+	case addr := <-served:
+		s.url = "http://" + addr
+	case <-s.done:
+		t.Fatalf("serve exited with %d before serving: %s", s.code, s.stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve does not serve within 10s")
+	}
+	return s
+}
+
+// esdbBehindProxy starts an esdbtest server and a proxy in front of it,
+// and returns the serve flags that keep the events there (and the read
+// models in a SQLite file of the test's own).
+func esdbBehindProxy(t *testing.T) (*esdbtest.Server, *faultproxy.Proxy, []string) {
+	t.Helper()
+	srv := esdbtest.New(t)
+	p := faultproxy.Start(t, srv.Addr())
+	return srv, p, []string{"-esdb", "esdb://" + p.Addr() + "?tls=false", "-data", filepath.Join(t.TempDir(), "orders.db")}
+}
+
+// httpAnswer is an HTTP answer: its status, header, body, and how long it
+// took.
+type httpAnswer struct {
+	status int
+	header http.Header
+	body   string
+	took   time.Duration
+}
+
+// do sends a request with a bound of 20s, and fails the test if there is no
+// answer. header is pairs of names and values.
+func (s *serveCmd) do(t *testing.T, method, path, body string, header ...string) httpAnswer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, s.url+path, strings.NewReader(body))
+	require.NoError(t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	start := time.Now()
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err, "%s %s", method, path)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return httpAnswer{status: res.StatusCode, header: res.Header, body: string(b), took: time.Since(start)}
+}
+
+func orderBody(id string) string {
+	return fmt.Sprintf(`{"orderId":%q,"customerId":"c","items":[{"productId":"keyboard","quantity":1,"unitPrice":100}]}`, id)
+}
+
+// requireUnavailable checks what the service answers while EventStoreDB
+// is away, for at least outage (longer than the client's own discovery
+// lasts, about a second, and than the store's backoff between connection
+// attempts reaches): alive, not ready, and commands refused with 503
+// within bound.
+func requireUnavailable(t *testing.T, s *serveCmd, outage, bound time.Duration) {
+	t.Helper()
+	tick := time.NewTicker(100 * time.Millisecond) // the pace of the sampling
+	defer tick.Stop()
+	n := 0
+	for start := time.Now(); n == 0 || time.Since(start) < outage; n++ {
+		if n > 0 {
+			<-tick.C
+		}
+		assert.Equal(t, http.StatusOK, s.do(t, "GET", "/healthz", "").status, "alive")
+		ready := s.do(t, "GET", "/readyz", "")
+		assert.Equal(t, http.StatusServiceUnavailable, ready.status, ready.body)
+		assert.Contains(t, ready.body, `"store":"error: `)
+		id := fmt.Sprintf("away-%d", n)
+		res := s.do(t, "POST", "/orders", orderBody(id))
+		require.Equal(t, http.StatusServiceUnavailable, res.status, res.body)
+		require.Less(t, res.took, bound, "the command is refused in time: %s", res.body)
+		if n == 0 {
+			t.Logf("POST /orders answered %d after %v: %s", res.status, res.took.Round(time.Millisecond), strings.TrimSpace(res.body))
+		}
+	}
+	t.Logf("%d commands refused", n)
+}
+
+// requireRecovers waits until the service is ready again, then places an
+// order and reads it back.
+func requireRecovers(t *testing.T, s *serveCmd, srv *esdbtest.Server, id string) {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(20 * time.Second)
+	for {
+		res := s.do(t, "GET", "/readyz", "")
+		if res.status == http.StatusOK {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "not ready again within 20s: %s", res.body)
+		time.Sleep(20 * time.Millisecond) // polling: the service recovers by itself
+	}
+	t.Logf("ready again after %v", time.Since(start).Round(time.Millisecond))
+	res := s.do(t, "POST", "/orders", orderBody(id))
+	require.Equal(t, http.StatusCreated, res.status, res.body)
+	var placed map[string]any
+	require.NoError(t, json.Unmarshal([]byte(res.body), &placed))
+	assert.Equal(t, id, placed["orderId"], res.body)
+	// The read model has the order: GET waits for the command's position.
+	got := s.do(t, "GET", "/orders/"+id, "", PositionHeader, res.header.Get(PositionHeader))
+	require.Equal(t, http.StatusOK, got.status, got.body)
+	assert.Contains(t, got.body, `"customerId":"c"`)
+	events := srv.Events("order-" + id)
+	require.NotEmpty(t, events)
+	assert.Equal(t, "OrderPlaced", events[0].Type)
+}
+
+// TestServeWithEventStoreDBAwayAtStart starts serve while nothing gets
+// through to EventStoreDB: it serves, is alive but not ready, refuses
+// commands with 503 at once, and recovers by itself once the network is
+// back.
+func TestServeWithEventStoreDBAwayAtStart(t *testing.T) {
+	srv, p, flags := esdbBehindProxy(t)
+	p.Cut()
+	s := runServe(t, flags...)
+	requireUnavailable(t, s, 3*time.Second, 2*time.Second)
+	assert.Empty(t, srv.All(), "nothing was written")
+
+	p.Restore()
+	requireRecovers(t, s, srv, "back-1")
+	s.stop()
+	code, _ := s.exitCode(t)
+	assert.Equal(t, 0, code, s.stderr.String())
+}
+
+// TestServeRidesThroughEventStoreDBOutages takes EventStoreDB away from a
+// serving service twice, once cut (connections reset, dials refused) and
+// once stalled (connections open, no answers): each time commands are
+// refused with 503 within the store's call timeout, and the service
+// recovers by itself.
+func TestServeRidesThroughEventStoreDBOutages(t *testing.T) {
+	srv, p, flags := esdbBehindProxy(t)
+	s := runServe(t, flags...)
+	requireRecovers(t, s, srv, "before")
+
+	p.Cut()
+	requireUnavailable(t, s, 3*time.Second, 2*time.Second)
+	p.Restore()
+	requireRecovers(t, s, srv, "after-cut")
+
+	p.Stall()
+	requireUnavailable(t, s, 3*time.Second, 8*time.Second)
+	p.Restore()
+	requireRecovers(t, s, srv, "after-stall")
+	s.stop()
+	code, _ := s.exitCode(t)
+	assert.Equal(t, 0, code, s.stderr.String())
+}
+
+// TestServeStopsWhileEventStoreDBStalls cancels serve's context (what
+// SIGINT and SIGTERM do) while EventStoreDB does not answer, with a command
+// under way and the store connecting anew: serve returns within 10s.
+func TestServeStopsWhileEventStoreDBStalls(t *testing.T) {
+	srv, p, flags := esdbBehindProxy(t)
+	s := runServe(t, flags...)
+	requireRecovers(t, s, srv, "before")
+
+	p.Stall()
+	// The first command waits for the store's call timeout, which makes
+	// the store give up its client: the next one connects anew, and the
+	// stall holds that connection attempt.
+	res := s.do(t, "POST", "/orders", orderBody("stalled-1"))
+	require.Equal(t, http.StatusServiceUnavailable, res.status, res.body)
+	posted, wrote := make(chan int, 1), make(chan struct{})
+	go func() {
+		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) }}
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.WithoutCancel(t.Context()), trace),
+			http.MethodPost, s.url+"/orders", strings.NewReader(orderBody("stalled-2")))
+		if err != nil {
+			posted <- -1
+			return
+		}
+		// A connection of its own: an idle one that the client reuses could
+		// be closed by the shutdown before the server reads the request.
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Logf("the command under way: %v", err)
+			posted <- -1
+			return
+		}
+		res.Body.Close()
+		posted <- res.StatusCode
+	}()
+	receive(t, wrote, "the command is sent")
+	// A request on another connection, answered: the server accepted the
+	// command's connection before this one's, and reads it at once. (The
+	// store's readiness check waits for its probe's timeout, 1s.)
+	assert.Equal(t, http.StatusServiceUnavailable, s.do(t, "GET", "/readyz", "").status)
+	s.stop()
+	code, took := s.exitCode(t)
+	t.Logf("serve returned %d after %v", code, took.Round(time.Millisecond))
+	assert.Less(t, took, 10*time.Second)
+	assert.Equal(t, http.StatusServiceUnavailable, receive(t, posted, "the command under way ends"))
+}
