@@ -63,7 +63,13 @@ const (
 
 // acquire returns the client to run a call on, connecting a new one if the
 // last one was retired. It fails fast, with the last connection error, while
-// EventStoreDB was found unreachable less than a backoff ago.
+// EventStoreDB was found unreachable less than a backoff ago, and while a
+// connection attempt runs after one that failed: it waits for an attempt
+// only at the first connection and after a connection loss, when the node
+// may well answer at once. (An attempt against a node that accepts
+// connections and does not answer lasts the client's gossip timeout, 5s by
+// default, which callers that knew the node unreachable would otherwise
+// wait for, each time.)
 func (s *Store) acquire(ctx context.Context) (*conn, error) {
 	for {
 		s.mu.Lock()
@@ -85,6 +91,11 @@ func (s *Store) acquire(ctx context.Context) (*conn, error) {
 			s.probing = make(chan struct{})
 			s.probes.Add(1)
 			go s.probe(s.probing)
+		}
+		if s.probeFailures > 0 {
+			err := s.lastErr
+			s.mu.Unlock()
+			return nil, err
 		}
 		wait := s.probing
 		s.mu.Unlock()

@@ -112,7 +112,8 @@ func TestStallWhileSubscribedAndAppending(t *testing.T) {
 	srv, p, conn, closeAll := proxied(t)
 	defer closeAll()
 	const callTimeout = 500 * time.Millisecond
-	store, err := eventstoredb.New(conn, eventstoredb.WithLogger(quiet), eventstoredb.WithCallTimeout(callTimeout),
+	// A connection attempt that the stall holds gives up after a second.
+	store, err := eventstoredb.New(conn+"&gossipTimeout=1", eventstoredb.WithLogger(quiet), eventstoredb.WithCallTimeout(callTimeout),
 		eventstoredb.WithResubscribe(1000, 20*time.Millisecond))
 	require.NoError(t, err)
 	storeClosed := false
@@ -160,16 +161,23 @@ func TestStallWhileSubscribedAndAppending(t *testing.T) {
 	p.Stall()
 	// Appends under way and started during the stall fail within the call
 	// timeout, for longer than the client's discovery and the store's
-	// backoff last.
-	failed := 0
-	for outage := time.Now(); time.Since(outage) < 2*time.Second; {
+	// backoff last; once a connection attempt has failed, at once.
+	failed, fast := 0, 0
+	for outage := time.Now(); time.Since(outage) < 2500*time.Millisecond; {
 		var err error
 		d := timed(func() { err = appendOne(ctx) })
 		require.ErrorIs(t, err, eventstoredb.ErrUnavailable)
 		require.Less(t, d, callTimeout+time.Second, "an append during the stall")
 		failed++
+		if d < callTimeout/5 {
+			fast++
+		}
+		if time.Since(outage) > 2*time.Second {
+			assert.Less(t, d, callTimeout/5, "an append once a connection attempt failed")
+		}
+		time.Sleep(10 * time.Millisecond) // the pace of the appends
 	}
-	t.Logf("%d appends failed during the stall", failed)
+	t.Logf("%d appends failed during the stall, %d of them at once", failed, fast)
 	select {
 	case rev := <-got:
 		t.Fatalf("the subscription delivered revision %d during the stall", rev)
