@@ -24,9 +24,9 @@ import (
 // which fail until those are fixed: go test ./es/sqlstore -run KnownBug -known-bugs
 var knownBugs = flag.Bool("known-bugs", false, "run the tests of known bugs of other packages, which fail until fixed")
 
-// restoringCheckpoints are checkpoints without a lease (the runner then
-// commits on connections of the pool) that restore the proxy once n commits
-// of events have failed.
+// restoringCheckpoints are checkpoints (without a lease, which the test
+// does not need) that restore the proxy once n commits of events have
+// failed.
 type restoringCheckpoints struct {
 	cps    *sqlproj.Checkpoints
 	p      *faultproxy.Proxy

@@ -137,9 +137,9 @@ func streamLength(ctx context.Context, store *sqlstore.Store, stream string) (ui
 // checkpoints, lease and read model in the same database, with
 // WithRestart) applies what they write. After recovery: every append that
 // succeeded is in the log once, in order; the read model holds every event
-// of the log once; its checkpoint reaches the head; the runner restarted
-// instead of stopping (a reset ends its lease, and its next commit is
-// fenced), and no event was dead-lettered.
+// of the log once; its checkpoint reaches the head; the runner retried its
+// batches and restarted instead of stopping, and no event was
+// dead-lettered.
 func TestPostgresConnectionsCutUnderLoad(t *testing.T) {
 	rawURL := postgresURL(t)
 	schema := newSchema(t, rawURL)
