@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -177,17 +179,7 @@ func requireUnavailable(t *testing.T, s *serveCmd, outage, bound time.Duration) 
 // order and reads it back.
 func requireRecovers(t *testing.T, s *serveCmd, srv *esdbtest.Server, id string) {
 	t.Helper()
-	start := time.Now()
-	deadline := start.Add(20 * time.Second)
-	for {
-		res := s.do(t, "GET", "/readyz", "")
-		if res.status == http.StatusOK {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "not ready again within 20s: %s", res.body)
-		time.Sleep(20 * time.Millisecond) // polling: the service recovers by itself
-	}
-	t.Logf("ready again after %v", time.Since(start).Round(time.Millisecond))
+	requireReady(t, s)
 	res := s.do(t, "POST", "/orders", orderBody(id))
 	require.Equal(t, http.StatusCreated, res.status, res.body)
 	var placed map[string]any
@@ -289,4 +281,62 @@ func TestServeStopsWhileEventStoreDBStalls(t *testing.T) {
 	t.Logf("serve returned %d after %v", code, took.Round(time.Millisecond))
 	assert.Less(t, took, 10*time.Second)
 	assert.Equal(t, http.StatusServiceUnavailable, receive(t, posted, "the command under way ends"))
+}
+
+// TestServeRidesThroughAPostgreSQLCut runs serve with its events and read
+// models in PostgreSQL, through a faultproxy, and cuts the connections for
+// longer than a second: commands fail at once, the service is not ready,
+// and it recovers by itself once the network is back.
+func TestServeRidesThroughAPostgreSQLCut(t *testing.T) {
+	pg := os.Getenv("EVENTFOLD_TEST_POSTGRES")
+	if pg == "" {
+		t.Skip("EVENTFOLD_TEST_POSTGRES is not set: no PostgreSQL for the outage test")
+	}
+	u, err := url.Parse(postgresSchema(t, pg))
+	require.NoError(t, err, "EVENTFOLD_TEST_POSTGRES must be a URL for this test")
+	p := faultproxy.Start(t, u.Host)
+	u.Host = p.Addr()
+	s := runServe(t, "-postgres", u.String())
+	requireReady(t, s)
+	placed := s.do(t, "POST", "/orders", orderBody("pg-before"))
+	require.Equal(t, http.StatusCreated, placed.status, placed.body)
+
+	p.Cut()
+	tick := time.NewTicker(100 * time.Millisecond) // the pace of the sampling
+	defer tick.Stop()
+	for start := time.Now(); time.Since(start) < 1500*time.Millisecond; <-tick.C {
+		ready := s.do(t, "GET", "/readyz", "")
+		assert.Equal(t, http.StatusServiceUnavailable, ready.status, ready.body)
+		res := s.do(t, "POST", "/orders", orderBody("pg-cut"))
+		// 500 for now, not 503: the SQL store's errors do not say that the
+		// database is away (it has no counterpart of
+		// eventstoredb.ErrUnavailable), so the API cannot tell.
+		require.GreaterOrEqual(t, res.status, http.StatusInternalServerError, res.body)
+		require.Less(t, res.took, 2*time.Second, "the command fails at once: %s", res.body)
+	}
+
+	p.Restore()
+	requireReady(t, s)
+	placed = s.do(t, "POST", "/orders", orderBody("pg-after"))
+	require.Equal(t, http.StatusCreated, placed.status, placed.body)
+	got := s.do(t, "GET", "/orders/pg-after", "", PositionHeader, placed.header.Get(PositionHeader))
+	require.Equal(t, http.StatusOK, got.status, got.body)
+	s.stop()
+	code, _ := s.exitCode(t)
+	assert.Equal(t, 0, code, s.stderr.String())
+}
+
+// requireReady waits up to 20s for the service to be ready.
+func requireReady(t *testing.T, s *serveCmd) {
+	t.Helper()
+	start := time.Now()
+	for {
+		res := s.do(t, "GET", "/readyz", "")
+		if res.status == http.StatusOK {
+			t.Logf("ready after %v", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		require.Less(t, time.Since(start), 20*time.Second, "not ready within 20s: %s", res.body)
+		time.Sleep(20 * time.Millisecond) // polling: the service recovers by itself
+	}
 }
