@@ -3,7 +3,6 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
-	"flag"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -19,10 +18,6 @@ import (
 	"github.com/eventfold/eventfold/projection"
 	"github.com/eventfold/eventfold/projection/sqlproj"
 )
-
-// knownBugs runs the tests of bugs found here in packages this one uses,
-// which fail until those are fixed: go test ./es/sqlstore -run KnownBug -known-bugs
-var knownBugs = flag.Bool("known-bugs", false, "run the tests of known bugs of other packages, which fail until fixed")
 
 // restoringCheckpoints are checkpoints (without a lease, which the test
 // does not need) that restore the proxy once n commits of events have
@@ -54,19 +49,15 @@ func (c *restoringCheckpoints) DeadLetters(ctx context.Context, name string) ([]
 	return c.cps.DeadLetters(ctx, name)
 }
 
-// TestKnownBugPoisonWhenTheDatabaseReturnsDuringIsolation: a runner whose
-// database is away fails its batch (a single event, E) on every attempt,
-// then looks for the event at fault one event at a time (projection's
-// isolate), where E fails on every attempt too; then it commits the
-// checkpoint alone, to tell a poison event from a database that is away.
-// If the database came back just then, that commit succeeds, and E, which
-// nothing is wrong with, is poisoned: skipped into the dead letters
-// (WithSkipPoison) and missing from the read model for good. The proxy
-// here comes back exactly then, deterministically.
-func TestKnownBugPoisonWhenTheDatabaseReturnsDuringIsolation(t *testing.T) {
-	if !*knownBugs {
-		t.Skip("a known bug of package projection (isolate blames an event when the database returns before its empty commit); run with -known-bugs")
-	}
+// TestPostgresBackDuringIsolation: a runner whose database is away fails
+// its batch (a single event, E) on every attempt, then looks for the event
+// at fault one event at a time, where E fails on every attempt too; then it
+// commits the checkpoint alone, to tell a poison event from a database that
+// is away. The database comes back just then (the proxy is restored
+// exactly there, deterministically): E, which nothing is wrong with, must
+// not be poisoned (skipped into the dead letters and missing from the read
+// model for good), but applied.
+func TestPostgresBackDuringIsolation(t *testing.T) {
 	rawURL := postgresURL(t)
 	schema := newSchema(t, rawURL)
 	p, proxied := throughProxy(t, rawURL)
