@@ -320,6 +320,8 @@ func (s *store[Tx]) fence(ctx context.Context, tx txn[Tx], h *held) error {
 }
 
 func (s *store[Tx]) leaseHolder(ctx context.Context, key string) (string, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
 	var holder string
 	err := s.db.queryRow(ctx, s.q.leaseHolder, key).Scan(&holder)
 	switch {

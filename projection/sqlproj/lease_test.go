@@ -334,3 +334,41 @@ func TestSQLiteLeaseOfADeadProcess(t *testing.T) {
 	_, _, err = cps.Lease(short, "alive/v1")
 	require.ErrorIs(t, err, context.DeadlineExceeded, "a live process's lease stays its own")
 }
+
+// A database that stalls fails the calls that are not batches within the
+// call timeout, instead of hanging them; once it answers again, the same
+// Checkpoints works.
+func TestPostgresCallsEndWhenTheDatabaseStalls(t *testing.T) {
+	onPostgres(t, testPostgresCallsEndWhenTheDatabaseStalls[*sql.Tx], testPostgresCallsEndWhenTheDatabaseStalls[pgx.Tx])
+}
+
+func testPostgresCallsEndWhenTheDatabaseStalls[Tx any](t *testing.T, b backend[Tx]) {
+	ctx := t.Context()
+	dsn := b.create(t)
+	proxy := proxied(t, dsn)
+	_, open := b.connect(t, viaProxy(t, dsn+"&connect_timeout=2", proxy))
+	cps := open.must(t, sqlproj.WithCallTimeout(300*time.Millisecond))
+	_, err := cps.Load(ctx, "p/v1")
+	require.NoError(t, err)
+
+	proxy.Stall()
+	for name, call := range map[string]func() error{
+		"Load":          func() error { _, err := cps.Load(ctx, "p/v1"); return err },
+		"ActiveVersion": func() error { _, err := cps.ActiveVersion(ctx, "p"); return err },
+		"LeaseHolder":   func() error { _, err := cps.LeaseHolder(ctx, "p/v1"); return err },
+		"DeadLetters":   func() error { _, err := cps.DeadLetters(ctx, "p"); return err },
+		"SetActiveVersion": func() error {
+			return cps.SetActiveVersion(ctx, "p", 2, nil)
+		},
+	} {
+		start := time.Now()
+		err := call()
+		assert.Error(t, err, name)
+		assert.Less(t, time.Since(start), 5*time.Second, "%s ends within its call timeout (and a dial's)", name)
+	}
+	proxy.Restore()
+	require.Eventually(t, func() bool {
+		_, err := cps.Load(ctx, "p/v1")
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond, "the same Checkpoints works once the database answers")
+}

@@ -81,6 +81,9 @@ const (
 	DefaultLeasePoll = time.Second
 	// DefaultLeaseTTL is the time-to-live of a lease ([WithLeaseTTL]).
 	DefaultLeaseTTL = 15 * time.Second
+	// DefaultCallTimeout bounds a call into the database that is not a
+	// batch ([WithCallTimeout]).
+	DefaultCallTimeout = 5 * time.Second
 )
 
 // minLeaseTTL is the shortest time-to-live WithLeaseTTL takes.
@@ -98,6 +101,7 @@ type config struct {
 	leasePoll   time.Duration
 	leaseTTL    time.Duration
 	leaseHolder string
+	callTimeout time.Duration
 }
 
 // WithTablePrefix sets the prefix of the names of the tables
@@ -135,6 +139,17 @@ func WithLeaseTTL(ttl time.Duration) Option {
 	return func(c *config) { c.leaseTTL = ttl }
 }
 
+// WithCallTimeout bounds each call into the database that is not a batch
+// ([DefaultCallTimeout] by default): a checkpoint's or the active
+// version's read, a lease holder's look-up, recording a version or a dead
+// letter, listing the dead letters. A database that stalls then fails the
+// call instead of hanging it. The batches of a leased projection are
+// bounded by their lease ([WithLeaseTTL]); the takes and renewals of
+// leases by the time-to-live. It must be positive.
+func WithCallTimeout(d time.Duration) Option {
+	return func(c *config) { c.callTimeout = d }
+}
+
 // WithLeaseHolder sets the name this process's leases are held under, as
 // status reports show it ([projection.Status].Holder): the host name and
 // process ID by default ("host:1234"). Any non-empty text up to 200 bytes;
@@ -146,7 +161,8 @@ func WithLeaseHolder(name string) Option {
 var validPrefix = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]{0,39})?$`)
 
 func newConfig(d Dialect, opts []Option) (config, error) {
-	cfg := config{prefix: DefaultTablePrefix, leasePoll: DefaultLeasePoll, leaseTTL: DefaultLeaseTTL, leaseHolder: defaultHolder()}
+	cfg := config{prefix: DefaultTablePrefix, leasePoll: DefaultLeasePoll, leaseTTL: DefaultLeaseTTL, leaseHolder: defaultHolder(),
+		callTimeout: DefaultCallTimeout}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
@@ -162,6 +178,9 @@ func newConfig(d Dialect, opts []Option) (config, error) {
 	}
 	if cfg.leaseTTL < minLeaseTTL {
 		errs = append(errs, fmt.Errorf("%w: lease time-to-live %v: want at least %v", ErrInvalidOption, cfg.leaseTTL, minLeaseTTL))
+	}
+	if cfg.callTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("%w: call timeout %v", ErrInvalidOption, cfg.callTimeout))
 	}
 	if cfg.leaseHolder == "" || len(cfg.leaseHolder) > 200 {
 		errs = append(errs, fmt.Errorf("%w: lease holder %q: want 1 to 200 bytes", ErrInvalidOption, cfg.leaseHolder))

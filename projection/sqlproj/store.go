@@ -158,6 +158,22 @@ func (s *store[Tx]) write(ctx context.Context, f func(tx txn[Tx]) error) error {
 	return s.writeWithin(ctx, context.WithoutCancel(ctx), f)
 }
 
+// boundedWrite is write, with the whole transaction, its COMMIT included,
+// bounded by the call timeout.
+func (s *store[Tx]) boundedWrite(ctx context.Context, f func(tx txn[Tx]) error) error {
+	bound, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.callTimeout)
+	defer cancel()
+	ctx, cancelCtx := context.WithDeadline(ctx, time.Now().Add(s.cfg.callTimeout))
+	defer cancelCtx()
+	return s.writeWithin(ctx, bound, f)
+}
+
+// call bounds a call into the database that the caller's context may not
+// bound: a query, or a statement outside a leased commit.
+func (s *store[Tx]) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.callTimeout)
+}
+
 // writeWithin is write, with the whole transaction bounded by bound: when
 // bound ends, the transaction is rolled back, or its COMMIT cut short.
 func (s *store[Tx]) writeWithin(ctx, bound context.Context, f func(tx txn[Tx]) error) error {
@@ -219,6 +235,8 @@ func (s *store[Tx]) rearm(key string) {
 }
 
 func (s *store[Tx]) read(ctx context.Context, key string) (cp projection.Checkpoint, exists bool, err error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
 	// Scanned as they are, so that a value of the wrong type is reported
 	// as a corrupt checkpoint rather than as a failure of the database.
 	var commit, prepare, rebuilding any
@@ -327,6 +345,8 @@ func describe(st seen) string {
 }
 
 func (s *store[Tx]) activeVersion(ctx context.Context, name string) (int, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
 	var v int64
 	err := s.db.queryRow(ctx, s.q.loadVersion, name).Scan(&v)
 	switch {
@@ -342,7 +362,7 @@ func (s *store[Tx]) setActiveVersion(ctx context.Context, name string, version i
 	if version < 0 {
 		return fmt.Errorf("sqlproj: active version of %q: negative version %d", name, version)
 	}
-	return s.write(ctx, func(tx txn[Tx]) error {
+	return s.boundedWrite(ctx, func(tx txn[Tx]) error {
 		if _, err := tx.exec(ctx, s.q.saveVersion, name, int64(version)); err != nil {
 			return fmt.Errorf("sqlproj: set active version of %q: %w", name, err)
 		}
@@ -363,7 +383,7 @@ func (s *store[Tx]) saveDeadLetter(ctx context.Context, d projection.DeadLetter)
 	if err != nil {
 		return fmt.Errorf("sqlproj: dead letter %s: %w", ev.ID, err)
 	}
-	err = s.write(ctx, func(tx txn[Tx]) error {
+	err = s.boundedWrite(ctx, func(tx txn[Tx]) error {
 		_, err := tx.exec(ctx, s.q.saveDeadLetter, d.Projection, ev.ID.String(), ev.Stream, revision, commit, prepare,
 			ev.Type, ev.ContentType, s.dialect.timeArg(ev.Created), ev.Data, ev.Metadata, d.Error, s.dialect.timeArg(d.At))
 		return err
@@ -375,6 +395,8 @@ func (s *store[Tx]) saveDeadLetter(ctx context.Context, d projection.DeadLetter)
 }
 
 func (s *store[Tx]) deadLetters(ctx context.Context, projectionName string) ([]projection.DeadLetter, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
 	rows, err := s.db.query(ctx, s.q.listDeadLetters, projectionName)
 	if err != nil {
 		return nil, fmt.Errorf("sqlproj: dead letters of %q: %w", projectionName, withCtx(ctx, err))
