@@ -12,6 +12,8 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // ErrUnavailable means EventStoreDB could not be reached, or did not answer
@@ -137,8 +139,7 @@ func (s *Store) probe(done chan struct{}) {
 	if err != nil {
 		s.lastErr = err
 		s.probeFailures++
-		d := minProbeBackoff << min(s.probeFailures-1, 10)
-		s.retryAt = time.Now().Add(min(d, maxProbeBackoff))
+		s.retryAt = time.Now().Add(backoff.Policy{First: minProbeBackoff, Max: maxProbeBackoff}.Wait(s.probeFailures))
 		s.logger.Warn("eventstoredb: cannot connect", "attempt", s.probeFailures, "error", err)
 		return
 	}

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math/rand/v2"
-	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/internal/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -114,7 +113,8 @@ func (s *Store) subscribe(ctx context.Context, name string, yield func(es.Messag
 		}
 		failures++
 		s.logger.WarnContext(ctx, "eventstoredb: subscription dropped; resubscribing", "stream", name, "attempt", failures, "error", err)
-		if err := sleep(ctx, s.backoffFor(failures)); err != nil {
+		wait := backoff.Policy{First: s.backoff, Max: s.maxBackoff, Jitter: 0.5}.Wait(failures)
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			yield(es.Message{}, fmt.Errorf("eventstoredb: stream %q: %w", name, err))
 			return
 		}
@@ -206,27 +206,6 @@ func transient(err error) bool {
 		return true
 	}
 	return false
-}
-
-// backoffFor returns the wait before resubscription attempt n (from 1):
-// exponential, capped, with jitter in its upper half.
-func (s *Store) backoffFor(n int) time.Duration {
-	d := s.backoff << min(n-1, 30)
-	if d <= 0 || d > s.maxBackoff {
-		d = s.maxBackoff
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // transientClientError reports whether a client error is a failure to reach
