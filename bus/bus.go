@@ -46,6 +46,10 @@ var (
 	// handled: the send could wait for itself (on any of the command type's
 	// topics, [WithCommandConcurrency]).
 	ErrNestedSend = errors.New("bus: a command handler cannot send to its own topic over the in-process transport")
+	// ErrStopped means the bus is stopping or has stopped: Send, Request
+	// and [Relay.Publish] fail with it instead of waiting for handlers that
+	// take no more messages.
+	ErrStopped = errors.New("bus: stopped")
 )
 
 // Bus carries commands to their handlers and events to theirs, over a
@@ -74,6 +78,7 @@ type Bus struct {
 	}
 	dropped    atomic.Uint64
 	ownedClose func() error // closes the default GoChannel, if any
+	stop       *stopper
 
 	subsMu sync.Mutex
 	subs   []message.Subscriber // for Close before Run
@@ -93,7 +98,7 @@ type Bus struct {
 // are reported together, wrapping [ErrInvalidOption].
 func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 	cfg := config{prefix: "eventfold-", retries: 3, retryBackoff: 100 * time.Millisecond, retryMax: 2 * time.Second,
-		handlerTimeout: 30 * time.Second, requestTimeout: 10 * time.Second,
+		handlerTimeout: 30 * time.Second, requestTimeout: 10 * time.Second, stopTimeout: DefaultStopTimeout,
 		errs: []error{ErrHandlerFailed, es.ErrWrongExpectedVersion, es.ErrStreamNotFound, es.ErrStreamDeleted, es.ErrInvalidArgument}}
 	var errs []error
 	if commands == nil || events == nil {
@@ -115,8 +120,14 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
+	if cfg.namespace != "" {
+		cfg.prefix += cfg.namespace + "-"
+		if cfg.poisonTopic != "" {
+			cfg.poisonTopic = cfg.prefix + cfg.poisonTopic
+		}
+	}
 	b := &Bus{commands: commands, events: events, cfg: cfg, wlog: slogAdapter{watermill.NewSlogLogger(cfg.logger), cfg.logger},
-		instance: watermill.NewShortUUID(), running: make(chan struct{}),
+		instance: watermill.NewShortUUID(), running: make(chan struct{}), stop: newStopper(),
 		local: make(map[string]bool), remote: make(map[string]bool), groups: make(map[string]map[string]eventHandler),
 		consumer: make(map[string]string)}
 	b.topics.shared, b.topics.events, b.topics.replies = cfg.prefix+"commands", cfg.prefix+"events", cfg.prefix+"replies-"+b.instance
@@ -160,23 +171,30 @@ func (b *Bus) commandTopic(name string) string {
 	return t
 }
 func (b *Bus) eventTopic() string { return b.topics.events }
+
+// TopicPrefix returns the prefix of every topic of the bus:
+// [WithTopicPrefix]'s, followed by the namespace and '-' with
+// [WithNamespace]. Tools that list or delete what a deployment left on a
+// broker select its topics (and the streams named after them) with it.
+func (b *Bus) TopicPrefix() string { return b.cfg.prefix }
 func (b *Bus) replyTopic() string { return b.topics.replies }
 
 // setup builds the router, its middleware, and Watermill's cqrs components.
 func (b *Bus) setup() error {
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, b.wlog)
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: b.cfg.stopTimeout}, b.wlog)
 	if err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
 	if b.cfg.poisonTopic != "" {
-		poison, err := middleware.PoisonQueue(b.cfg.publisher, b.cfg.poisonTopic)
+		poison, err := middleware.PoisonQueueWithFilter(b.cfg.publisher, b.cfg.poisonTopic,
+			func(err error) bool { return !leftToTransport(err) })
 		if err != nil {
 			return fmt.Errorf("bus: %w", err)
 		}
 		r.AddMiddleware(poison)
 	}
 	retry := retry{retries: b.cfg.retries, first: b.cfg.retryBackoff, max: b.cfg.retryMax, jitter: 0.2,
-		permanent: b.permanent, logger: b.wlog}
+		permanent: b.permanent, logger: b.wlog, stopping: b.stop.stopping}
 	r.AddMiddleware(b.settle, retry.middleware, middleware.Timeout(b.cfg.handlerTimeout), middleware.Recoverer)
 	b.router = r
 
@@ -216,9 +234,14 @@ func (b *Bus) setup() error {
 	return nil
 }
 
-// subscriber returns the transport's subscriber for consumer.
+// subscriber returns the transport's subscriber for consumer, held open
+// while the bus stops (see holdSubscriber).
 func (b *Bus) subscriber(consumer string) (message.Subscriber, error) {
-	return b.keep(b.cfg.subscriber(consumer))
+	sub, err := b.keep(b.cfg.subscriber(consumer))
+	if err != nil {
+		return nil, err
+	}
+	return holdSubscriber{Subscriber: sub, s: b.stop}, nil
 }
 
 // keep keeps a new subscriber so that Close can close it if the router
@@ -253,13 +276,22 @@ func (b *Bus) codes(err error) []string {
 
 // settle is the outermost middleware (inside the poison queue, if any): a
 // message that still fails after the retries is answered with an error if
-// it was a request, then goes to the poison queue or is dropped.
+// it was a request, then goes to the poison queue or is dropped. A message
+// whose handler failed while the bus was stopping is left to the
+// transport instead (nacked), to be delivered again: the failure may be
+// the stop's (a cancelled context, a command that could not be sent).
 func (b *Bus) settle(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		ctx := msg.Context()
 		out, err := h(msg)
 		if err == nil {
 			return out, nil
+		}
+		if b.stop.isStopping() {
+			b.cfg.logger.Warn("bus: a handler failed while the bus was stopping; the message is left to the transport",
+				"handler", message.HandlerNameFromCtx(ctx), "message_uuid", msg.UUID,
+				"type", msg.Metadata.Get(MetadataType), "error", shortError(err))
+			return nil, fmt.Errorf("%w: %w", errLeft, err)
 		}
 		// The last attempt's context is cancelled (middleware.Timeout): the
 		// poison queue publishes with the message's own.
@@ -286,8 +318,13 @@ func shortError(err error) error {
 }
 
 // Run runs the bus's handlers until ctx is done or [Bus.Close] is called,
-// then waits for the handlers under way and returns. It returns nil after a
-// clean stop. Register every handler before Run; Run may be called once.
+// then stops: the bus takes no new message, waits for the handlers under
+// way with their contexts intact, for at most the stop timeout
+// ([WithStopTimeout]), then cancels the contexts of those still running
+// and returns. A message whose handler failed meanwhile is left to the
+// transport (nacked, or not acknowledged), to be delivered again. It
+// returns nil after a clean stop. Register every handler before Run; Run
+// may be called once.
 func (b *Bus) Run(ctx context.Context) error {
 	b.mu.Lock()
 	if b.started {
@@ -307,7 +344,8 @@ func (b *Bus) Run(ctx context.Context) error {
 
 	// The replies bypass the router: they need no retries, poison queue or
 	// timeout, and the request waiting for each is gone after its timeout.
-	inboxCtx, stopInbox := context.WithCancel(ctx)
+	// They go on arriving while the handlers under way finish.
+	inboxCtx, stopInbox := context.WithCancel(context.WithoutCancel(ctx))
 	replies, err := b.inboxSub.Subscribe(inboxCtx, b.replyTopic())
 	if err != nil {
 		stopInbox()
@@ -327,9 +365,12 @@ func (b *Bus) Run(ctx context.Context) error {
 		<-inboxDone
 	}()
 	if err := b.pingInbox(ctx); err != nil {
+		b.stop.begin()
 		return err
 	}
 
+	// The router runs on a context that ctx's end does not cancel: the bus
+	// stops it with Close, which waits for the handlers under way.
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -339,14 +380,20 @@ func (b *Bus) Run(ctx context.Context) error {
 		case <-done:
 			return
 		}
-		// A router without handlers does not stop with its context.
 		select {
 		case <-ctx.Done():
+			b.stop.begin()
 			_ = b.router.Close()
+		case <-b.stop.stopping: // Close
 		case <-done:
 		}
 	}()
-	if err := b.router.Run(ctx); err != nil {
+	err = b.router.Run(context.WithoutCancel(ctx))
+	b.stop.begin()
+	if rerr := b.stop.release(); rerr != nil {
+		b.cfg.logger.Warn("bus: closing the subscribers", "error", rerr)
+	}
+	if err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
 	return nil
@@ -393,17 +440,22 @@ func (b *Bus) pingInbox(ctx context.Context) error {
 // back.
 func (b *Bus) Running() <-chan struct{} { return b.running }
 
-// Close stops a running bus, waiting for the handlers under way (a bus that
-// never ran closes its subscribers), and closes the default in-process
-// transport if the bus made it. A closed bus does not run again.
+// Close stops a running bus as the end of Run's context does, and waits
+// for the handlers under way (for at most the stop timeout,
+// [WithStopTimeout]); a bus that never ran closes its subscribers. Then it
+// closes the default in-process transport if the bus made it. Once Close
+// is called, Send, Request and [Relay.Publish] fail with [ErrStopped]. A
+// closed bus does not run again.
 func (b *Bus) Close() error {
 	b.mu.Lock()
 	started := b.started
 	b.started = true // Run after Close fails
 	b.mu.Unlock()
+	b.stop.begin()
 	var err error
 	if started {
 		err = b.router.Close()
+		err = errors.Join(err, b.stop.release())
 	} else {
 		b.subsMu.Lock()
 		for _, s := range b.subs {
@@ -459,8 +511,12 @@ func (a slogAdapter) With(fields watermill.LogFields) watermill.LoggerAdapter {
 }
 
 // waitRunning waits until the bus runs: on the in-process transport, a
-// message published before its subscribers exist is lost.
+// message published before its subscribers exist is lost. It fails with
+// [ErrStopped] once the bus is stopping.
 func (b *Bus) waitRunning(ctx context.Context) error {
+	if b.stop.isStopping() {
+		return ErrStopped
+	}
 	select {
 	case <-b.running:
 		return nil
@@ -468,7 +524,12 @@ func (b *Bus) waitRunning(ctx context.Context) error {
 	}
 	select {
 	case <-b.running:
+		if b.stop.isStopping() {
+			return ErrStopped
+		}
 		return nil
+	case <-b.stop.stopping:
+		return ErrStopped
 	case <-ctx.Done():
 		return fmt.Errorf("bus: waiting for the bus to run: %w", ctx.Err())
 	}

@@ -14,12 +14,14 @@ type config struct {
 	replyPub       message.Publisher
 	replySub       func(consumer string) (message.Subscriber, error)
 	prefix         string
+	namespace      string
 	logger         *slog.Logger
 	retries        int
 	retryBackoff   time.Duration
 	retryMax       time.Duration
 	handlerTimeout time.Duration
 	requestTimeout time.Duration
+	stopTimeout    time.Duration
 	poisonTopic    string
 	sharedCommands bool
 	concurrency    int // 0: DefaultCommandConcurrency on the default transport, else 1
@@ -141,6 +143,29 @@ func WithTopicPrefix(prefix string) Option {
 	}
 }
 
+// MaxNamespaceLength is the longest namespace [WithNamespace] accepts.
+const MaxNamespaceLength = 64
+
+// WithNamespace puts the bus's topics in the namespace ns, so that several
+// deployments (each with its own event store) share a broker without
+// consuming each other's messages: every topic the bus uses (commands,
+// events, replies, and the poison queue's) starts with "<prefix><ns>-",
+// and so do the names that transports derive from topics (JetStream
+// streams and durable consumers, queues, tables). ns holds 1 to
+// [MaxNamespaceLength] letters, digits, '-' and '_': NATS subjects and
+// stream names allow no '.', '*', '>', spaces or path separators. By
+// default the bus has no namespace.
+func WithNamespace(ns string) Option {
+	return func(c *config) error {
+		if !validName(ns) || len(ns) > MaxNamespaceLength {
+			return fmt.Errorf("%w: namespace %q: want 1 to %d letters, digits, '-' and '_' (NATS subjects and stream names allow no '.', '*', '>', spaces or path separators)",
+				ErrInvalidOption, ns, MaxNamespaceLength)
+		}
+		c.namespace = ns
+		return nil
+	}
+}
+
 // WithSharedCommandTopic sends all commands to one topic,
 // "<prefix>commands", instead of one topic per command type. Every command
 // handler then receives every command and acknowledges the types it does
@@ -189,6 +214,25 @@ func WithHandlerTimeout(d time.Duration) Option {
 			return fmt.Errorf("%w: handler timeout %v", ErrInvalidOption, d)
 		}
 		c.handlerTimeout = d
+		return nil
+	}
+}
+
+// DefaultStopTimeout is how long a stopping bus waits for the handlers
+// under way unless [WithStopTimeout] says otherwise.
+const DefaultStopTimeout = 10 * time.Second
+
+// WithStopTimeout sets how long a stopping bus ([Bus.Run]'s context done,
+// or [Bus.Close]) waits for the handlers under way, whose contexts stay
+// intact meanwhile; then it cancels their contexts and stops without
+// them ([DefaultStopTimeout] by default). Their messages are left to the
+// transport, to be delivered again.
+func WithStopTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: stop timeout %v", ErrInvalidOption, d)
+		}
+		c.stopTimeout = d
 		return nil
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/projection"
 )
 
 // Relay publishes stored events to the bus's events topic. It is the
@@ -42,20 +43,33 @@ func NewRelay(b *Bus) *Relay { return &Relay{b: b} }
 // (with its correlation and causation IDs). It returns once the transport
 // has them all; on the default in-process transport, once every handler
 // group has handled them. It waits until the bus runs.
+//
+// Its errors are not the events' fault: the transport's error, or
+// [ErrStopped] when the bus is stopping or has stopped (on the in-process
+// transport, a publish that the stop overtook may not have reached every
+// handler), wrapped with [projection.ErrUnavailable], so that the relay's
+// runner retries the batch and then fails (to be restarted,
+// projection.WithRestart), and never takes an event for a poison event.
 func (r *Relay) Publish(ctx context.Context, events ...es.RecordedEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
 	if err := r.b.waitRunning(ctx); err != nil {
-		return err
+		return fmt.Errorf("bus: relay %d events from %v: %w: %w", len(events), events[0].Position, projection.ErrUnavailable, err)
 	}
 	msgs := make([]*message.Message, len(events))
 	for i, e := range events {
 		msgs[i] = eventMessage(e)
 		msgs[i].SetContext(ctx)
 	}
-	if err := r.b.cfg.publisher.Publish(r.b.eventTopic(), msgs...); err != nil {
-		return fmt.Errorf("bus: relay %d events from %v: %w", len(events), events[0].Position, err)
+	err := r.b.cfg.publisher.Publish(r.b.eventTopic(), msgs...)
+	if err == nil && r.b.ownedClose != nil && r.b.stop.isStopping() {
+		// The in-process transport gives up on handlers that stopped
+		// taking messages, and returns nil.
+		err = ErrStopped
+	}
+	if err != nil {
+		return fmt.Errorf("bus: relay %d events from %v: %w: %w", len(events), events[0].Position, projection.ErrUnavailable, err)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ type retry struct {
 	jitter     float64 // the randomization factor of each wait
 	permanent  func(error) bool
 	logger     watermill.LoggerAdapter
+	stopping   <-chan struct{} // closed when the bus stops: no more retries
 }
 
 func (r retry) middleware(h message.HandlerFunc) message.HandlerFunc {
@@ -69,6 +70,8 @@ func (r retry) again(ctx context.Context, msg *message.Message, h message.Handle
 		case <-timer.C:
 		case <-ctx.Done():
 			return out, context.Cause(ctx)
+		case <-r.stopping:
+			return out, err
 		}
 		if ctx.Err() != nil {
 			return nil, r.stopped(ctx, tries+1)
