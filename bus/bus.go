@@ -137,7 +137,11 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 	}
 	if b.cfg.publisher == nil {
 		gc := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, b.wlog)
-		b.cfg.publisher, b.cfg.subscriber, b.ownedClose = gc, Shared(gc), gc.Close
+		b.cfg.publisher, b.cfg.subscriber, b.ownedClose = stoppablePublisher{gc, b.stop}, Shared(gc), gc.Close
+		if b.cfg.replyPub == nil {
+			// Replies bypass the router and flow until Run returns.
+			b.cfg.replyPub, b.cfg.replySub = gc, Shared(gc)
+		}
 		if b.cfg.concurrency == 0 {
 			b.cfg.concurrency = DefaultCommandConcurrency
 		}
@@ -177,7 +181,7 @@ func (b *Bus) eventTopic() string { return b.topics.events }
 // [WithNamespace]. Tools that list or delete what a deployment left on a
 // broker select its topics (and the streams named after them) with it.
 func (b *Bus) TopicPrefix() string { return b.cfg.prefix }
-func (b *Bus) replyTopic() string { return b.topics.replies }
+func (b *Bus) replyTopic() string  { return b.topics.replies }
 
 // setup builds the router, its middleware, and Watermill's cqrs components.
 func (b *Bus) setup() error {

@@ -135,3 +135,28 @@ var errLeft = errors.New("bus: stopping: message left to the transport")
 
 // leftToTransport reports whether err is a handler's failure during a stop.
 func leftToTransport(err error) bool { return errors.Is(err, errLeft) }
+
+// stoppablePublisher is the bus's publisher on its default in-process
+// transport, whose Publish returns once the message is handled: once the
+// bus begins to stop, its handlers take no new message, so a publication
+// under way returns [ErrStopped] at once instead of waiting for the stop
+// timeout. That publication goes on in the background until the bus
+// releases its subscriptions, which discards it.
+type stoppablePublisher struct {
+	message.Publisher
+	s *stopper
+}
+
+func (p stoppablePublisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.s.isStopping() {
+		return ErrStopped
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Publisher.Publish(topic, msgs...) }()
+	select {
+	case err := <-done:
+		return err
+	case <-p.s.stopping:
+		return ErrStopped
+	}
+}
