@@ -307,3 +307,33 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.DiscardHandler)
 }
+
+// Two deployments on one NATS server, each in its namespace, with the same
+// topic prefix and handler groups, never consume each other's messages.
+func TestNamespacesKeepDeploymentsApart(t *testing.T) {
+	url := natsURL(t)
+	prefix := uniquePrefix(t, url)
+	seen := map[string]chan int{"a": make(chan int, 10), "b": make(chan int, 10)}
+	buses := make(map[string]*bus.Bus)
+	for _, ns := range []string{"a", "b"} {
+		b, _ := busOn(t, url, nil, bus.WithTopicPrefix(prefix), bus.WithNamespace(ns), bus.WithLogger(testLogger()))
+		assert.Equal(t, prefix+ns+"-", b.TopicPrefix())
+		require.NoError(t, bus.HandleEvent(b, "g", func(ctx context.Context, p Pinged) error {
+			seen[ns] <- p.N
+			return nil
+		}))
+		start(t, b)
+		buses[ns] = b
+	}
+	require.NoError(t, bus.NewRelay(buses["a"]).Publish(t.Context(), pinged(1)))
+	assert.Equal(t, 1, recvN(t, seen["a"]))
+	require.NoError(t, bus.NewRelay(buses["b"]).Publish(t.Context(), pinged(2)))
+	assert.Equal(t, 2, recvN(t, seen["b"]), "b's first event is its own")
+	require.NoError(t, bus.NewRelay(buses["a"]).Publish(t.Context(), pinged(3)))
+	assert.Equal(t, 3, recvN(t, seen["a"]), "a's next event is its own")
+	select {
+	case n := <-seen["b"]:
+		t.Fatalf("b saw event %d", n)
+	default:
+	}
+}

@@ -13,6 +13,7 @@
 //	replay  list, rebuild or drop the read models (replay help for more)
 //	status  show where the event store and the read models stand
 //	bench   drive a running service with concurrent clients, and measure it
+//	bus     drain or discard the messages a deployment left on NATS
 //
 // Every command keeps events, read models and checkpoints in one SQLite
 // file, orders.db (-data changes it), unless flags choose other
@@ -70,6 +71,7 @@ var commands = []command{
 	{name: "replay", summary: "list, rebuild or drop the read models (replay help for more)", setup: replayCommand, more: replayHelp},
 	{name: "status", summary: "show where the event store and the read models stand", setup: statusCommand},
 	{name: "bench", summary: "drive a running service with concurrent clients, and measure it", setup: benchCommand},
+	{name: "bus", summary: "drain or discard the messages a deployment left on NATS (bus -h for more)", setup: busCommand, more: busHelp},
 }
 
 func main() {

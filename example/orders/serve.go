@@ -42,6 +42,7 @@ func serveCommand(fs *flag.FlagSet) action {
 	in.flags(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "the `address` to listen on")
 	autoConfirm := fs.Bool("auto-confirm", true, "confirm orders of products in stock by themselves (the stock-check process manager)")
+	namespace := busNamespaceFlag(fs)
 	timeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "on SIGINT or SIGTERM, wait at most this `long` for the requests and handlers under way, then exit anyway")
 	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 		if len(args) > 0 {
@@ -60,7 +61,11 @@ func serveCommand(fs *flag.FlagSet) action {
 				return errors.Join(err, a.Close())
 			}
 		}
-		svc, err := newService(ctx, a, serviceConfig{nats: in.nats, autoConfirm: *autoConfirm})
+		ns, err := prepareBus(ctx, a, in, *namespace, logger)
+		if err != nil {
+			return errors.Join(err, a.Close())
+		}
+		svc, err := newService(ctx, a, serviceConfig{nats: in.nats, namespace: ns, autoConfirm: *autoConfirm})
 		if err != nil {
 			return errors.Join(err, a.Close())
 		}

@@ -53,11 +53,12 @@ var catalog = func() map[string]bool {
 // that feeds the bus from the store, a process manager, and the read
 // models kept up to date.
 type service struct {
-	app    *app
-	bus    *bus.Bus
-	relay  *projection.Runner[projection.NoTx]
-	now    func() time.Time
-	logger *slog.Logger
+	app       *app
+	bus       *bus.Bus
+	transport *jetstream.Transport // nil on the in-process bus
+	relay     *projection.Runner[projection.NoTx]
+	now       func() time.Time
+	logger    *slog.Logger
 
 	notified atomic.Int64 // shipping notifications sent
 	closers  []func() error
@@ -73,6 +74,7 @@ type service struct {
 type serviceConfig struct {
 	nats        string // NATS URL: the bus on JetStream instead of in-process channels
 	topicPrefix string // the bus's topics start with it; "" for the bus's default
+	namespace   string // the bus's namespace (bus.WithNamespace); "" for none
 	autoConfirm bool   // run the stock check
 }
 
@@ -93,12 +95,15 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 	if cfg.topicPrefix != "" {
 		opts = append(opts, bus.WithTopicPrefix(cfg.topicPrefix))
 	}
+	if cfg.namespace != "" {
+		opts = append(opts, bus.WithNamespace(cfg.namespace))
+	}
 	if cfg.nats != "" {
 		t, err := jetstream.New(cfg.nats, a.logger)
 		if err != nil {
 			return nil, err
 		}
-		s.closers = append(s.closers, t.Close)
+		s.closers, s.transport = append(s.closers, t.Close), t
 		opts = append(opts, t.Options()...)
 	}
 	if s.bus, err = bus.New(commands, a.types, opts...); err != nil {
