@@ -61,7 +61,25 @@
 // published, so a crash between an append and its publication loses
 // nothing. Each message carries the event's ID as its UUID. The relay's
 // runner needs no registry: events are decoded once, by the bus, for the
-// handlers that receive them.
+// handlers that receive them. [Relay.Publish] fails only for want of a
+// transport (or with [ErrStopped]), with errors that wrap
+// projection.ErrUnavailable: the runner retries and restarts, and blames
+// no event.
+//
+// # Stopping
+//
+// A bus stops ([Bus.Run]'s context, [Bus.Close]) without losing work: it
+// takes no new message, lets the handlers under way finish with their
+// contexts intact for at most [WithStopTimeout], and leaves the message of
+// a handler that fails meanwhile to the transport, to be delivered again,
+// instead of dropping it.
+//
+// # Namespaces
+//
+// [WithNamespace] puts every topic of the bus, and so the streams, queues
+// and consumers a broker makes for them, in a namespace of its own, so
+// that deployments that share a broker never consume each other's
+// messages. [Bus.TopicPrefix] selects them.
 //
 // # Metadata
 //

@@ -121,3 +121,36 @@ func ExampleIdempotent() {
 	fmt.Println("total:", total)
 	// Output: total: 100
 }
+
+// Two deployments that share a broker keep their topics apart with a
+// namespace each: here the ID a deployment keeps in its event store.
+func ExampleWithNamespace() {
+	b, err := bus.New(commandTypes(), eventTypes(), bus.WithNamespace("d3f9a2c41b07"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	fmt.Println(b.TopicPrefix())
+
+	_, err = bus.New(commandTypes(), eventTypes(), bus.WithNamespace("orders.eu"))
+	fmt.Println(errors.Is(err, bus.ErrInvalidOption))
+	// Output:
+	// eventfold-d3f9a2c41b07-
+	// true
+}
+
+// A relay whose bus stopped fails its batch with an error that blames no
+// event: its runner retries, then restarts (projection.WithRestart), and
+// its checkpoint stays before the events.
+func ExampleRelay_stopped() {
+	b, err := bus.New(commandTypes(), eventTypes())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = b.Close()
+	err = bus.NewRelay(b).Publish(context.Background(), es.RecordedEvent{ID: uuid.New(), Stream: "account-1", Type: "MoneyDeposited"})
+	fmt.Println(errors.Is(err, projection.ErrUnavailable), errors.Is(err, bus.ErrStopped))
+	// Output: true true
+}
