@@ -278,6 +278,26 @@ func TestRelayThroughNATSOutages(t *testing.T) {
 	}
 	assert.Equal(t, uint64(len(ids)), stored, "the relay's redeliveries were de-duplicated")
 
+	// A relay that lost its checkpoint publishes everything again:
+	// JetStream drops every copy, and the handlers see nothing new.
+	again, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
+		Name: "relay",
+		Handle: func(ctx context.Context, _ projection.NoTx, batch projection.Batch) error {
+			return relay.Publish(ctx, batch.Recorded()...)
+		},
+	}, projection.WithLogger(testLogger()))
+	require.NoError(t, err)
+	require.NoError(t, again.CatchUp(t.Context()))
+	streams, err = tr.Streams(t.Context(), prefix)
+	require.NoError(t, err)
+	stored = 0
+	for _, s := range streams {
+		if strings.HasSuffix(s.Name, "events") {
+			stored += s.Messages
+		}
+	}
+	assert.Equal(t, uint64(len(ids)), stored, "the republished events were de-duplicated")
+
 	// Cancelled while NATS is stalled, the relay and the bus end within a
 	// bound: the runner's stop timeout, the bus's, the transport's.
 	proxy.Stall()
