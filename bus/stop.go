@@ -52,20 +52,23 @@ func (s *stopper) release() error {
 	cancels, closers := s.cancels, s.closers
 	s.cancels, s.closers = nil, nil
 	s.mu.Unlock()
-	for _, cancel := range cancels {
-		cancel()
-	}
+	// Close first, then cancel: a closed watermill-nats subscriber takes
+	// no new message, while one whose context is cancelled may still be
+	// handing one over as it closes its channel.
 	var errs []error
 	for _, sub := range closers {
 		errs = append(errs, sub.Close())
+	}
+	for _, cancel := range cancels {
+		cancel()
 	}
 	return errors.Join(errs...)
 }
 
 // holdSubscriber is a subscriber of the router's, between it and the
 // transport's: when the router stops, it hands the router no new message
-// (one taken from the transport meanwhile is nacked: left to the
-// transport), but the transport's subscription, and so the contexts and
+// (those the transport delivers meanwhile are left to it, unacknowledged),
+// but the transport's subscription, and so the contexts and
 // acknowledgements of the messages under way, live on until the bus
 // releases them. Watermill's router would otherwise cancel the handlers'
 // contexts and close the subscribers as it begins to stop, and a message
@@ -91,8 +94,18 @@ func (h holdSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *me
 		return nil, err
 	}
 	out := make(chan *message.Message)
-	// Ends when the router stops (ctx) or the transport's subscription ends.
+	// Hands messages over until the router stops (ctx), then takes what the
+	// transport still delivers without handing it over or settling it, so
+	// that the transport never waits to hand a message over as its
+	// subscription ends. Those messages are left to the transport, which
+	// delivers them again after the subscription (a nack would have
+	// JetStream deliver them again at once, to this stopping
+	// subscription). Ends with the transport's subscription.
 	go func() {
+		defer func() {
+			for range in {
+			}
+		}()
 		defer close(out)
 		for {
 			select {
@@ -103,7 +116,6 @@ func (h holdSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *me
 				select {
 				case out <- msg:
 				case <-ctx.Done():
-					msg.Nack()
 					return
 				}
 			case <-ctx.Done():
