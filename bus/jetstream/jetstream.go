@@ -108,8 +108,8 @@ func WithTimeout(d time.Duration) Option {
 
 // WithAckWait sets how long JetStream waits for a consumer to acknowledge
 // a message before it delivers the message again (30s by default): a
-// message that a stopping bus left unacknowledged is delivered again after
-// it. The durable consumers are created with it; an existing consumer
+// message that a stopping bus left unacknowledged, or nacked, is delivered
+// again after it. The durable consumers are created with it; an existing consumer
 // keeps the setting it was created with.
 func WithAckWait(d time.Duration) Option {
 	return func(c *config) error {
@@ -291,6 +291,9 @@ func (t *Transport) config(js wnats.JetStreamConfig) wnats.SubscriberConfig {
 		SubscribersCount: 1,
 		CloseTimeout:     5 * time.Second,
 		AckWaitTimeout:   t.cfg.ackWait,
+		// The bus nacks a message only while it stops: delivered again at
+		// once, it would reach the stopping subscription.
+		NakDelay:         wnats.NewStaticDelay(t.cfg.ackWait),
 		SubscribeTimeout: 10 * time.Second,
 		Unmarshaler:      &wnats.NATSMarshaler{},
 		JetStream:        js,
