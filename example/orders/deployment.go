@@ -234,6 +234,12 @@ func busCommand(fs *flag.FlagSet) action {
 			*ns = d.ID
 		}
 		if args[0] == "drain" {
+			if in.postgres == "" {
+				// As a serve: refused while one runs on the file.
+				if err := a.serveAlone(ctx, in.data); err != nil {
+					return err
+				}
+			}
 			return drainBus(ctx, a, in.nats, *ns, *drainTimeout, stdout)
 		}
 		return discardBus(ctx, a, in.nats, *ns, *yes, stdout)

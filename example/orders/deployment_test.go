@@ -128,8 +128,18 @@ func TestBusDrainAndDiscard(t *testing.T) {
 	require.NoError(t, recordBusUse(t.Context(), a.store, useNATS, ns))
 	require.NoError(t, a.Close())
 
+	// Not beside a serve of the same file.
 	var out, errs bytes.Buffer
-	code := run(t.Context(), []string{"bus", "drain", "-nats", natsURL, "-data", path, "-bus-namespace", ns, "-timeout", "1m"}, &out, &errs)
+	serving := sqliteApp(t, path)
+	require.NoError(t, serving.serveAlone(t.Context(), path))
+	code := run(t.Context(), []string{"bus", "drain", "-nats", natsURL, "-data", path, "-bus-namespace", ns}, &out, &errs)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs.String(), "served already")
+	require.NoError(t, serving.Close())
+
+	out.Reset()
+	errs.Reset()
+	code = run(t.Context(), []string{"bus", "drain", "-nats", natsURL, "-data", path, "-bus-namespace", ns, "-timeout", "1m"}, &out, &errs)
 	require.Equal(t, 0, code, "stdout: %s\nstderr: %s", out.String(), errs.String())
 	assert.Contains(t, out.String(), "drained namespace "+ns)
 	b := sqliteApp(t, path)
