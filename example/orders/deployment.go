@@ -155,20 +155,34 @@ func busNamespaceFlag(fs *flag.FlagSet) *string {
 	return fs.String("bus-namespace", "", "put the bus's topics (NATS streams and consumers) in this `namespace` (letters, digits, '-', '_'); by default the deployment's ID, kept in the event store")
 }
 
+// deploymentTimeout bounds serve's reads and writes of the deployment
+// streams at start.
+const deploymentTimeout = 5 * time.Second
+
 // prepareBus returns the namespace of the bus of a serve on a (ns if set,
 // else the deployment's ID), warns on logger when the last serve used
 // NATS and this one does not, and records the transport this serve uses.
+// Only a bus on NATS needs the store for it: without -nats (the namespace
+// of an in-process bus matters to nobody), or with -bus-namespace, a store
+// that does not answer (EventStoreDB away at start) is logged and the
+// serve goes on.
 func prepareBus(ctx context.Context, a *app, in infra, ns string, logger *slog.Logger) (string, error) {
-	d, err := loadDeployment(ctx, a.store)
-	if err != nil {
-		return "", err
-	}
-	if ns == "" {
-		ns = d.ID
-	}
+	ctx, cancel := context.WithTimeout(ctx, deploymentTimeout)
+	defer cancel()
 	transport := useInProcess
 	if in.nats != "" {
 		transport = useNATS
+	}
+	d, err := loadDeployment(ctx, a.store)
+	if err != nil {
+		if in.nats != "" && ns == "" {
+			return "", fmt.Errorf("the bus's namespace is the deployment's ID, kept in the event store (or give -bus-namespace): %w", err)
+		}
+		logger.Warn("could not read the deployment's record of its bus from the event store; serving without it", "error", err)
+		return ns, nil
+	}
+	if ns == "" {
+		ns = d.ID
 	}
 	if in.nats == "" && d.LastBus != nil && d.LastBus.Transport == useNATS {
 		logger.Warn("the last serve of this deployment carried its bus on NATS: the commands and events it left there unconsumed "+
@@ -177,7 +191,10 @@ func prepareBus(ctx context.Context, a *app, in infra, ns string, logger *slog.L
 			"namespace", d.LastBus.Namespace, "last_served", d.LastBus.At.Format(time.RFC3339),
 			"drain", drainCommand(in, d.LastBus.Namespace))
 	}
-	return ns, recordBusUse(ctx, a.store, transport, ns)
+	if err := recordBusUse(ctx, a.store, transport, ns); err != nil {
+		logger.Warn("could not record the bus's transport in the event store", "error", err)
+	}
+	return ns, nil
 }
 
 // drainCommand is the command line that drains namespace's messages.

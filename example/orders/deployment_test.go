@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -172,4 +174,34 @@ func TestBusDrainAndDiscard(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, streams)
 	require.NoError(t, tr.Close())
+}
+
+// awayStore is a store whose reads fail, as EventStoreDB away does.
+type awayStore struct{ es.Store }
+
+var errAway = errors.New("event store away")
+
+func (awayStore) ReadStream(context.Context, string, es.ReadStreamOptions) iter.Seq2[es.RecordedEvent, error] {
+	return func(yield func(es.RecordedEvent, error) bool) { yield(es.RecordedEvent{}, errAway) }
+}
+
+// A serve whose event store is away at start goes on without the
+// deployment's record, unless its bus on NATS needs the deployment's ID
+// for its namespace.
+func TestPrepareBusWithTheStoreAway(t *testing.T) {
+	a := testApp(t, awayStore{memstore.New()})
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	ns, err := prepareBus(t.Context(), a, infra{data: "orders.db"}, "", logger)
+	require.NoError(t, err, "in process: the namespace matters to nobody")
+	assert.Empty(t, ns)
+	assert.Contains(t, logs.String(), "serving without it")
+
+	ns, err = prepareBus(t.Context(), a, infra{data: "orders.db", nats: "nats://127.0.0.1:4222"}, "blue", logger)
+	require.NoError(t, err)
+	assert.Equal(t, "blue", ns)
+
+	_, err = prepareBus(t.Context(), a, infra{data: "orders.db", nats: "nats://127.0.0.1:4222"}, "", logger)
+	require.ErrorIs(t, err, errAway)
+	assert.ErrorContains(t, err, "-bus-namespace")
 }
