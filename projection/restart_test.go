@@ -177,16 +177,18 @@ func TestLag(t *testing.T) {
 	})
 }
 
-// downCheckpoints fails every commit while down is set.
-type downCheckpoints struct {
+// failingCheckpoints fails every commit while down is set, and the first
+// failures commits that apply events.
+type failingCheckpoints struct {
 	projection.MemoryCheckpoints
-	down atomic.Bool
+	down     atomic.Bool
+	failures atomic.Int32
 }
 
 var errDatabaseAway = errors.New("connection refused")
 
-func (c *downCheckpoints) Commit(ctx context.Context, key string, cp projection.Checkpoint, apply func(projection.NoTx) error) error {
-	if c.down.Load() {
+func (c *failingCheckpoints) Commit(ctx context.Context, key string, cp projection.Checkpoint, apply func(projection.NoTx) error) error {
+	if c.down.Load() || (apply != nil && c.failures.Add(-1) >= 0) {
 		return errDatabaseAway
 	}
 	return c.MemoryCheckpoints.Commit(ctx, key, cp, apply)
@@ -247,7 +249,7 @@ func TestFailuresThatNoEventIsToBlameFor(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			store := memstore.New()
 			appendOne(t, store)
-			cps := new(downCheckpoints)
+			cps := new(failingCheckpoints)
 			dead := new(projection.MemoryCheckpoints)
 			var applied atomic.Int64
 			r, err := projection.NewRunner(store, cps, nil, projection.Projection[projection.NoTx]{
@@ -323,19 +325,6 @@ func TestRebuildThatCannotReadTheLogKeepsTheReadModel(t *testing.T) {
 	assert.Equal(t, projection.Checkpoint{Position: before.Position}, after)
 }
 
-// flakyCheckpoints fails the first failures commits that apply events.
-type flakyCheckpoints struct {
-	projection.MemoryCheckpoints
-	failures atomic.Int32
-}
-
-func (c *flakyCheckpoints) Commit(ctx context.Context, key string, cp projection.Checkpoint, apply func(projection.NoTx) error) error {
-	if apply != nil && c.failures.Add(-1) >= 0 {
-		return errDatabaseAway
-	}
-	return c.MemoryCheckpoints.Commit(ctx, key, cp, apply)
-}
-
 // The database comes back after the last retry of an event and before the
 // runner checks that it commits at all: the event is tried once more, and
 // is not taken for poison.
@@ -344,7 +333,7 @@ func TestStoreBackJustBeforeBlamingAnEvent(t *testing.T) {
 		store := memstore.New()
 		_, err := store.Append(t.Context(), "counter-1", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":1}`)})
 		require.NoError(t, err)
-		cps := new(flakyCheckpoints)
+		cps := new(failingCheckpoints)
 		cps.failures.Store(4) // the batch's two tries and the event's two
 		dead := new(projection.MemoryCheckpoints)
 		var applied atomic.Int64
