@@ -72,7 +72,10 @@
 // writes first (the checkpoint), which takes SQLite's write lock at once,
 // as BEGIN IMMEDIATE does, so writers never deadlock on upgrading a read
 // lock; "_txlock=immediate" does the same for the caller's own
-// transactions. One SQLite file is served by one process: see Leases.
+// transactions. Several processes may share a SQLite file (a service and
+// the replay tool, say): the leases keep each projection version to one of
+// them (see Leases), and the busy timeout makes their writes wait for
+// each other.
 //
 // # PostgreSQL
 //
