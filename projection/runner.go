@@ -251,7 +251,9 @@ func (r *Runner[Tx]) Name() string { return r.p.Name }
 // that failed for good. Run may be called again after it returns.
 //
 // If the checkpoint store grants leases ([Leaser]), Run first waits for the
-// projection's lease, so that of several replicas only one runs it.
+// projection's lease, so that of several replicas only one runs it; if the
+// lease is lost while it runs, the runner stops committing and fails with
+// [ErrLeaseLost] (with [WithRestart], it waits for the lease again).
 // If it records versions ([Versions]), Run builds the version of the code
 // or the active version, whichever is higher, and switches queries to it
 // once it has caught up: deploying a projection with a higher Version
