@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -62,17 +63,23 @@ type request struct {
 	err  error
 }
 
-// submit hands a write to the writer and waits for its result. If ctx ends
-// before the writer takes the write, nothing is written; if it ends later,
-// submit returns ctx's error at once, and the write may still be committed.
+// submit hands a write to the writer and waits for its result, for at
+// most the call timeout (waiting in line included). If ctx or the timeout
+// ends before the writer takes the write, nothing is written; if it ends
+// later, submit returns at once, and the write may still be committed.
 func (s *Store) submit(ctx context.Context, r *request) error {
-	r.ctx, r.done = ctx, make(chan error, 1)
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	r.ctx, r.done = bctx, make(chan error, 1)
 	s.queued.Add(1)
 	select {
 	case s.writes <- r:
-	case <-ctx.Done():
+	case <-bctx.Done():
 		s.queued.Add(-1)
-		return ctx.Err()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: the writes before it took longer than %v; nothing was written", es.ErrUnavailable, s.cfg.callTimeout)
 	case <-s.done:
 		s.queued.Add(-1)
 		return ErrClosed
@@ -80,8 +87,11 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	select {
 	case err := <-r.done:
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-bctx.Done():
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return &unknownOutcomeError{s.noAnswer(bctx.Err())}
 	}
 }
 
@@ -124,11 +134,44 @@ func (s *Store) writer(ctx context.Context) {
 }
 
 // commitGroup runs a group of writes in one transaction and hands each
-// its result; if the transaction fails and the group has several writes,
-// it runs them again one by one.
+// its result. If the transaction fails because the connection was lost
+// before its COMMIT was sent, it runs the group once more (on PostgreSQL,
+// on a new connection); if the database is unavailable or the outcome of
+// the COMMIT unknown, every write of the group fails with that error;
+// otherwise, if the group has several writes, it runs them again one by
+// one.
 func (s *Store) commitGroup(ctx context.Context, group []*request) {
 	gctx, cancel := groupContext(ctx, group)
 	defer cancel()
+	head, err := s.runGroup(gctx, group)
+	if err != nil && gctx.Err() == nil && isUnavailable(err) && !unknownOutcome(err) {
+		s.cfg.logger.DebugContext(ctx, "sqlstore: a group of writes lost its connection; running it again", "writes", len(group), "error", err)
+		head, err = s.runGroup(gctx, group)
+	}
+	switch {
+	case err != nil && isUnavailable(err):
+		for _, r := range group {
+			r.err = err
+		}
+	case err != nil && len(group) > 1:
+		for _, r := range group {
+			s.commitGroup(ctx, []*request{r})
+		}
+		return
+	case err != nil:
+		group[0].err = err
+	default:
+		s.advance(head)
+	}
+	for _, r := range group {
+		r.done <- r.err
+	}
+}
+
+// runGroup runs a group of writes in one transaction. It returns the
+// position of the last event written, and the transaction's error; each
+// write's own answer is in its err.
+func (s *Store) runGroup(gctx context.Context, group []*request) (uint64, error) {
 	var head uint64
 	err := s.db.write(gctx, func(tx querier) error {
 		head = 0
@@ -155,20 +198,7 @@ func (s *Store) commitGroup(ctx context.Context, group []*request) {
 		}
 		return tx.execAll(gctx, s.db.notify(head))
 	})
-	if err != nil && len(group) > 1 {
-		for _, r := range group {
-			s.commitGroup(ctx, []*request{r})
-		}
-		return
-	}
-	if err != nil {
-		group[0].err = err
-	} else {
-		s.advance(head)
-	}
-	for _, r := range group {
-		r.done <- r.err
-	}
+	return head, err
 }
 
 // groupContext returns the context of a group's transaction: it ends when

@@ -134,7 +134,7 @@ func (s *Store) open(ctx context.Context) error {
 	}
 	h, err := s.queryHead(ctx)
 	if err != nil {
-		return errors.Join(fmt.Errorf("sqlstore: read the head of the log: %w", err), s.db.close())
+		return errors.Join(s.opError(ctx, "read the head of the log", err), s.db.close())
 	}
 	s.head.Store(h)
 	// The background goroutine lives as long as the Store, not as long as
@@ -232,7 +232,8 @@ func (g *signal) fire() {
 
 // opError wraps err, an error of the database during op, unless it is one
 // of package es's errors, which reach the caller as they are. A failure
-// caused by ctx or by Close reports that instead.
+// caused by ctx or by Close reports that instead; a failure to reach the
+// database wraps es.ErrUnavailable.
 func (s *Store) opError(ctx context.Context, op string, err error) error {
 	switch {
 	case isDecision(err), errors.Is(err, es.ErrMaxAppendSizeExceeded), errors.Is(err, ErrClosed):
@@ -242,7 +243,7 @@ func (s *Store) opError(ctx context.Context, op string, err error) error {
 	case s.closed():
 		return fmt.Errorf("%w: %s: %v", ErrClosed, op, err)
 	}
-	return fmt.Errorf("sqlstore: %s: %w", op, err)
+	return fmt.Errorf("sqlstore: %s: %w", op, unavailable(err))
 }
 
 // i64 converts a position or revision to a database integer; values beyond
@@ -273,7 +274,7 @@ func queryRow(ctx context.Context, q queryer, sql string, args []any, dest ...an
 
 // queryHead returns the position of the newest event, or 0.
 func (s *Store) queryHead(ctx context.Context) (uint64, error) {
-	return s.headIn(ctx, s.db.reader())
+	return s.headIn(ctx, s.reader())
 }
 
 func (s *Store) headIn(ctx context.Context, q queryer) (uint64, error) {
