@@ -144,12 +144,13 @@ func unavailableState(code string) bool {
 	return strings.HasPrefix(code, "08")
 }
 
-// unknownOutcomeError is the error of a COMMIT that was sent and not
-// answered: the transaction may have been committed.
+// unknownOutcomeError is the error of a write whose outcome is unknown: a
+// COMMIT sent and not answered, or a write that the writer had taken when
+// its caller stopped waiting for it. It may have been committed.
 type unknownOutcomeError struct{ err error }
 
 func (e *unknownOutcomeError) Error() string {
-	return "the outcome of the commit is unknown, the write may have been committed (retrying with the same event IDs is safe): " + e.err.Error()
+	return "the outcome of the write is unknown, it may have been committed (retrying with the same event IDs is safe): " + e.err.Error()
 }
 
 func (e *unknownOutcomeError) Unwrap() error { return e.err }
