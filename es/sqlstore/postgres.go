@@ -301,9 +301,31 @@ func (d *postgresDB) close() error {
 	}
 	d.writerMu.Unlock()
 	if d.owned {
-		d.pool.Close()
+		closePool(d.pool, closeWait)
 	}
 	return nil
+}
+
+// closeWait bounds how long Close waits for the pool it owns to close.
+const closeWait = time.Second
+
+// closePool closes pool, waiting at most wait. pgx closes a connection
+// that a deadline ended (a call that timed out) in the background: it sends
+// the server a cancel request and waits for its answer, and the pool's
+// Close waits for that, up to 15 s while the server does not answer. Past
+// wait, the pool finishes closing by itself.
+func closePool(pool *pgxpool.Pool, wait time.Duration) {
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		pool.Close()
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
+	}
 }
 
 // pgxReader is the queryer of a pool.

@@ -149,7 +149,11 @@ func (s *Store) open(ctx context.Context) error {
 // Close stops the store's background work, ends its subscriptions with
 // [ErrClosed] and closes the connections it opened (not a pool passed to
 // [NewPostgres]). Operations after Close fail with ErrClosed. Close is safe to
-// call more than once.
+// call more than once. It waits at most a second for the pool that
+// [OpenPostgres] made: after an outage, pgx closes the connections whose
+// calls timed out in the background (it sends the server a cancel request,
+// and waits up to 15 s for a server that does not answer), and those finish
+// closing by themselves.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
