@@ -49,11 +49,13 @@
 // says that the outcome is unknown (and wraps es.ErrUnavailable). Retrying
 // it with the same event IDs is safe, since appending the same IDs again is
 // idempotent. When a group of writes fails because its connection was lost
-// before its COMMIT was sent (a server restart, a terminated backend, a
-// reset), the writer runs the group once more, on a new connection (the
-// pool's idle connections, most likely lost too, are dropped), so that the
-// callers get a definite answer; if that fails too, every write of the
-// group fails with the error. A subscription that waits for new events
+// (a server restart, a terminated backend, a reset), the writer runs it once
+// more, on a new connection (the pool's idle connections, most likely lost
+// too, are dropped), so that the callers get a definite answer: all of it if
+// its COMMIT was not sent; if the outcome of the COMMIT is unknown, its
+// appends only, which report their first result if they were committed,
+// while its deletes and tombstones fail with the unknown outcome. If that
+// fails too, every write of the group fails with the error. A subscription that waits for new events
 // holds no connection and makes no call: an outage only delays it, and it
 // goes on when the database is back; one that fetches during an outage ends
 // with the error, for its consumer to resubscribe.

@@ -57,6 +57,11 @@ type request struct {
 	// is run again one write at a time), so it sets its results anew each
 	// time.
 	run func(ctx context.Context, g *groupTx) (uint64, error)
+	// idempotent says that running the write again after it was committed
+	// reports its first result and writes nothing (an append: its event
+	// IDs are checked), so that it may be run again after a COMMIT whose
+	// outcome is unknown.
+	idempotent bool
 	// done receives the write's error (nil on success) once its group has
 	// committed or failed. It has room for one value.
 	done chan error
@@ -134,18 +139,33 @@ func (s *Store) writer(ctx context.Context) {
 }
 
 // commitGroup runs a group of writes in one transaction and hands each
-// its result. If the transaction fails because the connection was lost
-// before its COMMIT was sent, it runs the group once more (on PostgreSQL,
-// on a new connection); if the database is unavailable or the outcome of
-// the COMMIT unknown, every write of the group fails with that error;
-// otherwise, if the group has several writes, it runs them again one by
-// one.
+// its result. If the transaction fails because the connection was lost, it
+// runs the group once more (on PostgreSQL, on a new connection): all of it
+// if the COMMIT was not sent, its appends only if the outcome of the COMMIT
+// is unknown (they are idempotent; the other writes fail with that error).
+// If the database is unavailable, every write of the group fails with the
+// error; if the transaction failed otherwise and the group has several
+// writes, it runs them again one by one.
 func (s *Store) commitGroup(ctx context.Context, group []*request) {
 	gctx, cancel := groupContext(ctx, group)
 	defer cancel()
 	head, err := s.runGroup(gctx, group)
-	if err != nil && gctx.Err() == nil && isUnavailable(err) && !unknownOutcome(err) {
-		s.cfg.logger.DebugContext(ctx, "sqlstore: a group of writes lost its connection; running it again", "writes", len(group), "error", err)
+	if err != nil && gctx.Err() == nil && isUnavailable(err) {
+		if unknownOutcome(err) {
+			again := make([]*request, 0, len(group))
+			for _, r := range group {
+				if r.idempotent {
+					again = append(again, r)
+				} else {
+					r.done <- err
+				}
+			}
+			if group = again; len(group) == 0 {
+				return
+			}
+		}
+		s.cfg.logger.DebugContext(ctx, "sqlstore: a group of writes lost its connection; running it again",
+			"writes", len(group), "error", err)
 		head, err = s.runGroup(gctx, group)
 	}
 	switch {
