@@ -46,10 +46,25 @@ func (s *Store) call(ctx context.Context, f func(ctx context.Context) error) err
 // timedOut returns err, or, if the call timeout (cctx) ended the call while
 // the caller's ctx is live, the error that says so.
 func (s *Store) timedOut(ctx, cctx context.Context, err error) error {
-	if err != nil && ctx.Err() == nil && cctx.Err() != nil {
+	if err != nil && ctxErr(ctx) == nil && cctx.Err() != nil {
 		return s.noAnswer(err)
 	}
 	return err
+}
+
+// ctxErr returns ctx's error, or context.DeadlineExceeded once ctx's
+// deadline has passed, even if ctx has not noticed yet: a call bounded by
+// the same deadline through another context (a group of writes) may fail
+// an instant before ctx ends, and its failure is then the caller's
+// deadline, not the database's.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // noAnswer is the error of a call that the call timeout ended, which

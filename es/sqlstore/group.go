@@ -81,7 +81,7 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	case s.writes <- r:
 	case <-bctx.Done():
 		s.queued.Add(-1)
-		if err := ctx.Err(); err != nil {
+		if err := ctxErr(ctx); err != nil {
 			return err
 		}
 		return fmt.Errorf("%w: the writes before it took longer than %v; nothing was written", es.ErrUnavailable, s.cfg.callTimeout)
@@ -93,7 +93,7 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	case err := <-r.done:
 		return err
 	case <-bctx.Done():
-		if err := ctx.Err(); err != nil {
+		if err := ctxErr(ctx); err != nil {
 			return err
 		}
 		return &unknownOutcomeError{s.noAnswer(bctx.Err())}

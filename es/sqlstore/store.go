@@ -242,8 +242,8 @@ func (s *Store) opError(ctx context.Context, op string, err error) error {
 	switch {
 	case isDecision(err), errors.Is(err, es.ErrMaxAppendSizeExceeded), errors.Is(err, ErrClosed):
 		return err
-	case ctx.Err() != nil:
-		return fmt.Errorf("sqlstore: %s: %w", op, ctx.Err())
+	case ctxErr(ctx) != nil:
+		return fmt.Errorf("sqlstore: %s: %w", op, ctxErr(ctx))
 	case s.closed():
 		return fmt.Errorf("%w: %s: %v", ErrClosed, op, err)
 	}
