@@ -91,7 +91,9 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	}
 	select {
 	case err := <-r.done:
-		return err
+		// If the call timeout ended the write's group, the writer's error
+		// says whether it may have been committed.
+		return s.timedOut(ctx, bctx, err)
 	case <-bctx.Done():
 		if err := ctxErr(ctx); err != nil {
 			return err
@@ -151,7 +153,8 @@ func (s *Store) commitGroup(ctx context.Context, group []*request) {
 	defer cancel()
 	head, err := s.runGroup(gctx, group)
 	if err != nil && gctx.Err() == nil && isUnavailable(err) {
-		if unknownOutcome(err) {
+		unknown := unknownOutcome(err)
+		if unknown {
 			again := make([]*request, 0, len(group))
 			for _, r := range group {
 				if r.idempotent {
@@ -167,6 +170,9 @@ func (s *Store) commitGroup(ctx context.Context, group []*request) {
 		s.cfg.logger.DebugContext(ctx, "sqlstore: a group of writes lost its connection; running it again",
 			"writes", len(group), "error", err)
 		head, err = s.runGroup(gctx, group)
+		if err != nil && unknown && !unknownOutcome(err) {
+			err = &unknownOutcomeError{err} // the first attempt may have committed
+		}
 	}
 	switch {
 	case err != nil && isUnavailable(err):
