@@ -47,9 +47,23 @@
 // ([WithCorrelationID], [WithCausationID]) from a command to the events it
 // causes, and are stored as `$correlationId` and `$causationId`.
 //
+// # Errors and outages
+//
+// Errors are matched with [errors.Is]: [ErrWrongExpectedVersion],
+// [ErrStreamNotFound], [ErrStreamDeleted], [ErrInvalidArgument] and
+// [ErrMaxAppendSizeExceeded] are answers about the request. A store whose
+// server could not be reached, or did not answer within the store's call
+// timeout, returns an error wrapping [ErrUnavailable], so that one check
+// works for every store: retrying may succeed, and a service can answer 503.
+// A write that fails with it may still have been written (the answer to
+// its commit was lost); retrying it with the same event IDs is safe. When
+// the caller's context ends first, the error is the context's.
+//
 // # Implementing a Store
 //
 // Implementations must be safe for concurrent use and pass the conformance
 // suite in package es/estest. Package es/memstore is the reference
-// implementation.
+// implementation. Every call into a server has a deadline (the caller's, or
+// the store's own call timeout when the caller's context has none sooner),
+// and failures to reach the server wrap [ErrUnavailable].
 package es

@@ -21,6 +21,13 @@ var (
 	// ErrMaxAppendSizeExceeded means the events of one append were larger
 	// than the store accepts ([MaxAppendSize] by default).
 	ErrMaxAppendSizeExceeded = errors.New("es: maximum append size exceeded")
+	// ErrUnavailable means the store could not be reached or did not
+	// answer in time: its server is down or restarting, the network
+	// failed, or a call passed the store's call timeout. Retrying may
+	// succeed. A write that failed with it may have been written (when the
+	// answer to its commit was lost): retrying it with the same event IDs
+	// is safe, since appending the same IDs again is idempotent.
+	ErrUnavailable = errors.New("es: store unavailable")
 )
 
 // WrongExpectedVersionError reports an append or delete whose expected

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/eventfold/eventfold/es"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -20,7 +21,10 @@ import (
 // within the call timeout: the connection is down, the node is restarting
 // or a leader election is under way. Errors that wrap it are transient: the
 // same call may succeed later. See [IsTransient].
-var ErrUnavailable = errors.New("eventstoredb: unavailable")
+//
+// It is [es.ErrUnavailable], the error every store returns when its server
+// is away: errors.Is(err, es.ErrUnavailable) works for every store.
+var ErrUnavailable = es.ErrUnavailable
 
 // ErrClosed means the Store was closed.
 var ErrClosed = errors.New("eventstoredb: store is closed")

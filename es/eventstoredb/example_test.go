@@ -75,9 +75,10 @@ func ExampleIsTransient() {
 	defer store.Close()
 
 	_, err = store.Append(context.Background(), "order-42", es.Any, es.EventData{Type: "OrderPlaced"})
-	fmt.Println(eventstoredb.IsTransient(err), errors.Is(err, eventstoredb.ErrUnavailable))
+	// eventstoredb.ErrUnavailable is es.ErrUnavailable: one check for every store.
+	fmt.Println(eventstoredb.IsTransient(err), errors.Is(err, eventstoredb.ErrUnavailable), errors.Is(err, es.ErrUnavailable))
 	// Output:
-	// true true
+	// true true true
 }
 
 // WithCallTimeout bounds each call when the caller's context has no earlier

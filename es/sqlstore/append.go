@@ -222,7 +222,7 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 		first = evs[0].ID
 	}
 	var res es.AppendResult
-	err = s.submit(ctx, &request{size: size, stream: name, id: first, run: func(ctx context.Context, g *groupTx) (uint64, error) {
+	err = s.submit(ctx, &request{size: size, stream: name, id: first, idempotent: true, run: func(ctx context.Context, g *groupTx) (uint64, error) {
 		w, st, idRev, err := s.begin(ctx, g, name, first)
 		if err != nil {
 			return 0, err

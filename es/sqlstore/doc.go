@@ -13,13 +13,52 @@
 // A [Store] is safe for concurrent use, and several Stores, in one process
 // or many, may share one database. Options ([Option]) set the tables' names
 // ([WithTablePrefix], [WithSchema]), the maximum append size, the clock, the
-// poll interval, the logger and background scavenging ([WithScavenge]);
-// constructors reject invalid ones with an error wrapping
-// [ErrInvalidOption]. Errors about streams and events are
-// those of package es ([es.ErrWrongExpectedVersion], …); a failure of the
-// database is reported with the operation and the driver's error
-// ("sqlstore: append to stream "x": database is locked …"), and leaves
-// nothing of the failed write behind.
+// poll interval, the call timeout ([WithCallTimeout]), the logger and
+// background scavenging ([WithScavenge]); constructors reject invalid ones
+// with an error wrapping [ErrInvalidOption]. Errors about streams and
+// events are those of package es ([es.ErrWrongExpectedVersion], …); a
+// failure of the database is reported with the operation and the driver's
+// error ("sqlstore: append to stream "x": database is locked …"), and
+// leaves nothing of the failed write behind, unless its error says that the
+// outcome is unknown (see Deadlines and outages).
+//
+// # Deadlines and outages
+//
+// Every call into the database has a deadline: the caller's, or the call
+// timeout ([WithCallTimeout], [DefaultCallTimeout] 5 s) when the caller's
+// context has none sooner. The timeout bounds each write as its caller
+// waits for it (in line behind other writes, then its group's transaction
+// from BEGIN to COMMIT), each query of a read or a subscription (a long
+// read is bounded page by page, not as a whole), each transaction of a
+// scavenge, the poll and the listening connection, and each step of
+// opening the store. A PostgreSQL connection that stalls (bytes vanish, no
+// reset) thus fails the calls on it within the timeout instead of the
+// minutes TCP takes.
+//
+// A call that the timeout ends, and a failure to reach the database (a
+// connection refused, reset or lost, a PostgreSQL connect error, a server
+// shutting down or starting up, too many connections, driver.ErrBadConn),
+// returns an error wrapping [es.ErrUnavailable]: retrying may succeed, and a
+// service can answer 503. A call that the caller's context ends returns the
+// context's error. SQL errors, a failed authentication, SQLITE_BUSY (another
+// process held the file's write lock past the busy timeout: the database
+// answered) and a full disk are not unavailability.
+//
+// A write whose COMMIT was sent and not answered, or that the writer had
+// taken when its call timeout passed, may have been committed: its error
+// says that the outcome is unknown (and wraps es.ErrUnavailable). Retrying
+// it with the same event IDs is safe, since appending the same IDs again is
+// idempotent. When a group of writes fails because its connection was lost
+// (a server restart, a terminated backend, a reset), the writer runs it once
+// more, on a new connection (the pool's idle connections, most likely lost
+// too, are dropped), so that the callers get a definite answer: all of it if
+// its COMMIT was not sent; if the outcome of the COMMIT is unknown, its
+// appends only, which report their first result if they were committed,
+// while its deletes and tombstones fail with the unknown outcome. If that
+// fails too, every write of the group fails with the error. A subscription that waits for new events
+// holds no connection and makes no call: an outage only delays it, and it
+// goes on when the database is back; one that fetches during an outage ends
+// with the error, for its consumer to resubscribe.
 //
 // # SQLite
 //

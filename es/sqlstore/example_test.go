@@ -109,3 +109,32 @@ func ExampleOpenPostgres() {
 		log.Fatal(err)
 	}
 }
+
+// WithCallTimeout bounds each call into the database when the caller's
+// context has no earlier deadline. A call that it ends fails, like one that
+// cannot reach the database, with an error wrapping es.ErrUnavailable: the
+// same check works for every store.
+func ExampleWithCallTimeout() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "sqlstore-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "events.db"), sqlstore.WithCallTimeout(2*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	res, err := store.Append(ctx, "order-7", es.NoStream, es.EventData{Type: "OrderPlaced"})
+	if errors.Is(err, es.ErrUnavailable) {
+		// The database is away or did not answer in time: retry later
+		// with the same event IDs, or answer 503.
+		log.Fatal(err)
+	}
+	fmt.Println(res.Revision, err)
+	// Output:
+	// 0 <nil>
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -56,32 +57,48 @@ type request struct {
 	// is run again one write at a time), so it sets its results anew each
 	// time.
 	run func(ctx context.Context, g *groupTx) (uint64, error)
+	// idempotent says that running the write again after it was committed
+	// reports its first result and writes nothing (an append: its event
+	// IDs are checked), so that it may be run again after a COMMIT whose
+	// outcome is unknown.
+	idempotent bool
 	// done receives the write's error (nil on success) once its group has
 	// committed or failed. It has room for one value.
 	done chan error
 	err  error
 }
 
-// submit hands a write to the writer and waits for its result. If ctx ends
-// before the writer takes the write, nothing is written; if it ends later,
-// submit returns ctx's error at once, and the write may still be committed.
+// submit hands a write to the writer and waits for its result, for at
+// most the call timeout (waiting in line included). If ctx or the timeout
+// ends before the writer takes the write, nothing is written; if it ends
+// later, submit returns at once, and the write may still be committed.
 func (s *Store) submit(ctx context.Context, r *request) error {
-	r.ctx, r.done = ctx, make(chan error, 1)
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	r.ctx, r.done = bctx, make(chan error, 1)
 	s.queued.Add(1)
 	select {
 	case s.writes <- r:
-	case <-ctx.Done():
+	case <-bctx.Done():
 		s.queued.Add(-1)
-		return ctx.Err()
+		if err := ctxErr(ctx); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: the writes before it took longer than %v; nothing was written", es.ErrUnavailable, s.cfg.callTimeout)
 	case <-s.done:
 		s.queued.Add(-1)
 		return ErrClosed
 	}
 	select {
 	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+		// If the call timeout ended the write's group, the writer's error
+		// says whether it may have been committed.
+		return s.timedOut(ctx, bctx, err)
+	case <-bctx.Done():
+		if err := ctxErr(ctx); err != nil {
+			return err
+		}
+		return &unknownOutcomeError{s.noAnswer(bctx.Err())}
 	}
 }
 
@@ -124,11 +141,63 @@ func (s *Store) writer(ctx context.Context) {
 }
 
 // commitGroup runs a group of writes in one transaction and hands each
-// its result; if the transaction fails and the group has several writes,
-// it runs them again one by one.
+// its result. If the transaction fails because the connection was lost, it
+// runs the group once more (on PostgreSQL, on a new connection): all of it
+// if the COMMIT was not sent, its appends only if the outcome of the COMMIT
+// is unknown (they are idempotent; the other writes fail with that error).
+// If the database is unavailable, every write of the group fails with the
+// error; if the transaction failed otherwise and the group has several
+// writes, it runs them again one by one.
 func (s *Store) commitGroup(ctx context.Context, group []*request) {
 	gctx, cancel := groupContext(ctx, group)
 	defer cancel()
+	head, err := s.runGroup(gctx, group)
+	if err != nil && gctx.Err() == nil && isUnavailable(err) {
+		unknown := unknownOutcome(err)
+		if unknown {
+			again := make([]*request, 0, len(group))
+			for _, r := range group {
+				if r.idempotent {
+					again = append(again, r)
+				} else {
+					r.done <- err
+				}
+			}
+			if group = again; len(group) == 0 {
+				return
+			}
+		}
+		s.cfg.logger.DebugContext(ctx, "sqlstore: a group of writes lost its connection; running it again",
+			"writes", len(group), "error", err)
+		head, err = s.runGroup(gctx, group)
+		if err != nil && unknown && !unknownOutcome(err) {
+			err = &unknownOutcomeError{err} // the first attempt may have committed
+		}
+	}
+	switch {
+	case err != nil && isUnavailable(err):
+		for _, r := range group {
+			r.err = err
+		}
+	case err != nil && len(group) > 1:
+		for _, r := range group {
+			s.commitGroup(ctx, []*request{r})
+		}
+		return
+	case err != nil:
+		group[0].err = err
+	default:
+		s.advance(head)
+	}
+	for _, r := range group {
+		r.done <- r.err
+	}
+}
+
+// runGroup runs a group of writes in one transaction. It returns the
+// position of the last event written, and the transaction's error; each
+// write's own answer is in its err.
+func (s *Store) runGroup(gctx context.Context, group []*request) (uint64, error) {
 	var head uint64
 	err := s.db.write(gctx, func(tx querier) error {
 		head = 0
@@ -155,20 +224,7 @@ func (s *Store) commitGroup(ctx context.Context, group []*request) {
 		}
 		return tx.execAll(gctx, s.db.notify(head))
 	})
-	if err != nil && len(group) > 1 {
-		for _, r := range group {
-			s.commitGroup(ctx, []*request{r})
-		}
-		return
-	}
-	if err != nil {
-		group[0].err = err
-	} else {
-		s.advance(head)
-	}
-	for _, r := range group {
-		r.done <- r.err
-	}
+	return head, err
 }
 
 // groupContext returns the context of a group's transaction: it ends when

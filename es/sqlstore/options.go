@@ -35,6 +35,9 @@ const (
 	// DefaultPostgresPollInterval is how often a PostgreSQL store looks for
 	// new events when no notification came.
 	DefaultPostgresPollInterval = 2 * time.Second
+	// DefaultCallTimeout bounds each call into the database when the
+	// caller's context has no earlier deadline (see [WithCallTimeout]).
+	DefaultCallTimeout = 5 * time.Second
 )
 
 // Option configures a [Store]. Options are validated when the store is
@@ -49,6 +52,7 @@ type config struct {
 	maxAppendSize int
 	now           func() time.Time
 	poll          time.Duration
+	callTimeout   time.Duration
 	logger        *slog.Logger
 	// WithScavenge
 	scavengeSet     bool
@@ -101,6 +105,22 @@ func WithPollInterval(d time.Duration) Option {
 	return func(c *config) { c.poll = d }
 }
 
+// WithCallTimeout bounds each call into the database by d when the
+// caller's context has no earlier deadline; [DefaultCallTimeout] by
+// default. It bounds each write as its caller waits for it (in line
+// behind other writes, then its transaction, from BEGIN to COMMIT), each
+// query of a read or a subscription (a read or a subscription that lasts
+// longer is not bounded as a whole: each page is), each transaction of a
+// scavenge, and each step of opening the store. A call that the timeout
+// ends returns an error wrapping [es.ErrUnavailable], like a call that
+// cannot reach the database; a call that the caller's context ends returns
+// the context's error. A write that ended so may still have been
+// committed: its error says so, and retrying it with the same event IDs is
+// safe. d must be positive.
+func WithCallTimeout(d time.Duration) Option {
+	return func(c *config) { c.callTimeout = d }
+}
+
 // WithLogger sets the logger of the store's background work (the listening
 // connection, polls), whose errors cannot be returned to a caller;
 // slog.Default() by default.
@@ -131,7 +151,7 @@ func newConfig(kind string, opts []Option) (config, error) {
 	if kind == kindPostgres {
 		c.poll = DefaultPostgresPollInterval
 	}
-	c.now, c.logger, c.maxAppendSize = time.Now, slog.Default(), es.MaxAppendSize
+	c.now, c.logger, c.maxAppendSize, c.callTimeout = time.Now, slog.Default(), es.MaxAppendSize, DefaultCallTimeout
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&c)
@@ -158,6 +178,9 @@ func newConfig(kind string, opts []Option) (config, error) {
 	}
 	if c.poll <= 0 {
 		invalid("poll interval %v: must be positive", c.poll)
+	}
+	if c.callTimeout <= 0 {
+		invalid("call timeout %v: must be positive", c.callTimeout)
 	}
 	if c.logger == nil {
 		invalid("WithLogger(nil)")

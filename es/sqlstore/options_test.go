@@ -30,6 +30,8 @@ func TestInvalidOptions(t *testing.T) {
 		{"PollInterval/Zero", sqlstore.WithPollInterval(0)},
 		{"PollInterval/Negative", sqlstore.WithPollInterval(-time.Second)},
 		{"Logger/Nil", sqlstore.WithLogger(nil)},
+		{"CallTimeout/Zero", sqlstore.WithCallTimeout(0)},
+		{"CallTimeout/Negative", sqlstore.WithCallTimeout(-time.Second)},
 		{"Schema/SQLite", sqlstore.WithSchema("public")},
 	}
 	for _, c := range cases {

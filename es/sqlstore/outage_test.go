@@ -77,6 +77,9 @@ type appender struct {
 	// cancelled is the event whose append was under way when the appender
 	// stopped (uuid.Nil if none): it may still be committed.
 	cancelled uuid.UUID
+	// failures counts the failed appends, for the test to read while the
+	// appender runs.
+	failures atomic.Int64
 }
 
 // run appends until ctx ends. After a failure it reads the stream (retrying
@@ -105,6 +108,7 @@ func (a *appender) run(ctx context.Context, store *sqlstore.Store, succeeded *at
 			return fmt.Errorf("%s: %w (the appender lost track of its stream)", a.stream, err)
 		}
 		a.failed = append(a.failed, id)
+		a.failures.Add(1)
 		for ctx.Err() == nil {
 			n, err := streamLength(ctx, store, a.stream)
 			if err == nil {
@@ -214,11 +218,23 @@ func TestPostgresConnectionsCutUnderLoad(t *testing.T) {
 		}
 	}
 
+	failures := func() int64 {
+		var n int64
+		for _, a := range appenders {
+			n += a.failures.Load()
+		}
+		return n
+	}
 	progress(50, "before the faults")
 	for i := range 5 {
 		p.Reset()
 		progress(30, fmt.Sprintf("after reset %d", i+1))
 	}
+	// A reset breaks the group of appends under way: the store's writer
+	// runs it again on a new connection (all of it if its COMMIT was not
+	// sent, its appends anyway: they are idempotent), so that the
+	// appenders do not see it.
+	assert.Zero(t, failures(), "appends failed because of the resets")
 	p.Cut()
 	cut := time.Now()
 	<-time.After(time.Second) // the outage lasts a second

@@ -54,10 +54,10 @@ func newPostgres(ctx context.Context, pool *pgxpool.Pool, owned bool, opts []Opt
 	}
 	n := newNames(cfg.schema, cfg.prefix)
 	db := &postgresDB{pool: pool, owned: owned, n: n, lockKey: lockKey(n.raw), channel: channel(n.raw)}
-	if err := pool.Ping(ctx); err != nil {
-		return nil, fmt.Errorf("sqlstore: connect to PostgreSQL: %w", err)
-	}
 	s := &Store{cfg: cfg, db: db, q: newQueries(n)}
+	if err := s.call(ctx, pool.Ping); err != nil {
+		return nil, fmt.Errorf("sqlstore: connect to PostgreSQL: %w", unavailable(err))
+	}
 	if err := s.open(ctx); err != nil {
 		return nil, err
 	}
@@ -114,11 +114,20 @@ func (d *postgresDB) write(ctx context.Context, f func(tx querier) error) error 
 		{"BEGIN ISOLATION LEVEL READ COMMITTED", nil},
 		{"SELECT pg_advisory_xact_lock($1)", []any{d.lockKey}},
 	}}
-	if err := f(t); err != nil {
+	err = f(t)
+	if err != nil {
 		t.rollback(ctx)
-		return err
+	} else {
+		err = t.commit(ctx)
 	}
-	return t.commit(ctx)
+	if err != nil && ctx.Err() == nil && conn.Conn().IsClosed() && isUnavailable(err) {
+		// The connection was lost: the pool's idle connections most
+		// likely were too (a network failure, a server restart). Drop
+		// them, so that the next write, or its retry, connects anew
+		// instead of failing on one of them.
+		d.pool.Reset()
+	}
+	return err
 }
 
 // writeConn returns a connection for a write and the function that gives
@@ -245,7 +254,9 @@ func (d *postgresDB) listen(ctx context.Context, s *Store, listening func()) err
 	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.callTimeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -254,9 +265,10 @@ func (d *postgresDB) listen(ctx context.Context, s *Store, listening func()) err
 		defer cancel()
 		conn.Close(closeCtx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{d.channel}.Sanitize()); err != nil {
+	if _, err := conn.Exec(cctx, "LISTEN "+pgx.Identifier{d.channel}.Sanitize()); err != nil {
 		return err
 	}
+	cancel()
 	listening()
 	s.poll(ctx) // what was committed before LISTEN took effect
 	for {
@@ -289,9 +301,31 @@ func (d *postgresDB) close() error {
 	}
 	d.writerMu.Unlock()
 	if d.owned {
-		d.pool.Close()
+		closePool(d.pool, closeWait)
 	}
 	return nil
+}
+
+// closeWait bounds how long Close waits for the pool it owns to close.
+const closeWait = time.Second
+
+// closePool closes pool, waiting at most wait. pgx closes a connection
+// that a deadline ended (a call that timed out) in the background: it sends
+// the server a cancel request and waits for its answer, and the pool's
+// Close waits for that, up to 15 s while the server does not answer. Past
+// wait, the pool finishes closing by itself.
+func closePool(pool *pgxpool.Pool, wait time.Duration) {
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		pool.Close()
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
+	}
 }
 
 // pgxReader is the queryer of a pool.
@@ -372,6 +406,11 @@ func (t *pgTx) commit(ctx context.Context) error {
 	}
 	t.sent = true
 	if err := sendBatch(ctx, t.conn, append(t.pending, stmt{"COMMIT", nil})); err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err) {
+			// Sent, and no answer: the server may have committed.
+			err = &unknownOutcomeError{err}
+		}
 		t.rollback(ctx)
 		return err
 	}

@@ -139,36 +139,40 @@ func (s *Store) scavengeBatch(ctx context.Context, names []string, horizon uint6
 		visited int
 		deleted int64
 	)
-	err := s.db.write(ctx, func(tx querier) error {
-		visited, deleted = 0, 0
-		now := s.cfg.now()
-		budget := int64(orDefault(s.cfg.scavengeRows, scavengeRows))
-		for _, name := range names {
-			st, err := s.loadStream(ctx, tx, name)
-			if err != nil {
-				return err
-			}
-			c := scavengeCut(name, st, now)
-			if c.below > 0 {
-				n, err := countRows(ctx, tx, s.q.scavengeBelow, name, i64(c.below), i64(horizon), budget)
+	// Each transaction is a call into the database, bounded by the call
+	// timeout.
+	err := s.call(ctx, func(ctx context.Context) error {
+		return s.db.write(ctx, func(tx querier) error {
+			visited, deleted = 0, 0
+			now := s.cfg.now()
+			budget := int64(orDefault(s.cfg.scavengeRows, scavengeRows))
+			for _, name := range names {
+				st, err := s.loadStream(ctx, tx, name)
 				if err != nil {
 					return err
 				}
-				deleted, budget = deleted+n, budget-n
-			}
-			if c.ageBelow > 0 && budget > 0 {
-				n, err := countRows(ctx, tx, s.q.scavengeAged, name, i64(c.ageBelow), c.cutoff, i64(horizon), budget)
-				if err != nil {
-					return err
+				c := scavengeCut(name, st, now)
+				if c.below > 0 {
+					n, err := countRows(ctx, tx, s.q.scavengeBelow, name, i64(c.below), i64(horizon), budget)
+					if err != nil {
+						return err
+					}
+					deleted, budget = deleted+n, budget-n
 				}
-				deleted, budget = deleted+n, budget-n
+				if c.ageBelow > 0 && budget > 0 {
+					n, err := countRows(ctx, tx, s.q.scavengeAged, name, i64(c.ageBelow), c.cutoff, i64(horizon), budget)
+					if err != nil {
+						return err
+					}
+					deleted, budget = deleted+n, budget-n
+				}
+				if budget == 0 {
+					return nil // the stream may have more: the next batch visits it again
+				}
+				visited++
 			}
-			if budget == 0 {
-				return nil // the stream may have more: the next batch visits it again
-			}
-			visited++
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, 0, err

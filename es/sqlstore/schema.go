@@ -124,14 +124,23 @@ func newQueries(n names) queries {
 // that a read-only database opens; one with a newer schema is refused
 // before anything is written.
 func (s *Store) migrate(ctx context.Context) error {
-	v, ok, err := s.readVersion(ctx, s.db.reader(), true)
+	v, ok, err := s.readVersion(ctx, s.reader(), true)
 	if err != nil {
-		return fmt.Errorf("sqlstore: read the schema version: %w", err)
+		return s.opError(ctx, "read the schema version", err)
 	}
 	if ok {
 		return checkVersion(v)
 	}
-	err = s.db.write(ctx, func(tx querier) error {
+	if err := s.call(ctx, s.createSchema); err != nil {
+		return s.opError(ctx, "create the schema", err)
+	}
+	return nil
+}
+
+// createSchema creates the schema, in one transaction, unless another
+// process did meanwhile.
+func (s *Store) createSchema(ctx context.Context) error {
+	return s.db.write(ctx, func(tx querier) error {
 		if s.q.schema != "" {
 			if err := tx.exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s.q.schema); err != nil {
 				return err
@@ -155,10 +164,6 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return tx.exec(ctx, s.q.setVersion, int64(schemaVersion))
 	})
-	if err != nil {
-		return s.opError(ctx, "create the schema", err)
-	}
-	return nil
 }
 
 // readVersion returns the schema version recorded in the database, and
@@ -166,7 +171,11 @@ func (s *Store) migrate(ctx context.Context) error {
 // table exists.
 func (s *Store) readVersion(ctx context.Context, q queryer, probe bool) (int64, bool, error) {
 	if probe {
-		exists, err := s.db.tableExists(ctx, s.q.version)
+		var exists bool
+		err := s.call(ctx, func(ctx context.Context) (err error) {
+			exists, err = s.db.tableExists(ctx, s.q.version)
+			return err
+		})
 		if err != nil || !exists {
 			return 0, false, err
 		}

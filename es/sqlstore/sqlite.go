@@ -65,15 +65,15 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 	reader.SetMaxIdleConns(readConns)
 	db := &sqliteDB{writeDB: writer, readDB: reader, stmts: make(map[string]*sql.Stmt)}
 	// The writer connects first: it turns WAL mode on in a new file.
-	if err := writer.PingContext(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("sqlstore: open %s: %w", path, err), db.close())
-	}
 	s := &Store{cfg: cfg, db: db, q: newQueries(newNames("", cfg.prefix))}
 	db.n = s.q.names
+	if err := s.call(ctx, writer.PingContext); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlstore: open %s: %w", path, unavailable(err)), db.close())
+	}
 	if err := s.open(ctx); err != nil {
 		return nil, err
 	}
-	if err := db.prepare(ctx, s.q); err != nil {
+	if err := s.call(ctx, func(ctx context.Context) error { return db.prepare(ctx, s.q) }); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
 	s.startScavenger(ctx)

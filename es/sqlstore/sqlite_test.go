@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -110,6 +111,37 @@ func TestSQLiteBusy(t *testing.T) {
 	_, err = s.Append(t.Context(), "seed", es.Any, es.EventData{Type: "Unblocked"})
 	require.NoError(t, err, "an append once the lock is released")
 	assert.Equal(t, 2, readCount(t, s))
+}
+
+// TestSQLiteBusyPastTheCallTimeout holds the file's write lock in another
+// connection for longer than the store's call timeout, with a busy timeout
+// longer still: the append fails with es.ErrUnavailable within about the
+// call timeout (the database did not answer in time; SQLITE_BUSY, which it
+// would answer after the busy timeout, is not unavailability), nothing is
+// written, and the store appends once the lock is released.
+func TestSQLiteBusyPastTheCallTimeout(t *testing.T) {
+	path := seedSQLite(t, 1)
+	other, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
+	require.NoError(t, err)
+	defer other.Close()
+	tx, err := other.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+
+	const timeout = 300 * time.Millisecond
+	s, err := sqlstore.OpenSQLite(t.Context(), "file:"+path+"?_pragma=busy_timeout(10000)", sqlstore.WithCallTimeout(timeout))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+	start := time.Now()
+	_, err = s.Append(t.Context(), "seed", es.Any, es.EventData{Type: "Blocked"})
+	took := time.Since(start)
+	t.Logf("%v after %v", err, took.Round(time.Millisecond))
+	require.ErrorIs(t, err, es.ErrUnavailable)
+	assert.Less(t, took, timeout+time.Second, "within about the call timeout, not the busy timeout")
+
+	require.NoError(t, tx.Rollback())
+	_, err = s.Append(t.Context(), "seed", es.Any, es.EventData{Type: "Unblocked"})
+	require.NoError(t, err, "an append once the lock is released")
+	assert.Equal(t, 2, readCount(t, s), "the append that timed out was not written")
 }
 
 func TestSQLiteFull(t *testing.T) {

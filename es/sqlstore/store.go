@@ -134,7 +134,7 @@ func (s *Store) open(ctx context.Context) error {
 	}
 	h, err := s.queryHead(ctx)
 	if err != nil {
-		return errors.Join(fmt.Errorf("sqlstore: read the head of the log: %w", err), s.db.close())
+		return errors.Join(s.opError(ctx, "read the head of the log", err), s.db.close())
 	}
 	s.head.Store(h)
 	// The background goroutine lives as long as the Store, not as long as
@@ -149,7 +149,11 @@ func (s *Store) open(ctx context.Context) error {
 // Close stops the store's background work, ends its subscriptions with
 // [ErrClosed] and closes the connections it opened (not a pool passed to
 // [NewPostgres]). Operations after Close fail with ErrClosed. Close is safe to
-// call more than once.
+// call more than once. It waits at most a second for the pool that
+// [OpenPostgres] made: after an outage, pgx closes the connections whose
+// calls timed out in the background (it sends the server a cancel request,
+// and waits up to 15 s for a server that does not answer), and those finish
+// closing by themselves.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
@@ -232,17 +236,18 @@ func (g *signal) fire() {
 
 // opError wraps err, an error of the database during op, unless it is one
 // of package es's errors, which reach the caller as they are. A failure
-// caused by ctx or by Close reports that instead.
+// caused by ctx or by Close reports that instead; a failure to reach the
+// database wraps es.ErrUnavailable.
 func (s *Store) opError(ctx context.Context, op string, err error) error {
 	switch {
 	case isDecision(err), errors.Is(err, es.ErrMaxAppendSizeExceeded), errors.Is(err, ErrClosed):
 		return err
-	case ctx.Err() != nil:
-		return fmt.Errorf("sqlstore: %s: %w", op, ctx.Err())
+	case ctxErr(ctx) != nil:
+		return fmt.Errorf("sqlstore: %s: %w", op, ctxErr(ctx))
 	case s.closed():
 		return fmt.Errorf("%w: %s: %v", ErrClosed, op, err)
 	}
-	return fmt.Errorf("sqlstore: %s: %w", op, err)
+	return fmt.Errorf("sqlstore: %s: %w", op, unavailable(err))
 }
 
 // i64 converts a position or revision to a database integer; values beyond
@@ -273,7 +278,7 @@ func queryRow(ctx context.Context, q queryer, sql string, args []any, dest ...an
 
 // queryHead returns the position of the newest event, or 0.
 func (s *Store) queryHead(ctx context.Context) (uint64, error) {
-	return s.headIn(ctx, s.db.reader())
+	return s.headIn(ctx, s.reader())
 }
 
 func (s *Store) headIn(ctx context.Context, q queryer) (uint64, error) {

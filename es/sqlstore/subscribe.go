@@ -111,7 +111,7 @@ func (s *Store) SubscribeStream(ctx context.Context, name string, opts es.Subscr
 			return
 		}
 		op := func() string { return fmt.Sprintf("subscribe to stream %q", name) }
-		st, err := s.loadStream(ctx, s.db.reader(), name)
+		st, err := s.loadStream(ctx, s.reader(), name)
 		if err != nil {
 			yield(es.Message{}, s.opError(ctx, op(), err))
 			return
@@ -137,7 +137,7 @@ func (s *Store) SubscribeStream(ctx context.Context, name string, opts es.Subscr
 			// The stream's state first, then its events up to the last
 			// revision it reports, so that the metadata applied is at least
 			// as new as the events.
-			st, err := s.loadStream(ctx, s.db.reader(), name)
+			st, err := s.loadStream(ctx, s.reader(), name)
 			var batch []es.RecordedEvent
 			if err == nil && (st.tombstoned || (st.last >= 0 && next <= uint64(st.last))) {
 				upTo := st.last

@@ -14,7 +14,6 @@ import (
 	"github.com/eventfold/eventfold/aggregate"
 	"github.com/eventfold/eventfold/bus"
 	"github.com/eventfold/eventfold/es"
-	"github.com/eventfold/eventfold/es/eventstoredb"
 	"github.com/eventfold/eventfold/example/orders/order"
 	"github.com/eventfold/eventfold/example/orders/readmodel"
 	"github.com/eventfold/eventfold/projection"
@@ -333,7 +332,7 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, order.ErrInvalidTransition), errors.Is(err, aggregate.ErrAlreadyExists), errors.Is(err, es.ErrWrongExpectedVersion):
 		return http.StatusConflict
-	case errors.Is(err, errLate), errors.Is(err, context.DeadlineExceeded), errors.Is(err, eventstoredb.ErrUnavailable):
+	case errors.Is(err, errLate), errors.Is(err, context.DeadlineExceeded), errors.Is(err, es.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

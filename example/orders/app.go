@@ -181,6 +181,26 @@ func storePool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
+// closePool closes pool, waiting at most wait. After an outage, pgx closes
+// the connections whose calls timed out in the background, each sending the
+// server a cancel request that waits up to 15 s for an answer, and the
+// pool's Close waits for them: a shutdown during a PostgreSQL stall would
+// overrun its timeout. Past wait, the pool finishes closing by itself, or
+// the process ends first.
+func closePool(pool *pgxpool.Pool, wait time.Duration) {
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		pool.Close()
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
+	}
+}
+
 // readSideDB opens the read side's pool on PostgreSQL at url: the read
 // models, their checkpoints and the event handlers' bookkeeping, whose
 // transactions commit with synchronous_commit off. Like synchronous=NORMAL
@@ -279,7 +299,7 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 		if err != nil {
 			return nil, err
 		}
-		a.closers = append(a.closers, func() error { pool.Close(); return nil })
+		a.closers = append(a.closers, func() error { closePool(pool, time.Second); return nil })
 		s, err := sqlstore.NewPostgres(ctx, pool, sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
 		if err != nil {
 			return nil, err

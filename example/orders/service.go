@@ -13,7 +13,6 @@ import (
 	"github.com/eventfold/eventfold/bus"
 	"github.com/eventfold/eventfold/bus/jetstream"
 	"github.com/eventfold/eventfold/es"
-	"github.com/eventfold/eventfold/es/eventstoredb"
 	"github.com/eventfold/eventfold/example/orders/order"
 	"github.com/eventfold/eventfold/projection"
 )
@@ -87,10 +86,12 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 	}
 	opts := []bus.Option{
 		bus.WithLogger(a.logger),
-		// eventstoredb.ErrUnavailable too: EventStoreDB away is answered
-		// 503 at once (the store reconnects by itself), not retried.
+		// es.ErrUnavailable too (eventstoredb.ErrUnavailable is the same
+		// error): a store that is away (EventStoreDB, PostgreSQL) is
+		// answered 503 at once, not retried; the store reconnects by
+		// itself.
 		bus.WithErrors(order.ErrInvalidCommand, order.ErrInvalidTransition, aggregate.ErrNotFound, aggregate.ErrAlreadyExists,
-			eventstoredb.ErrUnavailable),
+			es.ErrUnavailable),
 	}
 	if cfg.topicPrefix != "" {
 		opts = append(opts, bus.WithTopicPrefix(cfg.topicPrefix))

@@ -1,0 +1,178 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/eventfold/eventfold/es"
+)
+
+// Deadlines and unavailability.
+//
+// Every call into the database has a deadline: the caller's, or the call
+// timeout ([WithCallTimeout]) when the caller's context has none sooner.
+// The timeout bounds each query (a page of a read, a poll of a
+// subscription), each write as its caller sees it (from submit to the
+// answer, waiting for the writer included), each scavenging transaction,
+// and the open. A call that the timeout ends, and a failure to reach the
+// database (a connection refused, reset or lost), is reported wrapping
+// es.ErrUnavailable; a call that the caller's context ends reports the
+// context's error.
+
+// bound returns ctx bounded by the call timeout, unless ctx ends sooner.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.cfg.callTimeout {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, s.cfg.callTimeout)
+}
+
+// call runs f with ctx bounded by the call timeout.
+func (s *Store) call(ctx context.Context, f func(ctx context.Context) error) error {
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.timedOut(ctx, cctx, f(cctx))
+}
+
+// timedOut returns err, or, if the call timeout (cctx) ended the call while
+// the caller's ctx is live, the error that says so.
+func (s *Store) timedOut(ctx, cctx context.Context, err error) error {
+	if err != nil && ctxErr(ctx) == nil && cctx.Err() != nil {
+		return s.noAnswer(err)
+	}
+	return err
+}
+
+// ctxErr returns ctx's error, or context.DeadlineExceeded once ctx's
+// deadline has passed, even if ctx has not noticed yet: a call bounded by
+// the same deadline through another context (a group of writes) may fail
+// an instant before ctx ends, and its failure is then the caller's
+// deadline, not the database's.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// noAnswer is the error of a call that the call timeout ended, which
+// failed with err. It does not wrap err: the call's context ended, not the
+// caller's.
+func (s *Store) noAnswer(err error) error {
+	return fmt.Errorf("%w: no answer within %v (%v)", es.ErrUnavailable, s.cfg.callTimeout, err)
+}
+
+// reader returns the queryer of reads: each query, rows included, is
+// bounded by the call timeout.
+func (s *Store) reader() queryer { return boundedReader{s: s, q: s.db.reader()} }
+
+type boundedReader struct {
+	s *Store
+	q queryer
+}
+
+func (b boundedReader) query(ctx context.Context, sql string, args ...any) (rows, error) {
+	cctx, cancel := b.s.bound(ctx)
+	r, err := b.q.query(cctx, sql, args...)
+	if err != nil {
+		err = b.s.timedOut(ctx, cctx, err)
+		cancel()
+		return nil, err
+	}
+	return &boundedRows{rows: r, s: b.s, ctx: ctx, cctx: cctx, cancel: cancel}, nil
+}
+
+// boundedRows are the rows of a bounded query: Close ends the bound.
+type boundedRows struct {
+	rows
+	s         *Store
+	ctx, cctx context.Context
+	cancel    context.CancelFunc
+}
+
+func (r *boundedRows) Scan(dest ...any) error {
+	return r.s.timedOut(r.ctx, r.cctx, r.rows.Scan(dest...))
+}
+func (r *boundedRows) Err() error { return r.s.timedOut(r.ctx, r.cctx, r.rows.Err()) }
+
+func (r *boundedRows) Close() {
+	r.rows.Close()
+	r.cancel()
+}
+
+// unavailable returns err wrapping es.ErrUnavailable if it is a failure to
+// reach the database, and err otherwise.
+func unavailable(err error) error {
+	if errors.Is(err, es.ErrUnavailable) || !isUnavailable(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", es.ErrUnavailable, err)
+}
+
+// isUnavailable reports whether err is a failure to reach the database, or
+// one that a working connection to it would not have had, after which
+// retrying may succeed: a connection refused, reset, lost or timed out, a
+// server shutting down or starting up, too many connections. Errors of
+// SQL (a constraint, a syntax error), a failed authentication, SQLite's
+// SQLITE_BUSY (another process holds the database's write lock past the
+// busy timeout: a database that answers) and a full disk are not.
+func isUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, es.ErrUnavailable) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return unavailableState(pgErr.Code)
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// unavailableState reports whether a PostgreSQL error code says that the
+// server cannot serve the connection now: class 08 (connection exception),
+// 57P01 to 57P03 (the connection terminated by an administrator or a
+// shutdown, the server starting up), 53300 (too many connections).
+func unavailableState(code string) bool {
+	switch code {
+	case "57P01", "57P02", "57P03", "53300":
+		return true
+	}
+	return strings.HasPrefix(code, "08")
+}
+
+// unknownOutcomeError is the error of a write whose outcome is unknown: a
+// COMMIT sent and not answered, or a write that the writer had taken when
+// its caller stopped waiting for it. It may have been committed.
+type unknownOutcomeError struct{ err error }
+
+func (e *unknownOutcomeError) Error() string {
+	return "the outcome of the write is unknown, it may have been committed (retrying with the same event IDs is safe): " + e.err.Error()
+}
+
+func (e *unknownOutcomeError) Unwrap() error { return e.err }
+
+// unknownOutcome reports whether err leaves the outcome of a write's
+// commit unknown.
+func unknownOutcome(err error) bool {
+	var u *unknownOutcomeError
+	return errors.As(err, &u)
+}
