@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -112,8 +113,15 @@ func NewSQLProcessed(ctx context.Context, db *sql.DB, table string) (*SQLProcess
 	}, nil
 }
 
-// Processed implements [ProcessedStore].
+// processedCallTimeout bounds each call of a SQLProcessed into its
+// database, so that a database that stalls fails the handler in time
+// rather than holding it until the handler's timeout.
+const processedCallTimeout = 5 * time.Second
+
+// Processed implements [ProcessedStore]. Each call is bounded (5s).
 func (s *SQLProcessed) Processed(ctx context.Context, handler string, id uuid.UUID) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, processedCallTimeout)
+	defer cancel()
 	var one int
 	switch err := s.db.QueryRowContext(ctx, s.selectSQL, handler, id.String()).Scan(&one); err {
 	case nil:
@@ -125,8 +133,10 @@ func (s *SQLProcessed) Processed(ctx context.Context, handler string, id uuid.UU
 	}
 }
 
-// MarkProcessed implements [ProcessedStore].
+// MarkProcessed implements [ProcessedStore]. Each call is bounded (5s).
 func (s *SQLProcessed) MarkProcessed(ctx context.Context, handler string, id uuid.UUID) error {
+	ctx, cancel := context.WithTimeout(ctx, processedCallTimeout)
+	defer cancel()
 	if _, err := s.db.ExecContext(ctx, s.insertSQL, handler, id.String()); err != nil {
 		return fmt.Errorf("bus: mark processed: %w", err)
 	}

@@ -33,7 +33,8 @@ var (
 	ErrFenced = errors.New("projection: checkpoint moved by another runner")
 	// ErrUnavailable, wrapped by a handler's error, says that a batch
 	// failed for want of something outside it (a broker or a service that
-	// is away), not because of one of its events. The runner retries the
+	// is away), not because of one of its events; [es.ErrUnavailable] (a
+	// store away) says the same. The runner retries the
 	// batch as usual ([WithRetry]), then fails with the error instead of
 	// looking for a poison event; with [WithRestart] it starts again after
 	// its backoff. The runner decides the same by itself when the
@@ -738,7 +739,8 @@ func (f *follower[Tx]) flush(ctx context.Context) error {
 // event of it is to blame for.
 func notTheEvents(err error) bool {
 	var reset *resetError
-	return errors.Is(err, ErrFenced) || errors.Is(err, ErrUnavailable) || errors.As(err, &reset)
+	return errors.Is(err, ErrFenced) || errors.Is(err, ErrUnavailable) || errors.Is(err, es.ErrUnavailable) ||
+		errors.As(err, &reset)
 }
 
 // isolate applies a failing batch one event at a time, so that the events

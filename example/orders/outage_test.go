@@ -368,21 +368,19 @@ func TestServeRidesThroughAPostgreSQLStall(t *testing.T) {
 
 // TestServeStopsWhilePostgreSQLStalls cancels serve's context (what SIGINT
 // and SIGTERM do) while PostgreSQL does not answer, with a command under
-// way: serve returns within its -shutdown-timeout, with exit code 0. The
-// shutdown waits for the command (503 after the store's call timeout, 5s),
-// then for the read models' runners, each giving its lease back, which
-// sqlproj bounds by 5s, then closes the stores (the pool waits at most 1s
-// for pgx's cleanup of the connections that timed out): about 10s in all,
-// as long as the default -shutdown-timeout, hence 15s here.
+// way: serve returns within its default -shutdown-timeout (10s), with exit
+// code 0. The shutdown waits for the command (503 after the store's call
+// timeout, 5s), then for the read models' runners, each giving its lease
+// back, which sqlproj bounds by 1s, then closes the stores (the pool waits
+// at most 1s for pgx's cleanup of the connections that timed out).
 //
 // No event flows when the stall begins: an event handler of the bus that
-// the stall catches in bus.SQLProcessed (the read side's database, bounded
-// only by the bus's handler timeout) holds the relay's last publish, and
-// the shutdown with it, past the timeout.
+// the stall catches in bus.SQLProcessed (bounded by 5s a call) holds the
+// relay's last publish, and the shutdown with it, for longer.
 func TestServeStopsWhilePostgreSQLStalls(t *testing.T) {
 	p, flags := postgresBehindProxy(t)
-	const shutdownTimeout = 15 * time.Second
-	s := runServe(t, append(flags, "-shutdown-timeout", shutdownTimeout.String())...)
+	const shutdownTimeout = defaultShutdownTimeout
+	s := runServe(t, flags...)
 	requireReady(t, s)
 
 	p.Stall()

@@ -13,8 +13,10 @@ import (
 )
 
 // releaseTimeout bounds how long giving a lease back waits for the
-// database; past it, the lease expires by itself.
-const releaseTimeout = 5 * time.Second
+// database: not long, for it delays the stop of its holder (a service
+// that shuts down during an outage), and past it the lease expires by
+// itself.
+const releaseTimeout = time.Second
 
 // Lease implements [projection.Leaser]: it blocks until this process holds
 // the lease on key, or ctx is done. See the package documentation for how
