@@ -185,13 +185,11 @@ type snapshotMeta struct {
 // LoadSnapshot implements [SnapshotStore].
 func (s *StreamSnapshots) LoadSnapshot(ctx context.Context, stream string) (Snapshot, error) {
 	name := SnapshotStreamPrefix + stream
-	for rec, err := range s.store.ReadStream(ctx, name, es.ReadStreamOptions{Direction: es.Backwards, From: es.StreamEnd, Limit: 1}) {
-		if errors.Is(err, es.ErrStreamNotFound) {
-			break
-		}
-		if err != nil {
-			return Snapshot{}, fmt.Errorf("aggregate: load snapshot of %q: %w", stream, err)
-		}
+	rec, ok, err := es.LastEvent(ctx, s.store, name)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("aggregate: load snapshot of %q: %w", stream, err)
+	}
+	if ok {
 		var m snapshotMeta
 		if err := json.Unmarshal(rec.Metadata, &m); err != nil || rec.Type != SnapshotEventType || m.Stream != stream {
 			return Snapshot{}, fmt.Errorf("aggregate: load snapshot of %q: event %d of %q is not a snapshot", stream, rec.Revision, name)

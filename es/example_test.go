@@ -251,6 +251,11 @@ func ExampleSetStreamMetadata() {
 		log.Fatal(err)
 	}
 	fmt.Println("max count:", m.MaxCount, "metadata revision:", rev)
+	// The revision read is what a conditional replacement expects.
+	m.MaxCount = 3
+	if _, err := es.SetStreamMetadata(ctx, store, "sensor-1", rev, m); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// 3 {"n":3}
 	// 4 {"n":4}

@@ -142,25 +142,25 @@ func SetStreamMetadata(ctx context.Context, s Store, stream string, expected Exp
 	return s.Append(ctx, MetadataStream(stream), expected, EventData{Type: EventTypeMetadata, ContentType: ContentTypeJSON, Data: data})
 }
 
-// GetStreamMetadata returns the metadata of stream and the revision of the
-// metadata event; a stream without metadata has the zero StreamMetadata and
-// revision -1.
-func GetStreamMetadata(ctx context.Context, s Store, stream string) (StreamMetadata, int64, error) {
+// GetStreamMetadata returns the metadata of stream and the expected
+// revision that a conditional [SetStreamMetadata] passes to replace it:
+// [Exact] of the metadata event's revision, or [NoStream] for a stream
+// without metadata (which has the zero StreamMetadata).
+//
+//	m, rev, err := es.GetStreamMetadata(ctx, store, "order-1")
+//	m.MaxCount = 10
+//	_, err = es.SetStreamMetadata(ctx, store, "order-1", rev, m) // fails if another wrote meanwhile
+func GetStreamMetadata(ctx context.Context, s Store, stream string) (StreamMetadata, ExpectedRevision, error) {
 	if err := ValidateStreamName(stream); err != nil {
-		return StreamMetadata{}, -1, err
+		return StreamMetadata{}, NoStream, err
 	}
-	for ev, err := range s.ReadStream(ctx, MetadataStream(stream), ReadStreamOptions{Direction: Backwards, From: StreamEnd, Limit: 1}) {
-		if errors.Is(err, ErrStreamNotFound) {
-			return StreamMetadata{}, -1, nil
-		}
-		if err != nil {
-			return StreamMetadata{}, -1, err
-		}
-		var m StreamMetadata
-		if err := json.Unmarshal(ev.Data, &m); err != nil {
-			return StreamMetadata{}, -1, fmt.Errorf("es: metadata of stream %q at revision %d: %w", stream, ev.Revision, err)
-		}
-		return m, int64(ev.Revision), nil
+	ev, ok, err := LastEvent(ctx, s, MetadataStream(stream))
+	if err != nil || !ok {
+		return StreamMetadata{}, NoStream, err
 	}
-	return StreamMetadata{}, -1, nil
+	var m StreamMetadata
+	if err := json.Unmarshal(ev.Data, &m); err != nil {
+		return StreamMetadata{}, NoStream, fmt.Errorf("es: metadata of stream %q at revision %d: %w", stream, ev.Revision, err)
+	}
+	return m, Exact(ev.Revision), nil
 }

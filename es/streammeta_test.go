@@ -120,7 +120,7 @@ func TestSetGetStreamMetadata(t *testing.T) {
 	m, rev, err := es.GetStreamMetadata(ctx, store, "order-1")
 	require.NoError(t, err)
 	assert.Equal(t, es.StreamMetadata{}, m)
-	assert.Equal(t, int64(-1), rev)
+	assert.Equal(t, es.NoStream, rev)
 
 	_, err = es.SetStreamMetadata(ctx, store, "order-1", es.NoStream, es.StreamMetadata{MaxCount: 3})
 	require.NoError(t, err)
@@ -129,7 +129,9 @@ func TestSetGetStreamMetadata(t *testing.T) {
 	m, rev, err = es.GetStreamMetadata(ctx, store, "order-1")
 	require.NoError(t, err)
 	assert.Equal(t, es.StreamMetadata{MaxCount: 4}, m)
-	assert.Equal(t, int64(1), rev)
+	assert.Equal(t, es.Exact(1), rev)
+	_, err = es.SetStreamMetadata(ctx, store, "order-1", rev, es.StreamMetadata{MaxCount: 5})
+	require.NoError(t, err, "the revision read is the one a conditional write expects")
 
 	_, err = es.SetStreamMetadata(ctx, store, "order-1", es.Exact(0), es.StreamMetadata{MaxCount: 5})
 	require.ErrorIs(t, err, es.ErrWrongExpectedVersion)

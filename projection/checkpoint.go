@@ -239,13 +239,11 @@ type streamCheckpoint struct {
 // Load implements [Checkpoints].
 func (s *StreamCheckpoints) Load(ctx context.Context, key string) (Checkpoint, error) {
 	stream := CheckpointStreamPrefix + key
-	for ev, err := range s.store.ReadStream(ctx, stream, es.ReadStreamOptions{Direction: es.Backwards, From: es.StreamEnd, Limit: 1}) {
-		if errors.Is(err, es.ErrStreamNotFound) {
-			break
-		}
-		if err != nil {
-			return Checkpoint{}, fmt.Errorf("projection: load checkpoint %q: %w", key, err)
-		}
+	ev, ok, err := es.LastEvent(ctx, s.store, stream)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("projection: load checkpoint %q: %w", key, err)
+	}
+	if ok {
 		var cp streamCheckpoint
 		if err := json.Unmarshal(ev.Data, &cp); err != nil || ev.Type != CheckpointEventType {
 			return Checkpoint{}, fmt.Errorf("%w: %q, revision %d of stream %q: %v", ErrCorruptCheckpoint, key, ev.Revision, stream, err)

@@ -310,13 +310,11 @@ func (r *Runner[Tx]) Lag(ctx context.Context) (Lag, error) {
 
 // headOf returns the last event of the log, or a zero event at es.Start.
 func headOf(ctx context.Context, store es.Store) (es.RecordedEvent, error) {
-	for ev, err := range store.ReadAll(ctx, es.ReadAllOptions{Direction: es.Backwards, From: es.End, Limit: 1}) {
-		if err != nil {
-			return es.RecordedEvent{}, fmt.Errorf("read the head of the log: %w", err)
-		}
-		return ev, nil
+	ev, _, err := es.Head(ctx, store)
+	if err != nil {
+		return es.RecordedEvent{}, fmt.Errorf("read the head of the log: %w", err)
 	}
-	return es.RecordedEvent{}, nil
+	return ev, nil
 }
 
 // Progress reports a catch-up or rebuild under way.

@@ -27,7 +27,7 @@ func (s *suite) testStreamMetadata(t *testing.T) {
 		got, rev, err := es.GetStreamMetadata(t.Context(), store, stream)
 		require.NoError(t, err, "GetStreamMetadata of a stream without metadata")
 		assert.Equal(t, es.StreamMetadata{}, got)
-		assert.Equal(t, int64(-1), rev, "revision of missing metadata")
+		assert.Equal(t, es.NoStream, rev, "expected revision of missing metadata")
 
 		m := es.StreamMetadata{
 			MaxCount:       7,
@@ -40,7 +40,7 @@ func (s *suite) testStreamMetadata(t *testing.T) {
 		assert.Equal(t, uint64(0), res.Revision, "revision of the first metadata event")
 		got, rev, err = es.GetStreamMetadata(t.Context(), store, stream)
 		require.NoError(t, err, "GetStreamMetadata")
-		assert.Equal(t, int64(0), rev, "revision of the metadata event")
+		assert.Equal(t, es.Exact(0), rev, "revision of the metadata event")
 		assert.Equal(t, m.MaxCount, got.MaxCount, "MaxCount")
 		assert.Equal(t, m.MaxAge, got.MaxAge, "MaxAge")
 		assert.Equal(t, m.TruncateBefore, got.TruncateBefore, "TruncateBefore")
@@ -55,7 +55,7 @@ func (s *suite) testStreamMetadata(t *testing.T) {
 		require.NoError(t, err)
 		got, rev, err = es.GetStreamMetadata(t.Context(), store, stream)
 		require.NoError(t, err)
-		assert.Equal(t, int64(1), rev)
+		assert.Equal(t, es.Exact(1), rev)
 		assert.Equal(t, es.StreamMetadata{MaxCount: 1}, got, "new metadata replaces the old")
 	})
 

@@ -250,13 +250,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedR
 
 // currentState reports a stream's last revision and position.
 func (s *Store) currentState(ctx context.Context, stream string) (es.AppendResult, error) {
-	for ev, err := range s.ReadStream(ctx, stream, es.ReadStreamOptions{Direction: es.Backwards, From: es.StreamEnd, Limit: 1}) {
-		if errors.Is(err, es.ErrStreamNotFound) {
-			break
-		}
-		if err != nil {
-			return es.AppendResult{}, err
-		}
+	ev, ok, err := es.LastEvent(ctx, s, stream)
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	if ok {
 		return es.AppendResult{Revision: ev.Revision, Position: ev.Position}, nil
 	}
 	last, ok := s.lastRevision(ctx, stream)

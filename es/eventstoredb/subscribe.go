@@ -54,13 +54,11 @@ func (s *Store) SubscribeAll(ctx context.Context, opts es.SubscribeAllOptions) i
 
 // head returns the position of the last event of `$all`, or es.Start.
 func (s *Store) head(ctx context.Context) (es.Position, error) {
-	for ev, err := range s.ReadAll(ctx, es.ReadAllOptions{Direction: es.Backwards, From: es.End, Limit: 1}) {
-		if err != nil {
-			return es.Position{}, err
-		}
-		return ev.Position, nil
+	ev, ok, err := es.Head(ctx, s)
+	if err != nil || !ok {
+		return es.Start, err
 	}
-	return es.Start, nil
+	return ev.Position, nil
 }
 
 // SubscribeStream implements [es.Store].

@@ -252,13 +252,8 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 func ping(ctx context.Context, store es.Store) error {
 	done := make(chan error, 1)
 	go func() {
-		for _, err := range store.ReadAll(ctx, es.ReadAllOptions{Direction: es.Backwards, From: es.End, Limit: 1}) {
-			if err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
+		_, _, err := es.Head(ctx, store)
+		done <- err
 	}()
 	select {
 	case err := <-done:

@@ -109,11 +109,14 @@ func statusCommand(fs *flag.FlagSet) action {
 		defer a.Close()
 		events, readModels := in.describe()
 		fmt.Fprintf(stdout, "event store: %s\nread models: %s\n", events, readModels)
-		for ev, err := range a.store.ReadAll(ctx, es.ReadAllOptions{Direction: es.Backwards, From: es.End, Limit: 1}) {
-			if err != nil {
-				return err
-			}
+		ev, ok, err := es.Head(ctx, a.store)
+		switch {
+		case err != nil:
+			return err
+		case ok:
 			fmt.Fprintf(stdout, "head of the log: %v, %s %d of %s at %s\n", ev.Position, ev.Type, ev.Revision, ev.Stream, ev.Created.Format(time.RFC3339))
+		default:
+			fmt.Fprintln(stdout, "head of the log: the log is empty")
 		}
 		fmt.Fprintln(stdout)
 		return a.replay(ctx, "orders status", []string{"status"}, stdout, stderr)

@@ -92,13 +92,11 @@ func loadDeployment(ctx context.Context, store es.Store) (deployment, error) {
 	if d.ID == "" {
 		return d, errors.New("the deployment's ID could not be read or created")
 	}
-	for e, err := range store.ReadStream(ctx, busUseStream, es.ReadStreamOptions{Direction: es.Backwards, From: es.StreamEnd, Limit: 1}) {
-		if errors.Is(err, es.ErrStreamNotFound) {
-			break
-		}
-		if err != nil {
-			return d, fmt.Errorf("read %s: %w", busUseStream, err)
-		}
+	e, ok, err := es.LastEvent(ctx, store, busUseStream)
+	if err != nil {
+		return d, fmt.Errorf("read %s: %w", busUseStream, err)
+	}
+	if ok {
 		var u busUse
 		if err := json.Unmarshal(e.Data, &u); err != nil {
 			return d, fmt.Errorf("read %s: %w", busUseStream, err)
