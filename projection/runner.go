@@ -488,20 +488,79 @@ const (
 // move no read model and nobody waits for them: they are committed with
 // the next event, or after the batch wait.
 func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkpoint, state State, reset bool) error {
+	head, err := r.start(ctx, version, cp, state)
+	if err != nil {
+		return err
+	}
+	items, stop := r.readAhead(ctx, cp.Position)
+	defer stop()
+
+	report, gap := r.cfg.progress, r.cfg.progressGap
+	if pl.report != nil {
+		report = pl.report
+	}
+	f := &follower[Tx]{r: r, mode: pl.mode, version: version, cp: cp, reset: reset, progress: newProgress(r.p.Name, version, cp.Position, head, report, gap)}
+	wait := newBatchTimer(r.cfg.batchWait) // bounds the wait of a batch under way
+	defer wait.stop()
+	var watch <-chan time.Time // checks for a switch of the active version
+	var recheck <-chan struct{}
+	if _, ok := r.cps.(Versions[Tx]); ok && pl.mode == modeRun {
+		t := time.NewTicker(versionWatch)
+		defer t.Stop()
+		watch, recheck = t.C, r.recheck
+	}
+	for {
+		var err error
+		select {
+		case <-watch:
+			err = f.switched(ctx)
+		case <-recheck:
+			err = f.switched(ctx)
+		case it := <-items:
+			var end bool
+			if end, err = f.takeReady(ctx, it, items); end {
+				return err
+			}
+			// A batch under way catching up, or the log's checkpoints
+			// alone when live, wait at most the batch wait.
+			wait.arm(f.dirty)
+		case <-wait.c():
+			wait.fired()
+			err = f.flush(ctx)
+		case <-ctx.Done():
+			return f.stop(ctx)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// start checks that the checkpoint cp is within the log, and reports the
+// runner in state from it. It returns the head of the log.
+func (r *Runner[Tx]) start(ctx context.Context, version int, cp Checkpoint, state State) (es.RecordedEvent, error) {
 	head, err := headOf(ctx, r.store)
 	if err != nil {
-		return fmt.Errorf("projection %s: %w", r.p.Name, err)
+		return head, fmt.Errorf("projection %s: %w", r.p.Name, err)
 	}
 	if cp.Position.Compare(head.Position) > 0 {
-		return fmt.Errorf("%w: %s is at %v, the log ends at %v", ErrCheckpointBeyondHead, key(r.p.Name, version), cp.Position, head.Position)
+		return head, fmt.Errorf("%w: %s is at %v, the log ends at %v", ErrCheckpointBeyondHead, key(r.p.Name, version), cp.Position, head.Position)
 	}
 	r.mu.Lock()
 	r.status.State, r.status.Checkpoint, r.status.Err = state, cp.Position, nil
 	r.mu.Unlock()
 	r.notify()
+	return head, nil
+}
 
+// readAhead reads the subscription from the position from in a goroutine
+// of its own, and decodes the events the projection consumes, ahead of
+// the runner, into the channel it returns; stop ends the goroutine and
+// waits for it. The channel's last item is the subscription's failure
+// (a subscription only ends with one).
+func (r *Runner[Tx]) readAhead(ctx context.Context, from es.Position) (<-chan item, func()) {
 	filter, keep := r.p.filter()
-	subCtx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(ctx)
 	items := make(chan item, min(max(r.cfg.batchSize, minReadAhead), maxReadAhead))
 	done := make(chan struct{})
 	go func() {
@@ -510,11 +569,11 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 			select {
 			case items <- it:
 				return true
-			case <-subCtx.Done():
+			case <-ctx.Done():
 				return false
 			}
 		}
-		for msg, err := range r.store.SubscribeAll(subCtx, es.SubscribeAllOptions{From: cp.Position, Filter: filter}) {
+		for msg, err := range r.store.SubscribeAll(ctx, es.SubscribeAllOptions{From: from, Filter: filter}) {
 			it := item{msg: msg, err: err}
 			if err == nil && msg.Kind == es.KindEvent && keep(msg.Event) {
 				it.keep = true
@@ -526,99 +585,78 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 		}
 		send(item{err: errors.New("the subscription ended")}) // it only ends with an error; say so if not
 	}()
-	defer func() {
+	return items, func() {
 		cancel()
 		<-done
-	}()
+	}
+}
 
-	report, gap := r.cfg.progress, r.cfg.progressGap
-	if pl.report != nil {
-		report = pl.report
-	}
-	f := &follower[Tx]{r: r, mode: pl.mode, version: version, cp: cp, reset: reset, progress: newProgress(r.p.Name, version, cp.Position, head, report, gap)}
-	timer := time.NewTimer(time.Hour) // bounds the wait of a catch-up's batch
-	timer.Stop()
-	defer timer.Stop()
-	timerSet := false
-	var watch <-chan time.Time // checks for a switch of the active version
-	var recheck <-chan struct{}
-	if _, ok := r.cps.(Versions[Tx]); ok && pl.mode == modeRun {
-		t := time.NewTicker(versionWatch)
-		defer t.Stop()
-		watch, recheck = t.C, r.recheck
-	}
-	// switched ends the follow, once its batch is committed, if another
-	// process switched the active version.
-	switched := func() error {
-		if v, err := r.versionToRun(ctx); err == nil && v != version {
-			if err := f.flush(ctx); err != nil {
-				return err
-			}
-			return errVersionChanged
-		}
-		return nil
-	}
+// takeReady takes it and, live, the items ready after it, committing a
+// full batch, or, live, the events taken once nothing more is ready. It
+// reports whether the follow ends, and with what.
+func (f *follower[Tx]) takeReady(ctx context.Context, it item, items <-chan item) (end bool, err error) {
 	for {
+		if end, err := f.take(ctx, it); end {
+			return true, err
+		}
+		if len(f.batch) >= f.r.cfg.batchSize {
+			return false, f.flush(ctx) // then ctx and the version watch have their turn
+		}
+		if !f.live {
+			return false, nil
+		}
 		select {
-		case <-watch:
-			if err := switched(); err != nil {
-				return err
+		case it = <-items:
+		default: // nothing more ready: commit the events now
+			if len(f.batch) > 0 {
+				return false, f.flush(ctx)
 			}
-		case <-recheck:
-			if err := switched(); err != nil {
-				return err
-			}
-		case it := <-items:
-			for {
-				if end, err := f.take(ctx, it); end {
-					return err
-				}
-				if len(f.batch) >= r.cfg.batchSize {
-					if err := f.flush(ctx); err != nil {
-						return err
-					}
-					break // let ctx and the version watch have their turn
-				}
-				if !f.live {
-					break
-				}
-				more := false
-				select {
-				case it = <-items:
-					more = true
-				default:
-				}
-				if !more { // nothing more ready: commit the events now
-					if len(f.batch) > 0 {
-						if err := f.flush(ctx); err != nil {
-							return err
-						}
-					}
-					break
-				}
-			}
-			// A batch under way catching up, or the log's checkpoints
-			// alone when live, wait at most the batch wait.
-			switch {
-			case !f.dirty:
-				if timerSet {
-					timer.Stop()
-					timerSet = false
-				}
-			case !timerSet:
-				timer.Reset(r.cfg.batchWait)
-				timerSet = true
-			}
-		case <-timer.C:
-			timerSet = false
-			if err := f.flush(ctx); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return f.stop(ctx)
+			return false, nil
 		}
 	}
 }
+
+// switched ends the follow, once its batch is committed, if another
+// process switched the active version.
+func (f *follower[Tx]) switched(ctx context.Context) error {
+	if v, err := f.r.versionToRun(ctx); err == nil && v != f.version {
+		if err := f.flush(ctx); err != nil {
+			return err
+		}
+		return errVersionChanged
+	}
+	return nil
+}
+
+// batchTimer bounds how long a batch under way waits before it commits.
+type batchTimer struct {
+	t     *time.Timer
+	wait  time.Duration
+	armed bool
+}
+
+func newBatchTimer(wait time.Duration) *batchTimer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &batchTimer{t: t, wait: wait}
+}
+
+// arm starts the timer when a batch is under way and it is not running,
+// and stops it when none is.
+func (b *batchTimer) arm(pending bool) {
+	switch {
+	case !pending && b.armed:
+		b.t.Stop()
+		b.armed = false
+	case pending && !b.armed:
+		b.t.Reset(b.wait)
+		b.armed = true
+	}
+}
+
+func (b *batchTimer) c() <-chan time.Time { return b.t.C }
+func (b *batchTimer) fired()              { b.armed = false }
+func (b *batchTimer) stop()               { b.t.Stop() }
 
 // take applies one item of the subscription to the batch under way. It
 // reports whether the follow ends, and with what.
