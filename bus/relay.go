@@ -20,9 +20,12 @@ import (
 // over as stored, without decoding payloads that the relay would throw
 // away, and relays every type the projection selects (choose them with its
 // Categories or EventTypes), including types this process does not know.
-// The bus decodes each event for the handlers that receive it. The
-// runner's batch wait (projection.WithBatch) bounds how long a new event
-// waits before it is published.
+// The bus decodes each event for the handlers that receive it. A live
+// runner publishes a new event as soon as it is stored (a busy one, the
+// events that arrived during its previous publication, together); its
+// batch size and wait (projection.WithBatch) shape the batches of a
+// catch-up. Give the runner projection.WithRestart, so that a broker away
+// restarts the relay rather than stopping it (see Publish's errors).
 //
 //	relay := bus.NewRelay(b)
 //	runner, err := projection.NewRunner(store, checkpoints, nil, projection.Projection[projection.NoTx]{
@@ -30,7 +33,7 @@ import (
 //		Handle: func(ctx context.Context, _ projection.NoTx, batch projection.Batch) error {
 //			return relay.Publish(ctx, batch.Recorded()...)
 //		},
-//	})
+//	}, projection.WithRestart(100*time.Millisecond, 10*time.Second))
 type Relay struct{ b *Bus }
 
 // NewRelay returns a relay to b's events topic. The bus must run (in this
