@@ -11,8 +11,52 @@ import (
 	"github.com/eventfold/eventfold/projection"
 )
 
-// An in-memory read model: the sum of Added per counter.
+// An in-memory read model: the sum of Added per counter. Dispatch hands
+// each event to the handler of its Go type.
 func Example() {
+	ctx := context.Background()
+	store := memstore.New()
+	_, _ = store.Append(ctx, "counter-a", es.NoStream,
+		es.EventData{Type: "Added", Data: []byte(`{"n":2}`)},
+		es.EventData{Type: "Added", Data: []byte(`{"n":3}`)})
+	_, _ = store.Append(ctx, "counter-b", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":7}`)})
+
+	types, _ := es.NewRegistry(es.Type[Added]("Added"))
+	sums := map[string]int{}
+	runner, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), types, projection.Projection[projection.NoTx]{
+		Name:       "sums",
+		Categories: []string{"counter"},
+		Handle: projection.Dispatch(
+			projection.On(func(ctx context.Context, _ projection.NoTx, ev projection.Typed[Added]) error {
+				sums[ev.Stream] += ev.Payload.N
+				return nil
+			}),
+		),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := runner.CatchUp(ctx); err != nil { // or Run(ctx): history, then live
+		fmt.Println(err)
+		return
+	}
+	streams := make([]string, 0, len(sums))
+	for s := range sums {
+		streams = append(streams, s)
+	}
+	sort.Strings(streams)
+	for _, s := range streams {
+		fmt.Println(s, sums[s])
+	}
+	// Output:
+	// counter-a 5
+	// counter-b 7
+}
+
+// Each hands every event of a batch to one function, with its payload
+// as decoded (any).
+func ExampleEach() {
 	ctx := context.Background()
 	store := memstore.New()
 	_, _ = store.Append(ctx, "counter-a", es.NoStream,

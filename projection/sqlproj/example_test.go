@@ -66,12 +66,14 @@ func Example() {
 				" (id TEXT PRIMARY KEY, total INTEGER NOT NULL)")
 			return err
 		},
-		Handle: projection.Each(func(ctx context.Context, tx *sql.Tx, version int, ev projection.Event) error {
-			_, err := tx.ExecContext(ctx, "INSERT INTO "+projection.VersionedName("order_totals", version)+
-				" (id, total) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET total = total + excluded.total",
-				ev.Stream, ev.Payload.(ItemAdded).Price)
-			return err
-		}),
+		Handle: projection.Dispatch(
+			projection.On(func(ctx context.Context, tx *sql.Tx, ev projection.Typed[ItemAdded]) error {
+				_, err := tx.ExecContext(ctx, "INSERT INTO "+projection.VersionedName("order_totals", ev.Version)+
+					" (id, total) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET total = total + excluded.total",
+					ev.Stream, ev.Payload.Price)
+				return err
+			}),
+		),
 		Reset:    sqlproj.ResetTables("order_totals"),
 		Activate: sqlproj.SwitchViews("order_totals"),
 		Drop:     sqlproj.DropTables("order_totals"),
