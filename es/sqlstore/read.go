@@ -48,110 +48,141 @@ func placed(ev es.RecordedEvent, pos, rev, created int64) es.RecordedEvent {
 // query each, and holds no connection while the loop body runs.
 func (s *Store) ReadStream(ctx context.Context, name string, opts es.ReadStreamOptions) iter.Seq2[es.RecordedEvent, error] {
 	return func(yield func(es.RecordedEvent, error) bool) {
-		if err := es.ValidateStreamName(name); err != nil {
-			yield(es.RecordedEvent{}, err)
-			return
-		}
-		if err := s.usable(ctx); err != nil {
-			yield(es.RecordedEvent{}, err)
-			return
-		}
-		op := func() string { return fmt.Sprintf("read stream %q", name) }
-		backwards := opts.Direction == es.Backwards
-		var (
-			st    streamState
-			first []es.RecordedEvent // the first batch of a forwards read
-			err   error
-		)
-		if backwards {
-			st, err = s.loadStream(ctx, s.reader(), name)
-		} else {
-			size := uint64(batchSize)
-			if opts.Limit > 0 {
-				size = min(size, opts.Limit)
-			}
-			st, first, err = s.loadAndFetch(ctx, name, opts.From, size)
-		}
-		switch {
-		case err != nil:
-			err = s.opError(ctx, op(), err)
-		case st.tombstoned:
-			err = es.StreamDeleted(name)
-		case st.last < 0 || st.meta.IsDeleted():
-			err = es.StreamNotFound(name)
-		}
+		rd, err := s.openStream(ctx, name, opts)
 		if err != nil {
 			yield(es.RecordedEvent{}, err)
 			return
 		}
-		meta := st.meta
-		if _, ok := metadataTarget(name); ok {
-			meta = es.StreamMetadata{MaxCount: 1} // metadata streams keep their newest event
-		}
-		last := uint64(st.last)
-		lo := firstRetained(meta, last)
-		now := s.cfg.now()
-
-		// [from, to] is the range of revisions still to read, in the
-		// direction of the read; empty when from passes to.
-		from, to := max(opts.From, lo), last
-		if backwards {
-			if lo > last {
-				return
-			}
-			from, to = min(opts.From, last), lo
-		}
-		var n uint64
-		for {
-			if (!backwards && from > to) || (backwards && from < to) {
-				return
-			}
-			size := uint64(batchSize)
-			if opts.Limit > 0 {
-				size = min(size, opts.Limit-n)
-			}
-			var batch []es.RecordedEvent
-			if first != nil {
-				batch, first = first, nil
-			} else if backwards {
-				batch, err = s.fetch(ctx, s.q.streamBackward, name, i64(from), i64(to), int64(size))
-			} else {
-				batch, err = s.fetch(ctx, s.q.streamForwards, name, i64(from), i64(to), int64(size))
-			}
+		for !rd.done() {
+			batch, err := rd.next(ctx, s)
 			if err != nil {
-				yield(es.RecordedEvent{}, s.opError(ctx, op(), err))
+				yield(es.RecordedEvent{}, s.opError(ctx, fmt.Sprintf("read stream %q", name), err))
 				return
 			}
-			if len(batch) == 0 {
+			if len(batch) == 0 || rd.emit(ctx, batch, yield) {
 				return
-			}
-			for _, ev := range batch {
-				if err := ctx.Err(); err != nil {
-					yield(es.RecordedEvent{}, err)
-					return
-				}
-				if !meta.Retains(ev.Revision, last, ev.Created, now) {
-					if backwards {
-						return // every older event is cut away too
-					}
-					continue
-				}
-				n++
-				if !yield(ev, nil) || (opts.Limit > 0 && n == opts.Limit) {
-					return
-				}
-			}
-			end := batch[len(batch)-1].Revision
-			if backwards {
-				if end == 0 {
-					return
-				}
-				from = end - 1
-			} else {
-				from = max(end+1, lo) // the first batch may start below lo
 			}
 		}
 	}
+}
+
+// streamRead is a read of one stream under way: the revisions still to
+// read, [from, to] in the direction of the read, and what decides which
+// events it shows.
+type streamRead struct {
+	name      string
+	backwards bool
+	limit, n  uint64 // the most events to yield (0: no limit), and how many were
+	meta      es.StreamMetadata
+	last, lo  uint64 // the stream's last revision, and the first retained
+	now       time.Time
+	from, to  uint64
+	empty     bool               // nothing to read at all
+	first     []es.RecordedEvent // the first batch, read with the stream's state
+}
+
+// openStream checks the stream name, reads the stream's state (and, going
+// forwards, its first batch, in the same query) and returns the read.
+func (s *Store) openStream(ctx context.Context, name string, opts es.ReadStreamOptions) (*streamRead, error) {
+	if err := es.ValidateStreamName(name); err != nil {
+		return nil, err
+	}
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	rd := &streamRead{name: name, backwards: opts.Direction == es.Backwards, limit: opts.Limit}
+	var (
+		st  streamState
+		err error
+	)
+	if rd.backwards {
+		st, err = s.loadStream(ctx, s.reader(), name)
+	} else {
+		st, rd.first, err = s.loadAndFetch(ctx, name, opts.From, rd.size())
+	}
+	switch {
+	case err != nil:
+		return nil, s.opError(ctx, fmt.Sprintf("read stream %q", name), err)
+	case st.tombstoned:
+		return nil, es.StreamDeleted(name)
+	case st.last < 0 || st.meta.IsDeleted():
+		return nil, es.StreamNotFound(name)
+	}
+	rd.meta = st.meta
+	if _, ok := metadataTarget(name); ok {
+		rd.meta = es.StreamMetadata{MaxCount: 1} // metadata streams keep their newest event
+	}
+	rd.last = uint64(st.last)
+	rd.lo = firstRetained(rd.meta, rd.last)
+	rd.now = s.cfg.now()
+	rd.from, rd.to = max(opts.From, rd.lo), rd.last
+	if rd.backwards {
+		rd.empty = rd.lo > rd.last
+		rd.from, rd.to = min(opts.From, rd.last), rd.lo
+	}
+	return rd, nil
+}
+
+// size is the size of the next batch: a page, or what is left of the limit.
+func (rd *streamRead) size() uint64 {
+	if rd.limit > 0 {
+		return min(uint64(batchSize), rd.limit-rd.n)
+	}
+	return batchSize
+}
+
+// done reports whether no revision is left to read.
+func (rd *streamRead) done() bool {
+	if rd.backwards {
+		return rd.empty || rd.from < rd.to
+	}
+	return rd.from > rd.to
+}
+
+// next reads the next batch.
+func (rd *streamRead) next(ctx context.Context, s *Store) ([]es.RecordedEvent, error) {
+	if rd.first != nil {
+		batch := rd.first
+		rd.first = nil
+		return batch, nil
+	}
+	query := s.q.streamForwards
+	if rd.backwards {
+		query = s.q.streamBackward
+	}
+	return s.fetch(ctx, query, rd.name, i64(rd.from), i64(rd.to), int64(rd.size()))
+}
+
+// emit yields the events of batch that the stream's metadata retains, and
+// moves the read past the batch. It reports whether the read ends: the
+// caller stopped, the limit or the retained events ran out, or ctx ended.
+func (rd *streamRead) emit(ctx context.Context, batch []es.RecordedEvent, yield func(es.RecordedEvent, error) bool) (end bool) {
+	for _, ev := range batch {
+		if err := ctx.Err(); err != nil {
+			yield(es.RecordedEvent{}, err)
+			return true
+		}
+		if !rd.meta.Retains(ev.Revision, rd.last, ev.Created, rd.now) {
+			if rd.backwards {
+				return true // every older event is cut away too
+			}
+			continue
+		}
+		rd.n++
+		if !yield(ev, nil) || (rd.limit > 0 && rd.n == rd.limit) {
+			return true
+		}
+	}
+	past := batch[len(batch)-1].Revision
+	if rd.backwards {
+		if past == 0 {
+			return true
+		}
+		rd.from = past - 1
+	} else {
+		rd.from = max(past+1, rd.lo) // the first batch may start below lo
+	}
+	return false
 }
 
 // loadAndFetch reads, in one query, the state of stream name and its first
@@ -206,44 +237,23 @@ func firstRetained(m es.StreamMetadata, last uint64) uint64 {
 // holds no connection while the loop body runs.
 func (s *Store) ReadAll(ctx context.Context, opts es.ReadAllOptions) iter.Seq2[es.RecordedEvent, error] {
 	return func(yield func(es.RecordedEvent, error) bool) {
+		const op = "read $all"
 		if err := s.usable(ctx); err != nil {
 			yield(es.RecordedEvent{}, err)
 			return
 		}
-		const op = "read $all"
-		backwards := opts.Direction == es.Backwards
-		var from, to uint64 // the next position to read, and the head
-		if backwards {
-			from = opts.From.Commit // exclusive
-		} else {
-			h, err := s.queryHead(ctx)
-			if err != nil {
-				yield(es.RecordedEvent{}, s.opError(ctx, op, err))
-				return
-			}
-			from, to = max(opts.From.Commit, 1), h
-			if opts.From == es.End {
-				return
-			}
+		rd, err := s.openAll(ctx, opts)
+		if err != nil {
+			yield(es.RecordedEvent{}, s.opError(ctx, op, err))
+			return
 		}
-		var n uint64
-		for {
-			if (!backwards && from > to) || (backwards && from <= 1) {
-				return
-			}
+		var n uint64 // events yielded
+		for !rd.done() {
 			size := uint64(batchSize)
 			if opts.Limit > 0 {
 				size = min(size, opts.Limit-n)
 			}
-			var (
-				batch []es.RecordedEvent
-				err   error
-			)
-			if backwards {
-				batch, err = s.fetch(ctx, s.q.allBackwards, i64(from), int64(size))
-			} else {
-				batch, err = s.fetch(ctx, s.q.allForwards, i64(from), i64(to), int64(size))
-			}
+			batch, err := rd.next(ctx, s, size)
 			if err != nil {
 				yield(es.RecordedEvent{}, s.opError(ctx, op, err))
 				return
@@ -261,14 +271,57 @@ func (s *Store) ReadAll(ctx context.Context, opts es.ReadAllOptions) iter.Seq2[e
 					return
 				}
 			}
-			from = batch[len(batch)-1].Position.Commit
-			if !backwards {
-				if from == math.MaxInt64 {
-					return
-				}
-				from++
-			}
+			rd.past(batch[len(batch)-1].Position.Commit)
 		}
+	}
+}
+
+// allRead is a read of `$all` under way: the next position to read and,
+// going forwards, the head of the log when the read started.
+type allRead struct {
+	backwards bool
+	from, to  uint64
+	over      bool // nothing more to read
+}
+
+// openAll starts a read of `$all`: forwards, it reads the head of the log.
+func (s *Store) openAll(ctx context.Context, opts es.ReadAllOptions) (*allRead, error) {
+	rd := &allRead{backwards: opts.Direction == es.Backwards}
+	if rd.backwards {
+		rd.from = opts.From.Commit // exclusive
+		return rd, nil
+	}
+	h, err := s.queryHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rd.from, rd.to, rd.over = max(opts.From.Commit, 1), h, opts.From == es.End
+	return rd, nil
+}
+
+func (rd *allRead) done() bool {
+	if rd.backwards {
+		return rd.from <= 1
+	}
+	return rd.over || rd.from > rd.to
+}
+
+func (rd *allRead) next(ctx context.Context, s *Store, size uint64) ([]es.RecordedEvent, error) {
+	if rd.backwards {
+		return s.fetch(ctx, s.q.allBackwards, i64(rd.from), int64(size))
+	}
+	return s.fetch(ctx, s.q.allForwards, i64(rd.from), i64(rd.to), int64(size))
+}
+
+// past moves the read past the position commit.
+func (rd *allRead) past(commit uint64) {
+	rd.from = commit
+	if !rd.backwards {
+		if commit == math.MaxInt64 {
+			rd.over = true
+			return
+		}
+		rd.from++
 	}
 }
 
