@@ -32,15 +32,16 @@
 //
 // Every call into NATS has a deadline ([WithTimeout], 5s by default): a
 // publication, the creation of a stream or a consumer, an acknowledgement,
-// a connection. A stalled connection therefore fails the calls in flight
-// instead of hanging them, and a publication ends early when the context
-// of its messages is done (the relay's). The connection that [Open] makes
+// the connection that [Open] makes, the flush in [Transport.Close]. A
+// stalled connection therefore fails the calls in flight instead of
+// hanging them, and a publication ends early when the context of its
+// messages is done (the relay's). The connection that [Open] makes
 // reconnects for ever, and notices a dead peer within a few pings (a few
-// seconds); the durable consumers resume where they were. A connection
-// given to [New] recovers as its own settings say ([ConnectOptions] are
-// Open's). A publication that fails is
-// the relay's to retry ([bus.Relay.Publish] wraps the error with
-// projection.ErrUnavailable): JetStream drops the copies it already has.
+// seconds); one given to [New] recovers as its own settings say
+// ([ConnectOptions] are Open's). The durable consumers resume where they
+// were. A publication that fails is the relay's to retry
+// ([bus.Relay.Publish] wraps the error with projection.ErrUnavailable):
+// JetStream drops the copies it already has.
 //
 // # Lifetime
 //
@@ -106,7 +107,8 @@ type Option func(*config) error
 const DefaultTimeout = 5 * time.Second
 
 // WithTimeout bounds every call into NATS: a publication (each message),
-// the creation of a stream or a consumer, an acknowledgement, a connection
+// the creation of a stream or a consumer, an acknowledgement, the
+// connection that [Open] makes and the flush in [Transport.Close]
 // ([DefaultTimeout] by default).
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) error {
