@@ -3,12 +3,20 @@
 // group) on a durable consumer of its own, and the replies to requests on
 // core NATS, which keeps no stream for them.
 //
-//	t, err := jetstream.New("nats://localhost:4222", logger)
+//	t, err := jetstream.Open("nats://localhost:4222", logger)
 //	if err != nil {
 //		return err
 //	}
 //	defer t.Close()
 //	b, err := bus.New(commands, events, t.Options()...)
+//
+// # Connection
+//
+// [Open] dials NATS and owns the connection; [New] runs on a connection
+// the caller made (with TLS, credentials, its own reconnection settings)
+// and still owns, as nats.go's jetstream.New does. Either way the
+// transport's publishers and subscribers (every consumer, the replies)
+// share that one connection.
 //
 // # De-duplication
 //
@@ -24,18 +32,22 @@
 //
 // Every call into NATS has a deadline ([WithTimeout], 5s by default): a
 // publication, the creation of a stream or a consumer, an acknowledgement,
-// a connection. A stalled connection therefore fails the calls in flight
-// instead of hanging them, and a publication ends early when the context
-// of its messages is done (the relay's). The connections reconnect for
-// ever, and notice a dead peer within a few pings (a few seconds); the
-// durable consumers resume where they were. A publication that fails is
-// the relay's to retry ([bus.Relay.Publish] wraps the error with
-// projection.ErrUnavailable): JetStream drops the copies it already has.
+// the connection that [Open] makes, the flush in [Transport.Close]. A
+// stalled connection therefore fails the calls in flight instead of
+// hanging them, and a publication ends early when the context of its
+// messages is done (the relay's). The connection that [Open] makes
+// reconnects for ever, and notices a dead peer within a few pings (a few
+// seconds); one given to [New] recovers as its own settings say
+// ([ConnectOptions] are Open's). The durable consumers resume where they
+// were. A publication that fails is the relay's to retry
+// ([bus.Relay.Publish] wraps the error with projection.ErrUnavailable):
+// JetStream drops the copies it already has.
 //
 // # Lifetime
 //
-// The Transport owns its connections: Close closes its publishers and
-// every subscriber it made, after the bus has stopped.
+// Close ends every subscription the Transport made, after the bus has
+// stopped, and sends what the connection still holds (acknowledgements).
+// It closes the connection if [Open] made it, never one given to [New].
 //
 // # Leftovers
 //
@@ -62,23 +74,24 @@ import (
 	njs "github.com/nats-io/nats.go/jetstream"
 )
 
-// ErrInvalidOption means New was given an invalid option, or a call an
-// invalid argument.
+// ErrInvalidOption means Open or New was given an invalid option, or a call
+// an invalid argument.
 var ErrInvalidOption = errors.New("jetstream: invalid option")
 
-// Transport is a bus transport on NATS JetStream. Create it with New.
+// Transport is a bus transport on NATS JetStream. Create it with Open or
+// New.
 type Transport struct {
-	url    string
 	logger watermill.LoggerAdapter
 	cfg    config
 
-	nc       *nats.Conn // the publisher's, and the admin calls'
+	nc       *nats.Conn // every publisher's and subscriber's, and the admin calls'
+	owned    bool       // made by Open: Close closes it
 	js       njs.JetStream
 	pub      *publisher
-	replyPub message.Publisher
+	replyPub message.Publisher // never closed: its Close would close nc
 
 	mu   sync.Mutex
-	subs []message.Subscriber
+	subs []*sharedSubscriber
 }
 
 type config struct {
@@ -94,7 +107,8 @@ type Option func(*config) error
 const DefaultTimeout = 5 * time.Second
 
 // WithTimeout bounds every call into NATS: a publication (each message),
-// the creation of a stream or a consumer, an acknowledgement, a connection
+// the creation of a stream or a consumer, an acknowledgement, the
+// connection that [Open] makes and the flush in [Transport.Close]
 // ([DefaultTimeout] by default).
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) error {
@@ -121,52 +135,91 @@ func WithAckWait(d time.Duration) Option {
 	}
 }
 
-// The connections' settings for outages: ping often enough to notice a
-// stalled or dead connection within seconds, reconnect for ever.
+// The settings for outages of the connection that Open makes: ping often
+// enough to notice a stalled or dead connection within seconds, reconnect
+// for ever.
 const (
 	pingInterval  = 2 * time.Second
 	maxPingsOut   = 2
 	reconnectWait = 250 * time.Millisecond
 )
 
-// New connects to the NATS server at url. logger receives Watermill's
-// messages; nil discards them. Problems with the options are reported
-// together, wrapping [ErrInvalidOption].
-func New(url string, logger *slog.Logger, opts ...Option) (*Transport, error) {
+// Open connects to the NATS server at url with [ConnectOptions] for the
+// timeout of the options, and runs the transport on that one connection,
+// which it owns: Close closes it. logger receives Watermill's messages; nil
+// discards them. Problems with the options are reported together, wrapping
+// [ErrInvalidOption].
+func Open(url string, logger *slog.Logger, opts ...Option) (*Transport, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, ConnectOptions(cfg.timeout)...)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: connect: %w", err)
+	}
+	t, err := newTransport(nc, logger, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	t.owned = true
+	return t, nil
+}
+
+// New runs the transport on conn, a connection to a NATS server with
+// JetStream that the caller made (with the TLS, credentials and
+// reconnection settings it needs; [ConnectOptions] are Open's) and still
+// owns: Close ends the transport's subscriptions but leaves conn open. The
+// transport's publishers and subscribers all use conn. logger receives
+// Watermill's messages; nil discards them. Problems with the options are
+// reported together, wrapping [ErrInvalidOption].
+func New(conn *nats.Conn, logger *slog.Logger, opts ...Option) (*Transport, error) {
+	cfg, err := newConfig(opts)
+	if conn == nil {
+		err = errors.Join(err, fmt.Errorf("%w: nil connection", ErrInvalidOption))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newTransport(conn, logger, cfg)
+}
+
+func newConfig(opts []Option) (config, error) {
 	cfg := config{timeout: DefaultTimeout, ackWait: 30 * time.Second}
 	var errs []error
 	for _, opt := range opts {
 		errs = append(errs, opt(&cfg))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
+	return cfg, errors.Join(errs...)
+}
+
+func newTransport(nc *nats.Conn, logger *slog.Logger, cfg config) (*Transport, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Transport{url: url, logger: watermill.NewSlogLogger(logger), cfg: cfg}
+	t := &Transport{logger: watermill.NewSlogLogger(logger), cfg: cfg, nc: nc}
 	var err error
-	if t.nc, err = nats.Connect(url, t.natsOptions()...); err != nil {
-		return nil, fmt.Errorf("jetstream: connect: %w", err)
-	}
-	if t.js, err = njs.New(t.nc); err != nil {
-		t.nc.Close()
+	if t.js, err = njs.New(nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	t.pub = &publisher{js: t.js, timeout: cfg.timeout, known: make(map[string]bool)}
-	t.replyPub, err = wnats.NewPublisher(wnats.PublisherConfig{URL: url, Marshaler: &wnats.NATSMarshaler{},
-		JetStream: wnats.JetStreamConfig{Disabled: true}, NatsOptions: t.natsOptions()}, t.logger)
+	t.replyPub, err = wnats.NewPublisherWithNatsConn(nc, wnats.PublisherPublishConfig{Marshaler: &wnats.NATSMarshaler{},
+		SubjectCalculator: wnats.DefaultSubjectCalculator, JetStream: wnats.JetStreamConfig{Disabled: true}}, t.logger)
 	if err != nil {
-		t.nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return t, nil
 }
 
-// natsOptions are the options of every connection the transport makes.
-func (t *Transport) natsOptions() []nats.Option {
-	return []nats.Option{nats.Timeout(t.cfg.timeout), nats.MaxReconnects(-1), nats.ReconnectWait(reconnectWait),
-		nats.PingInterval(pingInterval), nats.MaxPingsOutstanding(maxPingsOut), nats.DrainTimeout(t.cfg.timeout)}
+// ConnectOptions are the settings of the connection that [Open] makes, for
+// a caller who dials its own for [New] (adding TLS or credentials):
+// timeout bounds the connection and its drain ([DefaultTimeout] in Open
+// unless [WithTimeout] says otherwise); it pings every 2s, counts the peer
+// dead after 2 unanswered pings, and reconnects for ever, every 250ms.
+func ConnectOptions(timeout time.Duration) []nats.Option {
+	return []nats.Option{nats.Timeout(timeout), nats.MaxReconnects(-1), nats.ReconnectWait(reconnectWait),
+		nats.PingInterval(pingInterval), nats.MaxPingsOutstanding(maxPingsOut), nats.DrainTimeout(timeout)}
 }
 
 // streams is the JetStream configuration of the subscribers of commands
@@ -218,14 +271,11 @@ func (t *Transport) subscriber(consumer string) (message.Subscriber, error) {
 		cfg.QueueGroupPrefix, cfg.SubscribersCount = consumer, CommandSubscribers
 		queue = consumer
 	}
-	sub, err := wnats.NewSubscriber(cfg, t.logger)
+	sub, err := t.keep(wnats.NewSubscriberWithNatsConn(t.nc, cfg, t.logger))
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
+		return nil, err
 	}
-	t.mu.Lock()
-	t.subs = append(t.subs, sub)
-	t.mu.Unlock()
-	return durableSubscriber{Subscriber: sub, t: t, queue: queue,
+	return durableSubscriber{sharedSubscriber: sub, t: t, queue: queue,
 		name: func(topic string) string { return js.DurableCalculator(consumer, topic) }}, nil
 }
 
@@ -236,7 +286,7 @@ func (t *Transport) subscriber(consumer string) (message.Subscriber, error) {
 // has not acknowledged stay on the server for the next run (or for
 // draining).
 type durableSubscriber struct {
-	*wnats.Subscriber
+	*sharedSubscriber
 	t     *Transport
 	name  func(topic string) string
 	queue string
@@ -246,7 +296,7 @@ func (d durableSubscriber) Subscribe(ctx context.Context, topic string) (<-chan 
 	if err := d.t.ensureConsumer(ctx, topic, d.name(topic), d.queue); err != nil {
 		return nil, fmt.Errorf("jetstream: consumer of %s: %w", topic, err)
 	}
-	return d.Subscriber.Subscribe(ctx, topic)
+	return d.sharedSubscriber.Subscribe(ctx, topic)
 }
 
 // ensureConsumer makes the stream of topic and its durable push consumer
@@ -281,13 +331,11 @@ func (t *Transport) ensureConsumer(ctx context.Context, topic, name, queue strin
 
 // replySubscriber returns a core NATS subscriber for a bus's replies.
 func (t *Transport) replySubscriber(string) (message.Subscriber, error) {
-	return t.keep(wnats.NewSubscriber(t.config(wnats.JetStreamConfig{Disabled: true}), t.logger))
+	return t.keep(wnats.NewSubscriberWithNatsConn(t.nc, t.config(wnats.JetStreamConfig{Disabled: true}), t.logger))
 }
 
-func (t *Transport) config(js wnats.JetStreamConfig) wnats.SubscriberConfig {
-	return wnats.SubscriberConfig{
-		URL:              t.url,
-		NatsOptions:      t.natsOptions(),
+func (t *Transport) config(js wnats.JetStreamConfig) wnats.SubscriberSubscriptionConfig {
+	return wnats.SubscriberSubscriptionConfig{
 		SubscribersCount: 1,
 		CloseTimeout:     5 * time.Second,
 		AckWaitTimeout:   t.cfg.ackWait,
@@ -300,28 +348,115 @@ func (t *Transport) config(js wnats.JetStreamConfig) wnats.SubscriberConfig {
 	}
 }
 
-// keep records a subscriber for Close.
-func (t *Transport) keep(sub *wnats.Subscriber, err error) (message.Subscriber, error) {
+// keep wraps a subscriber on the transport's connection and records it for
+// Close.
+func (t *Transport) keep(sub *wnats.Subscriber, err error) (*sharedSubscriber, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	s := &sharedSubscriber{sub: sub, closing: make(chan struct{})}
 	t.mu.Lock()
-	t.subs = append(t.subs, sub)
+	t.subs = append(t.subs, s)
 	t.mu.Unlock()
-	return sub, nil
+	return s, nil
 }
 
-// Close closes the publishers and every subscriber the transport made
-// (closing one the bus closed already does nothing). Call it after the bus
-// has stopped.
+// Close ends every subscription the transport made (closing a subscriber
+// the bus closed already does nothing) and sends what the connection still
+// holds (acknowledgements) within the timeout; then it closes the
+// connection if Open made it. A connection given to New stays open. Call
+// Close after the bus has stopped.
 func (t *Transport) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	errs := []error{t.replyPub.Close()}
+	var errs []error
 	for _, s := range t.subs {
 		errs = append(errs, s.Close())
 	}
 	t.subs = nil
-	t.nc.Close()
+	if t.nc.IsConnected() {
+		if err := t.nc.FlushTimeout(t.cfg.timeout); err != nil {
+			errs = append(errs, fmt.Errorf("jetstream: flush: %w", err))
+		}
+	}
+	if t.owned {
+		t.nc.Close()
+	}
 	return errors.Join(errs...)
+}
+
+// errSubscriberClosed is returned by Subscribe on a closed subscriber.
+var errSubscriberClosed = errors.New("jetstream: subscriber closed")
+
+// sharedSubscriber is a watermill-nats subscriber on the transport's
+// connection, which it shares with the transport's other subscribers and
+// publishers (and, with New, with the caller). watermill-nats's
+// Subscriber.Close drains its connection, which would end every other
+// subscription on it and close the connection: Close here never calls it,
+// and ends the subscriptions through their contexts instead.
+//
+// Close takes no new message first (those the subscriber delivers meanwhile
+// are left unacknowledged, to be delivered again after the ack wait), then
+// cancels the subscriptions' contexts, on which watermill-nats
+// unsubscribes and closes its channels, and waits for that.
+type sharedSubscriber struct {
+	sub     *wnats.Subscriber
+	closing chan struct{}
+	wg      sync.WaitGroup // one per subscription, until its channel closes
+
+	mu      sync.Mutex
+	closed  bool
+	cancels []context.CancelFunc
+}
+
+func (s *sharedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errSubscriberClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s.cancels = append(s.cancels, cancel)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	in, err := s.sub.Subscribe(ctx, topic)
+	if err != nil {
+		cancel()
+		s.wg.Done()
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	// Hands messages over until Close; ends with watermill-nats's channel,
+	// which closes once its subscriptions are unsubscribed (ctx).
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		for msg := range in {
+			select {
+			case out <- msg:
+			case <-s.closing:
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Close ends the subscriptions and waits until they are unsubscribed;
+// closing a closed subscriber does nothing.
+func (s *sharedSubscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	cancels := s.cancels
+	s.cancels = nil
+	s.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel()
+	}
+	s.wg.Wait()
+	return nil
 }

@@ -46,7 +46,7 @@ func newBus(t *testing.T) (b *bus.Bus, tr *jetstream.Transport, prefix string) {
 	prefix = "js" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + "-"
 	t.Cleanup(func() { deleteStreams(t, url, prefix) })
 
-	tr, err := jetstream.New(url, nil)
+	tr, err := jetstream.Open(url, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tr.Close() })
 	commands, err := es.NewRegistry(es.Type[Ping]("Ping"))

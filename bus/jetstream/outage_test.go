@@ -48,7 +48,7 @@ func uniquePrefix(t *testing.T, url string) string {
 // url, with the topic prefix given; both are closed when the test ends.
 func busOn(t *testing.T, url string, topts []jetstream.Option, opts ...bus.Option) (*bus.Bus, *jetstream.Transport) {
 	t.Helper()
-	tr, err := jetstream.New(url, testLogger(), topts...)
+	tr, err := jetstream.Open(url, testLogger(), topts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tr.Close() })
 	commands, err := es.NewRegistry(es.Type[Ping]("Ping"))

@@ -2,7 +2,7 @@
 // Go client, github.com/EventStore/EventStore-Client-Go/v4. It is the only
 // package of eventfold that imports that client.
 //
-//	store, err := eventstoredb.New("esdb://localhost:2113?tls=false")
+//	store, err := eventstoredb.Open("esdb://localhost:2113?tls=false")
 //	if err != nil {
 //		return err
 //	}

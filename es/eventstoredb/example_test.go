@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/esdbtest"
 	"github.com/eventfold/eventfold/es/eventstoredb"
@@ -15,14 +17,14 @@ import (
 
 // The adapter against the in-process server; in production the connection
 // string points at EventStoreDB, such as "esdb://localhost:2113?tls=false".
-func ExampleNew() {
+func ExampleOpen() {
 	srv, err := esdbtest.Start()
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer srv.Close()
 
-	store, err := eventstoredb.New(srv.ConnectionString())
+	store, err := eventstoredb.Open(srv.ConnectionString())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -66,7 +68,7 @@ func ExampleIsTransient() {
 	conn := srv.ConnectionString()
 	srv.Close() // the node goes away
 
-	store, err := eventstoredb.New(conn,
+	store, err := eventstoredb.Open(conn,
 		eventstoredb.WithCallTimeout(2*time.Second),
 		eventstoredb.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
@@ -90,7 +92,7 @@ func ExampleWithCallTimeout() {
 	}
 	defer srv.Close()
 
-	store, err := eventstoredb.New(srv.ConnectionString(), eventstoredb.WithCallTimeout(500*time.Millisecond))
+	store, err := eventstoredb.Open(srv.ConnectionString(), eventstoredb.WithCallTimeout(500*time.Millisecond))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -100,4 +102,38 @@ func ExampleWithCallTimeout() {
 	fmt.Println(res.Revision, err)
 	// Output:
 	// 0 <nil>
+}
+
+// A Store on a client that the caller configured and owns: closing the
+// Store leaves the client open.
+func ExampleNew() {
+	srv, err := esdbtest.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	cfg, err := esdb.ParseConnectionString(srv.ConnectionString())
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := esdb.NewClient(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close() // the caller's: the Store never closes it
+
+	store, err := eventstoredb.New(client)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	res, err := store.Append(context.Background(), "order-7", es.NoStream, es.EventData{Type: "OrderPlaced"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("last revision:", res.Revision)
+	// Output:
+	// last revision: 0
 }

@@ -51,7 +51,7 @@ func TestServerAwayAtStart(t *testing.T) {
 	defer closeAll()
 	p.Cut()
 	const callTimeout = 500 * time.Millisecond
-	store, err := eventstoredb.New(conn, eventstoredb.WithLogger(quiet), eventstoredb.WithCallTimeout(callTimeout))
+	store, err := eventstoredb.Open(conn, eventstoredb.WithLogger(quiet), eventstoredb.WithCallTimeout(callTimeout))
 	require.NoError(t, err)
 	defer func() {
 		require.NoError(t, store.Close())
@@ -113,7 +113,7 @@ func TestStallWhileSubscribedAndAppending(t *testing.T) {
 	defer closeAll()
 	const callTimeout = 500 * time.Millisecond
 	// A connection attempt that the stall holds gives up after a second.
-	store, err := eventstoredb.New(conn+"&gossipTimeout=1", eventstoredb.WithLogger(quiet), eventstoredb.WithCallTimeout(callTimeout),
+	store, err := eventstoredb.Open(conn+"&gossipTimeout=1", eventstoredb.WithLogger(quiet), eventstoredb.WithCallTimeout(callTimeout),
 		eventstoredb.WithResubscribe(1000, 20*time.Millisecond))
 	require.NoError(t, err)
 	storeClosed := false

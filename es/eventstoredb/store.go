@@ -21,7 +21,7 @@ import (
 
 // Store is an [es.Store] on EventStoreDB. It is safe for concurrent use.
 type Store struct {
-	cfg         *esdb.Configuration // nil with FromClient: no reconnection
+	cfg         *esdb.Configuration // nil with New: no reconnection
 	logger      *slog.Logger
 	attempts    int
 	backoff     time.Duration
@@ -44,7 +44,7 @@ var _ es.Store = (*Store)(nil)
 // Option configures a Store.
 type Option func(*Store) error
 
-// ErrInvalidOption means New was given an invalid option.
+// ErrInvalidOption means Open or New was given an invalid option.
 var ErrInvalidOption = errors.New("eventstoredb: invalid option")
 
 // WithLogger sets the logger for resubscriptions and the client's own
@@ -73,12 +73,12 @@ func WithResubscribe(attempts int, backoff time.Duration) Option {
 	}
 }
 
-// New connects to EventStoreDB with a connection string such as
-// "esdb://localhost:2113?tls=false". Close releases the connection. The
+// Open connects to EventStoreDB with a connection string such as
+// "esdb://localhost:2113?tls=false", and owns the connection: Close releases it. The
 // connection is made at the first call, and made again after a connection
 // loss, one discovery at a time with the Store's own backoff: the string's
 // maxDiscoverAttempts and discoveryInterval are overridden (1 and 0).
-func New(connectionString string, opts ...Option) (*Store, error) {
+func Open(connectionString string, opts ...Option) (*Store, error) {
 	cfg, err := esdb.ParseConnectionString(connectionString)
 	if err != nil {
 		// The client's message may quote the string, credentials and all.
@@ -110,9 +110,11 @@ func New(connectionString string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// FromClient returns a Store on an existing client. Close does not close the
-// client: its owner does.
-func FromClient(client *esdb.Client, opts ...Option) (*Store, error) {
+// New returns a Store on a client the caller made and still owns. Close does
+// not close the client: its owner does. The Store does not replace the
+// client after a connection loss, as a Store from [Open] does: the client
+// reconnects by its own settings.
+func New(client *esdb.Client, opts ...Option) (*Store, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil client", ErrInvalidOption)
 	}
@@ -136,7 +138,7 @@ func newStore(opts []Option) (*Store, error) {
 // Client returns the client the Store uses now, for what the es.Store
 // contract does not cover (persistent subscriptions, projections),
 // connecting one if needed within the call timeout; nil if EventStoreDB
-// cannot be reached or the Store is closed. A Store from New replaces its
+// cannot be reached or the Store is closed. A Store from Open replaces its
 // client after a connection loss and closes the old one: ask again rather
 // than keep it.
 func (s *Store) Client() *esdb.Client {
@@ -150,7 +152,7 @@ func (s *Store) Client() *esdb.Client {
 	return c.client
 }
 
-// Close closes the connection if New opened it. Calls still running in the
+// Close closes the connection if Open opened it. Calls still running in the
 // client (abandoned after their context ended) keep it until they return;
 // it is closed then. Close does not wait for a connection attempt under way:
 // nothing can interrupt the client's discovery, which ends by itself within

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/esdbtest"
 	"github.com/eventfold/eventfold/es/estest"
@@ -26,7 +27,7 @@ var quiet = slog.New(slog.DiscardHandler)
 
 func open(t testing.TB, conn string, opts ...eventstoredb.Option) *eventstoredb.Store {
 	t.Helper()
-	store, err := eventstoredb.New(conn, append([]eventstoredb.Option{eventstoredb.WithLogger(quiet)}, opts...)...)
+	store, err := eventstoredb.Open(conn, append([]eventstoredb.Option{eventstoredb.WithLogger(quiet)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
 	return store
@@ -50,13 +51,42 @@ func TestConformanceRealNode(t *testing.T) {
 	estest.Run(t, func(*testing.T) es.Store { return store })
 }
 
-func TestNewRejectsBadConnectionStringsWithoutEchoingThem(t *testing.T) {
-	_, err := eventstoredb.New("esdb://admin:s3cret@:::bad?tls=maybe")
+func TestOpenRejectsBadConnectionStringsWithoutEchoingThem(t *testing.T) {
+	_, err := eventstoredb.Open("esdb://admin:s3cret@:::bad?tls=maybe")
 	require.ErrorIs(t, err, es.ErrInvalidArgument)
 	assert.NotContains(t, err.Error(), "s3cret")
 
-	_, err = eventstoredb.New("esdb://localhost:2113", eventstoredb.WithResubscribe(0, 0), eventstoredb.WithLogger(nil))
+	_, err = eventstoredb.Open("esdb://localhost:2113", eventstoredb.WithResubscribe(0, 0), eventstoredb.WithLogger(nil))
 	require.ErrorIs(t, err, eventstoredb.ErrInvalidOption)
+}
+
+// New wraps the caller's client: the Store works on it, and closing the
+// Store leaves the client open for its owner.
+func TestNewWrapsTheCallersClient(t *testing.T) {
+	srv := esdbtest.New(t)
+	cfg, err := esdb.ParseConnectionString(srv.ConnectionString())
+	require.NoError(t, err)
+	client, err := esdb.NewClient(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+
+	_, err = eventstoredb.New(nil)
+	require.ErrorIs(t, err, eventstoredb.ErrInvalidOption)
+	store, err := eventstoredb.New(client, eventstoredb.WithLogger(quiet))
+	require.NoError(t, err)
+	stream := "order-" + uuid.NewString()
+	_, err = store.Append(t.Context(), stream, es.NoStream, es.EventData{Type: "OrderPlaced"})
+	require.NoError(t, err)
+	assert.Same(t, client, store.Client())
+	require.NoError(t, store.Close())
+
+	// The client is still open: it reads what the Store wrote.
+	rs, err := client.ReadStream(t.Context(), stream, esdb.ReadStreamOptions{}, 10)
+	require.NoError(t, err)
+	defer rs.Close()
+	ev, err := rs.Recv()
+	require.NoError(t, err)
+	assert.Equal(t, "OrderPlaced", ev.Event.EventType)
 }
 
 func TestWrongExpectedVersionOnDeleteIsMapped(t *testing.T) {
@@ -198,7 +228,7 @@ func TestTLSAndCredentials(t *testing.T) {
 	// calls): the buffer is shared.
 	var logs lockedBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	store, err := eventstoredb.New(conn, eventstoredb.WithLogger(logger))
+	store, err := eventstoredb.Open(conn, eventstoredb.WithLogger(logger))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
 	stream := "order-" + uuid.NewString()
@@ -212,7 +242,7 @@ func TestTLSAndCredentials(t *testing.T) {
 	assert.Equal(t, 1, n)
 
 	// Wrong credentials are refused.
-	bad, err := eventstoredb.New(strings.Replace(conn, "s3cret-pw", "wrong", 1), eventstoredb.WithLogger(logger))
+	bad, err := eventstoredb.Open(strings.Replace(conn, "s3cret-pw", "wrong", 1), eventstoredb.WithLogger(logger))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = bad.Close() })
 	_, err = bad.Append(ctx, stream, es.Any, es.EventData{Type: "OrderPlaced", Data: []byte(`{}`)})

@@ -289,7 +289,7 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 	// The event store.
 	switch {
 	case in.esdb != "":
-		s, err := eventstoredb.New(in.esdb, eventstoredb.WithLogger(logger))
+		s, err := eventstoredb.Open(in.esdb, eventstoredb.WithLogger(logger))
 		if err != nil {
 			return nil, err
 		}

@@ -359,7 +359,7 @@ func discardBus(ctx context.Context, a *app, natsURL, namespace string, yes bool
 	if err != nil {
 		return err
 	}
-	t, err := jetstream.New(natsURL, a.logger)
+	t, err := jetstream.Open(natsURL, a.logger)
 	if err != nil {
 		return err
 	}

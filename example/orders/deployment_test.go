@@ -97,7 +97,7 @@ func TestBusDrainAndDiscard(t *testing.T) {
 	a := sqliteApp(t, path)
 	ns := "t" + strings.ReplaceAll(newDeploymentID()[1:], "-", "")
 	t.Cleanup(func() {
-		tr, err := jetstream.New(natsURL, nil)
+		tr, err := jetstream.Open(natsURL, nil)
 		if err == nil {
 			_, _ = tr.DeleteStreams(context.Background(), "eventfold-"+ns+"-")
 			_ = tr.Close()
@@ -110,7 +110,7 @@ func TestBusDrainAndDiscard(t *testing.T) {
 
 	// A serve with -nats relayed the order, and stopped before its
 	// handlers took it: a bus with the relay only.
-	tr, err := jetstream.New(natsURL, nil)
+	tr, err := jetstream.Open(natsURL, nil)
 	require.NoError(t, err)
 	relayBus, err := bus.New(mustCommandTypes(t), a.types, append(tr.Options(), bus.WithNamespace(ns))...)
 	require.NoError(t, err)

@@ -100,7 +100,7 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 		opts = append(opts, bus.WithNamespace(cfg.namespace))
 	}
 	if cfg.nats != "" {
-		t, err := jetstream.New(cfg.nats, a.logger)
+		t, err := jetstream.Open(cfg.nats, a.logger)
 		if err != nil {
 			return nil, err
 		}
