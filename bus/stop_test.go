@@ -114,7 +114,7 @@ func TestStopLeavesFailedMessagesToTransport(t *testing.T) {
 		}
 	}()
 	b, err := bus.New(commandTypes(), eventTypes(), bus.WithLogger(testLogger()), bus.WithTransport(gc, bus.Shared(gc)),
-		bus.WithTopicPrefix("stop-"), bus.WithPoisonQueue("stop-poison"), bus.WithRetry(3, time.Millisecond, time.Millisecond),
+		bus.WithTopicPrefix("stop-"), bus.WithPoisonQueue("stop-poison"), bus.WithRetry(4, time.Millisecond, time.Millisecond),
 		bus.WithStopTimeout(wait), bus.WithRemoteCommands("Unhandled"))
 	require.NoError(t, err)
 	entered, release := make(chan struct{}), make(chan struct{})
