@@ -59,10 +59,13 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithResubscribe sets how a dropped subscription is resumed: up to attempts
-// consecutive failed resubscriptions (the iterator then yields the last
-// error), waiting from backoff, doubled each time up to 50 times backoff,
-// with jitter. The default is 10 attempts from 100ms.
+// WithResubscribe sets how a dropped subscription is resumed: attempts
+// counts the tries in all, as everywhere in eventfold, of a subscription
+// that delivers nothing in between: the subscription that dropped, or
+// could not be opened, is the first; after the last one fails the iterator
+// yields its error (1 means no resubscription). The wait before
+// resubscription n is backoff doubled n-1 times, up to 50 times backoff,
+// of which the last half is random. The default is 11 attempts (10 resubscriptions) from 100ms.
 func WithResubscribe(attempts int, backoff time.Duration) Option {
 	return func(s *Store) error {
 		if attempts < 1 || backoff <= 0 {
@@ -125,7 +128,7 @@ func FromClient(client *esdb.Client, opts ...Option) (*Store, error) {
 }
 
 func newStore(opts []Option) (*Store, error) {
-	s := &Store{logger: slog.Default(), attempts: 10, backoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second, callTimeout: DefaultCallTimeout}
+	s := &Store{logger: slog.Default(), attempts: 11, backoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second, callTimeout: DefaultCallTimeout}
 	var errs []error
 	for _, opt := range opts {
 		errs = append(errs, opt(s))
