@@ -58,7 +58,7 @@ func Example() {
 // as decoded (any).
 func ExampleEach() {
 	ctx := context.Background()
-	store := memstore.New()
+	store := memstore.MustNew()
 	_, _ = store.Append(ctx, "counter-a", es.NoStream,
 		es.EventData{Type: "Added", Data: []byte(`{"n":2}`)},
 		es.EventData{Type: "Added", Data: []byte(`{"n":3}`)})
