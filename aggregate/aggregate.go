@@ -126,9 +126,10 @@ type config struct {
 type Option func(*config) error
 
 // WithRetry sets how many times Update tries in all when it meets a
-// concurrent writer (attempts ≥ 1; 1 means no retry), and the first backoff
-// before a retry (doubled each time up to 100 times, with full jitter).
-// The default is 5 attempts from 2ms.
+// concurrent writer, the first try included as everywhere in eventfold
+// (attempts ≥ 1; 1 means no retry), and the wait before the first retry
+// (doubled before each next one up to 100 times backoff, with full
+// jitter). The default is 5 attempts from 2ms.
 func WithRetry(attempts int, backoff time.Duration) Option {
 	return func(c *config) error {
 		if attempts < 1 {

@@ -39,7 +39,7 @@ func TestNewValidates(t *testing.T) {
 
 func TestCreateLoadUpdate(t *testing.T) {
 	ctx := t.Context()
-	repo := newRepo(t, memstore.New())
+	repo := newRepo(t, memstore.MustNew())
 
 	res, err := repo.Create(ctx, "1", open("ada"))
 	require.NoError(t, err)
@@ -64,7 +64,7 @@ func TestCreateLoadUpdate(t *testing.T) {
 
 func TestNotFoundAndAlreadyExists(t *testing.T) {
 	ctx := t.Context()
-	repo := newRepo(t, memstore.New())
+	repo := newRepo(t, memstore.MustNew())
 
 	_, _, err := repo.Load(ctx, "missing")
 	require.ErrorIs(t, err, aggregate.ErrNotFound)
@@ -83,7 +83,7 @@ func TestNotFoundAndAlreadyExists(t *testing.T) {
 
 func TestPointerEventsAreRejected(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	types, err := es.NewRegistry(es.Type[Opened]("AccountOpened"))
 	require.NoError(t, err)
 	repo, err := aggregate.New(store, types, aggregate.Definition[Account, any]{
@@ -99,7 +99,7 @@ func TestPointerEventsAreRejected(t *testing.T) {
 
 func TestDecideWithoutEventsAppendsNothing(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	repo := newRepo(t, store)
 	_, err := repo.Create(ctx, "1", open("ada"))
 	require.NoError(t, err)
@@ -112,7 +112,7 @@ func TestDecideWithoutEventsAppendsNothing(t *testing.T) {
 
 func TestDomainErrorsReachTheCallerUnwrapped(t *testing.T) {
 	ctx := t.Context()
-	repo := newRepo(t, memstore.New())
+	repo := newRepo(t, memstore.MustNew())
 	_, err := repo.Create(ctx, "1", open("ada"))
 	require.NoError(t, err)
 
@@ -129,7 +129,7 @@ func TestDomainErrorsReachTheCallerUnwrapped(t *testing.T) {
 
 func TestInvalidIDs(t *testing.T) {
 	ctx := t.Context()
-	repo := newRepo(t, memstore.New())
+	repo := newRepo(t, memstore.MustNew())
 	for _, id := range []string{"", strings.Repeat("x", es.MaxNameLength), "bad\x00id"} {
 		_, _, err := repo.Load(ctx, id)
 		require.ErrorIs(t, err, es.ErrInvalidArgument, "Load(%.20q)", id)
@@ -142,7 +142,7 @@ func TestInvalidIDs(t *testing.T) {
 
 func TestBadStoredEvents(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	repo := newRepo(t, store)
 	_, err := repo.Create(ctx, "1", open("ada"))
 	require.NoError(t, err)
@@ -184,7 +184,7 @@ func TestBadStoredEvents(t *testing.T) {
 
 func TestMetadataFromContext(t *testing.T) {
 	ctx := es.WithCausationID(es.WithCorrelationID(t.Context(), "corr-1"), "cmd-1")
-	store := memstore.New()
+	store := memstore.MustNew()
 	repo := newRepo(t, store)
 	_, err := repo.Create(ctx, "1", open("ada"))
 	require.NoError(t, err)
@@ -217,7 +217,7 @@ func (s *interfering) Append(ctx context.Context, stream string, expected es.Exp
 func TestUpdateRetriesConflicts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
-		store := &interfering{Store: memstore.New()}
+		store := &interfering{Store: memstore.MustNew()}
 		repo := newRepo(t, store, aggregate.WithRetry(3, 10*time.Millisecond))
 		_, err := repo.Create(ctx, "1", open("ada"))
 		require.NoError(t, err)
@@ -245,7 +245,7 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 func TestUpdateGivesUpAfterAttempts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
-		store := &interfering{Store: memstore.New()}
+		store := &interfering{Store: memstore.MustNew()}
 		repo := newRepo(t, store, aggregate.WithRetry(4, time.Millisecond))
 		_, err := repo.Create(ctx, "1", open("ada"))
 		require.NoError(t, err)
@@ -261,7 +261,7 @@ func TestUpdateGivesUpAfterAttempts(t *testing.T) {
 func TestUpdateBackoffStopsWithContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
-		store := &interfering{Store: memstore.New()}
+		store := &interfering{Store: memstore.MustNew()}
 		repo := newRepo(t, store, aggregate.WithRetry(10, time.Hour))
 		_, err := repo.Create(ctx, "1", open("ada"))
 		require.NoError(t, err)
@@ -279,7 +279,7 @@ func TestUpdateBackoffStopsWithContext(t *testing.T) {
 
 func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 	ctx := t.Context()
-	repo := newRepo(t, memstore.New(), aggregate.WithRetry(1000, 0))
+	repo := newRepo(t, memstore.MustNew(), aggregate.WithRetry(1000, 0))
 	_, err := repo.Create(ctx, "1", open("ada"))
 	require.NoError(t, err)
 	const writers, each = 8, 25
@@ -376,7 +376,7 @@ func TestSnapshots(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
-			store := &counting{Store: memstore.New()}
+			store := &counting{Store: memstore.MustNew()}
 			snaps := snapshots(store.Store)
 			repo := newRepo(t, store, aggregate.WithSnapshots(snaps, 10, "v1"))
 			_, err := repo.Create(ctx, "1", open("ada"))
@@ -410,7 +410,7 @@ func TestSnapshots(t *testing.T) {
 
 func TestStreamSnapshotsKeepOnlyTheLatest(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	snaps := aggregate.NewStreamSnapshots(store)
 	for rev := range uint64(3) {
 		require.NoError(t, snaps.SaveSnapshot(ctx, aggregate.Snapshot{Stream: "account-1", Revision: rev, Schema: "v1", Data: []byte(`{}`)}))
@@ -425,7 +425,7 @@ func TestStreamSnapshotsKeepOnlyTheLatest(t *testing.T) {
 
 func TestCorruptSnapshotIsIgnoredAndLogged(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	snaps := new(aggregate.MemorySnapshots)
 	var logs bytes.Buffer
 	repo := newRepo(t, store, aggregate.WithSnapshots(snaps, 100, "v1"),
@@ -451,7 +451,7 @@ func count[T any](t *testing.T, seq iter.Seq2[T, error]) int {
 
 func TestSnapshotOfADeletedStreamIsNotUsedAfterItIsRecreated(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	snaps := new(aggregate.MemorySnapshots)
 	repo := newRepo(t, store, aggregate.WithSnapshots(snaps, 5, "v1"))
 	_, err := repo.Create(ctx, "1", open("ada"))

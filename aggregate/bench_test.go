@@ -36,7 +36,7 @@ func seed(b *testing.B, store es.Store, n int) {
 // the difference.
 func BenchmarkRehydrate(b *testing.B) {
 	const n = 10_000
-	store := memstore.New()
+	store := memstore.MustNew()
 	seed(b, store, n)
 
 	b.Run("baseline", func(b *testing.B) {
@@ -100,7 +100,7 @@ func BenchmarkRehydrate(b *testing.B) {
 // kept in the event store, and, as the baseline, without a snapshot.
 func BenchmarkLoadAfterSnapshot(b *testing.B) {
 	const n = 1_000_000
-	store := memstore.New()
+	store := memstore.MustNew()
 	seed(b, store, n)
 	for _, bc := range []struct {
 		name  string

@@ -18,7 +18,7 @@ func Example() {
 		es.Type[Deposited]("MoneyDeposited"),
 		es.Type[Withdrawn]("MoneyWithdrawn"),
 	)
-	accounts, err := aggregate.New(memstore.New(), types, aggregate.Definition[Account, Event]{
+	accounts, err := aggregate.New(memstore.MustNew(), types, aggregate.Definition[Account, Event]{
 		Category: "account",
 		Evolve:   evolve,
 	})
@@ -47,7 +47,7 @@ func Example() {
 
 func ExampleRepository_Load() {
 	ctx := context.Background()
-	accounts, _ := aggregate.New(memstore.New(), accountTypes(), accounts)
+	accounts, _ := aggregate.New(memstore.MustNew(), accountTypes(), accounts)
 	_, _, err := accounts.Load(ctx, "404")
 	fmt.Println(errors.Is(err, aggregate.ErrNotFound))
 
@@ -61,7 +61,7 @@ func ExampleRepository_Load() {
 
 func ExampleRepository_Create() {
 	ctx := context.Background()
-	accounts, _ := aggregate.New(memstore.New(), accountTypes(), accounts)
+	accounts, _ := aggregate.New(memstore.MustNew(), accountTypes(), accounts)
 	_, _ = accounts.Create(ctx, "1", open("ada"))
 	_, err := accounts.Create(ctx, "1", open("bob"))
 	fmt.Println(errors.Is(err, aggregate.ErrAlreadyExists))
@@ -70,7 +70,7 @@ func ExampleRepository_Create() {
 
 func ExampleWithSnapshots() {
 	ctx := context.Background()
-	store := memstore.New()
+	store := memstore.MustNew()
 	snapshots := aggregate.NewStreamSnapshots(store)
 	accounts, _ := aggregate.New(store, accountTypes(), accounts,
 		aggregate.WithSnapshots(snapshots, 100, "account/v1"))
@@ -94,7 +94,7 @@ func ExampleDefinition_Fold() {
 }
 
 func ExampleWithRetry() {
-	store := memstore.New()
+	store := memstore.MustNew()
 	// Up to 10 attempts when concurrent writers conflict, backing off from 5ms.
 	accounts, err := aggregate.New(store, accountTypes(), accounts, aggregate.WithRetry(10, 5*time.Millisecond))
 	fmt.Println(accounts != nil, err)

@@ -183,7 +183,7 @@ func BenchmarkConcurrentRequests(b *testing.B) {
 }
 
 func benchRepo(b *testing.B) *aggregate.Repository[Account, Event] {
-	repo, err := aggregate.New(memstore.New(), eventTypes(), accounts)
+	repo, err := aggregate.New(memstore.MustNew(), eventTypes(), accounts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -213,7 +213,7 @@ const (
 //     the events in a memstore and publishes them with bus.Relay to a
 //     bus.HandleEvent handler.
 func BenchmarkRelay(b *testing.B) {
-	store := memstore.New()
+	store := memstore.MustNew()
 	for s := range 100 {
 		events := make([]es.EventData, relayEvents/100)
 		for i := range events {

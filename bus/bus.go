@@ -18,6 +18,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // Errors of this package, matched with [errors.Is].
@@ -97,7 +98,7 @@ type Bus struct {
 // names on the wire are the registries' names. Problems with the options
 // are reported together, wrapping [ErrInvalidOption].
 func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
-	cfg := config{prefix: "eventfold-", retries: 3, retryBackoff: 100 * time.Millisecond, retryMax: 2 * time.Second,
+	cfg := config{prefix: "eventfold-", attempts: 4, retryBackoff: 200 * time.Millisecond, retryMax: 2 * time.Second,
 		handlerTimeout: 30 * time.Second, requestTimeout: 10 * time.Second, stopTimeout: DefaultStopTimeout,
 		errs: []error{ErrHandlerFailed, es.ErrWrongExpectedVersion, es.ErrStreamNotFound, es.ErrStreamDeleted, es.ErrInvalidArgument}}
 	var errs []error
@@ -197,7 +198,7 @@ func (b *Bus) setup() error {
 		}
 		r.AddMiddleware(poison)
 	}
-	retry := retry{retries: b.cfg.retries, first: b.cfg.retryBackoff, max: b.cfg.retryMax, jitter: 0.2,
+	retry := retry{attempts: b.cfg.attempts, policy: backoff.Policy{First: b.cfg.retryBackoff, Max: b.cfg.retryMax, Spread: 0.2},
 		permanent: b.permanent, logger: b.wlog, stopping: b.stop.stopping}
 	r.AddMiddleware(b.settle, retry.middleware, middleware.Timeout(b.cfg.handlerTimeout), middleware.Recoverer)
 	b.router = r

@@ -430,7 +430,7 @@ func subscribe(t *testing.T, tr transport, topic string) <-chan *message.Message
 // handler appends. Every event records the chain's correlation ID and the
 // ID of the message that caused it.
 func testMetadataChain(t *testing.T, tr transport) {
-	store := memstore.New()
+	store := memstore.MustNew()
 	repo, err := aggregate.New(store, eventTypes(), accounts)
 	require.NoError(t, err)
 	b := newBus(t, tr)

@@ -20,7 +20,7 @@ import (
 func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	store := memstore.New()
+	store := memstore.MustNew()
 	repo, _ := aggregate.New(store, eventTypes(), accounts)
 	b, err := bus.New(commandTypes(), eventTypes(), bus.WithErrors(ErrInsufficientFunds))
 	if err != nil {
@@ -65,7 +65,7 @@ func Example() {
 func ExampleRelay() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	store := memstore.New()
+	store := memstore.MustNew()
 	repo, _ := aggregate.New(store, eventTypes(), accounts)
 	b, _ := bus.New(commandTypes(), eventTypes())
 	defer b.Close()

@@ -22,7 +22,7 @@ func newBus(t *testing.T, tr transport, opts ...bus.Option) *bus.Bus {
 		bus.WithTransport(tr.pub, tr.sub),
 		bus.WithTopicPrefix(tr.prefix),
 		bus.WithLogger(testLogger()),
-		bus.WithRetry(2, 5*time.Millisecond, 20*time.Millisecond),
+		bus.WithRetry(3, 5*time.Millisecond, 20*time.Millisecond),
 		bus.WithErrors(ErrInsufficientFunds),
 	}, opts...)
 	if tr.replies != nil {

@@ -90,7 +90,7 @@ func TestNewValidatesOptions(t *testing.T) {
 		bus.WithRemoteCommands(""),
 	)
 	require.ErrorIs(t, err, bus.ErrInvalidOption)
-	for _, want := range []string{"nil registry", `topic prefix "a.b"`, "retries", "handler timeout", "request timeout",
+	for _, want := range []string{"nil registry", `topic prefix "a.b"`, "retry -1 attempts", "handler timeout", "request timeout",
 		"empty poison topic", "nil logger", "nil publisher", "nil reply publisher", "nil error", "empty command name"} {
 		assert.ErrorContains(t, err, want)
 	}

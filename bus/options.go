@@ -16,7 +16,7 @@ type config struct {
 	prefix         string
 	namespace      string
 	logger         *slog.Logger
-	retries        int
+	attempts       int
 	retryBackoff   time.Duration
 	retryMax       time.Duration
 	handlerTimeout time.Duration
@@ -189,19 +189,18 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithRetry sets how often a failing handler is retried (3 times by
-// default; 0 means never) and its backoff, which grows from first (100ms by
-// default) up to max (2s by default): about 2×first before the first retry
-// and four times longer before each next one, ±20% (the waits of
-// Watermill's Retry middleware, whose backoff doubles twice per failure).
-// Errors registered with [WithErrors] and messages that cannot be decoded
-// are not retried.
-func WithRetry(retries int, first, max time.Duration) Option {
+// WithRetry sets how many times a failing handler is tried in all (4 by
+// default: 3 retries; 1 means no retry) and its backoff: the wait before
+// the first retry is first (200ms by default), doubled before each next
+// one up to max (2s by default), ±20%. By default the retries wait about
+// 200ms, 400ms and 800ms. Errors registered with [WithErrors] and messages
+// that cannot be decoded are not retried.
+func WithRetry(attempts int, first, max time.Duration) Option {
 	return func(c *config) error {
-		if retries < 0 || first < 0 || max < first {
-			return fmt.Errorf("%w: %d retries from %v to %v", ErrInvalidOption, retries, first, max)
+		if attempts < 1 || first < 0 || max < first {
+			return fmt.Errorf("%w: retry %d attempts from %v to %v", ErrInvalidOption, attempts, first, max)
 		}
-		c.retries, c.retryBackoff, c.retryMax = retries, first, max
+		c.attempts, c.retryBackoff, c.retryMax = attempts, first, max
 		return nil
 	}
 }

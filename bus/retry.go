@@ -2,25 +2,25 @@ package bus
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // retry is the bus's retry middleware: Watermill's middleware.Retry as the
-// bus configured it (ResetContextOnRetry, a ShouldRetry predicate, its
-// exponential backoff with the same waits), except that a message handled
-// at the first try costs nothing more than the call: the backoff's state
-// exists only once a try has failed.
+// bus configured it (ResetContextOnRetry, a ShouldRetry predicate), with
+// eventfold's one backoff (internal/backoff: the wait before retry n is
+// first doubled n-1 times, at most max, ±spread), and without a cost on a
+// message handled at the first try.
 type retry struct {
-	retries    int
-	first, max time.Duration
-	jitter     float64 // the randomization factor of each wait
-	permanent  func(error) bool
-	logger     watermill.LoggerAdapter
-	stopping   <-chan struct{} // closed when the bus stops: no more retries
+	attempts  int // tries in all, the first included
+	policy    backoff.Policy
+	permanent func(error) bool
+	logger    watermill.LoggerAdapter
+	stopping  <-chan struct{} // closed when the bus stops: no more retries
 }
 
 func (r retry) middleware(h message.HandlerFunc) message.HandlerFunc {
@@ -39,7 +39,6 @@ func (r retry) middleware(h message.HandlerFunc) message.HandlerFunc {
 
 // again retries msg after the first try failed with err.
 func (r retry) again(ctx context.Context, msg *message.Message, h message.HandlerFunc, out []*message.Message, err error) ([]*message.Message, error) {
-	b := backoff{r: r, current: r.first}
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -47,19 +46,16 @@ func (r retry) again(ctx context.Context, msg *message.Message, h message.Handle
 		}
 	}()
 	for tries := 1; ; tries++ {
-		// Watermill's Retry draws a wait for its ShouldRetry, then another
-		// for the actual wait: the backoff advances twice per failure.
-		b.next()
-		if r.permanent(err) || tries > r.retries {
+		if r.permanent(err) || tries >= r.attempts {
 			return out, err
 		}
 		if cause := context.Cause(ctx); cause != nil {
 			return out, cause
 		}
-		wait := b.next()
+		wait := r.policy.Wait(tries)
 		if r.logger != nil {
 			r.logger.Error("Error occurred, retrying", err, watermill.LogFields{
-				"retry_no": tries, "max_retries": r.retries, "wait_time": wait})
+				"retry_no": tries, "max_retries": r.attempts - 1, "wait_time": wait})
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)
@@ -86,34 +82,8 @@ func (r retry) again(ctx context.Context, msg *message.Message, h message.Handle
 // stopped is the error of a try that did not start because ctx is done:
 // the context's error on the last try, else its cause.
 func (r retry) stopped(ctx context.Context, try int) error {
-	if try > r.retries {
+	if try >= r.attempts {
 		return ctx.Err()
 	}
 	return context.Cause(ctx)
-}
-
-// backoff computes the waits as cenkalti/backoff's ExponentialBackOff does
-// with a multiplier of 2: a random value within ±jitter of the current
-// interval, which then doubles, up to max.
-type backoff struct {
-	r       retry
-	current time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.current == 0 {
-		b.current = b.r.first
-	}
-	d := b.current
-	if b.r.jitter != 0 {
-		delta := b.r.jitter * float64(d)
-		lo, hi := float64(d)-delta, float64(d)+delta
-		d = time.Duration(lo + rand.Float64()*(hi-lo+1))
-	}
-	if float64(b.current) >= float64(b.r.max)/2 {
-		b.current = b.r.max
-	} else {
-		b.current *= 2
-	}
-	return d
 }

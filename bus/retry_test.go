@@ -13,15 +13,14 @@ import (
 	"github.com/eventfold/eventfold/bus"
 )
 
-// A failing handler is tried 1+retries times. The waits between tries are
-// those of Watermill's Retry middleware as the bus configures it (its
-// backoff advances twice per failure): about 2×first, then four times
-// longer each time up to max, ±20%. Registered errors and a context that
-// is done stop the retries.
+// A failing handler is tried attempts times in all. The waits between
+// tries are eventfold's one backoff: first before the first retry, doubled
+// each time up to max, ±20%. Registered errors and a context that is done
+// stop the retries.
 func TestRetryBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, err := bus.New(commandTypes(), eventTypes(), bus.WithLogger(testLogger()),
-			bus.WithRetry(4, 100*time.Millisecond, 2*time.Second), bus.WithErrors(ErrInsufficientFunds))
+			bus.WithRetry(5, 100*time.Millisecond, 500*time.Millisecond), bus.WithErrors(ErrInsufficientFunds))
 		require.NoError(t, err)
 		defer b.Close()
 		var tries []time.Time
@@ -44,10 +43,10 @@ func TestRetryBackoff(t *testing.T) {
 			t.Helper()
 			assert.True(t, d >= lo && d <= hi, "waited %v, want %v to %v", d, lo, hi)
 		}
-		within(tries[1].Sub(tries[0]), 160*time.Millisecond, 240*time.Millisecond)
-		within(tries[2].Sub(tries[1]), 640*time.Millisecond, 960*time.Millisecond)
-		within(tries[3].Sub(tries[2]), 1600*time.Millisecond, 2400*time.Millisecond)
-		within(tries[4].Sub(tries[3]), 1600*time.Millisecond, 2400*time.Millisecond)
+		within(tries[1].Sub(tries[0]), 80*time.Millisecond, 120*time.Millisecond)
+		within(tries[2].Sub(tries[1]), 160*time.Millisecond, 240*time.Millisecond)
+		within(tries[3].Sub(tries[2]), 320*time.Millisecond, 480*time.Millisecond)
+		within(tries[4].Sub(tries[3]), 400*time.Millisecond, 600*time.Millisecond) // max, ±20%
 		assert.Equal(t, uint64(1), b.Dropped())
 
 		tries = nil

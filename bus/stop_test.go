@@ -114,7 +114,7 @@ func TestStopLeavesFailedMessagesToTransport(t *testing.T) {
 		}
 	}()
 	b, err := bus.New(commandTypes(), eventTypes(), bus.WithLogger(testLogger()), bus.WithTransport(gc, bus.Shared(gc)),
-		bus.WithTopicPrefix("stop-"), bus.WithPoisonQueue("stop-poison"), bus.WithRetry(3, time.Millisecond, time.Millisecond),
+		bus.WithTopicPrefix("stop-"), bus.WithPoisonQueue("stop-poison"), bus.WithRetry(4, time.Millisecond, time.Millisecond),
 		bus.WithStopTimeout(wait), bus.WithRemoteCommands("Unhandled"))
 	require.NoError(t, err)
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -272,7 +272,7 @@ func TestRelayTransportFailureIsUnavailable(t *testing.T) {
 	}))
 	run(t, b)
 
-	store := memstore.New()
+	store := memstore.MustNew()
 	last := appendDeposits(t, store, 3)
 	r, dead := relayRunner(t, store, b)
 	runRunner(t, r)
@@ -311,7 +311,7 @@ func TestRelayIntoStoppedBusIsUnavailable(t *testing.T) {
 	require.ErrorIs(t, err, bus.ErrStopped)
 	require.ErrorIs(t, err, projection.ErrUnavailable)
 
-	store := memstore.New()
+	store := memstore.MustNew()
 	appendDeposits(t, store, 2)
 	r, dead := relayRunner(t, store, b)
 	runRunner(t, r)

@@ -13,7 +13,7 @@ import (
 // "backwards from the end, at most one" read by hand.
 func ExampleHead() {
 	ctx := context.Background()
-	store := memstore.New()
+	store := memstore.MustNew()
 	if _, ok, err := es.Head(ctx, store); err != nil || ok {
 		log.Fatal("the log is not empty", err)
 	}

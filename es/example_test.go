@@ -33,7 +33,7 @@ func ExampleNewRegistry() {
 		log.Fatal(err)
 	}
 
-	store := memstore.New()
+	store := memstore.MustNew()
 	var events []es.EventData
 	for _, e := range []any{OrderPlaced{OrderID: "o-1", Amount: 42}, OrderShipped{OrderID: "o-1"}} {
 		data, err := types.Encode(ctx, e)
@@ -134,7 +134,7 @@ func ExampleParseExpectedRevision() {
 // A conflicting append reports what it expected and what it found.
 func ExampleWrongExpectedVersionError() {
 	ctx := context.Background()
-	store := memstore.New()
+	store := memstore.MustNew()
 	placed := es.EventData{Type: "OrderPlaced", Data: []byte(`{}`)}
 	if _, err := store.Append(ctx, "order-o-1", es.NoStream, placed); err != nil {
 		log.Fatal(err)
@@ -166,7 +166,7 @@ func ExampleCausedBy() {
 	}
 	placed.ID = uuid.MustParse("6f1c1f0e-0000-4000-8000-000000000001")
 
-	store := memstore.New()
+	store := memstore.MustNew()
 	if _, err := store.Append(ctx, "order-o-1", es.NoStream, placed); err != nil {
 		log.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func ExampleCausedBy() {
 // error rather than silently.
 func ExampleStore() {
 	ctx := context.Background()
-	var store es.Store = memstore.New()
+	var store es.Store = memstore.MustNew()
 
 	res, err := store.Append(ctx, "order-o-1", es.NoStream,
 		es.EventData{Type: "OrderPlaced", Data: []byte(`{"amount":42}`)},
@@ -231,7 +231,7 @@ func ExampleStore() {
 // A stream's metadata limits what reads return.
 func ExampleSetStreamMetadata() {
 	ctx := context.Background()
-	store := memstore.New()
+	store := memstore.MustNew()
 	for i := range 5 {
 		if _, err := store.Append(ctx, "sensor-1", es.Any, es.EventData{Type: "Measured", Data: fmt.Appendf(nil, `{"n":%d}`, i)}); err != nil {
 			log.Fatal(err)

@@ -110,7 +110,7 @@ func TestStreamMetadataRetains(t *testing.T) {
 
 func TestSetGetStreamMetadata(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 
 	_, _, err := es.GetStreamMetadata(ctx, store, "")
 	require.ErrorIs(t, err, es.ErrInvalidArgument)

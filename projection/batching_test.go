@@ -55,7 +55,7 @@ func waitLive(t *testing.T, r *projection.Runner[projection.NoTx]) {
 }
 
 func TestLiveEventsAreCommittedAtOnce(t *testing.T) {
-	store := memstore.New()
+	store := memstore.MustNew()
 	m := &totals{}
 	// A batch wait of an hour: a live event must not wait for it.
 	r := newRunner(t, store, new(projection.MemoryCheckpoints), m.projection("totals"), projection.WithBatch(500, time.Hour))
@@ -89,7 +89,7 @@ func TestLiveBatchesGrowWithTheLoad(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("size=%d", tc.size), func(t *testing.T) {
 			taken := make(chan es.Position, 100) // events the subscription handed over
-			store := &hookedStore{Store: memstore.New(), after: func(m es.Message) {
+			store := &hookedStore{Store: memstore.MustNew(), after: func(m es.Message) {
 				if m.Kind == es.KindEvent {
 					taken <- m.Position
 				}
@@ -133,7 +133,7 @@ func TestLiveBatchesGrowWithTheLoad(t *testing.T) {
 // would: a catch-up or a rebuild still commits full batches.
 func TestCatchUpFillsBatches(t *testing.T) {
 	ctx := t.Context()
-	mem := memstore.New()
+	mem := memstore.MustNew()
 	for i := range 95 {
 		add(t, mem, "counter-a", i)
 	}
@@ -188,7 +188,7 @@ func drained(ctx context.Context, r *projection.Runner[projection.NoTx], n int) 
 
 func TestGracefulStopCommitsTheBatch(t *testing.T) {
 	ctx := t.Context()
-	mem := memstore.New()
+	mem := memstore.MustNew()
 	res := add(t, mem, "counter-a", 1, 2, 3)
 	// A catch-up that never ends: the events wait for a full batch or an
 	// hour, and the stop commits them.
@@ -223,7 +223,7 @@ func appendRaw(t *testing.T, store es.Store, stream, data string) es.AppendResul
 
 func TestUndecodableEventSkippedToDeadLetters(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2)
 	bad := appendRaw(t, store, "counter-a", `{"n":"three"}`)
 	last := add(t, store, "counter-a", 4)
@@ -246,7 +246,7 @@ func TestUndecodableEventSkippedToDeadLetters(t *testing.T) {
 func TestLiveUndecodableEvent(t *testing.T) {
 	t.Run("stops the runner", func(t *testing.T) {
 		ctx := t.Context()
-		store := memstore.New()
+		store := memstore.MustNew()
 		m := &totals{}
 		cps := new(projection.MemoryCheckpoints)
 		r := newRunner(t, store, cps, m.projection("totals"))
@@ -273,7 +273,7 @@ func TestLiveUndecodableEvent(t *testing.T) {
 	})
 	t.Run("skipped", func(t *testing.T) {
 		ctx := t.Context()
-		store := memstore.New()
+		store := memstore.MustNew()
 		m := &totals{}
 		cps := new(projection.MemoryCheckpoints)
 		r := newRunner(t, store, cps, m.projection("totals"), projection.WithSkipPoison(cps))
@@ -309,7 +309,7 @@ func TestLiveCheckpointsWaitForAnEvent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	checkpoints := make(chan es.Position, 100) // checkpoints the subscription handed over
-	store := &hookedStore{Store: memstore.New(), after: func(m es.Message) {
+	store := &hookedStore{Store: memstore.MustNew(), after: func(m es.Message) {
 		if m.Kind == es.KindCheckpoint {
 			checkpoints <- m.Position
 		}

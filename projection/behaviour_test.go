@@ -26,7 +26,7 @@ func TestNewRunnerValidates(t *testing.T) {
 }
 
 func TestBatchesAreBounded(t *testing.T) {
-	store := memstore.New()
+	store := memstore.MustNew()
 	for i := range 25 {
 		add(t, store, fmt.Sprintf("counter-%d", i%3), i)
 	}
@@ -38,7 +38,7 @@ func TestBatchesAreBounded(t *testing.T) {
 
 func TestFilteredProjectionDoesNotLag(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1)
 	var last es.AppendResult
 	for range 100 {
@@ -56,7 +56,7 @@ func TestFilteredProjectionDoesNotLag(t *testing.T) {
 }
 
 func TestEventTypeFilter(t *testing.T) {
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2)
 	_, err := store.Append(t.Context(), "counter-a", es.Any, es.EventData{Type: "Renamed", Data: []byte(`{"name":"x"}`)})
 	require.NoError(t, err)
@@ -77,7 +77,7 @@ func TestEventTypeFilter(t *testing.T) {
 }
 
 func TestFailingBatchesAreRetried(t *testing.T) {
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2, 3)
 	var failures atomic.Int32
 	m := &totals{fail: func(projection.Event) error {
@@ -102,7 +102,7 @@ func poisonAt(n int) func(projection.Event) error {
 
 func TestPoisonEventStopsTheRunner(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2)
 	bad := add(t, store, "counter-a", 13)
 	add(t, store, "counter-a", 4)
@@ -126,7 +126,7 @@ func TestPoisonEventStopsTheRunner(t *testing.T) {
 
 func TestPoisonEventSkippedToDeadLetters(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 13, 4)
 	m := &totals{fail: poisonAt(13)}
 	cps := new(projection.MemoryCheckpoints)
@@ -141,7 +141,7 @@ func TestPoisonEventSkippedToDeadLetters(t *testing.T) {
 }
 
 func TestUndecodableEventIsPoison(t *testing.T) {
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1)
 	_, err := store.Append(t.Context(), "counter-a", es.Any, es.EventData{Type: "Added", Data: []byte(`{"n":"one"}`)})
 	require.NoError(t, err)
@@ -157,7 +157,7 @@ func TestUndecodableEventIsPoison(t *testing.T) {
 
 func TestRebuildInPlace(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2, 3)
 	m := &totals{}
 	r := newRunner(t, store, new(projection.MemoryCheckpoints), m.projection("totals"))
@@ -178,7 +178,7 @@ func TestRebuildInPlace(t *testing.T) {
 
 func TestInterruptedRebuildResumes(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	for i := range 10 {
 		add(t, store, "counter-a", i)
 	}
@@ -213,7 +213,7 @@ func TestInterruptedRebuildResumes(t *testing.T) {
 
 func TestBlueGreen(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2)
 	cps := new(projection.MemoryCheckpoints)
 
@@ -275,7 +275,7 @@ func TestBlueGreen(t *testing.T) {
 
 func TestDeployingANewVersionRebuildsBlueGreen(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 5)
 	cps := new(projection.MemoryCheckpoints)
 	v1 := &totals{}
@@ -293,7 +293,7 @@ func TestDeployingANewVersionRebuildsBlueGreen(t *testing.T) {
 
 func TestLeaseKeepsOneRunnerPerProjection(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	cps := new(projection.MemoryCheckpoints)
 	a, b := &totals{}, &totals{}
 	ra := newRunner(t, store, cps, a.projection("totals"))
@@ -318,19 +318,19 @@ func TestLeaseKeepsOneRunnerPerProjection(t *testing.T) {
 func TestCheckpointBeyondHead(t *testing.T) {
 	ctx := t.Context()
 	cps := new(projection.MemoryCheckpoints)
-	old := memstore.New()
+	old := memstore.MustNew()
 	add(t, old, "counter-a", 1, 2, 3)
 	m := &totals{}
 	require.NoError(t, newRunner(t, old, cps, m.projection("totals")).CatchUp(ctx))
 
 	// The same checkpoints, against another (empty) event store.
-	err := newRunner(t, memstore.New(), cps, m.projection("totals")).CatchUp(ctx)
+	err := newRunner(t, memstore.MustNew(), cps, m.projection("totals")).CatchUp(ctx)
 	require.ErrorIs(t, err, projection.ErrCheckpointBeyondHead)
 }
 
 func TestStreamCheckpoints(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2)
 	cps := projection.NewStreamCheckpoints(store)
 	m := &totals{}
@@ -363,7 +363,7 @@ func TestStreamCheckpoints(t *testing.T) {
 
 func TestSeveralProjectionsInOneProcess(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	cps := new(projection.MemoryCheckpoints)
 	models := []*totals{{}, {}, {}}
 	var runners []*projection.Runner[projection.NoTx]
@@ -393,7 +393,7 @@ func (f *fenced) Commit(ctx context.Context, key string, cp projection.Checkpoin
 }
 
 func TestFencedCommitsStopAtOnce(t *testing.T) {
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2)
 	cps := &fenced{}
 	m := &totals{}
@@ -407,7 +407,7 @@ func TestFencedCommitsStopAtOnce(t *testing.T) {
 }
 
 func TestWithoutRegistryEventsArriveAsStored(t *testing.T) {
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1)
 	_, err := store.Append(t.Context(), "counter-a", es.Any, es.EventData{Type: "SomethingNew", Data: []byte(`{}`)})
 	require.NoError(t, err)
@@ -430,7 +430,7 @@ func TestWithoutRegistryEventsArriveAsStored(t *testing.T) {
 
 func TestWaitForAPositionTheProjectionDoesNotConsume(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	m := &totals{}
 	r := newRunner(t, store, new(projection.MemoryCheckpoints), m.projection("totals"))
 	start(t, r)
@@ -454,7 +454,7 @@ func TestWaitForAPositionTheProjectionDoesNotConsume(t *testing.T) {
 func TestStatusOfAStoppedRunnerTellsTheLastEventTime(t *testing.T) {
 	ctx := t.Context()
 	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	store := memstore.New(memstore.WithClock(func() time.Time { return at }))
+	store := memstore.MustNew(memstore.WithClock(func() time.Time { return at }))
 	add(t, store, "counter-a", 1)
 	cps := new(projection.MemoryCheckpoints)
 	m := &totals{}

@@ -30,7 +30,7 @@ import (
 func BenchmarkLive(b *testing.B) {
 	for _, clients := range []int{1, 8} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			store := memstore.New()
+			store := memstore.MustNew()
 			var events, batches atomic.Int64
 			r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), types(b), projection.Projection[projection.NoTx]{
 				Name:       "count",

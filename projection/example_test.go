@@ -15,7 +15,7 @@ import (
 // each event to the handler of its Go type.
 func Example() {
 	ctx := context.Background()
-	store := memstore.New()
+	store := memstore.MustNew()
 	_, _ = store.Append(ctx, "counter-a", es.NoStream,
 		es.EventData{Type: "Added", Data: []byte(`{"n":2}`)},
 		es.EventData{Type: "Added", Data: []byte(`{"n":3}`)})
@@ -58,7 +58,7 @@ func Example() {
 // as decoded (any).
 func ExampleEach() {
 	ctx := context.Background()
-	store := memstore.New()
+	store := memstore.MustNew()
 	_, _ = store.Append(ctx, "counter-a", es.NoStream,
 		es.EventData{Type: "Added", Data: []byte(`{"n":2}`)},
 		es.EventData{Type: "Added", Data: []byte(`{"n":3}`)})
@@ -98,7 +98,7 @@ func ExampleEach() {
 func ExampleRunner_WaitFor() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	store := memstore.New()
+	store := memstore.MustNew()
 	types, _ := es.NewRegistry(es.Type[Added]("Added"))
 	count := make(chan int, 10)
 	n := 0
@@ -128,7 +128,7 @@ func ExampleRunner_WaitFor() {
 
 func ExampleRunner_Rebuild() {
 	ctx := context.Background()
-	store := memstore.New()
+	store := memstore.MustNew()
 	_, _ = store.Append(ctx, "counter-a", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":2}`)})
 	types, _ := es.NewRegistry(es.Type[Added]("Added"))
 	total := 0
@@ -160,7 +160,7 @@ func ExampleRunner_Rebuild() {
 func ExampleWithRestart() {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	store := memstore.New()
+	store := memstore.MustNew()
 	res, _ := store.Append(ctx, "counter-a", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":2}`)})
 
 	runner, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{

@@ -37,7 +37,7 @@ func (s *failingStore) SubscribeAll(ctx context.Context, opts es.SubscribeAllOpt
 func TestRestart(t *testing.T) {
 	t.Run("a failed subscription restarts with backoff", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			store := &failingStore{Store: memstore.New()}
+			store := &failingStore{Store: memstore.MustNew()}
 			store.failures.Store(3)
 			_, err := store.Append(t.Context(), "counter-1", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":1}`)})
 			require.NoError(t, err)
@@ -84,7 +84,7 @@ func TestRestart(t *testing.T) {
 
 	t.Run("stopped while waiting to restart", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			store := &failingStore{Store: memstore.New()}
+			store := &failingStore{Store: memstore.MustNew()}
 			store.failures.Store(100)
 			r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
 				Name:   "counted",
@@ -105,7 +105,7 @@ func TestRestart(t *testing.T) {
 
 	t.Run("a poison event still stops the runner", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			store := memstore.New()
+			store := memstore.MustNew()
 			_, err := store.Append(t.Context(), "counter-1", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":1}`)})
 			require.NoError(t, err)
 			r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
@@ -124,7 +124,7 @@ func TestRestart(t *testing.T) {
 
 	t.Run("invalid", func(t *testing.T) {
 		for _, o := range []projection.Option{projection.WithRestart(0, time.Second), projection.WithRestart(time.Second, time.Millisecond)} {
-			_, err := projection.NewRunner(memstore.New(), new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
+			_, err := projection.NewRunner(memstore.MustNew(), new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
 				Name: "x", Handle: func(context.Context, projection.NoTx, projection.Batch) error { return nil },
 			}, o)
 			require.ErrorIs(t, err, projection.ErrInvalidProjection)
@@ -137,7 +137,7 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func TestLag(t *testing.T) {
 	t.Run("in time: the last applied event against the head", func(t *testing.T) {
 		now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-		store := memstore.New(memstore.WithClock(func() time.Time { return now }))
+		store := memstore.MustNew(memstore.WithClock(func() time.Time { return now }))
 		cps := new(projection.MemoryCheckpoints)
 		p := projection.Projection[projection.NoTx]{
 			Name:   "lagging",
@@ -161,7 +161,7 @@ func TestLag(t *testing.T) {
 		assert.Equal(t, 2*time.Minute, lag.Time, "the event at the checkpoint (%v) is two minutes older than the head", first.Position)
 	})
 	t.Run("a checkpoint beyond the head", func(t *testing.T) {
-		store := memstore.New()
+		store := memstore.MustNew()
 		_, err := store.Append(t.Context(), "s-1", es.NoStream, es.EventData{Type: "A"})
 		require.NoError(t, err)
 		cps := new(projection.MemoryCheckpoints)
@@ -201,7 +201,7 @@ func TestFailuresThatNoEventIsToBlameFor(t *testing.T) {
 	}
 	t.Run("a handler's error wrapping ErrUnavailable fails the runner and poisons nothing", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			store := memstore.New()
+			store := memstore.MustNew()
 			appendOne(t, store)
 			appendOne(t, store)
 			var away atomic.Bool
@@ -247,7 +247,7 @@ func TestFailuresThatNoEventIsToBlameFor(t *testing.T) {
 	})
 	t.Run("a checkpoint store that cannot commit at all poisons nothing", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			store := memstore.New()
+			store := memstore.MustNew()
 			appendOne(t, store)
 			cps := new(failingCheckpoints)
 			dead := new(projection.MemoryCheckpoints)
@@ -285,7 +285,7 @@ func TestFailuresThatNoEventIsToBlameFor(t *testing.T) {
 // with the first events, not before them.
 func TestRebuildThatCannotReadTheLogKeepsTheReadModel(t *testing.T) {
 	ctx := t.Context()
-	store := &failingStore{Store: memstore.New()}
+	store := &failingStore{Store: memstore.MustNew()}
 	for range 3 {
 		_, err := store.Append(ctx, "counter-1", es.Any, es.EventData{Type: "Added", Data: []byte(`{"n":1}`)})
 		require.NoError(t, err)
@@ -330,7 +330,7 @@ func TestRebuildThatCannotReadTheLogKeepsTheReadModel(t *testing.T) {
 // is not taken for poison.
 func TestStoreBackJustBeforeBlamingAnEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store := memstore.New()
+		store := memstore.MustNew()
 		_, err := store.Append(t.Context(), "counter-1", es.NoStream, es.EventData{Type: "Added", Data: []byte(`{"n":1}`)})
 		require.NoError(t, err)
 		cps := new(failingCheckpoints)

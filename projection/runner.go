@@ -133,9 +133,10 @@ func WithBatch(size int, wait time.Duration) Option {
 	}
 }
 
-// WithRetry sets how many times a failing batch is tried in all (5 by
-// default) and the first backoff between tries (100ms by default, doubled
-// each time, with jitter).
+// WithRetry sets how many times a failing batch is tried in all, the first
+// try included as everywhere in eventfold (5 by default; 1 means no
+// retry), and the wait before the first retry (100ms by default, doubled
+// before each next one, of which the last half is random).
 func WithRetry(attempts int, backoff time.Duration) Option {
 	return func(c *config) error {
 		if attempts < 1 || backoff < 0 {

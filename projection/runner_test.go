@@ -120,7 +120,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestCatchUpThenLive(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2, 3)
 	add(t, store, "counter-b", 10)
 	add(t, store, "other-x", 100) // not this projection's category

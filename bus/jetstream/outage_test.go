@@ -196,7 +196,7 @@ func TestRelayThroughNATSOutages(t *testing.T) {
 	}))
 	stopBus := start(t, b)
 
-	store := memstore.New()
+	store := memstore.MustNew()
 	relay := bus.NewRelay(b)
 	r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
 		Name: "relay",

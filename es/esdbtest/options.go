@@ -1,6 +1,13 @@
 package esdbtest
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // DefaultMaxAppendSize is EventStoreDB's default limit on the size of one
 // append: 1 MiB.
@@ -9,8 +16,13 @@ const DefaultMaxAppendSize = 1 << 20
 // DefaultServerVersion is the EventStoreDB version the server reports.
 const DefaultServerVersion = "24.10.0"
 
-// Option configures a [Server].
-type Option func(*config)
+// ErrInvalidOption is wrapped by the errors of [Start] (and the test
+// failures of [New]) for options they cannot use.
+var ErrInvalidOption = errors.New("esdbtest: invalid option")
+
+// Option configures a [Server]. Options are checked by [Start] and [New],
+// which report every invalid one together.
+type Option func(*config) error
 
 // config is the configuration of a [Server].
 type config struct {
@@ -22,7 +34,7 @@ type config struct {
 	version       string
 }
 
-func newConfig(opts []Option) config {
+func newConfig(opts []Option) (config, error) {
 	cfg := config{
 		addr:          "127.0.0.1:0",
 		maxAppendSize: DefaultMaxAppendSize,
@@ -30,51 +42,69 @@ func newConfig(opts []Option) config {
 		version:       DefaultServerVersion,
 		users:         map[string]string{DefaultUser: DefaultPassword},
 	}
+	var errs []error
 	for _, opt := range opts {
-		opt(&cfg)
+		errs = append(errs, opt(&cfg))
 	}
-	return cfg
+	return cfg, errors.Join(errs...)
 }
 
 // WithMaxAppendSize sets the largest append, in bytes of event data,
-// metadata and type, that the server accepts. Values below 1
-// keep the default, [DefaultMaxAppendSize].
+// metadata and type, that the server accepts (at least 1). The default is
+// [DefaultMaxAppendSize].
 func WithMaxAppendSize(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.maxAppendSize = n
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: max append size %d < 1", ErrInvalidOption, n)
 		}
+		c.maxAppendSize = n
+		return nil
 	}
 }
 
 // WithClock sets the clock that stamps the created time of events and that
-// `$maxAge` is measured against. A nil clock keeps [time.Now].
+// `$maxAge` is measured against; [time.Now] by default. A nil clock is an
+// error.
 func WithClock(now func() time.Time) Option {
-	return func(c *config) {
-		if now != nil {
-			c.now = now
+	return func(c *config) error {
+		if now == nil {
+			return fmt.Errorf("%w: nil clock", ErrInvalidOption)
 		}
+		c.now = now
+		return nil
 	}
 }
 
 // WithServerVersion sets the version GetSupportedMethods reports, a
-// three-part number such as "23.10.0" (the client refuses a version with a
-// non-numeric part). The default is [DefaultServerVersion].
+// three-part number such as "23.10.0": anything else is an error, as the
+// client refuses a version with a non-numeric part. The default is
+// [DefaultServerVersion].
 func WithServerVersion(v string) Option {
-	return func(c *config) {
-		if v != "" {
-			c.version = v
+	return func(c *config) error {
+		parts := strings.Split(v, ".")
+		if len(parts) != 3 {
+			return fmt.Errorf("%w: server version %q is not a three-part number", ErrInvalidOption, v)
 		}
+		for _, p := range parts {
+			if n, err := strconv.ParseUint(p, 10, 32); err != nil || strconv.FormatUint(n, 10) != p {
+				return fmt.Errorf("%w: server version %q is not a three-part number", ErrInvalidOption, v)
+			}
+		}
+		c.version = v
+		return nil
 	}
 }
 
 // WithAddress sets the TCP address to listen on, "127.0.0.1:2113" for
-// example. The default, "127.0.0.1:0", picks a free loopback port.
+// example; an address without a port is an error. The default,
+// "127.0.0.1:0", picks a free loopback port.
 func WithAddress(addr string) Option {
-	return func(c *config) {
-		if addr != "" {
-			c.addr = addr
+	return func(c *config) error {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return fmt.Errorf("%w: address %q: want host:port", ErrInvalidOption, addr)
 		}
+		c.addr = addr
+		return nil
 	}
 }
 
@@ -86,15 +116,21 @@ func WithAddress(addr string) Option {
 // tlsVerifyCert=false. Without TLS the v4 client sends no credentials and
 // every call is accepted.
 func WithTLS() Option {
-	return func(c *config) { c.tls = true }
+	return func(c *config) error {
+		c.tls = true
+		return nil
+	}
 }
 
 // WithUser adds a user a TLS server accepts, or changes the password of
-// an existing one such as [DefaultUser].
+// an existing one such as [DefaultUser]. An empty login or password is an
+// error.
 func WithUser(login, password string) Option {
-	return func(c *config) {
-		if login != "" {
-			c.users[login] = password
+	return func(c *config) error {
+		if login == "" || password == "" {
+			return fmt.Errorf("%w: user %q: empty login or password", ErrInvalidOption, login)
 		}
+		c.users[login] = password
+		return nil
 	}
 }

@@ -48,7 +48,8 @@ type Server struct {
 }
 
 // New starts a server for a test on a free loopback port and closes it when
-// the test ends. It fails the test if the server cannot start.
+// the test ends. It fails the test if the server cannot start, an invalid
+// option among others.
 func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	s, err := Start(opts...)
@@ -60,9 +61,13 @@ func New(t testing.TB, opts ...Option) *Server {
 }
 
 // Start starts a server, on a free loopback port unless [WithAddress] says
-// otherwise. Stop it with [Server.Close].
+// otherwise. Stop it with [Server.Close]. Invalid options are reported
+// together, each wrapping [ErrInvalidOption].
 func Start(opts ...Option) (*Server, error) {
-	cfg := newConfig(opts)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	var cert tls.Certificate
 	if cfg.tls {
 		c, err := selfSignedCertificate()

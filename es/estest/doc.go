@@ -5,7 +5,7 @@
 //
 //	func TestConformance(t *testing.T) {
 //		estest.Run(t, func(t *testing.T) es.Store {
-//			return memstore.New()
+//			return memstore.MustNew()
 //		})
 //	}
 //

@@ -15,7 +15,7 @@ import (
 func Example() {
 	testConformance := func(t *testing.T) {
 		estest.Run(t, func(t *testing.T) es.Store {
-			return memstore.New() // a fresh store for every subtest
+			return memstore.MustNew() // a fresh store for every subtest
 		})
 	}
 	_ = testConformance
@@ -26,7 +26,7 @@ func Example() {
 // compiles.
 func ExampleWithConcurrency() {
 	testConformance := func(t *testing.T) {
-		store := memstore.New() // say, a client of a shared server
+		store := memstore.MustNew() // say, a client of a shared server
 		estest.Run(t, func(*testing.T) es.Store { return store },
 			estest.WithConcurrency(4, 20),
 			estest.WithTimeout(30*time.Second),

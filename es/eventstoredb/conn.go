@@ -43,11 +43,11 @@ const DefaultCallTimeout = 5 * time.Second
 // returns an error wrapping [ErrUnavailable]. Reading a stream that is
 // open and the life of a subscription are not bounded by it.
 func WithCallTimeout(d time.Duration) Option {
-	return func(s *Store) error {
+	return func(c *config) error {
 		if d <= 0 {
 			return fmt.Errorf("%w: call timeout %v", ErrInvalidOption, d)
 		}
-		s.callTimeout = d
+		c.callTimeout = d
 		return nil
 	}
 }

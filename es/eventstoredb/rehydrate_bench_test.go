@@ -111,7 +111,7 @@ func BenchmarkRehydrate(b *testing.B) {
 	store := open(b, conn)
 	id := uuid.NewString() // a server of its own may hold earlier runs' streams
 	seedAccount(b, store, id, n)
-	mem := memstore.New()
+	mem := memstore.MustNew()
 	seedAccount(b, mem, id, n)
 	stream := accounts.Stream(id)
 

@@ -41,8 +41,18 @@ type Store struct {
 
 var _ es.Store = (*Store)(nil)
 
-// Option configures a Store.
-type Option func(*Store) error
+// Option configures a Store. Options are checked by [New] and
+// [FromClient], which report every invalid one together.
+type Option func(*config) error
+
+// config is the configuration of a Store.
+type config struct {
+	logger      *slog.Logger
+	attempts    int
+	backoff     time.Duration
+	maxBackoff  time.Duration
+	callTimeout time.Duration
+}
 
 // ErrInvalidOption means Open or New was given an invalid option.
 var ErrInvalidOption = errors.New("eventstoredb: invalid option")
@@ -50,25 +60,29 @@ var ErrInvalidOption = errors.New("eventstoredb: invalid option")
 // WithLogger sets the logger for resubscriptions and the client's own
 // messages (logged at debug level); slog.Default() by default.
 func WithLogger(l *slog.Logger) Option {
-	return func(s *Store) error {
+	return func(c *config) error {
 		if l == nil {
 			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
 		}
-		s.logger = l
+		c.logger = l
 		return nil
 	}
 }
 
-// WithResubscribe sets how a dropped subscription is resumed: up to attempts
-// consecutive failed resubscriptions (the iterator then yields the last
-// error), waiting from backoff, doubled each time up to 50 times backoff,
-// with jitter. The default is 10 attempts from 100ms.
+// WithResubscribe sets how a dropped subscription is resumed: attempts
+// counts the tries in all, as everywhere in eventfold, of a subscription
+// that delivers nothing in between: the subscription that dropped, or
+// could not be opened, is the first; after the last one fails the iterator
+// yields its error (1 means no resubscription). The wait before
+// resubscription n is backoff doubled n-1 times, up to 50 times backoff,
+// of which the last half is random. The default is 11 attempts (10
+// resubscriptions) from 100ms.
 func WithResubscribe(attempts int, backoff time.Duration) Option {
-	return func(s *Store) error {
+	return func(c *config) error {
 		if attempts < 1 || backoff <= 0 {
 			return fmt.Errorf("%w: resubscribe %d attempts from %v", ErrInvalidOption, attempts, backoff)
 		}
-		s.attempts, s.backoff, s.maxBackoff = attempts, backoff, 50*backoff
+		c.attempts, c.backoff, c.maxBackoff = attempts, backoff, 50*backoff
 		return nil
 	}
 }
@@ -127,12 +141,15 @@ func New(client *esdb.Client, opts ...Option) (*Store, error) {
 }
 
 func newStore(opts []Option) (*Store, error) {
-	s := &Store{logger: slog.Default(), attempts: 10, backoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second, callTimeout: DefaultCallTimeout}
+	c := config{logger: slog.Default(), attempts: 11, backoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second, callTimeout: DefaultCallTimeout}
 	var errs []error
 	for _, opt := range opts {
-		errs = append(errs, opt(s))
+		errs = append(errs, opt(&c))
 	}
-	return s, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Store{logger: c.logger, attempts: c.attempts, backoff: c.backoff, maxBackoff: c.maxBackoff, callTimeout: c.callTimeout}, nil
 }
 
 // Client returns the client the Store uses now, for what the es.Store

@@ -201,6 +201,29 @@ func TestSubscriptionYieldsTheErrorAfterTooManyFailures(t *testing.T) {
 	t.Fatal("the subscription ended without an error")
 }
 
+// WithResubscribe counts attempts as every package does: the tries in all,
+// the first included. With 3 attempts, a subscription whose first 2 tries
+// fail delivers; one whose first 3 tries fail yields the last error.
+func TestResubscribeCountsTriesInAll(t *testing.T) {
+	down := status.Error(codes.Unavailable, "down")
+	for fails, delivers := range map[int]bool{2: true, 3: false} {
+		srv := esdbtest.New(t)
+		require.NoError(t, srv.Seed("s", esdbtest.Event{Type: "A", Data: []byte(`{}`)}))
+		store := open(t, srv.ConnectionString(), eventstoredb.WithResubscribe(3, time.Millisecond))
+		srv.FailNext(esdbtest.MethodRead, fails, down)
+		for msg, err := range store.SubscribeAll(t.Context(), es.SubscribeAllOptions{From: es.Start}) {
+			if !delivers {
+				require.Error(t, err, "%d failed tries of 3", fails)
+				assert.Contains(t, err.Error(), "down")
+				break
+			}
+			require.NoError(t, err, "%d failed tries of 3", fails)
+			assert.Equal(t, "A", msg.Event.Type)
+			break
+		}
+	}
+}
+
 func TestReadErrorsMidStreamAreNotTheEnd(t *testing.T) {
 	ctx := t.Context()
 	srv := esdbtest.New(t)

@@ -105,7 +105,7 @@ func (s *Store) subscribe(ctx context.Context, name string, yield func(es.Messag
 			yield(es.Message{}, fmt.Errorf("eventstoredb: stream %q: %w", name, ctxErr))
 			return
 		}
-		if !transient(err) || failures >= s.attempts {
+		if !transient(err) || failures+1 >= s.attempts { // tries in all: the first and the resubscriptions
 			yield(es.Message{}, err)
 			return
 		}

@@ -13,7 +13,10 @@ import (
 
 func ExampleNew() {
 	ctx := context.Background()
-	store := memstore.New()
+	store, err := memstore.New()
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	res, err := store.Append(ctx, "order-1", es.NoStream,
 		es.EventData{Type: "OrderPlaced", Data: []byte(`{"amount":42}`)},
@@ -36,11 +39,29 @@ func ExampleNew() {
 	// C:2/P:2 order-1 1 OrderShipped
 }
 
+// MustNew suits tests and examples: without options, or with options known
+// to be valid, it cannot panic. An invalid option is a clear panic at
+// construction, not a failure at the first append.
+func ExampleMustNew() {
+	store := memstore.MustNew(memstore.WithMaxAppendSize(1 << 10))
+	_, err := store.Append(context.Background(), "s", es.NoStream, es.EventData{Type: "A"})
+	fmt.Println(err)
+
+	_, err = memstore.New(memstore.WithClock(nil), memstore.WithMaxAppendSize(0))
+	fmt.Println(errors.Is(err, memstore.ErrInvalidOption))
+	fmt.Println(err)
+	// Output:
+	// <nil>
+	// true
+	// memstore: invalid option: nil clock
+	// memstore: invalid option: max append size 0 < 1
+}
+
 // A clock of the test's own makes `$maxAge` testable without waiting.
 func ExampleWithClock() {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	store := memstore.New(memstore.WithClock(func() time.Time { return now }))
+	store := memstore.MustNew(memstore.WithClock(func() time.Time { return now }))
 
 	if _, err := store.Append(ctx, "session-1", es.NoStream, es.EventData{Type: "LoggedIn"}); err != nil {
 		log.Fatal(err)
@@ -67,7 +88,7 @@ func ExampleWithClock() {
 }
 
 func ExampleWithMaxAppendSize() {
-	store := memstore.New(memstore.WithMaxAppendSize(16))
+	store := memstore.MustNew(memstore.WithMaxAppendSize(16))
 	_, err := store.Append(context.Background(), "blob-1", es.NoStream,
 		es.EventData{Type: "Uploaded", ContentType: es.ContentTypeBinary, Data: make([]byte, 17)})
 	fmt.Println(errors.Is(err, es.ErrMaxAppendSizeExceeded))

@@ -2,7 +2,7 @@
 // for tests, examples and quick starts. It is the reference implementation
 // of the contract: it passes the conformance suite in package es/estest.
 //
-//	store := memstore.New()
+//	store := memstore.MustNew()
 //	_, err := store.Append(ctx, "order-1", es.NoStream, es.EventData{Type: "OrderPlaced", Data: []byte(`{}`)})
 //
 // # Guarantees
@@ -21,6 +21,8 @@ package memstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"iter"
 	"slices"
 	"sync"
@@ -30,7 +32,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Store is an in-memory event store. Use [New] to create one.
+// Store is an in-memory event store. Use [New] or [MustNew] to create one.
 type Store struct {
 	now           func() time.Time
 	maxAppendSize int
@@ -61,31 +63,71 @@ func (st *stream) last() int64 {
 	return int64(len(st.events)) - 1
 }
 
-// Option configures a Store.
-type Option func(*Store)
+// ErrInvalidOption is wrapped by the errors of [New] for options it
+// cannot use.
+var ErrInvalidOption = errors.New("memstore: invalid option")
+
+// Option configures a Store. Options are checked by [New], which reports
+// every invalid one together.
+type Option func(*config) error
+
+// config is the configuration of a Store.
+type config struct {
+	now           func() time.Time
+	maxAppendSize int
+}
 
 // WithClock sets the clock that stamps events' Created time and enforces
-// `$maxAge`; time.Now by default.
+// `$maxAge`; time.Now by default. A nil clock is an error.
 func WithClock(now func() time.Time) Option {
-	return func(s *Store) { s.now = now }
+	return func(c *config) error {
+		if now == nil {
+			return fmt.Errorf("%w: nil clock", ErrInvalidOption)
+		}
+		c.now = now
+		return nil
+	}
 }
 
 // WithMaxAppendSize sets the maximum total size in bytes of the data and
-// metadata of one append; [es.MaxAppendSize] by default.
+// metadata of one append (at least 1); [es.MaxAppendSize] by default.
 func WithMaxAppendSize(n int) Option {
-	return func(s *Store) { s.maxAppendSize = n }
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: max append size %d < 1", ErrInvalidOption, n)
+		}
+		c.maxAppendSize = n
+		return nil
+	}
 }
 
-// New returns an empty Store.
-func New(opts ...Option) *Store {
-	s := &Store{
-		now:           time.Now,
-		maxAppendSize: es.MaxAppendSize,
+// New returns an empty Store configured by opts. The errors of invalid
+// options are reported together, each wrapping [ErrInvalidOption]; without
+// options New cannot fail.
+func New(opts ...Option) (*Store, error) {
+	cfg := config{now: time.Now, maxAppendSize: es.MaxAppendSize}
+	var errs []error
+	for _, opt := range opts {
+		errs = append(errs, opt(&cfg))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Store{
+		now:           cfg.now,
+		maxAppendSize: cfg.maxAppendSize,
 		streams:       make(map[string]*stream),
 		changed:       make(chan struct{}),
-	}
-	for _, opt := range opts {
-		opt(s)
+	}, nil
+}
+
+// MustNew is like [New] but panics if an option is invalid. It is meant for
+// tests, examples and options known to be valid, like
+// [regexp.MustCompile]: MustNew() never panics.
+func MustNew(opts ...Option) *Store {
+	s, err := New(opts...)
+	if err != nil {
+		panic(err)
 	}
 	return s
 }

@@ -15,13 +15,13 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	estest.Run(t, func(*testing.T) es.Store { return memstore.New() })
+	estest.Run(t, func(*testing.T) es.Store { return memstore.MustNew() })
 }
 
 // TestConformanceShared runs the suite on one store shared by every subtest,
 // which never sees a fresh store.
 func TestConformanceShared(t *testing.T) {
-	store := memstore.New()
+	store := memstore.MustNew()
 	estest.Run(t, func(*testing.T) es.Store { return store })
 }
 
@@ -31,7 +31,7 @@ func TestConformanceShared(t *testing.T) {
 // checks that the suite assumes nothing that only a quiet, fresh memstore
 // guarantees.
 func TestConformanceBusy(t *testing.T) {
-	store := &busyStore{Store: memstore.New()}
+	store := &busyStore{Store: memstore.MustNew()}
 	estest.Run(t, func(*testing.T) es.Store { return store })
 }
 

@@ -28,7 +28,7 @@ func (c *clock) Advance(d time.Duration) { c.now.Add(int64(d)) }
 func TestWithClockStampsCreated(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	c := newClock(start)
-	store := memstore.New(memstore.WithClock(c.Now))
+	store := memstore.MustNew(memstore.WithClock(c.Now))
 	_, err := store.Append(t.Context(), "s", es.NoStream, es.EventData{Type: "A"})
 	require.NoError(t, err)
 	for ev, err := range store.ReadStream(t.Context(), "s", es.ReadStreamOptions{}) {
@@ -42,7 +42,7 @@ func TestWithClockStampsCreated(t *testing.T) {
 // clock makes it checkable here.
 func TestMaxAge(t *testing.T) {
 	c := newClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	store := memstore.New(memstore.WithClock(c.Now))
+	store := memstore.MustNew(memstore.WithClock(c.Now))
 	ctx := t.Context()
 	read := func() []uint64 {
 		t.Helper()
@@ -80,13 +80,37 @@ func TestMaxAge(t *testing.T) {
 }
 
 func TestWithMaxAppendSize(t *testing.T) {
-	store := memstore.New(memstore.WithMaxAppendSize(10))
+	store := memstore.MustNew(memstore.WithMaxAppendSize(10))
 	_, err := store.Append(t.Context(), "s", es.NoStream, es.EventData{Type: "A", Data: bytes.Repeat([]byte{'x'}, 6), Metadata: []byte("1234")})
 	require.NoError(t, err, "exactly the maximum")
 	_, err = store.Append(t.Context(), "s", es.Any, es.EventData{Type: "A", Data: bytes.Repeat([]byte{'x'}, 11)})
 	require.ErrorIs(t, err, es.ErrMaxAppendSizeExceeded)
 
-	big := memstore.New(memstore.WithMaxAppendSize(2 * es.MaxAppendSize))
+	big := memstore.MustNew(memstore.WithMaxAppendSize(2 * es.MaxAppendSize))
 	_, err = big.Append(t.Context(), "s", es.NoStream, es.EventData{Type: "A", ContentType: es.ContentTypeBinary, Data: make([]byte, es.MaxAppendSize+1)})
 	require.NoError(t, err, "a larger limit accepts more than the default")
+}
+
+func TestInvalidOptions(t *testing.T) {
+	for name, opt := range map[string]memstore.Option{
+		"nil clock":            memstore.WithClock(nil),
+		"zero max append size": memstore.WithMaxAppendSize(0),
+		"negative append size": memstore.WithMaxAppendSize(-1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			store, err := memstore.New(opt)
+			require.ErrorIs(t, err, memstore.ErrInvalidOption)
+			assert.Nil(t, store)
+			assert.PanicsWithError(t, err.Error(), func() { memstore.MustNew(opt) })
+		})
+	}
+
+	_, err := memstore.New(memstore.WithClock(nil), memstore.WithMaxAppendSize(0))
+	require.ErrorIs(t, err, memstore.ErrInvalidOption)
+	assert.ErrorContains(t, err, "nil clock", "every invalid option is reported")
+	assert.ErrorContains(t, err, "max append size 0")
+
+	store, err := memstore.New()
+	require.NoError(t, err, "no option, no error")
+	require.NotNil(t, store)
 }

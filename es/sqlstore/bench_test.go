@@ -33,7 +33,7 @@ var benchStores = []struct {
 	name string
 	open func(b *testing.B) es.Store
 }{
-	{"MemStore", func(*testing.B) es.Store { return memstore.New() }},
+	{"MemStore", func(*testing.B) es.Store { return memstore.MustNew() }},
 	{"SQLite", func(b *testing.B) es.Store {
 		s, err := sqlstore.OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "events.db"))
 		require.NoError(b, err)

@@ -29,7 +29,7 @@ func TestPaging(t *testing.T) {
 func testPaging(t *testing.T, open func(clock func() time.Time) es.Store) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return at }
-	ref, got := memstore.New(memstore.WithClock(clock)), open(clock)
+	ref, got := memstore.MustNew(memstore.WithClock(clock)), open(clock)
 	ctx := t.Context()
 	both := func(f func(s es.Store)) { f(ref); f(got) }
 

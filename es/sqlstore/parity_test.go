@@ -42,7 +42,7 @@ func testParity(t *testing.T, seed uint64, open func(clock func() time.Time) es.
 	var nanos atomic.Int64
 	nanos.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	clock := func() time.Time { return time.Unix(0, nanos.Load()) }
-	ref, got := memstore.New(memstore.WithClock(clock)), open(clock)
+	ref, got := memstore.MustNew(memstore.WithClock(clock)), open(clock)
 	rnd := rand.New(rand.NewPCG(seed, seed))
 	streams := []string{"a", "b", "c", es.MetadataStream("a"), es.MetadataStream("b")}
 	batches := map[string][][]es.EventData{} // what was appended, to append again

@@ -30,7 +30,7 @@ import (
 // on memstore, with its HTTP API on a test server.
 func startService(t *testing.T, autoConfirm bool) (*httptest.Server, *service, *memstore.Store) {
 	t.Helper()
-	store := memstore.New()
+	store := memstore.MustNew()
 	srv, svc := startServiceOn(t, testApp(t, store), serviceConfig{autoConfirm: autoConfirm})
 	return srv, svc, store
 }

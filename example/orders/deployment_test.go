@@ -38,7 +38,7 @@ func TestDeploymentID(t *testing.T) {
 	again, err := loadDeployment(t.Context(), sqliteApp(t, path).store)
 	require.NoError(t, err)
 	assert.Equal(t, d.ID, again.ID, "read back on a later start")
-	other, err := loadDeployment(t.Context(), memstore.New())
+	other, err := loadDeployment(t.Context(), memstore.MustNew())
 	require.NoError(t, err)
 	assert.NotEqual(t, d.ID, other.ID)
 }
@@ -53,7 +53,7 @@ func mustCommandTypes(t *testing.T) *es.Registry {
 // A serve without -nats on a deployment whose last serve used NATS warns,
 // naming the commands that drain or discard what it left there.
 func TestServeWarnsAboutMessagesLeftOnNATS(t *testing.T) {
-	a := testApp(t, memstore.New())
+	a := testApp(t, memstore.MustNew())
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	in := infra{data: "orders.db"}
@@ -189,7 +189,7 @@ func (awayStore) ReadStream(context.Context, string, es.ReadStreamOptions) iter.
 // deployment's record, unless its bus on NATS needs the deployment's ID
 // for its namespace.
 func TestPrepareBusWithTheStoreAway(t *testing.T) {
-	a := testApp(t, awayStore{memstore.New()})
+	a := testApp(t, awayStore{memstore.MustNew()})
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	ns, err := prepareBus(t.Context(), a, infra{data: "orders.db"}, "", logger)

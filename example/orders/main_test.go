@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestRunDemo(t *testing.T) {
-	store := memstore.New()
+	store := memstore.MustNew()
 	var out bytes.Buffer
 	require.NoError(t, runDemo(t.Context(), &out, testApp(t, store)))
 
@@ -87,14 +87,14 @@ func eventTypes(t *testing.T, store es.Store, stream string) []string {
 
 func TestRunDemo_printsTheSameEveryTime(t *testing.T) {
 	var first, second bytes.Buffer
-	require.NoError(t, runDemo(t.Context(), &first, testApp(t, memstore.New())))
-	require.NoError(t, runDemo(t.Context(), &second, testApp(t, memstore.New())))
+	require.NoError(t, runDemo(t.Context(), &first, testApp(t, memstore.MustNew())))
+	require.NoError(t, runDemo(t.Context(), &second, testApp(t, memstore.MustNew())))
 	assert.Equal(t, first.String(), second.String())
 }
 
 func TestRunDemo_reportsWriteErrors(t *testing.T) {
 	errFull := errors.New("disk full")
-	err := runDemo(t.Context(), failingWriter{errFull}, testApp(t, memstore.New()))
+	err := runDemo(t.Context(), failingWriter{errFull}, testApp(t, memstore.MustNew()))
 	assert.ErrorIs(t, err, errFull)
 }
 
@@ -105,7 +105,7 @@ func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 func TestRunDemo_stopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err := runDemo(ctx, &bytes.Buffer{}, testApp(t, memstore.New()))
+	err := runDemo(ctx, &bytes.Buffer{}, testApp(t, memstore.MustNew()))
 	assert.ErrorIs(t, err, context.Canceled)
 }
 

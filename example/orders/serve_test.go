@@ -187,7 +187,7 @@ func TestStockCheckUnderWayAtShutdownIsNotLost(t *testing.T) {
 }
 
 func TestReadiness(t *testing.T) {
-	svc, err := newService(t.Context(), testApp(t, memstore.New()), serviceConfig{autoConfirm: true})
+	svc, err := newService(t.Context(), testApp(t, memstore.MustNew()), serviceConfig{autoConfirm: true})
 	require.NoError(t, err)
 	srv := httptest.NewServer(newAPI(svc).routes())
 	defer srv.Close()
@@ -242,7 +242,7 @@ func (s *failingReads) ReadAll(ctx context.Context, opts es.ReadAllOptions) iter
 }
 
 func TestReadinessFailsWhileTheStoreFails(t *testing.T) {
-	store := &failingReads{Store: memstore.New()}
+	store := &failingReads{Store: memstore.MustNew()}
 	srv, _ := startServiceOn(t, testApp(t, store), serviceConfig{})
 	require.Equal(t, http.StatusOK, call(t, srv, http.MethodGet, "/readyz", "").status)
 

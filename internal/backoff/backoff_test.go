@@ -36,6 +36,28 @@ func TestWait(t *testing.T) {
 	}
 }
 
+func TestSpread(t *testing.T) {
+	seen := map[bool]bool{}
+	for range 1000 {
+		w := backoff.Policy{First: time.Second, Max: 2 * time.Second, Spread: 0.2}.Wait(2)
+		assert.GreaterOrEqual(t, w, 1600*time.Millisecond)
+		assert.LessOrEqual(t, w, 2400*time.Millisecond)
+		seen[w > 2*time.Second] = true
+
+		both := backoff.Policy{First: time.Second, Jitter: 0.5, Spread: 0.5}.Wait(1)
+		assert.GreaterOrEqual(t, both, 250*time.Millisecond, "jitter, then spread")
+		assert.LessOrEqual(t, both, 1500*time.Millisecond)
+
+		odd := backoff.Policy{First: time.Second, Spread: 9}.Wait(1) // clamped to 1
+		assert.LessOrEqual(t, odd, 2*time.Second)
+	}
+	assert.True(t, seen[true] && seen[false], "a spread wait falls on both sides of the exponential one")
+
+	huge := backoff.Policy{First: time.Hour, Spread: 1}.Wait(1000)
+	assert.GreaterOrEqual(t, huge, time.Duration(0), "no overflow")
+	assert.Zero(t, backoff.Policy{Spread: 0.5}.Wait(1))
+}
+
 func TestSleep(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()

@@ -53,7 +53,7 @@ func orderSummaries(store es.Store, cps *projection.MemoryCheckpoints) *projecti
 
 func ExampleRun() {
 	ctx := context.Background()
-	runner := orderSummaries(memstore.New(), new(projection.MemoryCheckpoints))
+	runner := orderSummaries(memstore.MustNew(), new(projection.MemoryCheckpoints))
 
 	code := replay.Run(ctx, []string{"list"}, os.Stdout, os.Stderr, runner)
 	fmt.Println("exit code", code)
@@ -67,7 +67,7 @@ func ExampleNew() {
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 	now := t0
-	store := memstore.New(memstore.WithClock(func() time.Time { return now }))
+	store := memstore.MustNew(memstore.WithClock(func() time.Time { return now }))
 	for i, amount := range []int{30, 12, 7} {
 		now = t0.Add(time.Duration(i) * time.Minute)
 		data := fmt.Appendf(nil, `{"amount":%d}`, amount)

@@ -169,7 +169,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, names ...string) *fixture {
 	t.Helper()
-	f := &fixture{store: memstore.New(), cps: new(projection.MemoryCheckpoints), models: make(map[string]*totals)}
+	f := &fixture{store: memstore.MustNew(), cps: new(projection.MemoryCheckpoints), models: make(map[string]*totals)}
 	f.want = seed(t, f.store)
 	for _, name := range names {
 		m := &totals{}
@@ -289,7 +289,7 @@ func TestBadProjections(t *testing.T) {
 
 func TestList(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	cps := new(projection.MemoryCheckpoints)
 	m := &totals{}
 	p2 := m.projection("order-summaries")

@@ -40,7 +40,7 @@ func statusFixture(t *testing.T) []replay.Projection {
 	ctx := t.Context()
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	clk := &clock{now: t0}
-	store := memstore.New(memstore.WithClock(clk.Now))
+	store := memstore.MustNew(memstore.WithClock(clk.Now))
 	cps := new(projection.MemoryCheckpoints)
 	add(t, store, "counter-a", 1, 2, 3)
 	add(t, store, "counter-b", 10)
@@ -121,7 +121,7 @@ func TestStatusJSON(t *testing.T) {
 
 func TestStatusBeyondHead(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1)
 	cps := new(projection.MemoryCheckpoints)
 	require.NoError(t, cps.Commit(ctx, "a/v1", projection.Checkpoint{Position: es.Position{Commit: 40, Prepare: 40}}, nil))

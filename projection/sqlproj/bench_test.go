@@ -52,7 +52,7 @@ var (
 // benchLog returns the memstore of the benchmarks, seeded once.
 func benchLog(b *testing.B) *memstore.Store {
 	benchOnce.Do(func() {
-		store := memstore.New()
+		store := memstore.MustNew()
 		for i := range benchEvents {
 			_, err := store.Append(b.Context(), fmt.Sprintf("counter-%d", i%benchStreams), es.Any,
 				es.EventData{Type: "Added", Data: fmt.Appendf(nil, `{"n":%d}`, i%100)})

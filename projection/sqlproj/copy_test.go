@@ -115,7 +115,7 @@ func TestPgxCopyRandomStops(t *testing.T) {
 	ctx := t.Context()
 	db, checkpoints := pgxBackend.open(t)
 	cps := checkpoints.must(t)
-	store := memstore.New()
+	store := memstore.MustNew()
 	rng := rand.New(rand.NewPCG(9, 5))
 	type appendOp struct {
 		stream string

@@ -36,7 +36,7 @@ func testRandomStops[Tx any](t *testing.T, b backend[Tx]) {
 	ctx := t.Context()
 	db, checkpoints := b.open(t)
 	cps := checkpoints.must(t)
-	store := memstore.New()
+	store := memstore.MustNew()
 	rng := rand.New(rand.NewPCG(2026, 11))
 	// appends returns n appends of a few events each, drawn from rng
 	// (which is not safe for concurrent use) in the test's goroutine.
@@ -109,7 +109,7 @@ const childEnv = "SQLPROJ_TEST_KILL_CHILD_DB"
 // events, IDs and positions.
 func seeded(t testing.TB) *memstore.Store {
 	t.Helper()
-	store := memstore.New()
+	store := memstore.MustNew()
 	for i := 0; i < 4000; i += 8 {
 		evs := make([]es.EventData, 8)
 		for j := range evs {

@@ -38,7 +38,7 @@ func ExampleNewPgx() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	store := memstore.New() // the event store
+	store := memstore.MustNew() // the event store
 	const lines = "order_lines"
 	runner, err := projection.NewRunner(store, cps, types, projection.Projection[pgx.Tx]{
 		Name:       "order-lines",

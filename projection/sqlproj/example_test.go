@@ -40,7 +40,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	store := memstore.New()
+	store := memstore.MustNew()
 	for _, e := range []struct {
 		order string
 		price int

@@ -85,7 +85,7 @@ func TestRunnerStopsOnConflict(t *testing.T) {
 func testRunnerStopsOnConflict[Tx any](t *testing.T, b backend[Tx]) {
 	ctx := t.Context()
 	db, checkpoints := b.open(t)
-	store := memstore.New()
+	store := memstore.MustNew()
 	for range 5 {
 		add(t, store, "counter-a", 1, 1)
 	}

@@ -160,7 +160,7 @@ func testPostgresLeaseHolderCutOff[Tx any](t *testing.T, b backend[Tx], fault st
 	ctx := t.Context()
 	dsn := b.create(t)
 	proxy := proxied(t, dsn)
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2)
 	_, open1 := b.connect(t, viaProxy(t, dsn+"&connect_timeout=2", proxy))
 	db2, open2 := b.connect(t, dsn)
@@ -220,7 +220,7 @@ func TestPostgresLeaseSurvivesTerminatedConnections(t *testing.T) {
 func testPostgresLeaseSurvivesTerminatedConnections[Tx any](t *testing.T, b backend[Tx]) {
 	ctx := t.Context()
 	dsn := b.create(t)
-	store := memstore.New()
+	store := memstore.MustNew()
 	app := fmt.Sprintf("sqlproj_term_%d", time.Now().UnixNano())
 	_, open1 := b.connect(t, dsn+"&application_name="+app)
 	db2, open2 := b.connect(t, dsn)

@@ -28,7 +28,7 @@ func testCatchUpThenLive[Tx any](t *testing.T, b backend[Tx]) {
 	ctx := t.Context()
 	db, checkpoints := b.open(t)
 	cps := checkpoints.must(t)
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2, 3)
 	add(t, store, "counter-b", 10)
 	add(t, store, "other-x", 100) // not this projection's category
@@ -116,7 +116,7 @@ func testPoison[Tx any](t *testing.T, b backend[Tx]) {
 	ctx := t.Context()
 	db, checkpoints := b.open(t)
 	cps := checkpoints.must(t)
-	store := memstore.New()
+	store := memstore.MustNew()
 	first := add(t, store, "counter-a", 1, 2)
 	add(t, store, "counter-b", 5, -1, 7) // -1 is a poison event
 	add(t, store, "counter-a", 3)
@@ -187,7 +187,7 @@ func testRebuildInPlace[Tx any](t *testing.T, b backend[Tx]) {
 	ctx := t.Context()
 	db, checkpoints := b.open(t)
 	cps := checkpoints.must(t)
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2, 3)
 	add(t, store, "counter-b", 4)
 
@@ -214,7 +214,7 @@ func testBlueGreen[Tx any](t *testing.T, b backend[Tx]) {
 	ctx := t.Context()
 	db, checkpoints := b.open(t)
 	cps := checkpoints.must(t)
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2)
 
 	m := newTotals(b, "totals")
@@ -308,7 +308,7 @@ func testCorruptCheckpoint[Tx any](t *testing.T, b backend[Tx]) {
 	ctx := t.Context()
 	db, checkpoints := b.open(t)
 	cps := checkpoints.must(t)
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1)
 	m := newTotals(b, "totals")
 	r := newRunner(t, store, cps, m.projection("totals"))
@@ -343,13 +343,13 @@ func testCheckpointBeyondHead[Tx any](t *testing.T, b backend[Tx]) {
 	ctx := t.Context()
 	_, checkpoints := b.open(t)
 	cps := checkpoints.must(t)
-	store := memstore.New()
+	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2, 3)
 	m := newTotals(b, "totals")
 	require.NoError(t, newRunner(t, store, cps, m.projection("totals")).CatchUp(ctx))
 
 	// Another (empty) event store under the same database.
-	err := newRunner(t, memstore.New(), cps, m.projection("totals")).CatchUp(ctx)
+	err := newRunner(t, memstore.MustNew(), cps, m.projection("totals")).CatchUp(ctx)
 	require.ErrorIs(t, err, projection.ErrCheckpointBeyondHead)
 }
 
@@ -432,7 +432,7 @@ func TestSQLiteLease(t *testing.T) {
 func TestSQLiteConcurrentWriters(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "shared.db")
-	store := memstore.New()
+	store := memstore.MustNew()
 	for i := range 200 {
 		add(t, store, fmt.Sprintf("counter-%d", i%7), i)
 	}

@@ -69,7 +69,7 @@ func TestTypes_upcastsOrderCreatedV0(t *testing.T) {
 // TestTypes_upcastsInAStream loads an order whose stream began before v1.
 func TestTypes_upcastsInAStream(t *testing.T) {
 	ctx := t.Context()
-	store := memstore.New()
+	store := memstore.MustNew()
 	types, err := order.Types()
 	require.NoError(t, err)
 	confirmedData, err := types.Encode(ctx, confirmed)
@@ -107,7 +107,7 @@ func TestRepository_returnsDomainErrors(t *testing.T) {
 	ctx := t.Context()
 	types, err := order.Types()
 	require.NoError(t, err)
-	orders, err := aggregate.New(memstore.New(), types, order.Definition())
+	orders, err := aggregate.New(memstore.MustNew(), types, order.Definition())
 	require.NoError(t, err)
 
 	_, err = orders.Create(ctx, "42", order.Place(placeCmd()))

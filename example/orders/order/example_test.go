@@ -19,7 +19,7 @@ func newOrders() (*aggregate.Repository[order.Order, order.Event], error) {
 	if err != nil {
 		return nil, err
 	}
-	return aggregate.New(memstore.New(), types, order.Definition())
+	return aggregate.New(memstore.MustNew(), types, order.Definition())
 }
 
 // An order's life in a repository: placed, then confirmed. Each call loads
@@ -32,7 +32,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	orders, err := aggregate.New(memstore.New(), types, order.Definition())
+	orders, err := aggregate.New(memstore.MustNew(), types, order.Definition())
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -62,7 +62,7 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 func TestReadModels(t *testing.T) {
 	databases(t, func(t *testing.T, db *sql.DB, d sqlproj.Dialect) {
 		ctx := t.Context()
-		store := memstore.New()
+		store := memstore.MustNew()
 		types, err := order.Types()
 		require.NoError(t, err)
 		orders, err := aggregate.New(store, types, order.Definition())
@@ -134,7 +134,7 @@ func TestReadModels(t *testing.T) {
 func TestApplyingABatchTwiceChangesNothing(t *testing.T) {
 	databases(t, func(t *testing.T, db *sql.DB, d sqlproj.Dialect) {
 		ctx := t.Context()
-		store := memstore.New()
+		store := memstore.MustNew()
 		types, err := order.Types()
 		require.NoError(t, err)
 		orders, err := aggregate.New(store, types, order.Definition())
