@@ -136,7 +136,8 @@ func WithBatch(size int, wait time.Duration) Option {
 // WithRetry sets how many times a failing batch is tried in all, the first
 // try included as everywhere in eventfold (5 by default; 1 means no
 // retry), and the wait before the first retry (100ms by default, doubled
-// before each next one, of which the last half is random).
+// before each next one up to 100 times the first, of which the last half
+// is random).
 func WithRetry(attempts int, backoff time.Duration) Option {
 	return func(c *config) error {
 		if attempts < 1 || backoff < 0 {
@@ -860,7 +861,7 @@ func (f *follower[Tx]) commitAttempts(ctx context.Context, events []Event, pos e
 		}
 		r.cfg.logger.WarnContext(ctx, "projection: batch failed; retrying", "projection", r.p.Name,
 			"events", len(events), "attempt", attempt, "error", err)
-		if err := backoff.Sleep(ctx, backoff.Policy{First: r.cfg.backoff, Jitter: 0.5}.Wait(attempt)); err != nil {
+		if err := backoff.Sleep(ctx, backoff.Policy{First: r.cfg.backoff, Max: 100 * r.cfg.backoff, Jitter: 0.5}.Wait(attempt)); err != nil {
 			return err
 		}
 	}

@@ -41,8 +41,8 @@ type Store struct {
 
 var _ es.Store = (*Store)(nil)
 
-// Option configures a Store. Options are checked by [New] and
-// [FromClient], which report every invalid one together.
+// Option configures a Store. Options are checked by [Open] and
+// [New], which report every invalid one together.
 type Option func(*config) error
 
 // config is the configuration of a Store.
