@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // OpenPostgres connects to PostgreSQL with a pgx connection string (a URL
@@ -230,18 +232,20 @@ func (d *postgresDB) ddl() []string {
 // reconnects with a backoff that doubles from 100 ms up to the poll interval
 // (at least 1 s, at most 10 s).
 func (d *postgresDB) watch(ctx context.Context, s *Store) {
-	backoff := 100 * time.Millisecond
+	retry := backoff.Policy{First: 100 * time.Millisecond, Max: min(10*time.Second, max(s.cfg.poll, time.Second))}
+	failures := 0
 	for ctx.Err() == nil {
-		err := d.listen(ctx, s, func() { backoff = 100 * time.Millisecond })
+		err := d.listen(ctx, s, func() { failures = 0 })
 		if ctx.Err() != nil {
 			return
 		}
-		s.cfg.logger.WarnContext(ctx, "sqlstore: listening for new events", "channel", d.channel, "error", err, "retry", backoff)
+		failures++
+		wait := retry.Wait(failures)
+		s.cfg.logger.WarnContext(ctx, "sqlstore: listening for new events", "channel", d.channel, "error", err, "retry", wait)
 		s.poll(ctx)
-		if !sleep(ctx, backoff) {
+		if backoff.Sleep(ctx, wait) != nil {
 			return
 		}
-		backoff = min(2*backoff, 10*time.Second, max(s.cfg.poll, time.Second))
 	}
 }
 
