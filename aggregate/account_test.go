@@ -49,7 +49,7 @@ func evolve(a Account, e Event) Account {
 	return a
 }
 
-var accounts = aggregate.Definition[Account, Event]{Category: "account", Evolve: evolve}
+var accountDef = aggregate.Definition[Account, Event]{Category: "account", Evolve: evolve}
 
 func open(owner string) aggregate.Decider[Account, Event] {
 	return func(Account) ([]Event, error) { return []Event{Opened{Owner: owner}}, nil }

@@ -23,7 +23,7 @@ import (
 
 func newRepo(t testing.TB, store es.Store, opts ...aggregate.Option) *aggregate.Repository[Account, Event] {
 	t.Helper()
-	repo, err := aggregate.New(store, accountTypes(), accounts, opts...)
+	repo, err := aggregate.New(store, accountTypes(), accountDef, opts...)
 	require.NoError(t, err)
 	return repo
 }
@@ -171,7 +171,7 @@ func TestBadStoredEvents(t *testing.T) {
 		type Other struct{}
 		types, err := es.NewRegistry(es.Type[Opened]("AccountOpened"), es.Type[Other]("Other"))
 		require.NoError(t, err)
-		repo, err := aggregate.New(store, types, accounts)
+		repo, err := aggregate.New(store, types, accountDef)
 		require.NoError(t, err)
 		_, err = store.Append(ctx, "account-other", es.NoStream, es.EventData{Type: "Other", Data: []byte(`{}`)})
 		require.NoError(t, err)

@@ -77,7 +77,7 @@ func BenchmarkRehydrate(b *testing.B) {
 
 	b.Run("repository", func(b *testing.B) {
 		ctx := b.Context()
-		repo, err := aggregate.New(store, accountTypes(), accounts)
+		repo, err := aggregate.New(store, accountTypes(), accountDef)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func BenchmarkLoadAfterSnapshot(b *testing.B) {
 			ctx := b.Context()
 			// Take a snapshot at the end of the stream (this update replays
 			// the whole stream), then append 5 events after it.
-			snapshotter, err := aggregate.New(store, accountTypes(), accounts, aggregate.WithSnapshots(bc.snaps, 1, "v1"))
+			snapshotter, err := aggregate.New(store, accountTypes(), accountDef, aggregate.WithSnapshots(bc.snaps, 1, "v1"))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func BenchmarkLoadAfterSnapshot(b *testing.B) {
 				b.Fatal(err)
 			}
 			seedMore(b, store, 5)
-			repo, err := aggregate.New(store, accountTypes(), accounts, aggregate.WithSnapshots(bc.snaps, 1_000_000, "v1"))
+			repo, err := aggregate.New(store, accountTypes(), accountDef, aggregate.WithSnapshots(bc.snaps, 1_000_000, "v1"))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -135,7 +135,7 @@ func BenchmarkLoadAfterSnapshot(b *testing.B) {
 	}
 	// The baseline: the same aggregate replayed from its first event.
 	b.Run("none", func(b *testing.B) {
-		repo, err := aggregate.New(store, accountTypes(), accounts)
+		repo, err := aggregate.New(store, accountTypes(), accountDef)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -47,7 +47,7 @@ func Example() {
 
 func ExampleRepository_Load() {
 	ctx := context.Background()
-	accounts, _ := aggregate.New(memstore.MustNew(), accountTypes(), accounts)
+	accounts, _ := aggregate.New(memstore.MustNew(), accountTypes(), accountDef)
 	_, _, err := accounts.Load(ctx, "404")
 	fmt.Println(errors.Is(err, aggregate.ErrNotFound))
 
@@ -61,7 +61,7 @@ func ExampleRepository_Load() {
 
 func ExampleRepository_Create() {
 	ctx := context.Background()
-	accounts, _ := aggregate.New(memstore.MustNew(), accountTypes(), accounts)
+	accounts, _ := aggregate.New(memstore.MustNew(), accountTypes(), accountDef)
 	_, _ = accounts.Create(ctx, "1", open("ada"))
 	_, err := accounts.Create(ctx, "1", open("bob"))
 	fmt.Println(errors.Is(err, aggregate.ErrAlreadyExists))
@@ -70,10 +70,17 @@ func ExampleRepository_Create() {
 
 func ExampleWithSnapshots() {
 	ctx := context.Background()
+	types := accountTypes()
 	store := memstore.MustNew()
 	snapshots := aggregate.NewStreamSnapshots(store)
-	accounts, _ := aggregate.New(store, accountTypes(), accounts,
-		aggregate.WithSnapshots(snapshots, 100, "account/v1"))
+	accounts, err := aggregate.New(store, types, aggregate.Definition[Account, Event]{
+		Category: "account",
+		Evolve:   evolve,
+	}, aggregate.WithSnapshots(snapshots, 100, "account/v1"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	_, _ = accounts.Create(ctx, "1", open("ada"))
 	for range 150 {
@@ -89,14 +96,17 @@ func ExampleWithSnapshots() {
 }
 
 func ExampleDefinition_Fold() {
-	fmt.Printf("%+v\n", accounts.Fold(Opened{Owner: "ada"}, Deposited{Amount: 5}, Withdrawn{Amount: 2}))
+	fmt.Printf("%+v\n", accountDef.Fold(Opened{Owner: "ada"}, Deposited{Amount: 5}, Withdrawn{Amount: 2}))
 	// Output: {Owner:ada Balance:3 Events:3}
 }
 
 func ExampleWithRetry() {
-	store := memstore.MustNew()
+	types := accountTypes()
 	// Up to 10 attempts when concurrent writers conflict, backing off from 5ms.
-	accounts, err := aggregate.New(store, accountTypes(), accounts, aggregate.WithRetry(10, 5*time.Millisecond))
+	accounts, err := aggregate.New(memstore.MustNew(), types, aggregate.Definition[Account, Event]{
+		Category: "account",
+		Evolve:   evolve,
+	}, aggregate.WithRetry(10, 5*time.Millisecond))
 	fmt.Println(accounts != nil, err)
 	// Output: true <nil>
 }

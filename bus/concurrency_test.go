@@ -133,7 +133,8 @@ func TestWithCommandConcurrencyValidates(t *testing.T) {
 func ExampleWithCommandConcurrency() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, err := bus.New(commandTypes(), eventTypes(), bus.WithCommandConcurrency(4))
+	commands, events := commandTypes(), eventTypes()
+	b, err := bus.New(commands, events, bus.WithCommandConcurrency(4))
 	if err != nil {
 		fmt.Println(err)
 		return
