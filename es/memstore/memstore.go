@@ -149,18 +149,46 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[name]
+	if res, done, err := s.decide(name, st, expected, evs); done {
+		return res, err
+	}
+	return s.write(name, st, evs, meta), nil
+}
+
+// decide applies the expected revision and the idempotency of event IDs
+// to an append of evs to the stream st (nil if it has never been written).
+// done reports that the append ends there, with res and err: a conflict, a
+// repeat of an append already made, or an append of no events; otherwise
+// the events are to be written. s.mu is held.
+func (s *Store) decide(name string, st *stream, expected es.ExpectedRevision, evs []es.EventData) (res es.AppendResult, done bool, err error) {
 	if st != nil && st.tombstoned {
-		return es.AppendResult{}, es.StreamDeleted(name)
+		return es.AppendResult{}, true, es.StreamDeleted(name)
 	}
 	last := st.last()
-	deleted := st != nil && st.meta.IsDeleted()
-	wrong := func() (es.AppendResult, error) {
-		return es.AppendResult{}, s.wrongVersion(name, expected, last)
+	if res, done, err := s.expect(name, st, expected, evs, last); done {
+		return res, true, err
 	}
+	switch {
+	case len(evs) > 0:
+		return es.AppendResult{}, false, nil
+	case last < 0:
+		return es.AppendResult{NoStream: true}, true, nil
+	}
+	return s.result(st, uint64(last)), true, nil
+}
 
+// expect checks expected against the stream st, whose last revision is
+// last (-1 for none), and recognises a repeat of an append already made
+// (the same event IDs at the place they would take). done reports a
+// conflict or a repeat, answered with res and err.
+func (s *Store) expect(name string, st *stream, expected es.ExpectedRevision, evs []es.EventData, last int64) (res es.AppendResult, done bool, err error) {
+	deleted := st != nil && st.meta.IsDeleted()
+	wrong := func() (es.AppendResult, bool, error) {
+		return es.AppendResult{}, true, s.wrongVersion(name, expected, last)
+	}
 	if expected.IsStreamExists() {
 		if deleted {
-			return es.AppendResult{}, es.StreamDeleted(name)
+			return es.AppendResult{}, true, es.StreamDeleted(name)
 		}
 		if last < 0 && (st == nil || !st.hasMeta) {
 			return wrong()
@@ -169,31 +197,31 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 	if len(evs) > 0 && (expected.IsAny() || expected.IsStreamExists()) && st != nil {
 		if rev, ok := st.ids[evs[0].ID]; ok {
 			if s.holds(st, rev, evs) {
-				return s.result(st, rev+uint64(len(evs))-1), nil
+				return s.result(st, rev+uint64(len(evs))-1), true, nil
 			}
 			return wrong()
 		}
 	}
-	if want, ok := wantRevision(expected); ok {
-		switch {
-		case want < last:
-			if len(evs) > 0 && s.holds(st, uint64(want+1), evs) {
-				return s.result(st, uint64(want)+uint64(len(evs))), nil
-			}
-			if !(expected.IsNoStream() && deleted) {
-				return wrong()
-			}
-		case want > last:
-			return wrong()
-		}
+	want, ok := wantRevision(expected)
+	switch {
+	case !ok || want == last:
+		return es.AppendResult{}, false, nil
+	case want > last:
+		return wrong()
+	case len(evs) > 0 && s.holds(st, uint64(want+1), evs):
+		return s.result(st, uint64(want)+uint64(len(evs))), true, nil
+	case expected.IsNoStream() && deleted:
+		return es.AppendResult{}, false, nil // recreating a soft-deleted stream
 	}
-	if len(evs) == 0 {
-		if last < 0 {
-			return es.AppendResult{NoStream: true}, nil
-		}
-		return s.result(st, uint64(last)), nil
-	}
+	return wrong()
+}
 
+// write appends evs to the stream name, st (nil if it has never been
+// written), recreating it if it was soft-deleted, and applies meta, the
+// metadata that evs set if name is a metadata stream. s.mu is held.
+func (s *Store) write(name string, st *stream, evs []es.EventData, meta *es.StreamMetadata) es.AppendResult {
+	last := st.last()
+	deleted := st != nil && st.meta.IsDeleted()
 	if st == nil {
 		st = &stream{ids: make(map[uuid.UUID]uint64, len(evs))}
 		s.streams[name] = st
@@ -218,7 +246,7 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 		target.meta, target.hasMeta = *meta, true
 	}
 	s.notify()
-	return s.result(st, uint64(len(st.events))-1), nil
+	return s.result(st, uint64(len(st.events))-1)
 }
 
 // wantRevision returns the last revision that NoStream (-1) or Exact(n) expects.
