@@ -237,8 +237,8 @@ func (d Direction) String() string {
 	return "forwards"
 }
 
-// StreamEnd, as [ReadStreamOptions.From], reads backwards from a stream's
-// last event.
+// StreamEnd is the revision that, as [ReadStreamOptions.From], reads
+// backwards from a stream's last event.
 const StreamEnd uint64 = math.MaxUint64
 
 // ReadStreamOptions select the events of a stream read. The zero value reads

@@ -324,11 +324,13 @@ func (p *persistentService) Create(ctx context.Context, req *persistent.CreateRe
 	case nil:
 		// Servers before 21.10 took the stream from the deprecated field
 		// and the start from settings.revision.
+		//lint:ignore SA1019 older clients send the stream in this deprecated field; the server must read it
 		name, err := streamName(opts.GetStreamIdentifier())
 		if err != nil {
 			return nil, err
 		}
 		g.key.stream = name
+		//lint:ignore SA1019 older clients (the Node.js ones) send the start revision in this deprecated field
 		switch rev := opts.GetSettings().GetRevision(); rev {
 		case ^uint64(0):
 			g.start = psStart{kind: fromEnd}
@@ -343,6 +345,7 @@ func (p *persistentService) Create(ctx context.Context, req *persistent.CreateRe
 	}
 	strategy := opts.GetSettings().GetConsumerStrategy()
 	if strategy == "" {
+		//lint:ignore SA1019 older clients send the consumer strategy in this deprecated field
 		strategy = strategyName(int32(opts.GetSettings().GetNamedConsumerStrategy()))
 	}
 	g.key.group = opts.GetGroupName()
@@ -418,6 +421,7 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 			start = &psStart{kind: fromPoint, point: r.Position.CommitPosition}
 		}
 	case nil:
+		//lint:ignore SA1019 older clients send the stream in this deprecated field; the server must read it
 		name, err := streamName(opts.GetStreamIdentifier())
 		if err != nil {
 			return nil, err
