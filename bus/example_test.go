@@ -4,8 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/google/uuid"
 
 	"github.com/eventfold/eventfold/aggregate"
@@ -153,4 +159,45 @@ func ExampleRelay_stopped() {
 	err = bus.NewRelay(b).Publish(context.Background(), es.RecordedEvent{ID: uuid.New(), Stream: "account-1", Type: "MoneyDeposited"})
 	fmt.Println(errors.Is(err, projection.ErrUnavailable), errors.Is(err, bus.ErrStopped))
 	// Output: true true
+}
+
+// A bus on a transport of the caller's: a GoChannel that delivers every
+// message to every subscription, so that one subscriber serves every
+// consumer (bus.Shared does the same); a broker would create a consumer
+// group, durable consumer or queue per consumer name.
+func ExampleSubscriberFactory() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
+	defer pubsub.Close()
+	var mu sync.Mutex
+	var consumers []string
+	factory := bus.SubscriberFactory(func(consumer string) (message.Subscriber, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		consumers = append(consumers, consumer)
+		return pubsub, nil
+	})
+	b, err := bus.New(commandTypes(), eventTypes(), bus.WithTransport(pubsub, factory))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	_ = bus.HandleCommand(b, func(ctx context.Context, cmd Deposit) error { return nil })
+	go b.Run(ctx)
+	fmt.Println(b.Send(ctx, Deposit{ID: "7", Amount: 1}))
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(consumers)
+	for _, c := range consumers {
+		if strings.HasPrefix(c, "replies-") {
+			c = "replies-<this bus's instance>"
+		}
+		fmt.Println(c)
+	}
+	// Output:
+	// <nil>
+	// command-Deposit
+	// replies-<this bus's instance>
 }

@@ -10,9 +10,9 @@ import (
 
 type config struct {
 	publisher      message.Publisher
-	subscriber     func(consumer string) (message.Subscriber, error)
+	subscriber     SubscriberFactory
 	replyPub       message.Publisher
-	replySub       func(consumer string) (message.Subscriber, error)
+	replySub       SubscriberFactory
 	prefix         string
 	namespace      string
 	logger         *slog.Logger
@@ -32,6 +32,14 @@ type config struct {
 // Option configures a Bus.
 type Option func(*config) error
 
+// SubscriberFactory returns the subscriber of one consumer of a bus: the
+// handler of a command type ("command-<name>"), a group of event handlers
+// ("events-<group>"), the replies of a bus ("replies-<instance>"). On a
+// broker, each consumer name needs a consumer group, durable consumer or
+// queue of its own, so that each consumer receives every message of its
+// topic.
+type SubscriberFactory func(consumer string) (message.Subscriber, error)
+
 // WithTransport makes the bus run on a Watermill Pub/Sub: pub publishes
 // every message; subscriber returns the subscriber of one consumer: the
 // handler of a command type ("command-<name>"), a group of event handlers
@@ -46,7 +54,7 @@ type Option func(*config) error
 // command type has [DefaultCommandConcurrency] topics handled at once (see
 // [WithCommandConcurrency]); on a transport given here, each command type
 // has one topic unless [WithCommandConcurrency] says otherwise.
-func WithTransport(pub message.Publisher, subscriber func(consumer string) (message.Subscriber, error)) Option {
+func WithTransport(pub message.Publisher, subscriber SubscriberFactory) Option {
 	return func(c *config) error {
 		if pub == nil || subscriber == nil {
 			return fmt.Errorf("%w: nil publisher or subscriber", ErrInvalidOption)
@@ -62,7 +70,7 @@ func WithTransport(pub message.Publisher, subscriber func(consumer string) (mess
 // persistence (core NATS, or RabbitMQ with non-durable queues) suits them
 // better than one that keeps every topic (JetStream streams, PostgreSQL
 // tables). The subscriber function is as for [WithTransport].
-func WithReplyTransport(pub message.Publisher, subscriber func(consumer string) (message.Subscriber, error)) Option {
+func WithReplyTransport(pub message.Publisher, subscriber SubscriberFactory) Option {
 	return func(c *config) error {
 		if pub == nil || subscriber == nil {
 			return fmt.Errorf("%w: nil reply publisher or subscriber", ErrInvalidOption)
@@ -76,7 +84,7 @@ func WithReplyTransport(pub message.Publisher, subscriber func(consumer string) 
 // consumer the same subscriber, for Pub/Subs that deliver every message to
 // every subscription (GoChannel, core NATS). Closing the returned
 // subscribers does nothing: sub is the caller's to close.
-func Shared(sub message.Subscriber) func(consumer string) (message.Subscriber, error) {
+func Shared(sub message.Subscriber) SubscriberFactory {
 	return func(string) (message.Subscriber, error) { return nopClose{sub}, nil }
 }
 
