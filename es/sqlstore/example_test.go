@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
 )
@@ -108,6 +110,21 @@ func ExampleOpenPostgres() {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// A pool of 32 connections, owned by the store.
+func ExampleOpenPostgresConfig() {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig("postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg.MaxConns = 32
+	store, err := sqlstore.OpenPostgresConfig(ctx, cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close() // closes the pool
 }
 
 // WithCallTimeout bounds each call into the database when the caller's

@@ -26,6 +26,17 @@ func OpenPostgres(ctx context.Context, connString string, opts ...Option) (*Stor
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
+	return OpenPostgresConfig(ctx, cfg, opts...)
+}
+
+// OpenPostgresConfig is [OpenPostgres] with a pool configuration of the
+// caller's (from pgxpool.ParseConfig, with its size or hooks set): the
+// Store creates the pool, owns it and closes it on Close, waiting at most
+// a second for connections that an outage left to pgx's cleanup.
+func OpenPostgresConfig(ctx context.Context, cfg *pgxpool.Config, opts ...Option) (*Store, error) {
+	if cfg == nil {
+		return nil, fmt.Errorf("%w: OpenPostgresConfig with a nil configuration", ErrInvalidOption)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: connect to PostgreSQL: %w", err)

@@ -169,8 +169,8 @@ func readSideDSN(path string) string {
 // connections.
 const storePoolSize = 32
 
-// storePool connects the event store's pool to PostgreSQL at url.
-func storePool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+// storePoolConfig configures the event store's pool on PostgreSQL at url.
+func storePoolConfig(url string) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, err
@@ -178,27 +178,7 @@ func storePool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = storePoolSize
 	}
-	return pgxpool.NewWithConfig(ctx, cfg)
-}
-
-// closePool closes pool, waiting at most wait. After an outage, pgx closes
-// the connections whose calls timed out in the background, each sending the
-// server a cancel request that waits up to 15 s for an answer, and the
-// pool's Close waits for them: a shutdown during a PostgreSQL stall would
-// overrun its timeout. Past wait, the pool finishes closing by itself, or
-// the process ends first.
-func closePool(pool *pgxpool.Pool, wait time.Duration) {
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
-		pool.Close()
-	}()
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-closed:
-	case <-t.C:
-	}
+	return cfg, nil
 }
 
 // readSideDB opens the read side's pool on PostgreSQL at url: the read
@@ -295,12 +275,11 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 		}
 		a.store, a.closers = s, append(a.closers, s.Close)
 	case in.postgres != "":
-		pool, err := storePool(ctx, in.postgres)
+		cfg, err := storePoolConfig(in.postgres)
 		if err != nil {
 			return nil, err
 		}
-		a.closers = append(a.closers, func() error { closePool(pool, time.Second); return nil })
-		s, err := sqlstore.NewPostgres(ctx, pool, sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
+		s, err := sqlstore.OpenPostgresConfig(ctx, cfg, sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
 		if err != nil {
 			return nil, err
 		}
