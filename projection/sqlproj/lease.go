@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eventfold/eventfold/internal/backoff"
 	"github.com/eventfold/eventfold/projection"
 )
 
@@ -82,7 +83,6 @@ func (h *held) bound(parent context.Context) (context.Context, context.CancelFun
 // every lease poll interval; a failure of the database while it waits is
 // logged and tried again, not returned.
 func (s *store[Tx]) lease(ctx context.Context, key string) (context.Context, func(), error) {
-	var timer *time.Timer
 	failing := false
 	for {
 		start := time.Now()
@@ -113,16 +113,8 @@ func (s *store[Tx]) lease(ctx context.Context, key string) (context.Context, fun
 			}
 			return held, release, nil
 		}
-		if timer == nil {
-			timer = time.NewTimer(s.cfg.leasePoll)
-			defer timer.Stop()
-		} else {
-			timer.Reset(s.cfg.leasePoll)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-timer.C:
+		if err := backoff.Sleep(ctx, s.cfg.leasePoll); err != nil {
+			return nil, nil, err
 		}
 	}
 }
@@ -231,15 +223,9 @@ func (s *store[Tx]) giveBack(ctx context.Context, key string, token int64) {
 func (s *store[Tx]) heartbeat(ctx context.Context, h *held, expiry time.Time) {
 	defer close(h.done)
 	every := s.cfg.leaseTTL / 3
-	timer := time.NewTimer(every)
-	defer timer.Stop()
+	wait := every
 	var failed error
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
+	for backoff.Sleep(ctx, wait) == nil {
 		start := time.Now()
 		rctx, cancel := context.WithDeadline(ctx, expiry)
 		n, err := s.db.exec(rctx, s.q.renewLease, h.key, h.token, s.cfg.leaseTTL.Milliseconds())
@@ -253,8 +239,7 @@ func (s *store[Tx]) heartbeat(ctx context.Context, h *held, expiry time.Time) {
 				s.cfg.logger.InfoContext(ctx, "sqlproj: lease renewed again", "key", h.key)
 				failed = nil
 			}
-			expiry = start.Add(s.cfg.leaseTTL)
-			timer.Reset(every)
+			expiry, wait = start.Add(s.cfg.leaseTTL), every
 			continue
 		case err == nil:
 			s.lost(ctx, h, errors.New("another holder took it over"))
@@ -269,7 +254,7 @@ func (s *store[Tx]) heartbeat(ctx context.Context, h *held, expiry time.Time) {
 				"expires", expiry, "error", err)
 		}
 		failed = err
-		timer.Reset(min(s.cfg.leaseTTL/10, time.Until(expiry)))
+		wait = min(s.cfg.leaseTTL/10, time.Until(expiry))
 	}
 }
 
