@@ -46,15 +46,3 @@ func (e *WrongExpectedVersionError) Error() string {
 
 // Is makes the error match [ErrWrongExpectedVersion].
 func (e *WrongExpectedVersionError) Is(target error) bool { return target == ErrWrongExpectedVersion }
-
-// StreamNotFound returns the error a Store reports for a missing or
-// soft-deleted stream. It matches [ErrStreamNotFound].
-func StreamNotFound(stream string) error {
-	return fmt.Errorf("%w: %q", ErrStreamNotFound, stream)
-}
-
-// StreamDeleted returns the error a Store reports for a tombstoned stream. It
-// matches [ErrStreamDeleted].
-func StreamDeleted(stream string) error {
-	return fmt.Errorf("%w: %q", ErrStreamDeleted, stream)
-}

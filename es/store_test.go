@@ -130,16 +130,4 @@ func TestErrors(t *testing.T) {
 		require.ErrorAs(t, wrapped, &wev)
 		assert.Equal(t, es.Exact(3), wev.Actual)
 	})
-	t.Run("StreamNotFound", func(t *testing.T) {
-		err := es.StreamNotFound("order-1")
-		require.ErrorIs(t, err, es.ErrStreamNotFound)
-		assert.NotErrorIs(t, err, es.ErrStreamDeleted)
-		assert.Contains(t, err.Error(), `"order-1"`)
-	})
-	t.Run("StreamDeleted", func(t *testing.T) {
-		err := es.StreamDeleted("order-1")
-		require.ErrorIs(t, err, es.ErrStreamDeleted)
-		assert.NotErrorIs(t, err, es.ErrStreamNotFound)
-		assert.Contains(t, err.Error(), `"order-1"`)
-	})
 }

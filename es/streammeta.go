@@ -11,21 +11,15 @@ import (
 
 // Names the store itself uses in the log.
 const (
-	// MetadataStreamPrefix starts the name of a stream's metadata stream:
-	// the metadata of "order-1" lives in "$$order-1".
-	MetadataStreamPrefix = "$$"
 	// EventTypeMetadata is the type of the events of metadata streams.
 	EventTypeMetadata = "$metadata"
 	// EventTypeStreamDeleted is the type of a tombstone record.
 	EventTypeStreamDeleted = "$streamDeleted"
-	// TombstoneRevision is the revision of a tombstone record (2^63-1).
-	TombstoneRevision uint64 = math.MaxInt64
-	// DeletedTruncateBefore is the `$tb` a soft delete writes (2^63-1).
-	DeletedTruncateBefore uint64 = math.MaxInt64
 )
 
 // MetadataStream returns the name of stream's metadata stream.
-func MetadataStream(stream string) string { return MetadataStreamPrefix + stream }
+// Its events are of type [EventTypeMetadata].
+func MetadataStream(stream string) string { return "$$" + stream }
 
 // StreamMetadata is a stream's metadata, stored as the last `$metadata` event
 // of its metadata stream and enforced by every read of the stream. The zero
@@ -38,29 +32,11 @@ type StreamMetadata struct {
 	// (`$maxAge`); 0 keeps all.
 	MaxAge time.Duration
 	// TruncateBefore hides the events before this revision (`$tb`).
-	// [DeletedTruncateBefore] marks a soft-deleted stream.
+	// A soft delete sets it to 2^63-1.
 	TruncateBefore uint64
 	// Custom holds every other key, such as `$acl` or an application's own,
 	// kept as they were.
 	Custom map[string]json.RawMessage
-}
-
-// IsDeleted reports whether the metadata marks a soft-deleted stream.
-func (m StreamMetadata) IsDeleted() bool { return m.TruncateBefore == DeletedTruncateBefore }
-
-// Retains reports whether an event is kept by the metadata: its revision,
-// the stream's last revision, when it was created and the current time.
-func (m StreamMetadata) Retains(revision, lastRevision uint64, created, now time.Time) bool {
-	if revision < m.TruncateBefore {
-		return false
-	}
-	if m.MaxCount > 0 && lastRevision >= m.MaxCount && revision <= lastRevision-m.MaxCount {
-		return false
-	}
-	if m.MaxAge > 0 && !created.After(now.Add(-m.MaxAge)) {
-		return false
-	}
-	return true
 }
 
 const (

@@ -2,7 +2,6 @@ package es_test
 
 import (
 	"encoding/json"
-	"math"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
 	"github.com/eventfold/eventfold/es/memstore"
 )
 
@@ -23,7 +23,7 @@ func TestStreamMetadataJSON(t *testing.T) {
 		{"All", es.StreamMetadata{MaxCount: 10, MaxAge: 90 * time.Second, TruncateBefore: 3,
 			Custom: map[string]json.RawMessage{"$acl": json.RawMessage(`{"$r":"admin"}`), "tenant": json.RawMessage(`"acme"`)}},
 			`{"$maxCount":10,"$maxAge":90,"$tb":3,"$acl":{"$r":"admin"},"tenant":"acme"}`},
-		{"Deleted", es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore}, `{"$tb":9223372036854775807}`},
+		{"Deleted", es.StreamMetadata{TruncateBefore: esdriver.DeletedTruncateBefore}, `{"$tb":9223372036854775807}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -74,38 +74,6 @@ func TestStreamMetadataJSON(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(`{"$maxAge":9223372036}`), &m))
 		assert.Equal(t, 9223372036*time.Second, m.MaxAge)
 	})
-}
-
-func TestStreamMetadataRetains(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	cases := []struct {
-		name           string
-		m              es.StreamMetadata
-		revision, last uint64
-		created        time.Time
-		want           bool
-	}{
-		{"Zero", es.StreamMetadata{}, 0, 0, now, true},
-		{"TruncateBefore/Before", es.StreamMetadata{TruncateBefore: 3}, 2, 5, now, false},
-		{"TruncateBefore/At", es.StreamMetadata{TruncateBefore: 3}, 3, 5, now, true},
-		{"MaxCount/Kept", es.StreamMetadata{MaxCount: 2}, 4, 5, now, true},
-		{"MaxCount/CutAway", es.StreamMetadata{MaxCount: 2}, 3, 5, now, false},
-		{"MaxCount/ShortStream", es.StreamMetadata{MaxCount: 10}, 0, 5, now, true},
-		{"MaxCount/Exact", es.StreamMetadata{MaxCount: 6}, 0, 5, now, true},
-		{"MaxCount/One", es.StreamMetadata{MaxCount: 1}, 5, 5, now, true},
-		{"MaxAge/Young", es.StreamMetadata{MaxAge: time.Minute}, 0, 0, now.Add(-59 * time.Second), true},
-		{"MaxAge/Old", es.StreamMetadata{MaxAge: time.Minute}, 0, 0, now.Add(-61 * time.Second), false},
-		{"MaxAge/Boundary", es.StreamMetadata{MaxAge: time.Minute}, 0, 0, now.Add(-time.Minute), false},
-		{"Deleted", es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore}, 5, 5, now, false},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			assert.Equal(t, c.want, c.m.Retains(c.revision, c.last, c.created, now))
-		})
-	}
-	assert.True(t, es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore}.IsDeleted())
-	assert.False(t, es.StreamMetadata{TruncateBefore: math.MaxInt64 - 1}.IsDeleted())
-	assert.Equal(t, "$$order-1", es.MetadataStream("order-1"))
 }
 
 func TestSetGetStreamMetadata(t *testing.T) {

@@ -2,8 +2,6 @@ package es
 
 import (
 	"fmt"
-	"regexp"
-	"strings"
 )
 
 // Kind tells what a subscription [Message] carries.
@@ -174,15 +172,6 @@ func StreamPrefixes(prefixes ...string) *Filter {
 	return &Filter{On: FilterStreamName, Prefixes: prefixes}
 }
 
-// Interval returns CheckpointInterval, or DefaultCheckpointInterval when it is
-// zero.
-func (f *Filter) Interval() uint32 {
-	if f.CheckpointInterval == 0 {
-		return DefaultCheckpointInterval
-	}
-	return f.CheckpointInterval
-}
-
 // String describes the filter, for logs and errors.
 func (f *Filter) String() string {
 	on := "event type"
@@ -193,45 +182,4 @@ func (f *Filter) String() string {
 		return fmt.Sprintf("%s matches %q", on, f.Regex)
 	}
 	return fmt.Sprintf("%s has prefix %q", on, f.Prefixes)
-}
-
-// Matcher validates the filter and returns a function that reports whether an
-// event passes it. Errors wrap [ErrInvalidArgument]: a filter needs prefixes
-// or a regular expression, not both, and the expression must compile.
-// A nil filter matches every event.
-//
-// Matcher is for Store implementations that filter in the client.
-func (f *Filter) Matcher() (func(RecordedEvent) bool, error) {
-	if f == nil {
-		return func(RecordedEvent) bool { return true }, nil
-	}
-	if f.On != FilterEventType && f.On != FilterStreamName {
-		return nil, fmt.Errorf("%w: filter target %d", ErrInvalidArgument, f.On)
-	}
-	field := func(e RecordedEvent) string { return e.Type }
-	if f.On == FilterStreamName {
-		field = func(e RecordedEvent) string { return e.Stream }
-	}
-	switch {
-	case f.Regex != "" && len(f.Prefixes) > 0:
-		return nil, fmt.Errorf("%w: filter has both prefixes and a regular expression", ErrInvalidArgument)
-	case f.Regex != "":
-		re, err := regexp.Compile(f.Regex)
-		if err != nil {
-			return nil, fmt.Errorf("%w: filter: %v", ErrInvalidArgument, err)
-		}
-		return func(e RecordedEvent) bool { return re.MatchString(field(e)) }, nil
-	case len(f.Prefixes) > 0:
-		prefixes := append([]string(nil), f.Prefixes...)
-		return func(e RecordedEvent) bool {
-			s := field(e)
-			for _, p := range prefixes {
-				if strings.HasPrefix(s, p) {
-					return true
-				}
-			}
-			return false
-		}, nil
-	}
-	return nil, fmt.Errorf("%w: filter has neither prefixes nor a regular expression", ErrInvalidArgument)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
 )
 
 func (s *suite) testConcurrency(t *testing.T) {
@@ -181,7 +182,7 @@ func (s *suite) testSubscriberSeesEverything(t *testing.T, store es.Store) {
 	}
 
 	// The $all subscription sees every event once, in order.
-	match, err := filter.Matcher()
+	match, err := esdriver.Matcher(filter)
 	require.NoError(t, err)
 	check := &checkpointChecker{t: t, match: match, interval: int(filter.CheckpointInterval)}
 	for len(check.events) < len(written) {

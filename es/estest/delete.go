@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
 )
 
 // deleteFunc is DeleteStream or TombstoneStream.
@@ -45,8 +46,8 @@ func (s *suite) testDelete(t *testing.T) {
 		require.NoError(t, err)
 		m, _, err := es.GetStreamMetadata(t.Context(), store, stream)
 		require.NoError(t, err, "GetStreamMetadata of a soft-deleted stream")
-		assert.True(t, m.IsDeleted(), "a soft delete sets $tb to %d, got metadata %+v", es.DeletedTruncateBefore, m)
-		assert.Equal(t, es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore}, m, "a soft delete replaces the earlier metadata")
+		assert.True(t, esdriver.IsDeleted(m), "a soft delete sets $tb to %d, got metadata %+v", esdriver.DeletedTruncateBefore, m)
+		assert.Equal(t, es.StreamMetadata{TruncateBefore: esdriver.DeletedTruncateBefore}, m, "a soft delete replaces the earlier metadata")
 		var found bool
 		for _, ev := range readAllSince(t, store, before, es.MetadataStream(stream)) {
 			if ev.Stream == es.MetadataStream(stream) && ev.Position == res.Position {
@@ -163,7 +164,7 @@ func (s *suite) testTombstone(t *testing.T) {
 		assert.Equal(t, []uint64{0, 1}, revisions(evs[:2]), "a tombstoned stream's events stay in $all")
 		tomb := evs[2]
 		assert.Equal(t, es.EventTypeStreamDeleted, tomb.Type, "type of the tombstone record")
-		assert.Equal(t, es.TombstoneRevision, tomb.Revision, "revision of the tombstone record")
+		assert.Equal(t, esdriver.TombstoneRevision, tomb.Revision, "revision of the tombstone record")
 		assert.Equal(t, res.Position, tomb.Position, "the tombstone's position is the one TombstoneStream reports")
 		assert.True(t, tomb.IsSystem())
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
 )
 
 // requireEvents checks that the next messages are the events of stream with
@@ -141,7 +142,7 @@ func (s *suite) testSubscribeStream(t *testing.T) {
 		require.Equal(t, es.KindEvent, msg.Kind, "a stream tombstoned while subscribed delivers its tombstone event")
 		assert.Equal(t, es.EventTypeStreamDeleted, msg.Event.Type)
 		assert.Equal(t, stream, msg.Event.Stream)
-		assert.Equal(t, es.TombstoneRevision, msg.Event.Revision)
+		assert.Equal(t, esdriver.TombstoneRevision, msg.Event.Revision)
 		assert.Equal(t, res.Position, msg.Event.Position)
 		_, err = sub.receive()
 		require.ErrorIs(t, err, es.ErrStreamDeleted, "after the tombstone event, the subscription ends with ErrStreamDeleted")
@@ -311,7 +312,7 @@ func (s *suite) testFilters(t *testing.T) {
 			}
 		}
 		require.NotEmpty(t, wantHistory, "the test writes events that match")
-		match, err := filter.Matcher()
+		match, err := esdriver.Matcher(filter)
 		require.NoError(t, err)
 
 		sub := s.subscribeAll(t, store, es.SubscribeAllOptions{From: before, Filter: filter})
@@ -527,7 +528,7 @@ func (s *suite) testCheckpoints(t *testing.T) {
 		f.history = readAllSince(t, store, f.before, prefix)
 		require.Len(t, f.history, 17)
 
-		match, err := f.filter.Matcher()
+		match, err := esdriver.Matcher(f.filter)
 		require.NoError(t, err)
 		f.check = &checkpointChecker{t: t, match: match, interval: checkpointInterval}
 		f.sub = s.subscribeAll(t, store, es.SubscribeAllOptions{From: f.before, Filter: f.filter})
@@ -610,7 +611,7 @@ func (s *suite) testCheckpoints(t *testing.T) {
 			if len(want) == 0 {
 				continue
 			}
-			match, err := f.filter.Matcher()
+			match, err := esdriver.Matcher(f.filter)
 			require.NoError(t, err)
 			check := &checkpointChecker{t: t, match: match, interval: checkpointInterval}
 			sub := s.subscribeAll(t, store, es.SubscribeAllOptions{From: cp, Filter: f.filter})

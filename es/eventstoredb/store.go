@@ -15,6 +15,7 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -239,7 +240,7 @@ func fromRecorded(r *esdb.RecordedEvent) es.RecordedEvent {
 
 // Append implements [es.Store].
 func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedRevision, events ...es.EventData) (es.AppendResult, error) {
-	evs, err := es.PrepareAppend(stream, events, es.MaxAppendSize)
+	evs, err := esdriver.PrepareAppend(stream, events, es.MaxAppendSize)
 	if err != nil {
 		return es.AppendResult{}, err
 	}
@@ -308,9 +309,9 @@ func (s *Store) mapError(ctx context.Context, stream string, expected es.Expecte
 		}
 		return wev
 	case esdb.ErrorCodeStreamDeleted:
-		return es.StreamDeleted(stream)
+		return esdriver.StreamDeleted(stream)
 	case esdb.ErrorCodeResourceNotFound:
-		return es.StreamNotFound(stream)
+		return esdriver.StreamNotFound(stream)
 	}
 	switch status.Code(err) {
 	case codes.FailedPrecondition:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
 	"github.com/eventfold/eventfold/internal/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,7 +18,7 @@ import (
 // sends the checkpoints.
 func (s *Store) SubscribeAll(ctx context.Context, opts es.SubscribeAllOptions) iter.Seq2[es.Message, error] {
 	return func(yield func(es.Message, error) bool) {
-		if _, err := opts.Filter.Matcher(); err != nil {
+		if _, err := esdriver.Matcher(opts.Filter); err != nil {
 			yield(es.Message{}, err)
 			return
 		}
@@ -28,7 +29,7 @@ func (s *Store) SubscribeAll(ctx context.Context, opts es.SubscribeAllOptions) i
 				o.Filter.Type = esdb.StreamFilterType
 			}
 			// A checkpoint every window × multiplier events scanned.
-			o.MaxSearchWindow, o.CheckpointInterval = int(f.Interval()), 1
+			o.MaxSearchWindow, o.CheckpointInterval = int(esdriver.CheckpointInterval(f)), 1
 		}
 		after := opts.From
 		if after == es.End {
@@ -172,7 +173,7 @@ func (s *Store) pump(ctx context.Context, name string, sub *esdb.Subscription, y
 				return delivered, ctx.Err()
 			}
 			if tombstoned || status.Code(err) == codes.FailedPrecondition {
-				return delivered, es.StreamDeleted(name)
+				return delivered, esdriver.StreamDeleted(name)
 			}
 			return delivered, s.mapError(ctx, name, es.Any, err)
 		default:

@@ -1,6 +1,8 @@
 // Package memstore is an in-memory [es.Store] with EventStoreDB's semantics,
 // for tests, examples and quick starts. It is the reference implementation
 // of the contract: it passes the conformance suite in package es/estest.
+// It is also the worked example of a store built on package es/esdriver:
+// its storage is a slice and a map, and the kit decides the rest.
 //
 //	store := memstore.MustNew()
 //	_, err := store.Append(ctx, "order-1", es.NoStream, es.EventData{Type: "OrderPlaced", Data: []byte(`{}`)})
@@ -29,6 +31,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
 	"github.com/google/uuid"
 )
 
@@ -137,100 +140,73 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 	if err := ctx.Err(); err != nil {
 		return es.AppendResult{}, err
 	}
-	evs, err := es.PrepareAppend(name, events, s.maxAppendSize)
+	evs, err := esdriver.PrepareAppend(name, events, s.maxAppendSize)
 	if err != nil {
 		return es.AppendResult{}, err
 	}
 	var meta *es.StreamMetadata
-	if _, ok := metadataTarget(name); ok {
-		meta = parseMetadataAppend(evs)
+	if _, ok := esdriver.MetadataTarget(name); ok {
+		meta = esdriver.ParseMetadataAppend(evs)
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[name]
-	if res, done, err := s.decide(name, st, expected, evs); done {
-		return res, err
+	d, err := esdriver.DecideAppend(name, st.state(), expected, evs, history{s, st})
+	switch {
+	case err != nil:
+		return es.AppendResult{}, err
+	case d.NoStream:
+		return es.AppendResult{NoStream: true}, nil
+	case !d.Write:
+		return s.result(st, d.Revision), nil
 	}
-	return s.write(name, st, evs, meta), nil
+	return s.write(name, st, evs, meta, d.Recreate), nil
 }
 
-// decide applies the expected revision and the idempotency of event IDs
-// to an append of evs to the stream st (nil if it has never been written).
-// done reports that the append ends there, with res and err: a conflict, a
-// repeat of an append already made, or an append of no events; otherwise
-// the events are to be written. s.mu is held.
-func (s *Store) decide(name string, st *stream, expected es.ExpectedRevision, evs []es.EventData) (res es.AppendResult, done bool, err error) {
-	if st != nil && st.tombstoned {
-		return es.AppendResult{}, true, es.StreamDeleted(name)
+// state returns what esdriver needs to know of st (nil if the stream has
+// never been written).
+func (st *stream) state() esdriver.Stream {
+	if st == nil {
+		return esdriver.Stream{Last: -1}
 	}
-	last := st.last()
-	if res, done, err := s.expect(name, st, expected, evs, last); done {
-		return res, true, err
-	}
-	switch {
-	case len(evs) > 0:
-		return es.AppendResult{}, false, nil
-	case last < 0:
-		return es.AppendResult{NoStream: true}, true, nil
-	}
-	return s.result(st, uint64(last)), true, nil
+	return esdriver.Stream{Last: st.last(), Metadata: st.meta, HasMetadata: st.hasMeta, Tombstoned: st.tombstoned}
 }
 
-// expect checks expected against the stream st, whose last revision is
-// last (-1 for none), and recognises a repeat of an append already made
-// (the same event IDs at the place they would take). done reports a
-// conflict or a repeat, answered with res and err.
-func (s *Store) expect(name string, st *stream, expected es.ExpectedRevision, evs []es.EventData, last int64) (res es.AppendResult, done bool, err error) {
-	deleted := st != nil && st.meta.IsDeleted()
-	wrong := func() (es.AppendResult, bool, error) {
-		return es.AppendResult{}, true, s.wrongVersion(name, expected, last)
+// history is the [esdriver.Events] of a stream st (nil if it has never been
+// written). s.mu is held.
+type history struct {
+	s  *Store
+	st *stream
+}
+
+func (h history) Find(id uuid.UUID) (uint64, bool, error) {
+	if h.st == nil {
+		return 0, false, nil
 	}
-	if expected.IsStreamExists() {
-		if deleted {
-			return es.AppendResult{}, true, es.StreamDeleted(name)
-		}
-		if last < 0 && (st == nil || !st.hasMeta) {
-			return wrong()
-		}
-	}
-	if len(evs) > 0 && (expected.IsAny() || expected.IsStreamExists()) && st != nil {
-		if rev, ok := st.ids[evs[0].ID]; ok {
-			if s.holds(st, rev, evs) {
-				return s.result(st, rev+uint64(len(evs))-1), true, nil
-			}
-			return wrong()
+	rev, ok := h.st.ids[id]
+	return rev, ok, nil
+}
+
+func (h history) Holds(from uint64, evs []es.EventData) (bool, error) {
+	for i, ev := range evs {
+		if h.s.log[h.st.events[from+uint64(i)]].ID != ev.ID {
+			return false, nil
 		}
 	}
-	want, ok := wantRevision(expected)
-	switch {
-	case !ok || want == last:
-		return es.AppendResult{}, false, nil
-	case want > last:
-		return wrong()
-	case len(evs) > 0 && s.holds(st, uint64(want+1), evs):
-		return s.result(st, uint64(want)+uint64(len(evs))), true, nil
-	case expected.IsNoStream() && deleted:
-		return es.AppendResult{}, false, nil // recreating a soft-deleted stream
-	}
-	return wrong()
+	return true, nil
 }
 
 // write appends evs to the stream name, st (nil if it has never been
-// written), recreating it if it was soft-deleted, and applies meta, the
-// metadata that evs set if name is a metadata stream. s.mu is held.
-func (s *Store) write(name string, st *stream, evs []es.EventData, meta *es.StreamMetadata) es.AppendResult {
-	last := st.last()
-	deleted := st != nil && st.meta.IsDeleted()
+// written), recreating it first if it was soft-deleted, and applies meta,
+// the metadata that evs set if name is a metadata stream. s.mu is held.
+func (s *Store) write(name string, st *stream, evs []es.EventData, meta *es.StreamMetadata, recreate bool) es.AppendResult {
+	if recreate {
+		s.writeMetadata(name, esdriver.Recreated(st.state()))
+	}
 	if st == nil {
 		st = &stream{ids: make(map[uuid.UUID]uint64, len(evs))}
 		s.streams[name] = st
-	}
-	if deleted {
-		// Recreating a soft-deleted stream: the old events stay hidden.
-		m := st.meta
-		m.TruncateBefore = uint64(last + 1)
-		s.writeMetadata(name, m)
 	}
 	for _, ev := range evs {
 		rev := uint64(len(st.events))
@@ -242,73 +218,16 @@ func (s *Store) write(name string, st *stream, evs []es.EventData, meta *es.Stre
 		st.ids[ev.ID] = rev
 	}
 	if meta != nil {
-		target := s.streamFor(name[len(es.MetadataStreamPrefix):])
+		of, _ := esdriver.MetadataTarget(name)
+		target := s.streamFor(of)
 		target.meta, target.hasMeta = *meta, true
 	}
 	s.notify()
 	return s.result(st, uint64(len(st.events))-1)
 }
 
-// wantRevision returns the last revision that NoStream (-1) or Exact(n) expects.
-func wantRevision(expected es.ExpectedRevision) (int64, bool) {
-	if expected.IsNoStream() {
-		return -1, true
-	}
-	if rev, ok := expected.Revision(); ok {
-		return int64(min(rev, 1<<63-1)), true
-	}
-	return 0, false
-}
-
-// holds reports whether st holds the IDs of evs, in order, from revision from.
-func (s *Store) holds(st *stream, from uint64, evs []es.EventData) bool {
-	if st == nil || from+uint64(len(evs)) > uint64(len(st.events)) {
-		return false
-	}
-	for i, ev := range evs {
-		if s.log[st.events[from+uint64(i)]].ID != ev.ID {
-			return false
-		}
-	}
-	return true
-}
-
 func (s *Store) result(st *stream, rev uint64) es.AppendResult {
 	return es.AppendResult{Revision: rev, Position: s.log[st.events[rev]].Position}
-}
-
-func (s *Store) wrongVersion(name string, expected es.ExpectedRevision, last int64) error {
-	actual := es.NoStream
-	if last >= 0 {
-		actual = es.Exact(uint64(last))
-	}
-	return &es.WrongExpectedVersionError{Stream: name, Expected: expected, Actual: actual}
-}
-
-// metadataTarget returns the stream whose metadata stream is name.
-func metadataTarget(name string) (string, bool) {
-	if len(name) > len(es.MetadataStreamPrefix) && name[:len(es.MetadataStreamPrefix)] == es.MetadataStreamPrefix {
-		return name[len(es.MetadataStreamPrefix):], true
-	}
-	return "", false
-}
-
-// parseMetadataAppend returns the metadata an append to a metadata stream
-// sets: that of its last $metadata event. Like EventStoreDB, it stores
-// metadata that does not parse, and treats it as no metadata.
-func parseMetadataAppend(evs []es.EventData) *es.StreamMetadata {
-	var meta *es.StreamMetadata
-	for _, ev := range evs {
-		if ev.Type != es.EventTypeMetadata {
-			continue
-		}
-		var m es.StreamMetadata
-		if json.Unmarshal(ev.Data, &m) != nil {
-			m = es.StreamMetadata{}
-		}
-		meta = &m
-	}
-	return meta
 }
 
 func (s *Store) streamFor(name string) *stream {
@@ -355,7 +274,7 @@ func (s *Store) notify() {
 // DeleteStream implements [es.Store].
 func (s *Store) DeleteStream(ctx context.Context, name string, expected es.ExpectedRevision) (es.DeleteResult, error) {
 	return s.delete(ctx, name, expected, false, func(*stream) int {
-		return s.writeMetadata(name, es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore})
+		return s.writeMetadata(name, es.StreamMetadata{TruncateBefore: esdriver.DeletedTruncateBefore})
 	})
 }
 
@@ -365,7 +284,7 @@ func (s *Store) TombstoneStream(ctx context.Context, name string, expected es.Ex
 		st := s.streamFor(name)
 		st.tombstoned = true
 		st.tombstone = s.commit(es.RecordedEvent{
-			ID: uuid.New(), Stream: name, Revision: es.TombstoneRevision,
+			ID: uuid.New(), Stream: name, Revision: esdriver.TombstoneRevision,
 			Type: es.EventTypeStreamDeleted, ContentType: es.ContentTypeBinary,
 		})
 		return st.tombstone
@@ -384,36 +303,12 @@ func (s *Store) delete(ctx context.Context, name string, expected es.ExpectedRev
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[name]
-	if err := s.checkDelete(name, st, expected, tombstone); err != nil {
+	if err := esdriver.DecideDelete(name, st.state(), expected, tombstone); err != nil {
 		return es.DeleteResult{}, err
 	}
 	i := write(st)
 	s.notify()
 	return es.DeleteResult{Position: s.log[i].Position}, nil
-}
-
-// checkDelete applies the expected-revision check of deletes. s.mu is held.
-func (s *Store) checkDelete(name string, st *stream, expected es.ExpectedRevision, tombstone bool) error {
-	if st != nil && st.tombstoned {
-		return es.StreamDeleted(name)
-	}
-	last := st.last()
-	if last < 0 && !tombstone {
-		return s.wrongVersion(name, expected, last)
-	}
-	deleted := st != nil && st.meta.IsDeleted()
-	if expected.IsStreamExists() {
-		if deleted {
-			return es.StreamDeleted(name)
-		}
-		if last < 0 {
-			return s.wrongVersion(name, expected, last)
-		}
-	}
-	if want, ok := wantRevision(expected); ok && want != last {
-		return s.wrongVersion(name, expected, last)
-	}
-	return nil
 }
 
 // ReadStream implements [es.Store].
@@ -436,12 +331,12 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts es.ReadStreamO
 		)
 		switch {
 		case st != nil && st.tombstoned:
-			err = es.StreamDeleted(name)
-		case st.last() < 0 || st.meta.IsDeleted():
-			err = es.StreamNotFound(name)
+			err = esdriver.StreamDeleted(name)
+		case st.last() < 0 || esdriver.IsDeleted(st.meta):
+			err = esdriver.StreamNotFound(name)
 		default:
 			revs, meta = st.events, st.meta
-			if _, ok := metadataTarget(name); ok {
+			if _, ok := esdriver.MetadataTarget(name); ok {
 				meta = es.StreamMetadata{MaxCount: 1} // metadata streams keep their newest event
 			}
 		}
@@ -455,7 +350,7 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts es.ReadStreamO
 		last := uint64(len(revs) - 1)
 		now := s.now()
 		var n uint64
-		for rev := range revisions(opts, last, firstRetained(meta, last)) {
+		for rev := range revisions(opts, last, esdriver.FirstRetained(meta, last)) {
 			if opts.Limit > 0 && n == opts.Limit {
 				return
 			}
@@ -464,7 +359,7 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts es.ReadStreamO
 				return
 			}
 			ev := log[revs[rev]]
-			if !meta.Retains(rev, last, ev.Created, now) {
+			if !esdriver.Retains(meta, rev, last, ev.Created, now) {
 				if opts.Direction == es.Backwards {
 					return // every older event is cut away too
 				}
@@ -476,15 +371,6 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts es.ReadStreamO
 			}
 		}
 	}
-}
-
-// firstRetained returns the first revision that $tb and $maxCount keep.
-func firstRetained(m es.StreamMetadata, last uint64) uint64 {
-	lo := m.TruncateBefore
-	if m.MaxCount > 0 && last >= m.MaxCount {
-		lo = max(lo, last-m.MaxCount+1)
-	}
-	return lo
 }
 
 // revisions yields the revisions from lo to last that a stream read visits,
@@ -557,158 +443,69 @@ func indexAt(p es.Position, n int) int {
 	return int(min(p.Commit-1, uint64(n)))
 }
 
-// indexAfter returns the index of the first event after p.
-func indexAfter(p es.Position, n int) int {
-	if p == es.End {
-		return n
-	}
-	return int(min(p.Commit, uint64(n)))
-}
-
 // SubscribeAll implements [es.Store].
 func (s *Store) SubscribeAll(ctx context.Context, opts es.SubscribeAllOptions) iter.Seq2[es.Message, error] {
-	return func(yield func(es.Message, error) bool) {
-		match, err := opts.Filter.Matcher()
-		if err != nil {
-			yield(es.Message{}, err)
-			return
-		}
-		var interval uint64
-		if opts.Filter != nil {
-			interval = uint64(opts.Filter.Interval())
-		}
-		s.mu.Lock()
-		next := indexAfter(opts.From, len(s.log))
-		checkpoint := opts.From
-		if opts.From == es.End {
-			checkpoint = es.Position{Commit: uint64(next), Prepare: uint64(next)}
-		}
-		s.mu.Unlock()
-
-		var scanned uint64
-		caughtUp := false
-		for {
-			if err := ctx.Err(); err != nil {
-				yield(es.Message{}, err)
-				return
-			}
-			s.mu.Lock()
-			batch := s.log[min(next, len(s.log)):min(next+256, len(s.log))]
-			changed := s.changed
-			s.mu.Unlock()
-
-			if len(batch) == 0 {
-				if !caughtUp {
-					caughtUp = true
-					if interval > 0 && !yield(es.Message{Kind: es.KindCheckpoint, Position: checkpoint}, nil) {
-						return
-					}
-					if !yield(es.Message{Kind: es.KindCaughtUp}, nil) {
-						return
-					}
-				}
-				select {
-				case <-ctx.Done():
-					yield(es.Message{}, ctx.Err())
-					return
-				case <-changed:
-				}
-				continue
-			}
-			for _, ev := range batch {
-				next++
-				scanned++
-				checkpoint = ev.Position
-				if match(ev) && !yield(es.Message{Kind: es.KindEvent, Event: copyEvent(ev), Position: ev.Position}, nil) {
-					return
-				}
-				if interval > 0 && scanned%interval == 0 && !yield(es.Message{Kind: es.KindCheckpoint, Position: ev.Position}, nil) {
-					return
-				}
-			}
-		}
-	}
+	return esdriver.SubscribeAll(ctx, feed{s}, opts)
 }
 
 // SubscribeStream implements [es.Store].
 func (s *Store) SubscribeStream(ctx context.Context, name string, opts es.SubscribeStreamOptions) iter.Seq2[es.Message, error] {
-	return func(yield func(es.Message, error) bool) {
-		if err := es.ValidateStreamName(name); err != nil {
-			yield(es.Message{}, err)
-			return
-		}
-		s.mu.Lock()
-		st := s.streams[name]
-		tombstoned := st != nil && st.tombstoned
-		next := uint64(0)
-		if rev, ok := opts.From.Revision(); ok {
-			next = rev + 1
-		} else if opts.From.IsEnd() {
-			next = uint64(st.last() + 1)
-		}
-		s.mu.Unlock()
-		if tombstoned {
-			yield(es.Message{}, es.StreamDeleted(name))
-			return
-		}
-
-		caughtUp := false
-		for {
-			if err := ctx.Err(); err != nil {
-				yield(es.Message{}, err)
-				return
-			}
-			s.mu.Lock()
-			var (
-				batch []es.RecordedEvent
-				meta  es.StreamMetadata
-				last  int64
-				tomb  *es.RecordedEvent
-			)
-			if st := s.streams[name]; st != nil {
-				last, meta = st.last(), st.meta
-				for rev := next; rev < uint64(len(st.events)) && len(batch) < 256; rev++ {
-					batch = append(batch, s.log[st.events[rev]])
-				}
-				if st.tombstoned && next+uint64(len(batch)) == uint64(len(st.events)) {
-					tomb = &s.log[st.tombstone]
-				}
-			}
-			changed := s.changed
-			s.mu.Unlock()
-
-			now := s.now()
-			for _, ev := range batch {
-				next = ev.Revision + 1
-				if meta.Retains(ev.Revision, uint64(last), ev.Created, now) &&
-					!yield(es.Message{Kind: es.KindEvent, Event: copyEvent(ev), Position: ev.Position}, nil) {
-					return
-				}
-			}
-			if tomb != nil {
-				if yield(es.Message{Kind: es.KindEvent, Event: copyEvent(*tomb), Position: tomb.Position}, nil) {
-					yield(es.Message{}, es.StreamDeleted(name))
-				}
-				return
-			}
-			if len(batch) > 0 {
-				continue
-			}
-			if !caughtUp {
-				caughtUp = true
-				if !yield(es.Message{Kind: es.KindCaughtUp}, nil) {
-					return
-				}
-			}
-			select {
-			case <-ctx.Done():
-				yield(es.Message{}, ctx.Err())
-				return
-			case <-changed:
-			}
-		}
-	}
+	return esdriver.SubscribeStream(ctx, feed{s}, name, opts)
 }
+
+// pageSize is the number of events a subscription reads at a time.
+const pageSize = 256
+
+// feed is the store's log as its subscriptions read it.
+type feed struct{ s *Store }
+
+var _ esdriver.Log = feed{}
+
+func (f feed) Changed() <-chan struct{} {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	return f.s.changed
+}
+
+func (f feed) Head(context.Context) (es.Position, error) {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	n := uint64(len(f.s.log))
+	return es.Position{Commit: n, Prepare: n}, nil
+}
+
+func (f feed) ReadAllAfter(_ context.Context, after es.Position) ([]es.RecordedEvent, bool, error) {
+	f.s.mu.Lock()
+	log := f.s.log
+	f.s.mu.Unlock()
+	next := int(min(after.Commit, uint64(len(log))))
+	page := log[next:min(next+pageSize, len(log))]
+	out := make([]es.RecordedEvent, len(page))
+	for i, ev := range page {
+		out[i] = copyEvent(ev)
+	}
+	return out, len(out) == pageSize, nil
+}
+
+func (f feed) ReadStreamFrom(_ context.Context, name string, from uint64) (esdriver.StreamPage, bool, error) {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	st := f.s.streams[name]
+	p := esdriver.StreamPage{Stream: st.state()}
+	if st == nil {
+		return p, false, nil
+	}
+	for rev := from; rev < uint64(len(st.events)) && len(p.Events) < pageSize; rev++ {
+		p.Events = append(p.Events, copyEvent(f.s.log[st.events[rev]]))
+	}
+	if st.tombstoned {
+		t := copyEvent(f.s.log[st.tombstone])
+		p.Tombstone = &t
+	}
+	return p, len(p.Events) == pageSize, nil
+}
+
+func (f feed) Now() time.Time { return f.s.now() }
 
 func copyEvent(ev es.RecordedEvent) es.RecordedEvent {
 	ev.Data, ev.Metadata = clone(ev.Data), clone(ev.Metadata)

@@ -5,11 +5,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
 )
 
 // streamState is a row of the streams table. A stream without a row has
@@ -31,6 +31,11 @@ func (s *Store) loadStream(ctx context.Context, q queryer, name string) (streamS
 		return st, err
 	}
 	return st, st.setMetadata(name, meta)
+}
+
+// driver returns the state as esdriver decides on it.
+func (st streamState) driver() esdriver.Stream {
+	return esdriver.Stream{Last: st.last, Metadata: st.meta, HasMetadata: st.hasMeta, Tombstoned: st.tombstoned}
 }
 
 func (st *streamState) setMetadata(name string, meta sql.NullString) error {
@@ -205,13 +210,15 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 	if s.closed() {
 		return es.AppendResult{}, ErrClosed
 	}
-	evs, err := es.PrepareAppend(name, events, s.cfg.maxAppendSize)
+	evs, err := esdriver.PrepareAppend(name, events, s.cfg.maxAppendSize)
 	if err != nil {
 		return es.AppendResult{}, err
 	}
 	var meta []byte
-	if _, ok := metadataTarget(name); ok {
-		meta = parseMetadataAppend(evs)
+	if _, ok := esdriver.MetadataTarget(name); ok {
+		if m := esdriver.ParseMetadataAppend(evs); m != nil {
+			meta, _ = json.Marshal(m) // a StreamMetadata always encodes
+		}
 	}
 	size := 0
 	for _, ev := range evs {
@@ -242,73 +249,29 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 	return res, nil
 }
 
-// append is Append in the transaction: memstore's checks, in its order.
+// append is Append in the transaction: esdriver decides, as for every
+// store; the write queues the events.
 func (w *write) append(ctx context.Context, name string, st streamState, idRev sql.NullInt64,
 	expected es.ExpectedRevision, evs []es.EventData, meta []byte) (es.AppendResult, error) {
-	if st.tombstoned {
-		return es.AppendResult{}, es.StreamDeleted(name)
+	d, err := esdriver.DecideAppend(name, st.driver(), expected, evs, history{ctx: ctx, w: w, name: name, st: st, idRev: idRev})
+	switch {
+	case err != nil:
+		return es.AppendResult{}, err
+	case d.NoStream:
+		return es.AppendResult{NoStream: true}, nil
+	case !d.Write:
+		return w.result(ctx, name, d.Revision)
+	}
+	if d.Recreate {
+		if _, err := w.writeMetadata(ctx, name, esdriver.Recreated(st.driver())); err != nil {
+			return es.AppendResult{}, err
+		}
 	}
 	last := st.last
-	deleted := st.meta.IsDeleted()
-	wrong := func() (es.AppendResult, error) {
-		return es.AppendResult{}, wrongVersion(name, expected, last)
-	}
-
-	if expected.IsStreamExists() {
-		if deleted {
-			return es.AppendResult{}, es.StreamDeleted(name)
-		}
-		if last < 0 && !st.hasMeta {
-			return wrong()
-		}
-	}
-	if len(evs) > 0 && (expected.IsAny() || expected.IsStreamExists()) && st.found && idRev.Valid {
-		ok, err := w.holds(ctx, name, st, uint64(idRev.Int64), evs)
-		switch {
-		case err != nil:
-			return es.AppendResult{}, err
-		case ok:
-			return w.result(ctx, name, uint64(idRev.Int64)+uint64(len(evs))-1)
-		}
-		return wrong()
-	}
-	if want, ok := wantRevision(expected); ok {
-		switch {
-		case want < last:
-			if len(evs) > 0 {
-				ok, err := w.holds(ctx, name, st, uint64(want+1), evs)
-				switch {
-				case err != nil:
-					return es.AppendResult{}, err
-				case ok:
-					return w.result(ctx, name, uint64(want)+uint64(len(evs)))
-				}
-			}
-			if !(expected.IsNoStream() && deleted) {
-				return wrong()
-			}
-		case want > last:
-			return wrong()
-		}
-	}
-	if len(evs) == 0 {
-		if last < 0 {
-			return es.AppendResult{NoStream: true}, nil
-		}
-		return w.result(ctx, name, uint64(last))
-	}
-
-	if deleted {
-		// Recreating a soft-deleted stream: the old events stay hidden.
-		m := st.meta
-		m.TruncateBefore = uint64(last + 1)
-		if _, err := w.writeMetadata(ctx, name, m); err != nil {
-			return es.AppendResult{}, err
-		}
-	}
 	pos := w.insert(name, uint64(last+1), evs)
 	if meta != nil {
-		w.setMetadata(name[len(es.MetadataStreamPrefix):], meta)
+		of, _ := esdriver.MetadataTarget(name)
+		w.setMetadata(of, meta)
 	}
 	return es.AppendResult{
 		Revision: uint64(last) + uint64(len(evs)),
@@ -316,60 +279,33 @@ func (w *write) append(ctx context.Context, name string, st streamState, idRev s
 	}, nil
 }
 
-// wantRevision returns the last revision that NoStream (-1) or Exact(n) expects.
-func wantRevision(expected es.ExpectedRevision) (int64, bool) {
-	if expected.IsNoStream() {
-		return -1, true
-	}
-	if rev, ok := expected.Revision(); ok {
-		return int64(min(rev, 1<<63-1)), true
-	}
-	return 0, false
+// history is the [esdriver.Events] of an append's stream, in its
+// transaction: the revision of its first event's ID was read with the
+// stream's state.
+type history struct {
+	ctx   context.Context
+	w     *write
+	name  string
+	st    streamState
+	idRev sql.NullInt64
 }
 
-func wrongVersion(name string, expected es.ExpectedRevision, last int64) error {
-	actual := es.NoStream
-	if last >= 0 {
-		actual = es.Exact(uint64(last))
-	}
-	return &es.WrongExpectedVersionError{Stream: name, Expected: expected, Actual: actual}
+func (h history) Find(uuid.UUID) (uint64, bool, error) {
+	return uint64(h.idRev.Int64), h.idRev.Valid, nil
 }
 
-// metadataTarget returns the stream whose metadata stream is name.
-func metadataTarget(name string) (string, bool) {
-	if len(name) > len(es.MetadataStreamPrefix) && strings.HasPrefix(name, es.MetadataStreamPrefix) {
-		return name[len(es.MetadataStreamPrefix):], true
-	}
-	return "", false
-}
-
-// parseMetadataAppend returns, encoded again, the metadata an append to a
-// metadata stream sets: that of its last $metadata event; nil if none. Like
-// EventStoreDB (and es/memstore), metadata that does not parse is stored
-// as it is and counts as no metadata.
-func parseMetadataAppend(evs []es.EventData) []byte {
-	var meta []byte
-	for _, ev := range evs {
-		if ev.Type != es.EventTypeMetadata {
-			continue
-		}
-		var m es.StreamMetadata
-		if json.Unmarshal(ev.Data, &m) != nil {
-			m = es.StreamMetadata{}
-		}
-		meta, _ = json.Marshal(m) // a StreamMetadata always encodes
-	}
-	return meta
+func (h history) Holds(from uint64, evs []es.EventData) (bool, error) {
+	return h.w.holds(h.ctx, h.name, h.st, from, evs)
 }
 
 // DeleteStream implements [es.Store]: it writes `$metadata` with `$tb` set
-// to [es.DeletedTruncateBefore] to the stream's metadata stream.
+// to [esdriver.DeletedTruncateBefore] to the stream's metadata stream.
 func (s *Store) DeleteStream(ctx context.Context, name string, expected es.ExpectedRevision) (es.DeleteResult, error) {
 	return s.delete(ctx, name, expected, false)
 }
 
 // TombstoneStream implements [es.Store]: it writes a `$streamDeleted` record
-// at revision [es.TombstoneRevision] to the stream.
+// at revision [esdriver.TombstoneRevision] to the stream.
 func (s *Store) TombstoneStream(ctx context.Context, name string, expected es.ExpectedRevision) (es.DeleteResult, error) {
 	return s.delete(ctx, name, expected, true)
 }
@@ -390,7 +326,7 @@ func (s *Store) delete(ctx context.Context, name string, expected es.ExpectedRev
 		if err != nil {
 			return 0, err
 		}
-		if err := checkDelete(name, st, expected, tombstone); err != nil {
+		if err := esdriver.DecideDelete(name, st.driver(), expected, tombstone); err != nil {
 			return 0, err
 		}
 		if tombstone {
@@ -398,10 +334,10 @@ func (s *Store) delete(ctx context.Context, name string, expected es.ExpectedRev
 			w.touch(name)
 			w.queue(s.q.upsertTombstone, name)
 			w.pending = append(w.pending, s.db.insertEvents([]eventRow{{
-				position: pos, stream: name, revision: es.TombstoneRevision, id: uuid.New(),
+				position: pos, stream: name, revision: esdriver.TombstoneRevision, id: uuid.New(),
 				typ: es.EventTypeStreamDeleted, contentType: es.ContentTypeBinary, created: w.now,
 			}})...)
-		} else if pos, err = w.writeMetadata(ctx, name, es.StreamMetadata{TruncateBefore: es.DeletedTruncateBefore}); err != nil {
+		} else if pos, err = w.writeMetadata(ctx, name, es.StreamMetadata{TruncateBefore: esdriver.DeletedTruncateBefore}); err != nil {
 			return 0, err
 		}
 		if err := w.flush(ctx); err != nil {
@@ -418,28 +354,4 @@ func (s *Store) delete(ctx context.Context, name string, expected es.ExpectedRev
 		return es.DeleteResult{}, s.opError(ctx, fmt.Sprintf("%s stream %q", op, name), err)
 	}
 	return es.DeleteResult{Position: es.Position{Commit: pos, Prepare: pos}}, nil
-}
-
-// checkDelete applies the expected-revision check of deletes.
-func checkDelete(name string, st streamState, expected es.ExpectedRevision, tombstone bool) error {
-	if st.tombstoned {
-		return es.StreamDeleted(name)
-	}
-	last := st.last
-	if last < 0 && !tombstone {
-		return wrongVersion(name, expected, last)
-	}
-	deleted := st.meta.IsDeleted()
-	if expected.IsStreamExists() {
-		if deleted {
-			return es.StreamDeleted(name)
-		}
-		if last < 0 {
-			return wrongVersion(name, expected, last)
-		}
-	}
-	if want, ok := wantRevision(expected); ok && want != last {
-		return wrongVersion(name, expected, last)
-	}
-	return nil
 }

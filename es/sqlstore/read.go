@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
 )
 
 // fetch runs a query of events and returns them all: callers bound it with
@@ -104,16 +105,16 @@ func (s *Store) openStream(ctx context.Context, name string, opts es.ReadStreamO
 	case err != nil:
 		return nil, s.opError(ctx, fmt.Sprintf("read stream %q", name), err)
 	case st.tombstoned:
-		return nil, es.StreamDeleted(name)
-	case st.last < 0 || st.meta.IsDeleted():
-		return nil, es.StreamNotFound(name)
+		return nil, esdriver.StreamDeleted(name)
+	case st.last < 0 || esdriver.IsDeleted(st.meta):
+		return nil, esdriver.StreamNotFound(name)
 	}
 	rd.meta = st.meta
-	if _, ok := metadataTarget(name); ok {
+	if _, ok := esdriver.MetadataTarget(name); ok {
 		rd.meta = es.StreamMetadata{MaxCount: 1} // metadata streams keep their newest event
 	}
 	rd.last = uint64(st.last)
-	rd.lo = firstRetained(rd.meta, rd.last)
+	rd.lo = esdriver.FirstRetained(rd.meta, rd.last)
 	rd.now = s.cfg.now()
 	rd.from, rd.to = max(opts.From, rd.lo), rd.last
 	if rd.backwards {
@@ -162,7 +163,7 @@ func (rd *streamRead) emit(ctx context.Context, batch []es.RecordedEvent, yield 
 			yield(es.RecordedEvent{}, err)
 			return true
 		}
-		if !rd.meta.Retains(ev.Revision, rd.last, ev.Created, rd.now) {
+		if !esdriver.Retains(rd.meta, ev.Revision, rd.last, ev.Created, rd.now) {
 			if rd.backwards {
 				return true // every older event is cut away too
 			}
@@ -221,15 +222,6 @@ func (s *Store) loadAndFetch(ctx context.Context, name string, from, size uint64
 		return st, nil, err
 	}
 	return st, out, st.setMetadata(name, meta) // it records that the stream has a row
-}
-
-// firstRetained returns the first revision that $tb and $maxCount keep.
-func firstRetained(m es.StreamMetadata, last uint64) uint64 {
-	lo := m.TruncateBefore
-	if m.MaxCount > 0 && last >= m.MaxCount {
-		lo = max(lo, last-m.MaxCount+1)
-	}
-	return lo
 }
 
 // ReadAll implements [es.Store]. A forwards read ends at the head of the log

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
 )
 
 // Scavenging: see "Retention" in the package documentation.
@@ -113,7 +114,7 @@ func (s *Store) Scavenge(ctx context.Context, below es.Position) (ScavengeResult
 // scavengeCandidates reads, outside any transaction, the names of the next
 // streams after the name after that can have events to delete.
 func (s *Store) scavengeCandidates(ctx context.Context, after string, page int) ([]string, error) {
-	r, err := s.db.reader().query(ctx, s.q.scavengeCandidates, after, es.MetadataStreamPrefix+"%", int64(page))
+	r, err := s.db.reader().query(ctx, s.q.scavengeCandidates, after, esdriver.MetadataStreamPrefix+"%", int64(page))
 	if err != nil {
 		return nil, err
 	}
@@ -219,16 +220,16 @@ func scavengeCut(name string, st streamState, now time.Time) cut {
 	case !st.found:
 		return cut{}
 	case st.tombstoned:
-		return cut{below: es.TombstoneRevision}
+		return cut{below: esdriver.TombstoneRevision}
 	case st.last < 1:
 		return cut{} // no event, or only the last one
 	}
 	last := uint64(st.last)
 	meta := st.meta
-	if _, ok := metadataTarget(name); ok {
+	if _, ok := esdriver.MetadataTarget(name); ok {
 		meta = es.StreamMetadata{MaxCount: 1} // as ReadStream applies
 	}
-	c := cut{below: min(firstRetained(meta, last), last)}
+	c := cut{below: min(esdriver.FirstRetained(meta, last), last)}
 	if meta.MaxAge > 0 {
 		// Retains keeps an event created after now - $maxAge.
 		c.ageBelow, c.cutoff = last, now.Add(-meta.MaxAge).UnixNano()

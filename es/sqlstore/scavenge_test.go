@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
 	"github.com/eventfold/eventfold/es/sqlstore"
 	"github.com/eventfold/eventfold/projection"
 )
@@ -91,10 +92,10 @@ func mustKeep(t *testing.T, s es.Store, all []es.RecordedEvent, horizon uint64) 
 		switch {
 		case ev.Position.Commit >= horizon:
 			keep[ev.Position.Commit] = true
-		case ev.Revision == es.TombstoneRevision:
+		case ev.Revision == esdriver.TombstoneRevision:
 			keep[ev.Position.Commit] = true
 		}
-		if ev.Revision == es.TombstoneRevision {
+		if ev.Revision == esdriver.TombstoneRevision {
 			tombstoned[ev.Stream] = true
 		} else if l, ok := last[ev.Stream]; !ok || ev.Revision > l.Revision {
 			last[ev.Stream] = ev

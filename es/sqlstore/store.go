@@ -157,6 +157,7 @@ func (s *Store) open(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
+		s.sig.fire() // wakes the subscriptions, whose next read fails
 		s.cancel()
 		s.wg.Wait()
 		s.closeErr = s.db.close()
