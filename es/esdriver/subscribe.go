@@ -10,8 +10,9 @@ import (
 
 // Log is a store's log as the subscription loops of [SubscribeAll] and
 // [SubscribeStream] read it: pages of events, and a signal when it changes.
-// A Log's methods must be safe for concurrent use; the loops hold nothing
-// of the store (no lock, no connection) between their calls.
+// The loops hold nothing of the store (no lock, no connection) between
+// their calls, and keep no page after asking for the next, so that a Log
+// made for one subscription may reuse its slices.
 type Log interface {
 	// Changed returns a channel that is closed when the log changes after
 	// the call: an append, a delete, or the store closing (whose next read

@@ -445,49 +445,52 @@ func indexAt(p es.Position, n int) int {
 
 // SubscribeAll implements [es.Store].
 func (s *Store) SubscribeAll(ctx context.Context, opts es.SubscribeAllOptions) iter.Seq2[es.Message, error] {
-	return esdriver.SubscribeAll(ctx, feed{s}, opts)
+	return esdriver.SubscribeAll(ctx, &feed{s: s}, opts)
 }
 
 // SubscribeStream implements [es.Store].
 func (s *Store) SubscribeStream(ctx context.Context, name string, opts es.SubscribeStreamOptions) iter.Seq2[es.Message, error] {
-	return esdriver.SubscribeStream(ctx, feed{s}, name, opts)
+	return esdriver.SubscribeStream(ctx, &feed{s: s}, name, opts)
 }
 
 // pageSize is the number of events a subscription reads at a time.
 const pageSize = 256
 
-// feed is the store's log as its subscriptions read it.
-type feed struct{ s *Store }
+// feed is the store's log as one subscription reads it. Its pages reuse
+// one slice: the subscription loops do not keep a page.
+type feed struct {
+	s    *Store
+	page []es.RecordedEvent
+}
 
-var _ esdriver.Log = feed{}
+var _ esdriver.Log = (*feed)(nil)
 
-func (f feed) Changed() <-chan struct{} {
+func (f *feed) Changed() <-chan struct{} {
 	f.s.mu.Lock()
 	defer f.s.mu.Unlock()
 	return f.s.changed
 }
 
-func (f feed) Head(context.Context) (es.Position, error) {
+func (f *feed) Head(context.Context) (es.Position, error) {
 	f.s.mu.Lock()
 	defer f.s.mu.Unlock()
 	n := uint64(len(f.s.log))
 	return es.Position{Commit: n, Prepare: n}, nil
 }
 
-func (f feed) ReadAllAfter(_ context.Context, after es.Position) ([]es.RecordedEvent, bool, error) {
+func (f *feed) ReadAllAfter(_ context.Context, after es.Position) ([]es.RecordedEvent, bool, error) {
 	f.s.mu.Lock()
 	log := f.s.log
 	f.s.mu.Unlock()
 	next := int(min(after.Commit, uint64(len(log))))
-	page := log[next:min(next+pageSize, len(log))]
-	out := make([]es.RecordedEvent, len(page))
-	for i, ev := range page {
-		out[i] = copyEvent(ev)
+	f.page = f.page[:0]
+	for _, ev := range log[next:min(next+pageSize, len(log))] {
+		f.page = append(f.page, copyEvent(ev))
 	}
-	return out, len(out) == pageSize, nil
+	return f.page, len(f.page) == pageSize, nil
 }
 
-func (f feed) ReadStreamFrom(_ context.Context, name string, from uint64) (esdriver.StreamPage, bool, error) {
+func (f *feed) ReadStreamFrom(_ context.Context, name string, from uint64) (esdriver.StreamPage, bool, error) {
 	f.s.mu.Lock()
 	defer f.s.mu.Unlock()
 	st := f.s.streams[name]
@@ -495,9 +498,11 @@ func (f feed) ReadStreamFrom(_ context.Context, name string, from uint64) (esdri
 	if st == nil {
 		return p, false, nil
 	}
-	for rev := from; rev < uint64(len(st.events)) && len(p.Events) < pageSize; rev++ {
-		p.Events = append(p.Events, copyEvent(f.s.log[st.events[rev]]))
+	f.page = f.page[:0]
+	for rev := from; rev < uint64(len(st.events)) && len(f.page) < pageSize; rev++ {
+		f.page = append(f.page, copyEvent(f.s.log[st.events[rev]]))
 	}
+	p.Events = f.page
 	if st.tombstoned {
 		t := copyEvent(f.s.log[st.tombstone])
 		p.Tombstone = &t
@@ -505,7 +510,7 @@ func (f feed) ReadStreamFrom(_ context.Context, name string, from uint64) (esdri
 	return p, len(p.Events) == pageSize, nil
 }
 
-func (f feed) Now() time.Time { return f.s.now() }
+func (f *feed) Now() time.Time { return f.s.now() }
 
 func copyEvent(ev es.RecordedEvent) es.RecordedEvent {
 	ev.Data, ev.Metadata = clone(ev.Data), clone(ev.Metadata)
