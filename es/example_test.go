@@ -2,115 +2,13 @@ package es_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
 
-	"github.com/google/uuid"
-
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/memstore"
 )
-
-type OrderPlaced struct {
-	OrderID string `json:"orderId"`
-	Amount  int    `json:"amount"`
-}
-
-type OrderShipped struct {
-	OrderID string `json:"orderId"`
-}
-
-// A registry turns domain events into stored events and back.
-func ExampleNewRegistry() {
-	ctx := context.Background()
-	types, err := es.NewRegistry(
-		es.Type[OrderPlaced]("OrderPlaced"),
-		es.Type[OrderShipped]("OrderShipped"),
-	)
-	if err != nil {
-		log.Fatal(err)
-	}
-
-	store := memstore.MustNew()
-	var events []es.EventData
-	for _, e := range []any{OrderPlaced{OrderID: "o-1", Amount: 42}, OrderShipped{OrderID: "o-1"}} {
-		data, err := types.Encode(ctx, e)
-		if err != nil {
-			log.Fatal(err)
-		}
-		events = append(events, data)
-	}
-	if _, err := store.Append(ctx, "order-o-1", es.NoStream, events...); err != nil {
-		log.Fatal(err)
-	}
-
-	for rec, err := range store.ReadStream(ctx, "order-o-1", es.ReadStreamOptions{}) {
-		if err != nil {
-			log.Fatal(err)
-		}
-		e, err := types.Decode(rec)
-		if err != nil {
-			log.Fatal(err)
-		}
-		fmt.Printf("%d %s %s %+v\n", rec.Revision, rec.Type, rec.Data, e)
-	}
-	// Output:
-	// 0 OrderPlaced {"orderId":"o-1","amount":42} {OrderID:o-1 Amount:42}
-	// 1 OrderShipped {"orderId":"o-1"} {OrderID:o-1}
-}
-
-// Events stored before the domain changed still decode: an upcaster rewrites
-// version 1, "OrderCreated" with a total in cents, into today's OrderPlaced.
-func ExampleUpcast() {
-	types, err := es.NewRegistry(
-		es.Type[OrderPlaced]("OrderPlaced"),
-		es.Upcast("OrderCreated", func(rec es.RecordedEvent) (es.RecordedEvent, error) {
-			var v1 struct {
-				ID    string `json:"id"`
-				Total int    `json:"total"`
-			}
-			if err := json.Unmarshal(rec.Data, &v1); err != nil {
-				return rec, err
-			}
-			data, err := json.Marshal(OrderPlaced{OrderID: v1.ID, Amount: v1.Total / 100})
-			rec.Type, rec.Data = "OrderPlaced", data
-			return rec, err
-		}),
-	)
-	if err != nil {
-		log.Fatal(err)
-	}
-
-	old := es.RecordedEvent{Stream: "order-o-1", Type: "OrderCreated", Data: []byte(`{"id":"o-1","total":4200}`)}
-	e, err := types.Decode(old)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Printf("%T %+v\n", e, e)
-	// Output:
-	// es_test.OrderPlaced {OrderID:o-1 Amount:42}
-}
-
-// A reader that has the events as stored only in pieces, such as a message
-// from a broker, asks whether an event type is upcast before it rebuilds
-// the whole event.
-func ExampleRegistry_HasUpcaster() {
-	types, err := es.NewRegistry(
-		es.Type[OrderPlaced]("OrderPlaced"),
-		es.Upcast("OrderCreated", func(rec es.RecordedEvent) (es.RecordedEvent, error) {
-			rec.Type = "OrderPlaced"
-			return rec, nil
-		}),
-	)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(types.HasUpcaster("OrderCreated"), types.HasUpcaster("OrderPlaced"))
-	// Output:
-	// true false
-}
 
 // Expected revisions that come from outside the program, such as an HTTP
 // If-Match header, are parsed.
@@ -150,47 +48,6 @@ func ExampleWrongExpectedVersionError() {
 	// Output:
 	// order-o-1 expected: no stream actual: 0
 	// true
-}
-
-// Work caused by an event carries the event's correlation ID, and the event's
-// ID as causation ID, into the events it writes.
-func ExampleCausedBy() {
-	ctx := es.WithMetadataValue(es.WithCorrelationID(context.Background(), "checkout-7"), "tenant", "acme")
-	types, err := es.NewRegistry(es.Type[OrderPlaced]("OrderPlaced"), es.Type[OrderShipped]("OrderShipped"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	placed, err := types.Encode(ctx, OrderPlaced{OrderID: "o-1"})
-	if err != nil {
-		log.Fatal(err)
-	}
-	placed.ID = uuid.MustParse("6f1c1f0e-0000-4000-8000-000000000001")
-
-	store := memstore.MustNew()
-	if _, err := store.Append(ctx, "order-o-1", es.NoStream, placed); err != nil {
-		log.Fatal(err)
-	}
-	for rec, err := range store.ReadStream(ctx, "order-o-1", es.ReadStreamOptions{}) {
-		if err != nil {
-			log.Fatal(err)
-		}
-		// A process manager reacts to the event.
-		shipped, err := types.Encode(es.CausedBy(context.Background(), rec), OrderShipped{OrderID: "o-1"})
-		if err != nil {
-			log.Fatal(err)
-		}
-		m, err := es.ParseMetadata(shipped.Metadata)
-		if err != nil {
-			log.Fatal(err)
-		}
-		fmt.Println("correlation:", m.CorrelationID)
-		fmt.Println("causation:", m.CausationID)
-		fmt.Println("tenant:", m.Values["tenant"])
-	}
-	// Output:
-	// correlation: checkout-7
-	// causation: 6f1c1f0e-0000-4000-8000-000000000001
-	// tenant: acme
 }
 
 // Appends check the expected revision; reads are iterators that end with an

@@ -12,27 +12,6 @@ import (
 	"github.com/eventfold/eventfold/es/esdriver"
 )
 
-// ids is the esdriver.Events of a stream whose events have these IDs.
-type ids []uuid.UUID
-
-func (s ids) Find(id uuid.UUID) (uint64, bool, error) {
-	for i, x := range s {
-		if x == id {
-			return uint64(i), true, nil
-		}
-	}
-	return 0, false, nil
-}
-
-func (s ids) Holds(from uint64, evs []es.EventData) (bool, error) {
-	for i, ev := range evs {
-		if s[from+uint64(i)] != ev.ID {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
 // failing is an esdriver.Events whose calls fail.
 type failing struct{}
 
@@ -43,7 +22,7 @@ func (failing) Holds(uint64, []es.EventData) (bool, error) { return false, errSt
 
 func TestDecideAppend(t *testing.T) {
 	a, b, c := uuid.New(), uuid.New(), uuid.New()
-	two := ids{a, b} // a stream of two events
+	two := eventIDs{a, b} // a stream of two events
 	evs := func(ids ...uuid.UUID) []es.EventData {
 		out := make([]es.EventData, len(ids))
 		for i, id := range ids {
@@ -64,7 +43,7 @@ func TestDecideAppend(t *testing.T) {
 		want     esdriver.Decision
 		err      error
 	}{
-		{"NoStream/New", none, ids{}, es.NoStream, evs(c), esdriver.Decision{Write: true}, nil},
+		{"NoStream/New", none, eventIDs{}, es.NoStream, evs(c), esdriver.Decision{Write: true}, nil},
 		{"NoStream/Exists", exists, two, es.NoStream, evs(c), esdriver.Decision{}, es.ErrWrongExpectedVersion},
 		{"NoStream/Repeat", exists, two, es.NoStream, evs(a, b), esdriver.Decision{Revision: 1}, nil},
 		{"NoStream/RepeatPart", exists, two, es.NoStream, evs(a), esdriver.Decision{Revision: 0}, nil},
@@ -76,14 +55,14 @@ func TestDecideAppend(t *testing.T) {
 		{"Exact/Behind", exists, two, es.Exact(0), evs(c), esdriver.Decision{}, es.ErrWrongExpectedVersion},
 		{"Exact/RecreateNeedsNoStream", deleted, two, es.Exact(0), evs(c), esdriver.Decision{}, es.ErrWrongExpectedVersion},
 		{"Exact/Deleted", deleted, two, es.Exact(1), evs(c), esdriver.Decision{Write: true, Recreate: true}, nil},
-		{"Any/New", none, ids{}, es.Any, evs(c), esdriver.Decision{Write: true}, nil},
+		{"Any/New", none, eventIDs{}, es.Any, evs(c), esdriver.Decision{Write: true}, nil},
 		{"Any/Repeat", exists, two, es.Any, evs(a, b), esdriver.Decision{Revision: 1}, nil},
 		{"Any/RepeatOtherOrder", exists, two, es.Any, evs(b, a), esdriver.Decision{}, es.ErrWrongExpectedVersion},
 		{"Any/RepeatTooLong", exists, two, es.Any, evs(b, c), esdriver.Decision{}, es.ErrWrongExpectedVersion},
 		{"Any/Empty", exists, two, es.Any, nil, esdriver.Decision{Revision: 1}, nil},
-		{"Any/EmptyNoStream", none, ids{}, es.Any, nil, esdriver.Decision{NoStream: true}, nil},
-		{"StreamExists/Missing", none, ids{}, es.StreamExists, evs(c), esdriver.Decision{}, es.ErrWrongExpectedVersion},
-		{"StreamExists/MetadataOnly", metaOnly, ids{}, es.StreamExists, evs(c), esdriver.Decision{Write: true}, nil},
+		{"Any/EmptyNoStream", none, eventIDs{}, es.Any, nil, esdriver.Decision{NoStream: true}, nil},
+		{"StreamExists/Missing", none, eventIDs{}, es.StreamExists, evs(c), esdriver.Decision{}, es.ErrWrongExpectedVersion},
+		{"StreamExists/MetadataOnly", metaOnly, eventIDs{}, es.StreamExists, evs(c), esdriver.Decision{Write: true}, nil},
 		{"StreamExists/Deleted", deleted, two, es.StreamExists, evs(c), esdriver.Decision{}, es.ErrStreamDeleted},
 		{"StreamExists/Repeat", exists, two, es.StreamExists, evs(a), esdriver.Decision{Revision: 0}, nil},
 		{"Tombstoned", esdriver.Stream{Last: 1, Tombstoned: true}, two, es.Any, evs(c), esdriver.Decision{}, es.ErrStreamDeleted},
