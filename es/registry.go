@@ -57,34 +57,30 @@ type decoder struct {
 }
 
 // RegistryOption configures a [Registry]: [Type], [Upcast] and [WithCodec].
-type RegistryOption func(*registryBuilder)
+// [NewRegistry] reports the errors of every invalid option together.
+type RegistryOption func(*registryBuilder) error
 
 type registryBuilder struct {
-	r    *Registry
-	errs []error
+	r *Registry
 }
 
 // Type registers the Go type T under the stored type name name. Decoding an
 // event of that name yields a value of type T (not a pointer); encoding
 // accepts T or *T.
 func Type[T any](name string) RegistryOption {
-	return func(b *registryBuilder) {
+	return func(b *registryBuilder) error {
 		t := reflect.TypeFor[T]()
 		if err := validateName(name); err != nil {
-			b.errs = append(b.errs, fmt.Errorf("es: event type name for %v %s", t, err))
-			return
+			return fmt.Errorf("es: event type name for %v %s", t, err)
 		}
 		if t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface {
-			b.errs = append(b.errs, fmt.Errorf("es: event type %q: register the value type, not %v", name, t))
-			return
+			return fmt.Errorf("es: event type %q: register the value type, not %v", name, t)
 		}
 		if prev, ok := b.r.byName[name]; ok {
-			b.errs = append(b.errs, fmt.Errorf("es: event type %q registered twice (%v and %v)", name, prev.goType, t))
-			return
+			return fmt.Errorf("es: event type %q registered twice (%v and %v)", name, prev.goType, t)
 		}
 		if prev, ok := b.r.byType[t]; ok {
-			b.errs = append(b.errs, fmt.Errorf("es: Go type %v registered twice (%q and %q)", t, prev, name))
-			return
+			return fmt.Errorf("es: Go type %v registered twice (%q and %q)", t, prev, name)
 		}
 		b.r.byName[name] = decoder{goType: t, decode: func(c Codec, data []byte) (any, error) {
 			var v T
@@ -92,6 +88,7 @@ func Type[T any](name string) RegistryOption {
 			return v, err
 		}}
 		b.r.byType[t] = name
+		return nil
 	}
 }
 
@@ -99,27 +96,29 @@ func Type[T any](name string) RegistryOption {
 // decoded. An upcaster may change the type to another one that has an
 // upcaster, so chains (v1 → v2 → v3) work; see [Registry.Upcast].
 func Upcast(name string, fn Upcaster) RegistryOption {
-	return func(b *registryBuilder) {
+	return func(b *registryBuilder) error {
 		switch {
 		case fn == nil:
-			b.errs = append(b.errs, fmt.Errorf("es: upcaster for %q is nil", name))
+			return fmt.Errorf("es: upcaster for %q is nil", name)
 		case b.r.upcasters[name] != nil:
-			b.errs = append(b.errs, fmt.Errorf("es: upcaster for %q registered twice", name))
-		default:
-			b.r.upcasters[name] = fn
+			return fmt.Errorf("es: upcaster for %q registered twice", name)
 		}
+		b.r.upcasters[name] = fn
+		return nil
 	}
 }
 
 // WithCodec sets the codec of payloads; [JSON] by default.
 func WithCodec(c Codec) RegistryOption {
-	return func(b *registryBuilder) {
-		switch ct := c.ContentType(); ct {
-		case ContentTypeJSON, ContentTypeBinary:
-			b.r.codec = c
-		default:
-			b.errs = append(b.errs, fmt.Errorf("es: codec content type %q: want %q or %q", ct, ContentTypeJSON, ContentTypeBinary))
+	return func(b *registryBuilder) error {
+		if c == nil {
+			return errors.New("es: nil codec")
 		}
+		if ct := c.ContentType(); ct != ContentTypeJSON && ct != ContentTypeBinary {
+			return fmt.Errorf("es: codec content type %q: want %q or %q", ct, ContentTypeJSON, ContentTypeBinary)
+		}
+		b.r.codec = c
+		return nil
 	}
 }
 
@@ -137,10 +136,11 @@ func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 		byType:    make(map[reflect.Type]string),
 		upcasters: make(map[string]Upcaster),
 	}}
+	var errs []error
 	for _, opt := range opts {
-		opt(b)
+		errs = append(errs, opt(b))
 	}
-	if err := errors.Join(b.errs...); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return b.r, nil

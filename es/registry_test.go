@@ -70,6 +70,7 @@ func TestNewRegistryErrors(t *testing.T) {
 		{"NilUpcaster", []es.RegistryOption{es.Upcast("A", nil)}, []string{`upcaster for "A" is nil`}},
 		{"UpcasterTwice", []es.RegistryOption{es.Upcast("A", keep), es.Upcast("A", keep)}, []string{`upcaster for "A" registered twice`}},
 		{"Codec", []es.RegistryOption{es.WithCodec(badCodec{})}, []string{`codec content type "text/plain"`}},
+		{"NilCodec", []es.RegistryOption{es.WithCodec(nil)}, []string{"nil codec"}},
 		{"AllJoined", []es.RegistryOption{
 			es.Type[orderPlaced](""),
 			es.Upcast("A", nil),

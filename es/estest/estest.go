@@ -3,6 +3,7 @@ package estest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strconv"
@@ -17,8 +18,9 @@ import (
 	"github.com/eventfold/eventfold/es"
 )
 
-// Option configures [Run].
-type Option func(*config)
+// Option configures [Run]. An invalid option fails the test that calls
+// Run, with every invalid option reported together.
+type Option func(*config) error
 
 type config struct {
 	writers int
@@ -31,14 +33,26 @@ type config struct {
 // default is 8 writers of 50 appends each; slow stores may run fewer.
 // Both numbers must be at least 1.
 func WithConcurrency(writers, appendsPerWriter int) Option {
-	return func(c *config) { c.writers, c.appends = writers, appendsPerWriter }
+	return func(c *config) error {
+		if writers < 1 || appendsPerWriter < 1 {
+			return fmt.Errorf("estest: WithConcurrency(%d, %d): both numbers must be at least 1", writers, appendsPerWriter)
+		}
+		c.writers, c.appends = writers, appendsPerWriter
+		return nil
+	}
 }
 
 // WithTimeout sets how long the suite waits for a subscription to deliver its
 // next message (or to end once its context is cancelled) before it fails the
 // subtest; 10 seconds by default. It must be positive.
 func WithTimeout(d time.Duration) Option {
-	return func(c *config) { c.timeout = d }
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("estest: WithTimeout(%v): must be positive", d)
+		}
+		c.timeout = d
+		return nil
+	}
 }
 
 // Run runs the conformance suite against the stores newStore returns. newStore is
@@ -55,14 +69,12 @@ func WithTimeout(d time.Duration) Option {
 func Run(t *testing.T, newStore func(t *testing.T) es.Store, opts ...Option) {
 	t.Helper()
 	cfg := config{writers: 8, appends: 50, timeout: 10 * time.Second}
+	var errs []error
 	for _, opt := range opts {
-		opt(&cfg)
+		errs = append(errs, opt(&cfg))
 	}
-	switch {
-	case cfg.writers < 1 || cfg.appends < 1:
-		t.Fatalf("estest: WithConcurrency(%d, %d): both numbers must be at least 1", cfg.writers, cfg.appends)
-	case cfg.timeout <= 0:
-		t.Fatalf("estest: WithTimeout(%v): must be positive", cfg.timeout)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 	s := &suite{newStore: newStore, config: cfg}
 	t.Run("Append", s.testAppend)
