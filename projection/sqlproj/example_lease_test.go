@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	_ "modernc.org/sqlite"
+
 	"github.com/eventfold/eventfold/projection/sqlproj"
 )
 
