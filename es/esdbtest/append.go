@@ -84,7 +84,9 @@ func (s *store) checkDeletedLocked(name string, exp expectation) (softDeleted bo
 }
 
 // append writes events to a stream under an expected revision, following
-// EventStoreDB's order of checks (see the package documentation).
+// EventStoreDB's order of checks (see the package documentation): deleted
+// streams, then an idempotent retry of events already written, then the
+// expected revision, then the write.
 func (s *store) append(name string, exp expectation, events []proposal) (writeResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -94,77 +96,114 @@ func (s *store) append(name string, exp expectation, events []proposal) (writeRe
 		return writeResult{}, err
 	}
 	st := s.streams[name]
-	current := st.last()
-	wrong := errWrongExpected{stream: name, expected: exp, current: current}
-
-	if len(events) > 0 && st != nil {
-		switch exp.kind {
-		case expectAny, expectExists:
-			if rev, ok := st.ids[events[0].id]; ok {
-				if res, ok := st.matches(int64(rev), events); ok {
-					return res, nil
-				}
-				return writeResult{}, wrong
-			}
-		case expectNoStream, expectRevision:
-			base := int64(-1)
-			if exp.kind == expectRevision {
-				if current < 0 || exp.revision > uint64(current) {
-					break
-				}
-				base = int64(exp.revision)
-			}
-			if base < current {
-				if res, ok := st.matches(base+1, events); ok {
-					return res, nil
-				}
-				if !(exp.kind == expectNoStream && softDeleted) {
-					return writeResult{}, wrong
-				}
-			}
-		}
+	wrong := errWrongExpected{stream: name, expected: exp, current: st.last()}
+	if res, done, err := st.retried(exp, events, softDeleted, wrong); done {
+		return res, err
 	}
+	if !st.expects(exp, softDeleted) {
+		return writeResult{}, wrong
+	}
+	if len(events) == 0 {
+		return s.emptyWriteLocked(name, softDeleted), nil
+	}
+	return s.writeEventsLocked(name, events, softDeleted), nil
+}
+
+// retried answers an append whose events may already be in the stream:
+// done is true when the append is decided here, with the result of the
+// original write (an idempotent retry) or the error wrong. Where the
+// expected revision points before the end of the stream, the events from
+// there on must be the proposed ones. A nil stream has no events.
+func (st *stream) retried(exp expectation, events []proposal, softDeleted bool, wrong errWrongExpected) (res writeResult, done bool, err error) {
+	if len(events) == 0 || st == nil {
+		return writeResult{}, false, nil
+	}
+	current := st.last()
+	switch exp.kind {
+	case expectAny, expectExists:
+		rev, ok := st.ids[events[0].id]
+		if !ok {
+			return writeResult{}, false, nil
+		}
+		if res, ok := st.matches(int64(rev), events); ok {
+			return res, true, nil
+		}
+		return writeResult{}, true, wrong
+	case expectNoStream, expectRevision:
+		base := int64(-1)
+		if exp.kind == expectRevision {
+			if current < 0 || exp.revision > uint64(current) {
+				return writeResult{}, false, nil
+			}
+			base = int64(exp.revision)
+		}
+		if base >= current {
+			return writeResult{}, false, nil
+		}
+		if res, ok := st.matches(base+1, events); ok {
+			return res, true, nil
+		}
+		if exp.kind == expectNoStream && softDeleted {
+			return writeResult{}, false, nil // a soft-deleted stream is recreated
+		}
+		return writeResult{}, true, wrong
+	}
+	return writeResult{}, false, nil
+}
+
+// expects reports whether the stream is where a new write expects it:
+// absent (or soft-deleted) for NoStream, at exactly that revision for a
+// revision. Any and StreamExists were checked before (checkDeletedLocked).
+func (st *stream) expects(exp expectation, softDeleted bool) bool {
+	current := st.last()
 	switch exp.kind {
 	case expectNoStream:
-		if current >= 0 && !softDeleted {
-			return writeResult{}, wrong
-		}
+		return current < 0 || softDeleted
 	case expectRevision:
-		if current < 0 || exp.revision != uint64(current) {
-			return writeResult{}, wrong
-		}
+		return current >= 0 && exp.revision == uint64(current)
+	default:
+		return true
 	}
+}
 
-	// Writing the metadata of a soft-deleted stream undeletes it too.
+// emptyWriteLocked answers an append of no events: the stream's current
+// revision and position. Like EventStoreDB, an empty write undeletes a
+// soft-deleted stream.
+func (s *store) emptyWriteLocked(name string, softDeleted bool) writeResult {
+	st := s.streams[name]
+	current := st.last()
+	res := writeResult{current: current}
+	if current >= 0 {
+		res.position = st.events[current].position
+	}
+	if softDeleted {
+		s.undeleteLocked(name, uint64(current+1))
+		s.notifyLocked()
+	}
+	return res
+}
+
+// writeEventsLocked writes events that passed every check. Writing to a
+// soft-deleted stream recreates it, and writing the metadata of a
+// soft-deleted stream undeletes that stream too: in both cases the old
+// events stay hidden behind `$tb`.
+func (s *store) writeEventsLocked(name string, events []proposal, softDeleted bool) writeResult {
+	current := s.streams[name].last()
 	original, isMeta := strings.CutPrefix(name, metaStreamPrefix)
 	metaOfSoftDeleted := isMeta && s.softDeletedLocked(original)
 
-	if len(events) == 0 {
-		res := writeResult{current: current}
-		if current >= 0 {
-			res.position = st.events[current].position
-		}
-		if softDeleted {
-			// Like EventStoreDB, an empty write undeletes the stream.
-			s.undeleteLocked(name, uint64(current+1))
-			s.notifyLocked()
-		}
-		return res, nil
-	}
 	var last *record
 	for _, p := range events {
 		last = s.writeLocked(name, p)
 	}
 	if softDeleted {
-		// Recreate: the old events stay hidden behind `$tb`.
 		s.undeleteLocked(name, uint64(current+1))
 	}
 	if metaOfSoftDeleted {
-		// The new metadata applies, the old events stay hidden.
 		s.undeleteLocked(original, uint64(s.streams[original].last()+1))
 	}
 	s.notifyLocked()
-	return writeResult{current: int64(last.revision), position: last.position}, nil
+	return writeResult{current: int64(last.revision), position: last.position}
 }
 
 // undeleteLocked rewrites the metadata of a soft-deleted stream with `$tb`

@@ -281,64 +281,9 @@ func (p *persistentService) Create(ctx context.Context, req *persistent.CreateRe
 	if opts.GetGroupName() == "" {
 		return nil, invalidArgument("group name must not be empty")
 	}
-	g := &psGroup{}
-	switch so := opts.GetStreamOption().(type) {
-	case *persistent.CreateReq_Options_Stream:
-		name, err := streamName(so.Stream.GetStreamIdentifier())
-		if err != nil {
-			return nil, err
-		}
-		g.key.stream = name
-		switch r := so.Stream.GetRevisionOption().(type) {
-		case *persistent.CreateReq_StreamOptions_Start:
-			g.start = psStart{kind: fromStart}
-		case *persistent.CreateReq_StreamOptions_End:
-			g.start = psStart{kind: fromEnd}
-		case *persistent.CreateReq_StreamOptions_Revision:
-			g.start = psStart{kind: fromPoint, point: r.Revision}
-		default:
-			return nil, invalidArgument("stream revision option is missing")
-		}
-	case *persistent.CreateReq_Options_All:
-		g.all, g.key.stream = true, allStreamName
-		switch r := so.All.GetAllOption().(type) {
-		case *persistent.CreateReq_AllOptions_Start:
-			g.start = psStart{kind: fromStart}
-		case *persistent.CreateReq_AllOptions_End:
-			g.start = psStart{kind: fromEnd}
-		case *persistent.CreateReq_AllOptions_Position:
-			if r.Position == nil || r.Position.CommitPosition < r.Position.PreparePosition {
-				return nil, invalidArgument("invalid position")
-			}
-			g.start = psStart{kind: fromPoint, point: r.Position.CommitPosition}
-		default:
-			return nil, invalidArgument("$all position option is missing")
-		}
-		if fo := so.All.GetFilter(); fo != nil {
-			f, err := parsePersistentFilter(fo)
-			if err != nil {
-				return nil, err
-			}
-			g.filter = f
-		}
-	case nil:
-		// Servers before 21.10 took the stream from the deprecated field
-		// and the start from settings.revision.
-		//lint:ignore SA1019 older clients send the stream in this deprecated field; the server must read it
-		name, err := streamName(opts.GetStreamIdentifier())
-		if err != nil {
-			return nil, err
-		}
-		g.key.stream = name
-		//lint:ignore SA1019 older clients (the Node.js ones) send the start revision in this deprecated field
-		switch rev := opts.GetSettings().GetRevision(); rev {
-		case ^uint64(0):
-			g.start = psStart{kind: fromEnd}
-		default:
-			g.start = psStart{kind: fromPoint, point: rev}
-		}
-	default:
-		return nil, invalidArgument("unknown stream option")
+	g, err := newGroup(opts)
+	if err != nil {
+		return nil, err
 	}
 	if opts.GetSettings() == nil {
 		return nil, invalidArgument("settings are missing")
@@ -367,6 +312,86 @@ func (p *persistentService) Create(ctx context.Context, req *persistent.CreateRe
 	return &persistent.CreateResp{}, nil
 }
 
+// newGroup returns a group with the source and the start that Create's
+// options name: a stream, `$all` (maybe filtered), or for clients before
+// 21.10 the stream in a deprecated field and the start in the settings.
+func newGroup(opts *persistent.CreateReq_Options) (*psGroup, error) {
+	g := &psGroup{}
+	var err error
+	switch so := opts.GetStreamOption().(type) {
+	case *persistent.CreateReq_Options_Stream:
+		g.key.stream, g.start, err = createStreamStart(so.Stream)
+	case *persistent.CreateReq_Options_All:
+		g.all, g.key.stream = true, allStreamName
+		g.start, g.filter, err = createAllStart(so.All)
+	case nil:
+		// Servers before 21.10 took the stream from the deprecated field
+		// and the start from settings.revision.
+		//lint:ignore SA1019 older clients send the stream in this deprecated field; the server must read it
+		g.key.stream, err = streamName(opts.GetStreamIdentifier())
+		//lint:ignore SA1019 older clients (the Node.js ones) send the start revision in this deprecated field
+		switch rev := opts.GetSettings().GetRevision(); rev {
+		case ^uint64(0):
+			g.start = psStart{kind: fromEnd}
+		default:
+			g.start = psStart{kind: fromPoint, point: rev}
+		}
+	default:
+		err = invalidArgument("unknown stream option")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// createStreamStart decodes the stream and the start of a group on one
+// stream.
+func createStreamStart(so *persistent.CreateReq_StreamOptions) (string, psStart, error) {
+	name, err := streamName(so.GetStreamIdentifier())
+	if err != nil {
+		return "", psStart{}, err
+	}
+	switch r := so.GetRevisionOption().(type) {
+	case *persistent.CreateReq_StreamOptions_Start:
+		return name, psStart{kind: fromStart}, nil
+	case *persistent.CreateReq_StreamOptions_End:
+		return name, psStart{kind: fromEnd}, nil
+	case *persistent.CreateReq_StreamOptions_Revision:
+		return name, psStart{kind: fromPoint, point: r.Revision}, nil
+	default:
+		return "", psStart{}, invalidArgument("stream revision option is missing")
+	}
+}
+
+// createAllStart decodes the start and the filter (nil for none) of a
+// group on `$all`.
+func createAllStart(ao *persistent.CreateReq_AllOptions) (psStart, *filter, error) {
+	var start psStart
+	switch r := ao.GetAllOption().(type) {
+	case *persistent.CreateReq_AllOptions_Start:
+		start = psStart{kind: fromStart}
+	case *persistent.CreateReq_AllOptions_End:
+		start = psStart{kind: fromEnd}
+	case *persistent.CreateReq_AllOptions_Position:
+		if r.Position == nil || r.Position.CommitPosition < r.Position.PreparePosition {
+			return psStart{}, nil, invalidArgument("invalid position")
+		}
+		start = psStart{kind: fromPoint, point: r.Position.CommitPosition}
+	default:
+		return psStart{}, nil, invalidArgument("$all position option is missing")
+	}
+	fo := ao.GetFilter()
+	if fo == nil {
+		return start, nil, nil
+	}
+	f, err := parsePersistentFilter(fo)
+	if err != nil {
+		return psStart{}, nil, err
+	}
+	return start, f, nil
+}
+
 // parsePersistentFilter decodes the filter of a `$all` group.
 func parsePersistentFilter(fo *persistent.CreateReq_AllOptions_FilterOptions) (*filter, error) {
 	f := &filter{interval: defaultCheckpointWindow}
@@ -390,47 +415,11 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 	if opts == nil {
 		return nil, invalidArgument("update options are missing")
 	}
-	var k psKey
-	var start *psStart
-	switch so := opts.GetStreamOption().(type) {
-	case *persistent.UpdateReq_Options_Stream:
-		name, err := streamName(so.Stream.GetStreamIdentifier())
-		if err != nil {
-			return nil, err
-		}
-		k.stream = name
-		switch r := so.Stream.GetRevisionOption().(type) {
-		case *persistent.UpdateReq_StreamOptions_Start:
-			start = &psStart{kind: fromStart}
-		case *persistent.UpdateReq_StreamOptions_End:
-			start = &psStart{kind: fromEnd}
-		case *persistent.UpdateReq_StreamOptions_Revision:
-			start = &psStart{kind: fromPoint, point: r.Revision}
-		}
-	case *persistent.UpdateReq_Options_All:
-		k.stream = allStreamName
-		switch r := so.All.GetAllOption().(type) {
-		case *persistent.UpdateReq_AllOptions_Start:
-			start = &psStart{kind: fromStart}
-		case *persistent.UpdateReq_AllOptions_End:
-			start = &psStart{kind: fromEnd}
-		case *persistent.UpdateReq_AllOptions_Position:
-			if r.Position == nil || r.Position.CommitPosition < r.Position.PreparePosition {
-				return nil, invalidArgument("invalid position")
-			}
-			start = &psStart{kind: fromPoint, point: r.Position.CommitPosition}
-		}
-	case nil:
-		//lint:ignore SA1019 older clients send the stream in this deprecated field; the server must read it
-		name, err := streamName(opts.GetStreamIdentifier())
-		if err != nil {
-			return nil, err
-		}
-		k.stream = name
-	default:
-		return nil, invalidArgument("unknown stream option")
+	stream, start, err := updateSource(opts)
+	if err != nil {
+		return nil, err
 	}
-	k.group = opts.GetGroupName()
+	k := psKey{stream: stream, group: opts.GetGroupName()}
 	if k.group == "" {
 		return nil, invalidArgument("group name must not be empty")
 	}
@@ -462,6 +451,66 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 	}
 	p.notifyLocked()
 	return &persistent.UpdateResp{}, nil
+}
+
+// updateSource decodes the stream of the group an Update names, and the
+// new start if it gives one (nil keeps the start).
+func updateSource(opts *persistent.UpdateReq_Options) (string, *psStart, error) {
+	switch so := opts.GetStreamOption().(type) {
+	case *persistent.UpdateReq_Options_Stream:
+		name, err := streamName(so.Stream.GetStreamIdentifier())
+		if err != nil {
+			return "", nil, err
+		}
+		return name, updateStreamStart(so.Stream), nil
+	case *persistent.UpdateReq_Options_All:
+		start, err := updateAllStart(so.All)
+		if err != nil {
+			return "", nil, err
+		}
+		return allStreamName, start, nil
+	case nil:
+		//lint:ignore SA1019 older clients send the stream in this deprecated field; the server must read it
+		name, err := streamName(opts.GetStreamIdentifier())
+		if err != nil {
+			return "", nil, err
+		}
+		return name, nil, nil
+	default:
+		return "", nil, invalidArgument("unknown stream option")
+	}
+}
+
+// updateStreamStart decodes the new start of a group on one stream, nil
+// for none.
+func updateStreamStart(so *persistent.UpdateReq_StreamOptions) *psStart {
+	switch r := so.GetRevisionOption().(type) {
+	case *persistent.UpdateReq_StreamOptions_Start:
+		return &psStart{kind: fromStart}
+	case *persistent.UpdateReq_StreamOptions_End:
+		return &psStart{kind: fromEnd}
+	case *persistent.UpdateReq_StreamOptions_Revision:
+		return &psStart{kind: fromPoint, point: r.Revision}
+	default:
+		return nil
+	}
+}
+
+// updateAllStart decodes the new start of a group on `$all`, nil for none.
+func updateAllStart(ao *persistent.UpdateReq_AllOptions) (*psStart, error) {
+	switch r := ao.GetAllOption().(type) {
+	case *persistent.UpdateReq_AllOptions_Start:
+		return &psStart{kind: fromStart}, nil
+	case *persistent.UpdateReq_AllOptions_End:
+		return &psStart{kind: fromEnd}, nil
+	case *persistent.UpdateReq_AllOptions_Position:
+		if r.Position == nil || r.Position.CommitPosition < r.Position.PreparePosition {
+			return nil, invalidArgument("invalid position")
+		}
+		return &psStart{kind: fromPoint, point: r.Position.CommitPosition}, nil
+	default:
+		return nil, nil
+	}
 }
 
 // Delete implements PersistentSubscriptions.Delete; connected consumers

@@ -18,52 +18,22 @@ import (
 // Read implements PersistentSubscriptions.Read: options first, then acks
 // and nacks from the consumer while events flow to it.
 func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadServer) error {
-	first, err := call.Recv()
-	if errors.Is(err, io.EOF) {
-		return nil // nothing asked, nothing to do
+	req, err := readRequest(call)
+	if err != nil || req == nil {
+		return err // nil: nothing asked, nothing to do
 	}
-	if err != nil {
-		return recvError(err)
-	}
-	opts := first.GetOptions()
-	if opts == nil {
-		return invalidArgument("the first read message must carry the options")
-	}
-	_, all := opts.GetStreamOption().(*persistent.ReadReq_Options_All)
-	name, err := psStream(opts.GetStreamIdentifier(), all)
-	if err != nil {
-		return err
-	}
-	k := psKey{stream: name, group: opts.GetGroupName()}
-	if k.group == "" {
-		return invalidArgument("group name must not be empty")
-	}
-	if opts.GetBufferSize() <= 0 {
-		return invalidArgument("buffer size must be greater than zero")
-	}
-	_, stringIDs := opts.GetUuidOption().GetContent().(*persistent.ReadReq_Options_UUIDOption_String_)
-
-	c := &psConsumer{bufferSize: int(opts.GetBufferSize()), stop: make(chan struct{})}
+	c := &psConsumer{bufferSize: req.bufferSize, stop: make(chan struct{})}
 	if pr, ok := peer.FromContext(call.Context()); ok {
 		c.from = pr.Addr.String()
 	}
-	p.mu.Lock()
-	g := p.groups[k]
-	if g == nil {
-		p.mu.Unlock()
-		return psNotFound(call.SetTrailer, k)
+	g, err := p.join(call, req.key, c)
+	if err != nil {
+		return err
 	}
-	if max := g.settings.maxSubscriberCount; max > 0 && len(g.consumers) >= int(max) {
-		p.mu.Unlock()
-		call.SetTrailer(metadata.Pairs(trailerException, exceptionPSMaxConsumers, trailerStreamName, k.stream, trailerGroupName, k.group))
-		return status.Errorf(codes.FailedPrecondition, "Maximum subscriptions reached for group '%s' on stream '%s'.", k.group, k.stream)
-	}
-	g.consumers = append(g.consumers, c)
-	p.mu.Unlock()
 	defer p.removeConsumer(g, c)
 
 	if err := call.Send(&persistent.ReadResp{Content: &persistent.ReadResp_SubscriptionConfirmation_{
-		SubscriptionConfirmation: &persistent.ReadResp_SubscriptionConfirmation{SubscriptionId: k.stream + "::" + k.group},
+		SubscriptionConfirmation: &persistent.ReadResp_SubscriptionConfirmation{SubscriptionId: req.key.stream + "::" + req.key.group},
 	}}); err != nil {
 		return err
 	}
@@ -76,7 +46,68 @@ func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadSer
 		defer p.srv.workers.Done()
 		acks <- p.receive(call, g, c)
 	}()
+	return p.deliver(call, g, c, req.stringIDs, acks)
+}
 
+// psReadRequest is the validated options message of a persistent
+// subscription's Read call.
+type psReadRequest struct {
+	key        psKey
+	bufferSize int
+	stringIDs  bool
+}
+
+// readRequest receives and validates the options that open a Read call. It
+// returns nil and no error when the client ended the call before sending
+// anything.
+func readRequest(call persistent.PersistentSubscriptions_ReadServer) (*psReadRequest, error) {
+	first, err := call.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, recvError(err)
+	}
+	opts := first.GetOptions()
+	if opts == nil {
+		return nil, invalidArgument("the first read message must carry the options")
+	}
+	_, all := opts.GetStreamOption().(*persistent.ReadReq_Options_All)
+	name, err := psStream(opts.GetStreamIdentifier(), all)
+	if err != nil {
+		return nil, err
+	}
+	k := psKey{stream: name, group: opts.GetGroupName()}
+	if k.group == "" {
+		return nil, invalidArgument("group name must not be empty")
+	}
+	if opts.GetBufferSize() <= 0 {
+		return nil, invalidArgument("buffer size must be greater than zero")
+	}
+	_, stringIDs := opts.GetUuidOption().GetContent().(*persistent.ReadReq_Options_UUIDOption_String_)
+	return &psReadRequest{key: k, bufferSize: int(opts.GetBufferSize()), stringIDs: stringIDs}, nil
+}
+
+// join adds a consumer to the group k: NotFound if there is no such group,
+// FailedPrecondition if the group has its maximum of consumers.
+func (p *persistentService) join(call persistent.PersistentSubscriptions_ReadServer, k psKey, c *psConsumer) (*psGroup, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.groups[k]
+	if g == nil {
+		return nil, psNotFound(call.SetTrailer, k)
+	}
+	if most := g.settings.maxSubscriberCount; most > 0 && len(g.consumers) >= int(most) {
+		call.SetTrailer(metadata.Pairs(trailerException, exceptionPSMaxConsumers, trailerStreamName, k.stream, trailerGroupName, k.group))
+		return nil, status.Errorf(codes.FailedPrecondition, "Maximum subscriptions reached for group '%s' on stream '%s'.", k.group, k.stream)
+	}
+	g.consumers = append(g.consumers, c)
+	return g, nil
+}
+
+// deliver sends a consumer the messages dispatched to it until the call
+// ends: acks reports the end of the receiving side.
+func (p *persistentService) deliver(call persistent.PersistentSubscriptions_ReadServer, g *psGroup, c *psConsumer, stringIDs bool, acks <-chan error) error {
 	dropped := p.srv.dropChannel()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -87,39 +118,52 @@ func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadSer
 				return err
 			}
 		}
-		var timeout <-chan time.Time
-		if !b.wake.IsZero() {
-			timer.Reset(time.Until(b.wake))
-			timeout = timer.C
-		}
-		select {
-		case <-b.changed:
-		case <-b.written:
-		case <-timeout:
-		case err := <-acks:
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
+		if end, err := p.await(call, c, b, timer, acks, dropped); end {
 			return err
-		case <-c.stop:
-			if c.stopTrailer != nil {
-				call.SetTrailer(c.stopTrailer)
-			}
-			return c.stopErr
-		case <-call.Context().Done():
-			return status.FromContextError(call.Context().Err()).Err()
-		case <-dropped:
-			return status.Error(codes.Unavailable, "esdbtest: subscription dropped")
-		case <-p.srv.done:
-			return status.Error(codes.Unavailable, "esdbtest: server shutting down")
 		}
+	}
+}
+
+// await waits until there may be more to deliver: a change of the group or
+// the store, or a message timing out at b.wake. It returns end true, with
+// the call's result, when the consumer must stop instead. The timer is
+// stopped and drained when await returns.
+func (p *persistentService) await(call persistent.PersistentSubscriptions_ReadServer, c *psConsumer, b psBatch, timer *time.Timer, acks <-chan error, dropped <-chan struct{}) (end bool, err error) {
+	var timeout <-chan time.Time
+	if !b.wake.IsZero() {
+		timer.Reset(time.Until(b.wake))
+		timeout = timer.C
+	}
+	defer func() {
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
 			default:
 			}
 		}
+	}()
+	select {
+	case <-b.changed:
+	case <-b.written:
+	case <-timeout:
+	case received := <-acks:
+		if errors.Is(received, io.EOF) {
+			return true, nil
+		}
+		return true, received
+	case <-c.stop:
+		if c.stopTrailer != nil {
+			call.SetTrailer(c.stopTrailer)
+		}
+		return true, c.stopErr
+	case <-call.Context().Done():
+		return true, status.FromContextError(call.Context().Err()).Err()
+	case <-dropped:
+		return true, status.Error(codes.Unavailable, "esdbtest: subscription dropped")
+	case <-p.srv.done:
+		return true, status.Error(codes.Unavailable, "esdbtest: server shutting down")
 	}
+	return false, nil
 }
 
 // receive applies the acks and nacks of a consumer until its call ends.

@@ -49,89 +49,120 @@ func parseRead(req *api.ReadReq) (readPlan, error) {
 		return readPlan{}, invalidArgument("read options are missing")
 	}
 	var p readPlan
+	var err error
 	switch v := opts.GetStreamOption().(type) {
 	case *api.ReadReq_Options_Stream:
-		name, err := streamName(v.Stream.GetStreamIdentifier())
-		if err != nil {
-			return readPlan{}, err
-		}
-		p.stream = name
-		switch r := v.Stream.GetRevisionOption().(type) {
-		case *api.ReadReq_Options_StreamOptions_Start:
-			p.from = fromStart
-		case *api.ReadReq_Options_StreamOptions_End:
-			p.from = fromEnd
-		case *api.ReadReq_Options_StreamOptions_Revision:
-			p.from, p.point = fromPoint, r.Revision
-		default:
-			return readPlan{}, invalidArgument("stream revision option is missing")
-		}
+		err = p.parseStreamSource(v.Stream)
 	case *api.ReadReq_Options_All:
-		p.all = true
-		switch r := v.All.GetAllOption().(type) {
-		case *api.ReadReq_Options_AllOptions_Start:
-			p.from = fromStart
-		case *api.ReadReq_Options_AllOptions_End:
-			p.from = fromEnd
-		case *api.ReadReq_Options_AllOptions_Position:
-			if r.Position == nil {
-				return readPlan{}, invalidArgument("position is missing")
-			}
-			if r.Position.CommitPosition < r.Position.PreparePosition {
-				return readPlan{}, invalidArgument("commit position %d is before prepare position %d",
-					r.Position.CommitPosition, r.Position.PreparePosition)
-			}
-			p.from, p.point = fromPoint, r.Position.CommitPosition
-		default:
-			return readPlan{}, invalidArgument("$all position option is missing")
-		}
+		err = p.parseAllSource(v.All)
 	default:
-		return readPlan{}, invalidArgument("stream option is missing")
+		err = invalidArgument("stream option is missing")
 	}
+	if err != nil {
+		return readPlan{}, err
+	}
+	if err := p.parseDirectionAndCount(opts); err != nil {
+		return readPlan{}, err
+	}
+	if err := p.parseFilterAndUUID(opts); err != nil {
+		return readPlan{}, err
+	}
+	p.resolve = opts.GetResolveLinks()
+	return p, nil
+}
 
+// parseStreamSource sets the stream and the start of a read of one stream.
+func (p *readPlan) parseStreamSource(so *api.ReadReq_Options_StreamOptions) error {
+	name, err := streamName(so.GetStreamIdentifier())
+	if err != nil {
+		return err
+	}
+	p.stream = name
+	switch r := so.GetRevisionOption().(type) {
+	case *api.ReadReq_Options_StreamOptions_Start:
+		p.from = fromStart
+	case *api.ReadReq_Options_StreamOptions_End:
+		p.from = fromEnd
+	case *api.ReadReq_Options_StreamOptions_Revision:
+		p.from, p.point = fromPoint, r.Revision
+	default:
+		return invalidArgument("stream revision option is missing")
+	}
+	return nil
+}
+
+// parseAllSource sets the start of a read of `$all`; a position must not
+// have its commit part before its prepare part.
+func (p *readPlan) parseAllSource(ao *api.ReadReq_Options_AllOptions) error {
+	p.all = true
+	switch r := ao.GetAllOption().(type) {
+	case *api.ReadReq_Options_AllOptions_Start:
+		p.from = fromStart
+	case *api.ReadReq_Options_AllOptions_End:
+		p.from = fromEnd
+	case *api.ReadReq_Options_AllOptions_Position:
+		if r.Position == nil {
+			return invalidArgument("position is missing")
+		}
+		if r.Position.CommitPosition < r.Position.PreparePosition {
+			return invalidArgument("commit position %d is before prepare position %d",
+				r.Position.CommitPosition, r.Position.PreparePosition)
+		}
+		p.from, p.point = fromPoint, r.Position.CommitPosition
+	default:
+		return invalidArgument("$all position option is missing")
+	}
+	return nil
+}
+
+// parseDirectionAndCount sets the direction and either the count of a read
+// or that it is a subscription, which reads forwards only.
+func (p *readPlan) parseDirectionAndCount(opts *api.ReadReq_Options) error {
 	switch opts.GetReadDirection() {
 	case api.ReadReq_Options_Forwards:
 		p.forwards = true
 	case api.ReadReq_Options_Backwards:
 	default:
-		return readPlan{}, invalidArgument("unknown read direction %d", opts.GetReadDirection())
+		return invalidArgument("unknown read direction %d", opts.GetReadDirection())
 	}
-
 	switch c := opts.GetCountOption().(type) {
 	case *api.ReadReq_Options_Count:
 		if c.Count == 0 {
-			return readPlan{}, invalidArgument("count must be greater than zero")
+			return invalidArgument("count must be greater than zero")
 		}
 		p.count = c.Count
 	case *api.ReadReq_Options_Subscription:
 		if !p.forwards {
-			return readPlan{}, invalidArgument("subscriptions read forwards only")
+			return invalidArgument("subscriptions read forwards only")
 		}
 		p.subscribe = true
 	default:
-		return readPlan{}, invalidArgument("count option is missing")
+		return invalidArgument("count option is missing")
 	}
+	return nil
+}
 
+// parseFilterAndUUID sets the filter (of `$all` only) and the form of the
+// event IDs in responses; both options must be present.
+func (p *readPlan) parseFilterAndUUID(opts *api.ReadReq_Options) error {
 	if opts.GetFilterOption() == nil {
-		return readPlan{}, invalidArgument("filter option is missing: send a filter or no_filter")
+		return invalidArgument("filter option is missing: send a filter or no_filter")
 	}
 	if opts.GetUuidOption() == nil {
-		return readPlan{}, invalidArgument("uuid option is missing")
+		return invalidArgument("uuid option is missing")
 	}
 	f, err := parseFilter(opts)
 	if err != nil {
-		return readPlan{}, err
+		return err
 	}
 	if f != nil && !p.all {
-		return readPlan{}, invalidArgument("filters apply to $all only")
+		return invalidArgument("filters apply to $all only")
 	}
 	p.filter = f
-
 	if _, ok := opts.GetUuidOption().GetContent().(*api.ReadReq_Options_UUIDOption_String_); ok {
 		p.stringIDs = true
 	}
-	p.resolve = opts.GetResolveLinks()
-	return p, nil
+	return nil
 }
 
 // Read implements the Streams.Read call: reads and subscriptions.

@@ -185,30 +185,10 @@ func (s *store) allBatchFrom(i int) allBatch {
 func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) error {
 	s := g.srv.store
 	dropped := g.srv.dropChannel()
-	s.mu.Lock()
-	var after uint64 // records at or before this position are not delivered
-	switch p.from {
-	case fromEnd:
-		after = s.headLocked()
-	case fromPoint:
-		after = p.point
-	}
-	next := s.indexAfterLocked(after)
-	s.mu.Unlock()
-	if p.from == fromStart {
-		next = 0
-	}
+	sc, next := s.startAllScan(p)
 	if err := confirm(call); err != nil {
 		return err
 	}
-
-	checkpoint := func(pos uint64) error {
-		return call.Send(&api.ReadResp{Content: &api.ReadResp_Checkpoint_{Checkpoint: &api.ReadResp_Checkpoint{
-			CommitPosition: pos, PreparePosition: pos,
-		}}})
-	}
-	cursor := after // position of the last record scanned
-	var scanned uint64
 	live := false
 	for {
 		if err := g.ended(dropped); err != nil {
@@ -219,33 +199,14 @@ func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) e
 		if live && b.backlog > liveBufferSize {
 			live = false
 		}
-		for _, rec := range b.records {
-			if p.from != fromStart && rec.position <= after {
-				continue
-			}
-			cursor = rec.position
-			scanned++
-			if p.filter.match(rec) {
-				if err := s.sendRead(call, rec, p); err != nil {
-					return err
-				}
-			}
-			if p.filter != nil && scanned%p.filter.interval == 0 {
-				if err := checkpoint(cursor); err != nil {
-					return err
-				}
-			}
+		if err := sc.send(call, s, b.records); err != nil {
+			return err
 		}
 		if b.backlog > 0 {
 			continue
 		}
 		if !live {
-			if p.filter != nil {
-				if err := checkpoint(cursor); err != nil {
-					return err
-				}
-			}
-			if err := call.Send(caughtUp()); err != nil {
+			if err := sc.catchUp(call); err != nil {
 				return err
 			}
 			live = true
@@ -257,6 +218,76 @@ func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) e
 			return err
 		}
 	}
+}
+
+// allScan is where a `$all` subscription stands in the log: what it
+// skips, the last record it scanned, and how many it scanned (for the
+// filter's checkpoint interval).
+type allScan struct {
+	p       readPlan
+	after   uint64 // records at or before this position are not delivered
+	cursor  uint64 // position of the last record scanned
+	scanned uint64
+}
+
+// startAllScan places a `$all` subscription at its start, and returns the
+// log index to read from.
+func (s *store) startAllScan(p readPlan) (*allScan, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var after uint64
+	switch p.from {
+	case fromEnd:
+		after = s.headLocked()
+	case fromPoint:
+		after = p.point
+	}
+	next := s.indexAfterLocked(after)
+	if p.from == fromStart {
+		next = 0
+	}
+	return &allScan{p: p, after: after, cursor: after}, next
+}
+
+// send sends the records of a batch that pass the filter, and a checkpoint
+// after every interval of scanned records when the subscription filters.
+func (sc *allScan) send(call api.Streams_ReadServer, s *store, records []*record) error {
+	for _, rec := range records {
+		if sc.p.from != fromStart && rec.position <= sc.after {
+			continue
+		}
+		sc.cursor = rec.position
+		sc.scanned++
+		if sc.p.filter.match(rec) {
+			if err := s.sendRead(call, rec, sc.p); err != nil {
+				return err
+			}
+		}
+		if sc.p.filter != nil && sc.scanned%sc.p.filter.interval == 0 {
+			if err := sc.checkpoint(call); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// catchUp tells the subscriber that it reached the head of the log,
+// after a checkpoint at the last record scanned when it filters.
+func (sc *allScan) catchUp(call api.Streams_ReadServer) error {
+	if sc.p.filter != nil {
+		if err := sc.checkpoint(call); err != nil {
+			return err
+		}
+	}
+	return call.Send(caughtUp())
+}
+
+// checkpoint sends the position of the last record scanned.
+func (sc *allScan) checkpoint(call api.Streams_ReadServer) error {
+	return call.Send(&api.ReadResp{Content: &api.ReadResp_Checkpoint_{Checkpoint: &api.ReadResp_Checkpoint{
+		CommitPosition: sc.cursor, PreparePosition: sc.cursor,
+	}}})
 }
 
 // streamNotFound is the read response for a missing stream.

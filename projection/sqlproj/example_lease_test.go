@@ -9,8 +9,26 @@ import (
 	"path/filepath"
 	"time"
 
+	_ "modernc.org/sqlite"
+
 	"github.com/eventfold/eventfold/projection/sqlproj"
 )
+
+// openCheckpoints opens the SQLite file at path as one process would, with
+// the checkpoint store of a lease holder.
+func openCheckpoints(ctx context.Context, path, holder string) (*sql.DB, *sqlproj.Checkpoints) {
+	db, err := sql.Open("sqlite", "file:"+path+
+		"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		panic(err)
+	}
+	cps, err := sqlproj.New(ctx, db, sqlproj.SQLite,
+		sqlproj.WithLeaseHolder(holder), sqlproj.WithLeaseTTL(10*time.Second), sqlproj.WithLeasePoll(10*time.Millisecond))
+	if err != nil {
+		panic(err)
+	}
+	return db, cps
+}
 
 // Two processes share one database (here, two pools on one SQLite file):
 // the first holds the lease of a projection version, the second sees who
@@ -23,22 +41,10 @@ func ExampleCheckpoints_Lease() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	open := func(holder string) (*sql.DB, *sqlproj.Checkpoints) {
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "app.db")+
-			"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate")
-		if err != nil {
-			panic(err)
-		}
-		cps, err := sqlproj.New(ctx, db, sqlproj.SQLite,
-			sqlproj.WithLeaseHolder(holder), sqlproj.WithLeaseTTL(10*time.Second), sqlproj.WithLeasePoll(10*time.Millisecond))
-		if err != nil {
-			panic(err)
-		}
-		return db, cps
-	}
-	db1, serve := open("orders serve")
+	path := filepath.Join(dir, "app.db")
+	db1, serve := openCheckpoints(ctx, path, "orders serve")
 	defer db1.Close()
-	db2, rebuild := open("orders replay")
+	db2, rebuild := openCheckpoints(ctx, path, "orders replay")
 	defer db2.Close()
 
 	held, release, err := serve.Lease(ctx, "order-summaries/v1")

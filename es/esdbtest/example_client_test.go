@@ -46,8 +46,8 @@ func Example() {
 	}
 	defer stream.Close()
 	for {
-		ev, err := stream.Recv()
-		if err != nil {
+		ev, recvErr := stream.Recv()
+		if recvErr != nil {
 			break // io.EOF at the end
 		}
 		fmt.Println(ev.OriginalEvent().EventNumber, ev.OriginalEvent().EventType, string(ev.OriginalEvent().Data))
@@ -56,22 +56,4 @@ func Example() {
 	// last revision: 1
 	// 0 OrderPlaced {"total":10}
 	// 1 OrderShipped {}
-}
-
-// ExampleServer_Seed writes events without a client and inspects the log.
-func ExampleServer_Seed() {
-	srv, err := esdbtest.Start()
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Close()
-
-	if err := srv.Seed("cart-7", esdbtest.Event{Type: "ItemAdded", Data: []byte(`{"sku":"A"}`)}); err != nil {
-		log.Fatal(err)
-	}
-	for _, ev := range srv.Events("cart-7") {
-		fmt.Println(ev.Stream, ev.Revision, ev.Type, ev.ContentType)
-	}
-	// Output:
-	// cart-7 0 ItemAdded application/json
 }

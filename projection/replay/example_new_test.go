@@ -14,6 +14,7 @@ import (
 	"github.com/eventfold/eventfold/projection/replay"
 )
 
+// OrderPlaced is the event of this example: an order of an amount.
 type OrderPlaced struct {
 	Amount int `json:"amount"`
 }
@@ -49,17 +50,6 @@ func orderSummaries(store es.Store, cps *projection.MemoryCheckpoints) *projecti
 		log.Fatal(err)
 	}
 	return runner
-}
-
-func ExampleRun() {
-	ctx := context.Background()
-	runner := orderSummaries(memstore.MustNew(), new(projection.MemoryCheckpoints))
-
-	code := replay.Run(ctx, []string{"list"}, os.Stdout, os.Stderr, runner)
-	fmt.Println("exit code", code)
-	// Output:
-	// order-summaries  v1
-	// exit code 0
 }
 
 // A main mounts the tool as one of its commands, here "orders replay".
