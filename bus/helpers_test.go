@@ -6,32 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
+	"github.com/google/uuid"
 
 	"github.com/eventfold/eventfold/bus"
+	"github.com/eventfold/eventfold/es"
 )
 
 // wait bounds every wait of the tests, generous for brokers on a busy
 // machine; nothing waits for it unless something is broken.
 const wait = 30 * time.Second
-
-// newBus returns a bus on tr with fast retries, for the test's domain.
-func newBus(t *testing.T, tr transport, opts ...bus.Option) *bus.Bus {
-	t.Helper()
-	all := append([]bus.Option{
-		bus.WithTransport(tr.pub, tr.sub),
-		bus.WithTopicPrefix(tr.prefix),
-		bus.WithLogger(testLogger()),
-		bus.WithRetry(3, 5*time.Millisecond, 20*time.Millisecond),
-		bus.WithErrors(ErrInsufficientFunds),
-	}, opts...)
-	if tr.replies != nil {
-		all = append(all, bus.WithReplyTransport(tr.replies.pub, tr.replies.sub))
-	}
-	b, err := bus.New(commandTypes(), eventTypes(), all...)
-	require.NoError(t, err)
-	return b
-}
 
 // run runs b until the test ends or stop is called, and returns once b
 // runs.
@@ -75,4 +58,11 @@ func recv[T any](t *testing.T, ch <-chan T) T {
 		t.Fatalf("nothing received within %v", wait)
 		panic("unreachable")
 	}
+}
+
+// stored returns a stored event of type typ with payload data.
+func stored(typ, data string) es.RecordedEvent {
+	return es.RecordedEvent{ID: uuid.New(), Stream: "account-1", Type: typ, ContentType: es.ContentTypeJSON,
+		Position: es.Position{Commit: 1, Prepare: 1}, Created: time.Now().UTC(), Data: []byte(data),
+		Metadata: []byte(`{"$correlationId":"c-1","$causationId":"x-1"}`)}
 }
