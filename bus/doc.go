@@ -114,7 +114,9 @@
 // ([WithReplyTransport]): each bus instance has its own replies topic,
 // which suits core NATS better than a JetStream stream or a PostgreSQL
 // table per process. On watermill-sql's default PostgreSQL schema,
-// payloads must be JSON.
+// payloads must be JSON. Package bus/bustest is the suite that every
+// transport here passes, exported so that a transport of one's own proves
+// itself: bustest.Run(t, newTransport, features).
 //
 // # Middleware
 //

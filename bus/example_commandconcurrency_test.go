@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -37,15 +38,12 @@ func ExampleWithCommandConcurrency() {
 	go b.Run(ctx)
 
 	var requests sync.WaitGroup
+	errs := make([]error, 4)
 	for i := range 4 {
-		requests.Go(func() {
-			if _, err := bus.Request[struct{}](ctx, b, Reserve{Seat: i}); err != nil {
-				fmt.Println(err)
-			}
-		})
+		requests.Go(func() { _, errs[i] = bus.Request[struct{}](ctx, b, Reserve{Seat: i}) })
 	}
 	requests.Wait()
-	fmt.Println("4 reservations handled at once")
+	fmt.Println("4 reservations handled at once:", errors.Join(errs...))
 	// Output:
-	// 4 reservations handled at once
+	// 4 reservations handled at once: <nil>
 }

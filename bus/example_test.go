@@ -58,6 +58,28 @@ var wallets = aggregate.Definition[Wallet, WalletEvent]{
 	},
 }
 
+// walletHandlers handles the wallet's commands with its repository.
+type walletHandlers struct {
+	repo *aggregate.Repository[Wallet, WalletEvent]
+}
+
+func (h walletHandlers) open(ctx context.Context, cmd OpenWallet) error {
+	_, err := h.repo.Create(ctx, cmd.Wallet, func(Wallet) ([]WalletEvent, error) {
+		return []WalletEvent{WalletOpened{Funds: cmd.Funds}}, nil
+	})
+	return err
+}
+
+func (h walletHandlers) spend(ctx context.Context, cmd Spend) (Funds, error) {
+	res, err := h.repo.Update(ctx, cmd.Wallet, func(w Wallet) ([]WalletEvent, error) {
+		if cmd.Amount > w.Funds {
+			return nil, fmt.Errorf("%w: %d left, spending %d", ErrNoFunds, w.Funds, cmd.Amount)
+		}
+		return []WalletEvent{Spent{Amount: cmd.Amount}}, nil
+	})
+	return Funds{Left: res.State.Funds}, err
+}
+
 // A command bus on the default in-process transport: a command sent, a
 // request and its result, and a domain error that reaches the caller
 // unchanged.
@@ -73,21 +95,9 @@ func Example() {
 		return
 	}
 	defer b.Close()
-	_ = bus.HandleCommand(b, func(ctx context.Context, cmd OpenWallet) error {
-		_, err := repo.Create(ctx, cmd.Wallet, func(Wallet) ([]WalletEvent, error) {
-			return []WalletEvent{WalletOpened{Funds: cmd.Funds}}, nil
-		})
-		return err
-	})
-	_ = bus.HandleRequest(b, func(ctx context.Context, cmd Spend) (Funds, error) {
-		res, err := repo.Update(ctx, cmd.Wallet, func(w Wallet) ([]WalletEvent, error) {
-			if cmd.Amount > w.Funds {
-				return nil, fmt.Errorf("%w: %d left, spending %d", ErrNoFunds, w.Funds, cmd.Amount)
-			}
-			return []WalletEvent{Spent{Amount: cmd.Amount}}, nil
-		})
-		return Funds{Left: res.State.Funds}, err
-	})
+	wallet := walletHandlers{repo: repo}
+	_ = bus.HandleCommand(b, wallet.open)
+	_ = bus.HandleRequest(b, wallet.spend)
 	go b.Run(ctx)
 
 	err = b.Send(ctx, OpenWallet{Wallet: "7", Funds: 100}) // in process: returns once handled

@@ -1,14 +1,12 @@
 package bus_test
 
 import (
-	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/eventfold/eventfold/bus"
+	"github.com/eventfold/eventfold/bus/bustest"
 	"github.com/eventfold/eventfold/es"
 )
 
@@ -18,35 +16,7 @@ const wait = 30 * time.Second
 
 // run runs b until the test ends or stop is called, and returns once b
 // runs.
-func run(t *testing.T, b *bus.Bus) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(wait):
-				t.Errorf("the bus did not stop within %v", wait)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	select {
-	case <-b.Running():
-	case err := <-done:
-		t.Fatalf("Run returned before running: %v", err)
-	case <-time.After(wait):
-		t.Fatalf("the bus did not run within %v", wait)
-	}
-	return stop
-}
+var run = bustest.Start
 
 // recv returns the next value of ch, failing the test if none comes.
 func recv[T any](t *testing.T, ch <-chan T) T {

@@ -142,9 +142,10 @@ func (s *suite) bus(t *testing.T, tr Transport, opts ...bus.Option) *bus.Bus {
 	return b
 }
 
-// run runs b until the test ends or stop is called, and returns once b
-// runs.
-func run(t *testing.T, b *bus.Bus) (stop func()) {
+// Start runs b until the test ends or stop is called, and returns once b
+// runs. It fails the test if b does not run or stop within [Wait], or if
+// Run fails.
+func Start(t testing.TB, b *bus.Bus) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

@@ -33,5 +33,10 @@
 // again. [Features] says what else the transport guarantees, and the
 // suite checks it.
 //
+// # Helpers
+//
+// [Start] runs a bus until the test ends, for a transport's own tests
+// beside the suite; [UniquePrefix] makes a topic prefix for one test.
+//
 // Set EVENTFOLD_TEST_VERBOSE to see the logs of the buses.
 package bustest

@@ -38,7 +38,7 @@ func (s *suite) testSendReachesHandler(t *testing.T) {
 		ch <- got{cmd, es.MetadataFromContext(ctx), cqrs.OriginalMessageFromCtx(ctx).UUID}
 		return nil
 	}))
-	run(t, b)
+	Start(t, b)
 
 	ctx := es.WithMetadataValue(es.WithCorrelationID(t.Context(), "corr-1"), "tenant", "acme")
 	require.NoError(t, b.Send(ctx, deposit{ID: "1", Amount: 5}))
@@ -59,7 +59,7 @@ func (s *suite) testRequestReturnsResult(t *testing.T) {
 		return balance{Balance: cmd.Amount * 2}, nil
 	}))
 	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd withdraw) error { return nil }))
-	run(t, b)
+	Start(t, b)
 
 	got, err := bus.Request[balance](t.Context(), b, deposit{ID: "1", Amount: 21})
 	require.NoError(t, err)
@@ -75,9 +75,9 @@ func (s *suite) testConcurrentRequests(t *testing.T) {
 	require.NoError(t, bus.HandleRequest(handler, func(ctx context.Context, cmd deposit) (balance, error) {
 		return balance{Balance: cmd.Amount}, nil
 	}))
-	run(t, handler)
+	Start(t, handler)
 	caller := s.bus(t, tr, bus.WithRemoteCommands("Deposit"))
-	run(t, caller)
+	Start(t, caller)
 
 	const n = 20
 	errs := make(chan error, n)
@@ -111,12 +111,12 @@ func (s *suite) testCommandConcurrency(t *testing.T) {
 		k = 1
 	}
 	require.NoError(t, bus.HandleCommand(handler, together(k)))
-	run(t, handler)
+	Start(t, handler)
 	for _, err := range depositsAtOnce(t, handler, 3) {
 		require.NoError(t, err, "three commands of one type handled at once")
 	}
 	caller := s.bus(t, tr, bus.WithRemoteCommands("Deposit"), bus.WithCommandConcurrency(3))
-	run(t, caller)
+	Start(t, caller)
 	for _, err := range depositsAtOnce(t, caller, 3) {
 		require.NoError(t, err, "another bus with the same concurrency reaches every topic")
 	}
@@ -172,14 +172,14 @@ func (s *suite) testDomainErrorIdentity(t *testing.T) {
 		herr = insufficientFunds(cmd.Amount)
 		return herr
 	}))
-	run(t, handler)
+	Start(t, handler)
 
 	_, err := bus.Request[struct{}](t.Context(), handler, withdraw{ID: "1", Amount: 5})
 	require.Error(t, err)
 	assert.True(t, err == herr, "same error value: %v", err)
 
 	caller := s.bus(t, tr, bus.WithRemoteCommands("Withdraw"))
-	run(t, caller)
+	Start(t, caller)
 	_, err = bus.Request[struct{}](t.Context(), caller, withdraw{ID: "1", Amount: 7})
 	require.ErrorIs(t, err, errInsufficientFunds)
 	assert.Equal(t, "bustest: insufficient funds: balance 0, withdrawing 7", err.Error())
@@ -199,7 +199,7 @@ func (s *suite) testRequestTimeout(t *testing.T) {
 		<-ctx.Done() // a slow handler that respects its context
 		return ctx.Err()
 	}))
-	run(t, b)
+	Start(t, b)
 
 	start := time.Now()
 	_, err := bus.Request[struct{}](t.Context(), b, deposit{ID: "1"})
@@ -232,19 +232,26 @@ func (s *suite) testDuplicateHandlers(t *testing.T) {
 	require.ErrorIs(t, bus.HandleEvent(b, "g.1", nop), bus.ErrInvalidOption)
 	require.ErrorIs(t, bus.HandleEvent(b, "g3", nop, bus.WithIdempotency(nil)), bus.ErrInvalidOption)
 	require.ErrorIs(t, bus.HandleCommand(b, func(ctx context.Context, cmd struct{}) error { return nil }), bus.ErrInvalidOption)
-	run(t, b)
+	Start(t, b)
 	require.ErrorIs(t, bus.HandleCommand(b, func(ctx context.Context, cmd withdraw) error { return nil }), bus.ErrRunning)
+}
+
+// recording runs a bus on tr whose handlers of Deposit and of
+// MoneyDeposited (in group "g") send what they get to cmds and events.
+func (s *suite) recording(t *testing.T, tr Transport) (b *bus.Bus, cmds <-chan deposit, events <-chan deposited) {
+	t.Helper()
+	b = s.bus(t, tr)
+	c, e := make(chan deposit, 2), make(chan deposited, 2)
+	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd deposit) error { c <- cmd; return nil }))
+	require.NoError(t, bus.HandleEvent(b, "g", func(ctx context.Context, ev deposited) error { e <- ev; return nil }))
+	Start(t, b)
+	return b, c, e
 }
 
 // Messages of unknown types, or of none, are acknowledged and skipped.
 func (s *suite) testUnknownTypesAcked(t *testing.T) {
 	tr := s.transport(t)
-	b := s.bus(t, tr)
-	cmds := make(chan deposit, 1)
-	events := make(chan deposited, 1)
-	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd deposit) error { cmds <- cmd; return nil }))
-	require.NoError(t, bus.HandleEvent(b, "g", func(ctx context.Context, e deposited) error { events <- e; return nil }))
-	run(t, b)
+	b, cmds, events := s.recording(t, tr)
 
 	unknown := message.NewMessage(uuid.NewString(), []byte(`{}`))
 	unknown.Metadata.Set(bus.MetadataType, "NoSuchCommand")
@@ -265,7 +272,7 @@ func (s *suite) testSharedCommandTopic(t *testing.T) {
 	withdrawals := make(chan withdraw, 1)
 	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd deposit) error { deposits <- cmd; return nil }))
 	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd withdraw) error { withdrawals <- cmd; return nil }))
-	run(t, b)
+	Start(t, b)
 
 	unknown := message.NewMessage(uuid.NewString(), []byte(`{}`))
 	unknown.Metadata.Set(bus.MetadataType, "NoSuchCommand")
@@ -295,7 +302,7 @@ func (s *suite) testUndecodableToPoisonQueue(t *testing.T) {
 	cmds := make(chan deposit, 2)
 	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd deposit) error { cmds <- cmd; return nil }))
 	poisoned := subscribe(t, tr, tr.TopicPrefix+"poison")
-	run(t, b)
+	Start(t, b)
 
 	bad := undecodable()
 	require.NoError(t, tr.Publisher.Publish(tr.TopicPrefix+"command-Deposit", bad))
@@ -310,12 +317,7 @@ func (s *suite) testUndecodableToPoisonQueue(t *testing.T) {
 
 func (s *suite) testUndecodableDropped(t *testing.T) {
 	tr := s.transport(t)
-	b := s.bus(t, tr)
-	cmds := make(chan deposit, 2)
-	events := make(chan deposited, 2)
-	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd deposit) error { cmds <- cmd; return nil }))
-	require.NoError(t, bus.HandleEvent(b, "g", func(ctx context.Context, e deposited) error { events <- e; return nil }))
-	run(t, b)
+	b, cmds, events := s.recording(t, tr)
 
 	require.NoError(t, tr.Publisher.Publish(tr.TopicPrefix+"command-Deposit", undecodable()))
 	require.NoError(t, b.Send(t.Context(), deposit{ID: "1", Amount: 1}))
@@ -336,7 +338,7 @@ func (s *suite) testPanicRecoveredRetriedPoisoned(t *testing.T) {
 		panic("boom")
 	}))
 	poisoned := subscribe(t, tr, tr.TopicPrefix+"poison")
-	run(t, b)
+	Start(t, b)
 
 	require.NoError(t, b.Send(t.Context(), deposit{ID: "1"}))
 	p := recv(t, poisoned)
@@ -359,7 +361,7 @@ func (s *suite) testPanicDropped(t *testing.T) {
 		attempts.Add(1)
 		panic("boom")
 	}))
-	run(t, b)
+	Start(t, b)
 	require.NoError(t, b.Publish(t.Context(), stored("MoneyDeposited", `{"amount":1}`)))
 	require.Eventually(t, func() bool { return b.Dropped() == 1 }, Wait, 5*time.Millisecond)
 	assert.Equal(t, int32(3), attempts.Load())
@@ -380,7 +382,7 @@ func (s *suite) testIdempotentAcrossRestart(t *testing.T) {
 
 	b1 := s.bus(t, tr)
 	require.NoError(t, bus.HandleEvent(b1, "audit", handler, bus.WithIdempotency(processed)))
-	stop := run(t, b1)
+	stop := Start(t, b1)
 	require.NoError(t, b1.Publish(t.Context(), e1))
 	assert.Equal(t, e1.ID, recv(t, calls))
 	stop()
@@ -392,7 +394,7 @@ func (s *suite) testIdempotentAcrossRestart(t *testing.T) {
 	// relay publishes e1 again (it crashed before its checkpoint).
 	b2 := s.bus(t, tr)
 	require.NoError(t, bus.HandleEvent(b2, "audit", handler, bus.WithIdempotency(processed)))
-	run(t, b2)
+	Start(t, b2)
 	require.NoError(t, b2.Publish(t.Context(), e1, e2))
 	assert.Equal(t, e2.ID, recv(t, calls))
 	assert.Empty(t, calls, "e1 was not handled again")
@@ -414,7 +416,7 @@ func (s *suite) testRelayWithIDs(t *testing.T) {
 		got <- rec
 		return nil
 	}))
-	run(t, b)
+	Start(t, b)
 	events := make([]es.RecordedEvent, 20)
 	for i := range events {
 		events[i] = stored("MoneyDeposited", fmt.Sprintf(`{"amount":%d}`, i))
@@ -491,7 +493,7 @@ func (s *suite) testMetadataChain(t *testing.T) {
 		relayed <- rec
 		return nil
 	}))
-	run(t, b)
+	Start(t, b)
 	runRelay(t, store, b)
 
 	ctx := es.WithCorrelationID(t.Context(), "chain-1")
