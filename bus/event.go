@@ -40,6 +40,10 @@ func HandleEvent[E any](b *Bus, group string, fn func(ctx context.Context, e E) 
 	}
 	var cfg eventConfig
 	for _, opt := range opts {
+		if opt == nil {
+			errs = append(errs, fmt.Errorf("%w: nil event option", ErrInvalidOption))
+			continue
+		}
 		errs = append(errs, opt(&cfg))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -231,6 +231,7 @@ func (s *suite) testDuplicateHandlers(t *testing.T) {
 	require.NoError(t, bus.HandleEvent(b, "g2", nop))
 	require.ErrorIs(t, bus.HandleEvent(b, "g.1", nop), bus.ErrInvalidOption)
 	require.ErrorIs(t, bus.HandleEvent(b, "g3", nop, bus.WithIdempotency(nil)), bus.ErrInvalidOption)
+	require.ErrorIs(t, bus.HandleEvent(b, "g3", nop, nil), bus.ErrInvalidOption)
 	require.ErrorIs(t, bus.HandleCommand(b, func(ctx context.Context, cmd struct{}) error { return nil }), bus.ErrInvalidOption)
 	Start(t, b)
 	require.ErrorIs(t, bus.HandleCommand(b, func(ctx context.Context, cmd withdraw) error { return nil }), bus.ErrRunning)
