@@ -210,7 +210,7 @@ const (
 //   - impl=watermill: the same, to a plain Watermill router handler with the
 //     bus's middleware (Retry, Timeout, Recoverer);
 //   - impl=eventfold: a projection runner without a registry catches up on
-//     the events in a memstore and publishes them with bus.Relay to a
+//     the events in a memstore and publishes them with Bus.Relay to a
 //     bus.HandleEvent handler.
 func BenchmarkRelay(b *testing.B) {
 	store := memstore.MustNew()
@@ -331,11 +331,7 @@ func BenchmarkRelay(b *testing.B) {
 		defer cancel()
 		go bs.Run(ctx)
 		<-bs.Running()
-		relay := bus.NewRelay(bs)
-		p := projection.Projection[projection.NoTx]{Name: "relay",
-			Handle: func(ctx context.Context, _ projection.NoTx, batch projection.Batch) error {
-				return relay.Publish(ctx, batch.Recorded()...)
-			}}
+		p := bs.Relay()
 		measure(b, func() error {
 			// No registry: the runner hands the events over as stored.
 			runner, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, p,

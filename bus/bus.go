@@ -48,7 +48,7 @@ var (
 	// topics, [WithCommandConcurrency]).
 	ErrNestedSend = errors.New("bus: a command handler cannot send to its own topic over the in-process transport")
 	// ErrStopped means the bus is stopping or has stopped: Send, Request
-	// and [Relay.Publish] fail with it instead of waiting for handlers that
+	// and [Bus.Publish] fail with it instead of waiting for handlers that
 	// take no more messages.
 	ErrStopped = errors.New("bus: stopped")
 )
@@ -343,7 +343,7 @@ func (b *Bus) Run(ctx context.Context) error {
 			b.mu.Unlock()
 			return fmt.Errorf("bus: event handlers %q: %w", g, err)
 		}
-		b.router.AddConsumerHandler(g, b.eventTopic(), sub, b.groupHandler(b.groups[g]))
+		b.router.AddConsumerHandler(g, b.eventTopic(), sub, b.groupHandler(g, b.groups[g]))
 	}
 	b.mu.Unlock()
 
@@ -449,7 +449,7 @@ func (b *Bus) Running() <-chan struct{} { return b.running }
 // for the handlers under way (for at most the stop timeout,
 // [WithStopTimeout]); a bus that never ran closes its subscribers. Then it
 // closes the default in-process transport if the bus made it. Once Close
-// is called, Send, Request and [Relay.Publish] fail with [ErrStopped]. A
+// is called, Send, Request and [Bus.Publish] fail with [ErrStopped]. A
 // closed bus does not run again.
 func (b *Bus) Close() error {
 	b.mu.Lock()

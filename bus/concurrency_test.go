@@ -127,39 +127,3 @@ func TestWithCommandConcurrencyValidates(t *testing.T) {
 		assert.ErrorContains(t, err, "command concurrency")
 	}
 }
-
-// Four requests from four goroutines are handled at once: the handler
-// returns only when all four are inside it.
-func ExampleWithCommandConcurrency() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	commands, events := commandTypes(), eventTypes()
-	b, err := bus.New(commands, events, bus.WithCommandConcurrency(4))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer b.Close()
-	var inside sync.WaitGroup
-	inside.Add(4)
-	_ = bus.HandleCommand(b, func(ctx context.Context, cmd Deposit) error {
-		inside.Done()
-		inside.Wait() // until all four are inside
-		return nil
-	})
-	go b.Run(ctx)
-
-	var requests sync.WaitGroup
-	for i := range 4 {
-		requests.Go(func() {
-			_, err := bus.Request[struct{}](ctx, b, Deposit{ID: fmt.Sprint(i), Amount: 10})
-			if err != nil {
-				fmt.Println(err)
-			}
-		})
-	}
-	requests.Wait()
-	fmt.Println("4 deposits handled at once")
-	// Output:
-	// 4 deposits handled at once
-}

@@ -48,20 +48,27 @@
 // group. Each group consumes the events topic, "<prefix>events", once, in
 // the order the relay published (on a transport that keeps order, such as
 // the default one), and acknowledges the event types it has no handler
-// for. [EventFromContext] returns the event as stored.
-// Delivery is at-least-once: [Idempotent] skips the events a handler
-// processed before, across restarts, with a [ProcessedStore]
-// ([MemoryProcessed], [SQLProcessed]).
+// for. [EventFromContext] returns the event as stored, [GroupFromContext]
+// the group. Delivery is at-least-once: [WithIdempotency] makes a handler
+// skip the events its group processed before, across restarts, with a
+// [ProcessedStore] ([MemoryProcessed], or a SQL table of package
+// bus/sqlbus), under the group's name:
+//
+//	err = bus.HandleEvent(b, "totals", addDeposit, bus.WithIdempotency(processed))
 //
 // # The relay
 //
-// Events reach the bus only from the store. A [Relay] is the handler of a
-// checkpointed projection (package projection) that publishes each batch of
-// stored events; the projection commits its checkpoint after the batch is
+// Events reach the bus only from the store. [Bus.Relay] returns the
+// checkpointed projection (package projection) that publishes each batch
+// of stored events; its runner commits its checkpoint after the batch is
 // published, so a crash between an append and its publication loses
 // nothing. Each message carries the event's ID as its UUID. The relay's
 // runner needs no registry: events are decoded once, by the bus, for the
-// handlers that receive them. [Relay.Publish] fails only for want of a
+// handlers that receive them.
+//
+//	relay, err := projection.NewRunner(store, checkpoints, nil, b.Relay("account"))
+//
+// [Bus.Publish], which the relay calls, fails only for want of a
 // transport (or with [ErrStopped]), with errors that wrap
 // projection.ErrUnavailable: the runner retries and restarts, and blames
 // no event.
@@ -107,7 +114,9 @@
 // ([WithReplyTransport]): each bus instance has its own replies topic,
 // which suits core NATS better than a JetStream stream or a PostgreSQL
 // table per process. On watermill-sql's default PostgreSQL schema,
-// payloads must be JSON.
+// payloads must be JSON. Package bus/bustest is the suite that every
+// transport here passes, exported so that a transport of one's own proves
+// itself: bustest.Run(t, newTransport, features).
 //
 // # Middleware
 //

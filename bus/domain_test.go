@@ -2,7 +2,6 @@ package bus_test
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/eventfold/eventfold/aggregate"
 	"github.com/eventfold/eventfold/es"
@@ -111,18 +110,3 @@ type Balance struct {
 func open(cmd OpenAccount) aggregate.Decider[Account, Event] {
 	return func(Account) ([]Event, error) { return []Event{Opened{Owner: cmd.Owner}}, nil }
 }
-
-func deposit(amount int) aggregate.Decider[Account, Event] {
-	return func(Account) ([]Event, error) { return []Event{Deposited{Amount: amount}}, nil }
-}
-
-func withdraw(amount int) aggregate.Decider[Account, Event] {
-	return func(s Account) ([]Event, error) {
-		if amount > s.Balance {
-			return nil, fmt.Errorf("%w: balance %d, withdrawing %d", ErrInsufficientFunds, s.Balance, amount)
-		}
-		return []Event{Withdrawn{Amount: amount}}, nil
-	}
-}
-
-func review(s Account) ([]Event, error) { return []Event{Reviewed{}}, nil }

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -17,22 +18,36 @@ import (
 // the bus's event registry, in the handler group named group. A group
 // receives the events in the order the relay published them (on a
 // transport that keeps order), each once (one consumer on the events topic,
-// named after the group: keep the name stable); events of types it has no handler for are acknowledged and
-// skipped. Within a group, an event type has one handler
-// ([ErrDuplicateHandler]); different groups receive every event each.
+// named after the group: keep the name stable); events of types it has no
+// handler for are acknowledged and skipped. Within a group, an event type
+// has one handler ([ErrDuplicateHandler]); different groups receive every
+// event each.
 //
 // fn's context is [es.CausedBy] the event, so that the commands fn sends
-// carry the chain's correlation ID and the event's ID as causation, and
-// [EventFromContext] returns the event as stored. Delivery is
-// at-least-once: make fn idempotent, for example with [Idempotent].
-// A failing fn is retried, then its event goes to the poison queue or is
-// dropped.
-func HandleEvent[E any](b *Bus, group string, fn func(ctx context.Context, e E) error) error {
+// carry the chain's correlation ID and the event's ID as causation;
+// [EventFromContext] returns the event as stored and [GroupFromContext]
+// the group. Delivery is at-least-once: make fn idempotent, for example
+// with [WithIdempotency]. A failing fn is retried, then its event goes to
+// the poison queue or is dropped. Problems with the options are reported
+// together, wrapping [ErrInvalidOption].
+func HandleEvent[E any](b *Bus, group string, fn func(ctx context.Context, e E) error, opts ...EventOption) error {
+	var errs []error
 	if fn == nil {
-		return fmt.Errorf("%w: nil handler", ErrInvalidOption)
+		errs = append(errs, fmt.Errorf("%w: nil handler", ErrInvalidOption))
 	}
 	if !validName(group) {
-		return fmt.Errorf("%w: event handler group %q: want letters, digits, '-' and '_'", ErrInvalidOption, group)
+		errs = append(errs, fmt.Errorf("%w: event handler group %q: want letters, digits, '-' and '_'", ErrInvalidOption, group))
+	}
+	var cfg eventConfig
+	for _, opt := range opts {
+		if opt == nil {
+			errs = append(errs, fmt.Errorf("%w: nil event option", ErrInvalidOption))
+			continue
+		}
+		errs = append(errs, opt(&cfg))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	name, err := typeName[E](b.events, "event")
 	if err != nil {
@@ -45,6 +60,9 @@ func HandleEvent[E any](b *Bus, group string, fn func(ctx context.Context, e E) 
 			return &decodeError{fmt.Errorf("%q decodes to %T, not %v", msg.Metadata.Get(MetadataType), v, want)}
 		}
 		return fn(ctx, e)
+	}
+	if cfg.processed != nil {
+		h = idempotent(cfg.processed, group, h)
 	}
 	return b.register(func() error {
 		if b.groups[group][name] != nil {
@@ -59,6 +77,37 @@ func HandleEvent[E any](b *Bus, group string, fn func(ctx context.Context, e E) 
 	})
 }
 
+// EventOption configures the registration of an event handler
+// ([HandleEvent]).
+type EventOption func(*eventConfig) error
+
+type eventConfig struct {
+	processed ProcessedStore
+}
+
+// WithIdempotency makes the handler skip the events its group has
+// processed before, in this process or an earlier one: an event found in
+// store under the group's name is acknowledged without calling the
+// handler, and an event the handler handled (returned nil for) is marked
+// there. The group's name is the key, so keep it stable (it is the
+// consumer's name too).
+//
+// A crash between the handler's return and the mark calls the handler
+// again on redelivery. Where the handler writes to SQL, mark the event in
+// the handler's own transaction instead (sqlbus.Processed.MarkProcessedTx,
+// which learns the group and the event from the handler's context), for an
+// effect exactly once; WithIdempotency then still spares the handler the
+// events marked before.
+func WithIdempotency(store ProcessedStore) EventOption {
+	return func(c *eventConfig) error {
+		if store == nil {
+			return fmt.Errorf("%w: nil processed store", ErrInvalidOption)
+		}
+		c.processed = store
+		return nil
+	}
+}
+
 // eventHandler calls a typed event handler with v, the event msg carries,
 // decoded.
 type eventHandler func(ctx context.Context, msg *message.Message, v any) error
@@ -66,7 +115,7 @@ type eventHandler func(ctx context.Context, msg *message.Message, v any) error
 // groupHandler returns the router's handler of an event handler group:
 // it decodes each event whose type (after upcasting) has a handler in the
 // group, and acknowledges the others.
-func (b *Bus) groupHandler(handlers map[string]eventHandler) message.NoPublishHandlerFunc {
+func (b *Bus) groupHandler(group string, handlers map[string]eventHandler) message.NoPublishHandlerFunc {
 	m := marshaler{types: b.events, upcast: true}
 	return func(msg *message.Message) error {
 		h := handlers[m.NameFromMessage(msg)]
@@ -77,7 +126,7 @@ func (b *Bus) groupHandler(handlers map[string]eventHandler) message.NoPublishHa
 		if err != nil {
 			return &decodeError{err}
 		}
-		e := &handledEvent{f: eventFields(msg)}
+		e := &handledEvent{f: eventFields(msg), group: group}
 		cause := es.RecordedEvent{Metadata: []byte(e.f.metadata)}
 		cause.ID, _ = uuid.Parse(e.f.id)
 		ctx := cqrs.CtxWithOriginalMessage(msg.Context(), msg)
@@ -91,9 +140,10 @@ type eventKey struct{}
 // handledEvent is the event an event handler's context carries: its
 // fields as the message has them, parsed when [EventFromContext] asks.
 type handledEvent struct {
-	f    fields
-	once sync.Once
-	rec  es.RecordedEvent
+	f     fields
+	group string
+	once  sync.Once
+	rec   es.RecordedEvent
 }
 
 // EventFromContext returns the stored event that an event handler's
@@ -105,6 +155,18 @@ func EventFromContext(ctx context.Context) (es.RecordedEvent, bool) {
 	}
 	e.once.Do(func() { e.rec = e.f.record() })
 	return e.rec, true
+}
+
+// GroupFromContext returns the name of the event handler group that an
+// event handler's context was made for ([HandleEvent]): the key under
+// which [WithIdempotency] and the stores of processed events record the
+// events the handler processed.
+func GroupFromContext(ctx context.Context) (string, bool) {
+	e, ok := ctx.Value(eventKey{}).(*handledEvent)
+	if !ok {
+		return "", false
+	}
+	return e.group, true
 }
 
 // validName reports whether s is a non-empty name of letters, digits, '-'

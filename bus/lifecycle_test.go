@@ -2,8 +2,6 @@ package bus_test
 
 import (
 	"context"
-	"database/sql"
-	"os"
 	"testing"
 	"time"
 
@@ -41,7 +39,7 @@ func TestSendWaitsUntilRunning(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	require.ErrorIs(t, b.Send(ctx, Deposit{}), context.DeadlineExceeded, "not running: nothing would receive it")
-	require.ErrorIs(t, bus.NewRelay(b).Publish(ctx, stored("MoneyDeposited", `{}`)), context.DeadlineExceeded)
+	require.ErrorIs(t, b.Publish(ctx, stored("MoneyDeposited", `{}`)), context.DeadlineExceeded)
 }
 
 // On the default transport a command handler that sends a command to its
@@ -98,80 +96,6 @@ func TestNewValidatesOptions(t *testing.T) {
 	assert.ErrorContains(t, err, "two registered errors")
 }
 
-func TestSQLProcessed(t *testing.T) {
-	dbs := map[string]func(t *testing.T) *sql.DB{
-		"SQLite": func(t *testing.T) *sql.DB {
-			db, err := sql.Open("sqlite", "file:"+t.TempDir()+"/processed.db")
-			require.NoError(t, err)
-			return db
-		},
-		"PostgreSQL": func(t *testing.T) *sql.DB {
-			url := os.Getenv("EVENTFOLD_TEST_POSTGRES")
-			if url == "" {
-				t.Skip("EVENTFOLD_TEST_POSTGRES is not set: skipping SQLProcessed on PostgreSQL")
-			}
-			db, err := sql.Open("pgx", url)
-			require.NoError(t, err)
-			return db
-		},
-	}
-	for _, name := range []string{"SQLite", "PostgreSQL"} {
-		t.Run(name, func(t *testing.T) {
-			db := dbs[name](t)
-			defer db.Close()
-			table := "processed_" + uuid.NewString()[:8]
-			defer db.Exec(`DROP TABLE ` + table)
-			_, err := bus.NewSQLProcessed(t.Context(), db, "bad name")
-			require.ErrorIs(t, err, bus.ErrInvalidOption)
-			store, err := bus.NewSQLProcessed(t.Context(), db, table)
-			require.NoError(t, err)
-			_, err = bus.NewSQLProcessed(t.Context(), db, table) // exists: fine
-			require.NoError(t, err)
-
-			id := uuid.New()
-			done, err := store.Processed(t.Context(), "h", id)
-			require.NoError(t, err)
-			assert.False(t, done)
-			require.NoError(t, store.MarkProcessed(t.Context(), "h", id))
-			require.NoError(t, store.MarkProcessed(t.Context(), "h", id), "marking twice is fine")
-			done, err = store.Processed(t.Context(), "h", id)
-			require.NoError(t, err)
-			assert.True(t, done)
-			done, err = store.Processed(t.Context(), "other", id)
-			require.NoError(t, err)
-			assert.False(t, done, "per handler")
-
-			// Within the handler's transaction: the first time only.
-			b, err := bus.New(commandTypes(), eventTypes(), bus.WithLogger(testLogger()))
-			require.NoError(t, err)
-			defer b.Close()
-			firsts := make(chan bool, 2)
-			require.NoError(t, bus.HandleEvent(b, "tx", func(ctx context.Context, e Deposited) error {
-				tx, err := db.BeginTx(ctx, nil)
-				if err != nil {
-					return err
-				}
-				defer tx.Rollback()
-				first, err := store.MarkProcessedTx(ctx, tx, "tx")
-				if err != nil || !first {
-					firsts <- first
-					return err
-				}
-				firsts <- first
-				return tx.Commit()
-			}))
-			run(t, b)
-			e := stored("MoneyDeposited", `{"amount":1}`)
-			require.NoError(t, bus.NewRelay(b).Publish(t.Context(), e, e))
-			assert.True(t, recv(t, firsts))
-			assert.False(t, recv(t, firsts))
-			done, err = store.Processed(t.Context(), "tx", e.ID)
-			require.NoError(t, err)
-			assert.True(t, done)
-		})
-	}
-}
-
 type placeA struct{}
 type placeB struct{}
 
@@ -206,7 +130,7 @@ func TestUpcastEventsRouteToCurrentType(t *testing.T) {
 	got := make(chan Deposited, 1)
 	require.NoError(t, bus.HandleEvent(b, "g", func(ctx context.Context, e Deposited) error { got <- e; return nil }))
 	run(t, b)
-	require.NoError(t, bus.NewRelay(b).Publish(t.Context(), stored("CashDeposited", `{"amount":9}`)))
+	require.NoError(t, b.Publish(t.Context(), stored("CashDeposited", `{"amount":9}`)))
 	assert.Equal(t, Deposited{Amount: 9}, recv(t, got))
 	assert.Zero(t, b.Dropped())
 }

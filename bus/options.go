@@ -47,7 +47,8 @@ type SubscriberFactory func(consumer string) (message.Subscriber, error)
 // Consumer names hold only letters, digits, '-' and '_'. Each consumer
 // must receive every message of its topic, so on a broker each consumer
 // name needs its own consumer group, durable consumer or queue (see the
-// package's tests for NATS JetStream, PostgreSQL and RabbitMQ). The
+// package's tests for NATS JetStream, PostgreSQL and RabbitMQ; package
+// bus/bustest checks a transport of one's own). The
 // router closes the subscribers when it stops; the publisher is the
 // caller's to close. The default is an in-process GoChannel that keeps
 // order (each publish waits until the message is handled), on which each

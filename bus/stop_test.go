@@ -78,7 +78,7 @@ func TestStopWaitsForHandlersUnderWay(t *testing.T) {
 	stop, done := runUntil(t, b)
 
 	published := make(chan error, 1)
-	go func() { published <- bus.NewRelay(b).Publish(t.Context(), stored("MoneyDeposited", `{"amount":1}`)) }()
+	go func() { published <- b.Publish(t.Context(), stored("MoneyDeposited", `{"amount":1}`)) }()
 	recv(t, entered)
 	stop()
 	awaitStopping(t, b)
@@ -128,7 +128,7 @@ func TestStopLeavesFailedMessagesToTransport(t *testing.T) {
 	}))
 	stop, done := runUntil(t, b)
 	published := make(chan error, 1)
-	go func() { published <- bus.NewRelay(b).Publish(t.Context(), stored("MoneyDeposited", `{"amount":1}`)) }()
+	go func() { published <- b.Publish(t.Context(), stored("MoneyDeposited", `{"amount":1}`)) }()
 	recv(t, entered)
 	stop()
 	awaitStopping(t, b)
@@ -162,7 +162,7 @@ func TestStopTimeoutCancelsHandlers(t *testing.T) {
 	}))
 	stop, done := runUntil(t, b)
 	published := make(chan error, 1)
-	go func() { published <- bus.NewRelay(b).Publish(t.Context(), stored("MoneyDeposited", `{"amount":1}`)) }()
+	go func() { published <- b.Publish(t.Context(), stored("MoneyDeposited", `{"amount":1}`)) }()
 	recv(t, entered)
 	start := time.Now()
 	stop()
@@ -194,14 +194,8 @@ func (p *failingPublisher) Publish(topic string, msgs ...*message.Message) error
 // to b, and its dead letters.
 func relayRunner(t *testing.T, store es.Store, b *bus.Bus) (*projection.Runner[projection.NoTx], *projection.MemoryCheckpoints) {
 	t.Helper()
-	relay := bus.NewRelay(b)
 	dead := new(projection.MemoryCheckpoints)
-	r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
-		Name: "relay",
-		Handle: func(ctx context.Context, _ projection.NoTx, batch projection.Batch) error {
-			return relay.Publish(ctx, batch.Recorded()...)
-		},
-	}, projection.WithRetry(2, time.Millisecond), projection.WithRestart(5*time.Millisecond, 20*time.Millisecond),
+	r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, b.Relay(), projection.WithRetry(2, time.Millisecond), projection.WithRestart(5*time.Millisecond, 20*time.Millisecond),
 		projection.WithSkipPoison(dead), projection.WithLogger(testLogger()))
 	require.NoError(t, err)
 	return r, dead
@@ -307,7 +301,7 @@ func TestRelayIntoStoppedBusIsUnavailable(t *testing.T) {
 	stop()
 	require.NoError(t, recv(t, done))
 
-	err = bus.NewRelay(b).Publish(t.Context(), stored("MoneyDeposited", `{"amount":1}`))
+	err = b.Publish(t.Context(), stored("MoneyDeposited", `{"amount":1}`))
 	require.ErrorIs(t, err, bus.ErrStopped)
 	require.ErrorIs(t, err, projection.ErrUnavailable)
 
@@ -327,7 +321,7 @@ func TestRelayIntoStoppedBusIsUnavailable(t *testing.T) {
 	assert.Zero(t, handled.Load())
 
 	require.NoError(t, b.Close())
-	err = bus.NewRelay(b).Publish(t.Context(), stored("MoneyDeposited", `{"amount":1}`))
+	err = b.Publish(t.Context(), stored("MoneyDeposited", `{"amount":1}`))
 	require.ErrorIs(t, err, bus.ErrStopped, "after Close too")
 }
 
@@ -339,7 +333,7 @@ func TestClosedBeforeRunIsStopped(t *testing.T) {
 	require.NoError(t, bus.HandleCommand(b, func(ctx context.Context, cmd Deposit) error { return nil }))
 	require.NoError(t, b.Close())
 	require.ErrorIs(t, b.Send(t.Context(), Deposit{ID: "1"}), bus.ErrStopped)
-	require.ErrorIs(t, bus.NewRelay(b).Publish(t.Context(), stored("MoneyDeposited", `{}`)), projection.ErrUnavailable)
+	require.ErrorIs(t, b.Publish(t.Context(), stored("MoneyDeposited", `{}`)), projection.ErrUnavailable)
 }
 
 func TestNamespace(t *testing.T) {

@@ -21,31 +21,32 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold/bus"
+	"github.com/eventfold/eventfold/bus/bustest"
 )
 
-// A transport is a Watermill Pub/Sub for one test: a publisher, and the
-// subscriber of each consumer. Topics are unique to the test (prefix).
-type transport struct {
-	pub    message.Publisher
-	sub    func(consumer string) (message.Subscriber, error)
-	prefix string
-	// replies, if set, is the transport of replies (bus.WithReplyTransport).
-	replies *transport
-	// serial, if set, says why the transport handles one message at a time
-	// whatever the number of topics and subscriptions.
-	serial string
-}
-
-// transports are the Pub/Subs the suite runs on, in the order of its
-// subtests.
-var transports = []struct {
-	name string
-	new  func(t *testing.T) transport
-}{
-	{"GoChannel", newGoChannel},
-	{"NATSJetStream", newNATS},
-	{"PostgreSQL", newPostgres},
-	{"RabbitMQ", newAMQP},
+// TestBus runs the transport suite (package bustest) on every transport
+// of this package's tests: GoChannel always, the others when their
+// variable names a server. Their setups are the reference for each.
+func TestBus(t *testing.T) {
+	for _, tr := range []struct {
+		name     string
+		new      func(t *testing.T) bustest.Transport
+		features bustest.Features
+	}{
+		{"GoChannel", newGoChannel, bustest.Features{GuaranteedOrder: true, ConcurrentHandling: true}},
+		{"NATSJetStream", newNATS, bustest.Features{GuaranteedOrder: true, ConcurrentHandling: true}},
+		// watermill-sql's PostgreSQL schema reads the messages of
+		// transactions older than every open one, and a subscriber keeps
+		// its transaction open while the handler runs: no message is seen
+		// while another is handled.
+		{"PostgreSQL", newPostgres, bustest.Features{GuaranteedOrder: true}},
+		{"RabbitMQ", newAMQP, bustest.Features{GuaranteedOrder: true, ConcurrentHandling: true}},
+	} {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			bustest.Run(t, tr.new, tr.features)
+		})
+	}
 }
 
 func testLogger() *slog.Logger {
@@ -57,12 +58,10 @@ func testLogger() *slog.Logger {
 
 func wlog() watermill.LoggerAdapter { return watermill.NewSlogLogger(testLogger()) }
 
-func uniquePrefix() string { return "t" + strings.ToLower(watermill.NewShortUUID()) + "-" }
-
-func newGoChannel(t *testing.T) transport {
+func newGoChannel(t *testing.T) bustest.Transport {
 	gc := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wlog())
 	t.Cleanup(func() { _ = gc.Close() })
-	return transport{pub: gc, sub: bus.Shared(gc), prefix: uniquePrefix()}
+	return bustest.Transport{Publisher: gc, Subscribers: bus.Shared(gc)}
 }
 
 func env(t *testing.T, name, what string) string {
@@ -73,9 +72,9 @@ func env(t *testing.T, name, what string) string {
 	return v
 }
 
-func newNATS(t *testing.T) transport {
+func newNATS(t *testing.T) bustest.Transport {
 	url := env(t, "EVENTFOLD_TEST_NATS", "NATS JetStream")
-	prefix := uniquePrefix()
+	prefix := bustest.UniquePrefix()
 	js := wnats.JetStreamConfig{AutoProvision: true}
 	pub, err := wnats.NewPublisher(wnats.PublisherConfig{URL: url, Marshaler: &wnats.NATSMarshaler{}, JetStream: js}, wlog())
 	require.NoError(t, err)
@@ -109,7 +108,7 @@ func newNATS(t *testing.T) transport {
 			SubscribeTimeout: 10 * time.Second, Unmarshaler: &wnats.NATSMarshaler{}, JetStream: core,
 		}, wlog())
 	}
-	return transport{pub: pub, sub: sub, prefix: prefix, replies: &transport{pub: replyPub, sub: replySub}}
+	return bustest.Transport{Publisher: pub, Subscribers: sub, ReplyPublisher: replyPub, ReplySubscribers: replySub, TopicPrefix: prefix}
 }
 
 // deleteStreams deletes the JetStream streams of a test's topics.
@@ -131,11 +130,11 @@ func deleteStreams(t *testing.T, url, prefix string) {
 	}
 }
 
-func newPostgres(t *testing.T) transport {
+func newPostgres(t *testing.T) bustest.Transport {
 	url := env(t, "EVENTFOLD_TEST_POSTGRES", "PostgreSQL")
 	db, err := sql.Open("pgx", url)
 	require.NoError(t, err)
-	prefix := uniquePrefix()
+	prefix := bustest.UniquePrefix()
 	t.Cleanup(func() {
 		dropTables(t, db, prefix)
 		_ = db.Close()
@@ -154,11 +153,7 @@ func newPostgres(t *testing.T) transport {
 			RetryInterval:    10 * time.Millisecond,
 		}, wlog())
 	}
-	// The PostgreSQL schema reads the messages of transactions older than
-	// every open one, and a subscriber keeps its transaction open while
-	// the handler runs: no message is seen while another is handled.
-	return transport{pub: pub, sub: sub, prefix: prefix,
-		serial: "watermill-sql's PostgreSQL schema hides new messages while a transaction is open"}
+	return bustest.Transport{Publisher: pub, Subscribers: sub, TopicPrefix: prefix}
 }
 
 // dropTables drops the message and offset tables of a test's topics.
@@ -193,7 +188,7 @@ func amqpConfig(url string, queueName wamqp.QueueNameGenerator) wamqp.Config {
 	return cfg
 }
 
-func newAMQP(t *testing.T) transport {
+func newAMQP(t *testing.T) bustest.Transport {
 	url := env(t, "EVENTFOLD_TEST_AMQP", "RabbitMQ")
 	pub, err := wamqp.NewPublisher(amqpConfig(url, nil), wlog())
 	require.NoError(t, err)
@@ -201,5 +196,5 @@ func newAMQP(t *testing.T) transport {
 	sub := func(consumer string) (message.Subscriber, error) {
 		return wamqp.NewSubscriber(amqpConfig(url, wamqp.GenerateQueueNameTopicNameWithSuffix(consumer)), wlog())
 	}
-	return transport{pub: pub, sub: sub, prefix: uniquePrefix()}
+	return bustest.Transport{Publisher: pub, Subscribers: sub}
 }

@@ -51,7 +51,7 @@ func exercise(t *testing.T, b *bus.Bus, got <-chan int) {
 	pong, err := bus.Request[Pong](ctx, b, Ping{N: 7})
 	require.NoError(t, err)
 	assert.Equal(t, 7, pong.N)
-	require.NoError(t, bus.NewRelay(b).Publish(ctx, pinged(3)))
+	require.NoError(t, b.Publish(ctx, pinged(3)))
 	assert.Equal(t, 3, recvN(t, got))
 	assert.Equal(t, 3, recvN(t, got))
 }

@@ -26,7 +26,7 @@
 // between a publication and its checkpoint) that arrives within the
 // stream's duplicate window: 2 minutes, the server's default for the
 // streams the transport makes. Later redeliveries still reach the
-// consumers: keep their handlers idempotent ([bus.Idempotent]).
+// consumers: keep their handlers idempotent ([bus.WithIdempotency]).
 //
 // # Outages
 //
@@ -40,7 +40,7 @@
 // seconds); one given to [New] recovers as its own settings say
 // ([ConnectOptions] are Open's). The durable consumers resume where they
 // were. A publication that fails is the relay's to retry
-// ([bus.Relay.Publish] wraps the error with projection.ErrUnavailable):
+// ([bus.Bus.Publish] wraps the error with projection.ErrUnavailable):
 // JetStream drops the copies it already has.
 //
 // # Lifetime

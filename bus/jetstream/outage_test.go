@@ -133,7 +133,7 @@ func TestStopLeavesMessagesOnJetStream(t *testing.T) {
 		return nil
 	}))
 	stop1 := start(t, b1)
-	require.NoError(t, bus.NewRelay(b1).Publish(t.Context(), pinged(1)))
+	require.NoError(t, b1.Publish(t.Context(), pinged(1)))
 	assert.Equal(t, 1, recvN(t, entered))
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop1() }()
@@ -153,7 +153,7 @@ func TestStopLeavesMessagesOnJetStream(t *testing.T) {
 		return ctx.Err()
 	}))
 	stop2 := start(t, b2)
-	require.NoError(t, bus.NewRelay(b2).Publish(t.Context(), pinged(2)))
+	require.NoError(t, b2.Publish(t.Context(), pinged(2)))
 	assert.Equal(t, 2, recvN(t, seen2), "event 1 was acknowledged: not delivered again")
 	require.NoError(t, stop2())
 	assert.Zero(t, b2.Dropped())
@@ -197,13 +197,7 @@ func TestRelayThroughNATSOutages(t *testing.T) {
 	stopBus := start(t, b)
 
 	store := memstore.MustNew()
-	relay := bus.NewRelay(b)
-	r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
-		Name: "relay",
-		Handle: func(ctx context.Context, _ projection.NoTx, batch projection.Batch) error {
-			return relay.Publish(ctx, batch.Recorded()...)
-		},
-	}, projection.WithRetry(2, 50*time.Millisecond), projection.WithRestart(50*time.Millisecond, 500*time.Millisecond),
+	r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, b.Relay(), projection.WithRetry(2, 50*time.Millisecond), projection.WithRestart(50*time.Millisecond, 500*time.Millisecond),
 		projection.WithBatch(10, 10*time.Millisecond), projection.WithStopTimeout(3*time.Second),
 		projection.WithLogger(testLogger()))
 	require.NoError(t, err)
@@ -283,12 +277,7 @@ func TestRelayThroughNATSOutages(t *testing.T) {
 
 	// A relay that lost its checkpoint publishes everything again:
 	// JetStream drops every copy, and the handlers see nothing new.
-	again, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Projection[projection.NoTx]{
-		Name: "relay",
-		Handle: func(ctx context.Context, _ projection.NoTx, batch projection.Batch) error {
-			return relay.Publish(ctx, batch.Recorded()...)
-		},
-	}, projection.WithLogger(testLogger()))
+	again, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, b.Relay(), projection.WithLogger(testLogger()))
 	require.NoError(t, err)
 	require.NoError(t, again.CatchUp(t.Context()))
 	streams, err = tr.Streams(t.Context(), prefix)
@@ -348,11 +337,11 @@ func TestNamespacesKeepDeploymentsApart(t *testing.T) {
 		start(t, b)
 		buses[ns] = b
 	}
-	require.NoError(t, bus.NewRelay(buses["a"]).Publish(t.Context(), pinged(1)))
+	require.NoError(t, buses["a"].Publish(t.Context(), pinged(1)))
 	assert.Equal(t, 1, recvN(t, seen["a"]))
-	require.NoError(t, bus.NewRelay(buses["b"]).Publish(t.Context(), pinged(2)))
+	require.NoError(t, buses["b"].Publish(t.Context(), pinged(2)))
 	assert.Equal(t, 2, recvN(t, seen["b"]), "b's first event is its own")
-	require.NoError(t, bus.NewRelay(buses["a"]).Publish(t.Context(), pinged(3)))
+	require.NoError(t, buses["a"].Publish(t.Context(), pinged(3)))
 	assert.Equal(t, 3, recvN(t, seen["a"]), "a's next event is its own")
 	select {
 	case n := <-seen["b"]:

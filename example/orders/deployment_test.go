@@ -123,7 +123,7 @@ func TestBusDrainAndDiscard(t *testing.T) {
 		require.NoError(t, err)
 		placed = append(placed, e)
 	}
-	require.NoError(t, bus.NewRelay(relayBus).Publish(t.Context(), placed...))
+	require.NoError(t, relayBus.Publish(t.Context(), placed...))
 	cancel()
 	require.NoError(t, <-done)
 	require.NoError(t, relayBus.Close())

@@ -374,7 +374,7 @@ func TestServeRidesThroughAPostgreSQLStall(t *testing.T) {
 // at most 1s for pgx's cleanup of the connections that timed out).
 //
 // No event flows when the stall begins: an event handler of the bus that
-// the stall catches in bus.SQLProcessed (bounded by 5s a call) holds the
+// the stall catches in sqlbus.Processed (bounded by 5s a call) holds the
 // relay's last publish, and the shutdown with it, for longer.
 func TestServeStopsWhilePostgreSQLStalls(t *testing.T) {
 	p, flags := postgresBehindProxy(t)

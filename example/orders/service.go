@@ -12,6 +12,7 @@ import (
 	"github.com/eventfold/eventfold/aggregate"
 	"github.com/eventfold/eventfold/bus"
 	"github.com/eventfold/eventfold/bus/jetstream"
+	"github.com/eventfold/eventfold/bus/sqlbus"
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/example/orders/order"
 	"github.com/eventfold/eventfold/projection"
@@ -129,14 +130,14 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 
 	// The process manager: events in, commands out. Delivery is
 	// at-least-once, so each handler skips the events it has seen.
-	processed, err := bus.NewSQLProcessed(ctx, a.db, "orders_processed_events")
+	processed, err := sqlbus.NewProcessed(ctx, a.db, "orders_processed_events")
 	if err != nil {
 		return nil, err
 	}
 	if cfg.autoConfirm {
-		errs = append(errs, bus.HandleEvent(s.bus, "stock-check", bus.Idempotent(processed, "stock-check", s.stockCheck)))
+		errs = append(errs, bus.HandleEvent(s.bus, "stock-check", s.stockCheck, bus.WithIdempotency(processed)))
 	}
-	errs = append(errs, bus.HandleEvent(s.bus, "notifications", bus.Idempotent(processed, "notifications", s.notifyShipped)))
+	errs = append(errs, bus.HandleEvent(s.bus, "notifications", s.notifyShipped, bus.WithIdempotency(processed)))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -144,14 +145,8 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 	// The relay: a checkpointed projection that publishes what the store
 	// committed. Its checkpoint lives in the store, so that it holds no
 	// database transaction while it publishes.
-	relay := bus.NewRelay(s.bus)
-	s.relay, err = projection.NewRunner(a.store, projection.NewStreamCheckpoints(a.store), nil, projection.Projection[projection.NoTx]{
-		Name:       "relay",
-		Categories: []string{order.Definition().Category},
-		Handle: func(ctx context.Context, _ projection.NoTx, b projection.Batch) error {
-			return relay.Publish(ctx, b.Recorded()...)
-		},
-	}, projection.WithLogger(a.logger), projection.WithBatch(100, 20*time.Millisecond), restart)
+	s.relay, err = projection.NewRunner(a.store, projection.NewStreamCheckpoints(a.store), nil, s.bus.Relay(order.Definition().Category),
+		projection.WithLogger(a.logger), projection.WithBatch(100, 20*time.Millisecond), restart)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,30 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/eventfold/eventfold/bus"
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/projection"
+)
+
+// A relay whose bus stopped fails its batch with an error that blames no
+// event: its runner retries, then restarts (projection.WithRestart), and
+// its checkpoint stays before the events.
+func ExampleBus_Publish() {
+	commands, _ := es.NewRegistry()
+	events, _ := es.NewRegistry()
+	b, err := bus.New(commands, events)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = b.Close()
+	err = b.Publish(context.Background(), es.RecordedEvent{ID: uuid.New(), Stream: "account-1", Type: "MoneyDeposited"})
+	fmt.Println(errors.Is(err, projection.ErrUnavailable), errors.Is(err, bus.ErrStopped))
+	// Output: true true
+}
