@@ -331,7 +331,7 @@ func BenchmarkRelay(b *testing.B) {
 		defer cancel()
 		go bs.Run(ctx)
 		<-bs.Running()
-		p := bs.Relay()
+		p := projection.Relay(bs.Publish)
 		measure(b, func() error {
 			// No registry: the runner hands the events over as stored.
 			runner, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, p,

@@ -58,20 +58,21 @@
 //
 // # The relay
 //
-// Events reach the bus only from the store. [Bus.Relay] returns the
-// checkpointed projection (package projection) that publishes each batch
-// of stored events; its runner commits its checkpoint after the batch is
-// published, so a crash between an append and its publication loses
-// nothing. Each message carries the event's ID as its UUID. The relay's
-// runner needs no registry: events are decoded once, by the bus, for the
-// handlers that receive them.
+// Events reach the bus only from the store. The relay is [Bus.Publish],
+// run by a checkpointed projection (projection.Relay) that hands it each
+// batch of stored events; its runner commits its checkpoint after the
+// batch is published, so a crash between an append and its publication
+// loses nothing. Each message carries the event's ID as its UUID. The
+// relay's runner needs no registry: events are decoded once, by the bus,
+// for the handlers that receive them. The two packages meet through the
+// method value b.Publish: neither imports the other.
 //
-//	relay, err := projection.NewRunner(store, checkpoints, nil, b.Relay("account"))
+//	relay, err := projection.NewRunner(store, checkpoints, nil, projection.Relay(b.Publish, "account"))
 //
-// [Bus.Publish], which the relay calls, fails only for want of a
-// transport (or with [ErrStopped]), with errors that wrap
-// projection.ErrUnavailable: the runner retries and restarts, and blames
-// no event.
+// [Bus.Publish] fails only for want of a transport (or with
+// [ErrStopped]); projection.Relay wraps its errors with
+// projection.ErrUnavailable, so the runner retries and restarts, and
+// blames no event.
 //
 // # Stopping
 //

@@ -19,7 +19,7 @@ type MemberJoined struct {
 // The relay publishes stored events to the event handlers, from a
 // checkpointed projection over the store; each event carries the metadata
 // it was stored with.
-func ExampleBus_Relay() {
+func Example_relay() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	store := memstore.MustNew()
@@ -42,7 +42,7 @@ func ExampleBus_Relay() {
 	go b.Run(ctx)
 
 	// No registry (nil): the relay's runner hands the events over as stored.
-	relay, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, b.Relay("member"),
+	relay, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Relay(b.Publish, "member"),
 		projection.WithBatch(100, 10*time.Millisecond))
 	if err != nil {
 		fmt.Println(err)

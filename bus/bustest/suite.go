@@ -531,7 +531,7 @@ func (s *suite) testMetadataChain(t *testing.T) {
 // runRelay runs b's relay over store until the test ends.
 func runRelay(t *testing.T, store es.Store, b *bus.Bus) {
 	t.Helper()
-	runner, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, b.Relay(accounts.Category),
+	runner, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Relay(b.Publish, accounts.Category),
 		projection.WithBatch(100, 5*time.Millisecond), projection.WithLogger(logger()))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())

@@ -40,7 +40,7 @@
 // seconds); one given to [New] recovers as its own settings say
 // ([ConnectOptions] are Open's). The durable consumers resume where they
 // were. A publication that fails is the relay's to retry
-// ([bus.Bus.Publish] wraps the error with projection.ErrUnavailable):
+// (projection.Relay wraps the error of [bus.Bus.Publish] with projection.ErrUnavailable):
 // JetStream drops the copies it already has.
 //
 // # Lifetime

@@ -197,7 +197,7 @@ func TestRelayThroughNATSOutages(t *testing.T) {
 	stopBus := start(t, b)
 
 	store := memstore.MustNew()
-	r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, b.Relay(), projection.WithRetry(2, 50*time.Millisecond), projection.WithRestart(50*time.Millisecond, 500*time.Millisecond),
+	r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Relay(b.Publish), projection.WithRetry(2, 50*time.Millisecond), projection.WithRestart(50*time.Millisecond, 500*time.Millisecond),
 		projection.WithBatch(10, 10*time.Millisecond), projection.WithStopTimeout(3*time.Second),
 		projection.WithLogger(testLogger()))
 	require.NoError(t, err)
@@ -277,7 +277,7 @@ func TestRelayThroughNATSOutages(t *testing.T) {
 
 	// A relay that lost its checkpoint publishes everything again:
 	// JetStream drops every copy, and the handlers see nothing new.
-	again, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, b.Relay(), projection.WithLogger(testLogger()))
+	again, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, projection.Relay(b.Publish), projection.WithLogger(testLogger()))
 	require.NoError(t, err)
 	require.NoError(t, again.CatchUp(t.Context()))
 	streams, err = tr.Streams(t.Context(), prefix)
