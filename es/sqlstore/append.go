@@ -101,7 +101,7 @@ func (w *write) position() uint64 {
 func (w *write) head() uint64 { return w.next - 1 }
 
 func (w *write) queue(sql string, args ...any) {
-	w.pending = append(w.pending, stmt{sql, args})
+	w.pending = append(w.pending, stmt{SQL: sql, Args: args})
 }
 
 // touch records that the write changes the state of stream name.

@@ -19,6 +19,8 @@ import (
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/memstore"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/postgres"
+	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 )
 
 // Run with, for example:
@@ -35,7 +37,7 @@ var benchStores = []struct {
 }{
 	{"MemStore", func(*testing.B) es.Store { return memstore.MustNew() }},
 	{"SQLite", func(b *testing.B) es.Store {
-		s, err := sqlstore.OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "events.db"))
+		s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "events.db"))
 		require.NoError(b, err)
 		b.Cleanup(func() { require.NoError(b, s.Close()) })
 		return s
@@ -303,7 +305,7 @@ func BenchmarkCommandsPostgres(b *testing.B) {
 	})
 	b.Run("eventfold", func(b *testing.B) {
 		// The baseline's pool, and one connection more: the store's writer keeps one.
-		store, err := sqlstore.OpenPostgres(b.Context(), url+"&pool_max_conns="+strconv.Itoa(writers+1), sqlstore.WithSchema(newSchema(b, url)))
+		store, err := postgres.Open(b.Context(), url+"&pool_max_conns="+strconv.Itoa(writers+1), sqlstore.WithSchema(newSchema(b, url)))
 		require.NoError(b, err)
 		b.Cleanup(func() { require.NoError(b, store.Close()) })
 		var groups atomic.Int64

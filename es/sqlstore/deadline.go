@@ -2,18 +2,12 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/sqlstore/internal/backend"
 )
 
 // Deadlines and unavailability.
@@ -114,61 +108,21 @@ func (r *boundedRows) Close() {
 
 // unavailable returns err wrapping es.ErrUnavailable if it is a failure to
 // reach the database, and err otherwise.
-func unavailable(err error) error {
-	if errors.Is(err, es.ErrUnavailable) || !isUnavailable(err) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", es.ErrUnavailable, err)
+func (s *Store) unavailable(err error) error {
+	return backend.Unavailable(err, s.db.unavailable)
 }
 
 // isUnavailable reports whether err is a failure to reach the database, or
 // one that a working connection to it would not have had, after which
 // retrying may succeed: a connection refused, reset, lost or timed out, a
-// server shutting down or starting up, too many connections. Errors of
-// SQL (a constraint, a syntax error), a failed authentication, SQLite's
-// SQLITE_BUSY (another process holds the database's write lock past the
-// busy timeout: a database that answers) and a full disk are not.
-func isUnavailable(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, es.ErrUnavailable) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return unavailableState(pgErr.Code)
-	}
-	var connectErr *pgconn.ConnectError
-	var netErr net.Error
-	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) ||
-		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, driver.ErrBadConn) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+// server shutting down or starting up, too many connections (see the
+// backends' Unavailable). Errors of SQL (a constraint, a syntax error), a
+// failed authentication, SQLite's SQLITE_BUSY (another process holds the
+// database's write lock past the busy timeout: a database that answers) and
+// a full disk are not.
+func (s *Store) isUnavailable(err error) bool {
+	return backend.IsUnavailable(err) || err != nil && s.db.unavailable(err)
 }
-
-// unavailableState reports whether a PostgreSQL error code says that the
-// server cannot serve the connection now: class 08 (connection exception),
-// 57P01 to 57P03 (the connection terminated by an administrator or a
-// shutdown, the server starting up), 53300 (too many connections).
-func unavailableState(code string) bool {
-	switch code {
-	case "57P01", "57P02", "57P03", "53300":
-		return true
-	}
-	return strings.HasPrefix(code, "08")
-}
-
-// unknownOutcomeError is the error of a write whose outcome is unknown: a
-// COMMIT sent and not answered, or a write that the writer had taken when
-// its caller stopped waiting for it. It may have been committed.
-type unknownOutcomeError struct{ err error }
-
-func (e *unknownOutcomeError) Error() string {
-	return "the outcome of the write is unknown, it may have been committed (retrying with the same event IDs is safe): " + e.err.Error()
-}
-
-func (e *unknownOutcomeError) Unwrap() error { return e.err }
 
 // unknownOutcome reports whether err leaves the outcome of a write's
 // commit unknown.

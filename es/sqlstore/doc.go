@@ -3,7 +3,14 @@
 // through pgx. It has the semantics of the reference store, es/memstore,
 // and passes the conformance suite in es/estest.
 //
-//	store, err := sqlstore.OpenSQLite(ctx, "events.db")
+// This package holds the store: its [Store], [Option]s, errors, reads,
+// appends, group commit, subscriptions and scavenging. The databases are
+// separate imports, as database/sql drivers are, so that a program links
+// only the driver it uses: package [github.com/eventfold/eventfold/es/sqlstore/sqlite]
+// opens a Store on SQLite, package [github.com/eventfold/eventfold/es/sqlstore/postgres]
+// one on PostgreSQL.
+//
+//	store, err := sqlite.Open(ctx, "events.db")
 //	if err != nil {
 //		return err
 //	}
@@ -62,7 +69,7 @@
 //
 // # SQLite
 //
-// [OpenSQLite] opens one file, created if needed, or a SQLite URI
+// sqlite.Open opens one file, created if needed, or a SQLite URI
 // ("file:events.db?mode=ro" opens it read-only: reads work, writes fail).
 // The database is put in WAL mode, with foreign keys on and synchronous=FULL
 // (SQLite's default in WAL mode: a committed append survives a power cut).
@@ -77,10 +84,13 @@
 //
 // # PostgreSQL
 //
-// [OpenPostgres] connects with a pgx connection string and owns its pool;
-// [NewPostgres] uses a pool of the caller's, which Close leaves open. Each
-// Store also holds one connection of its own, outside the pool, on which it
-// listens for notifications, made with the pool's configuration. Behind a
+// postgres.Open and postgres.OpenConfig connect with a pgx connection
+// string or pool configuration and own their pool; postgres.New uses a pool
+// of the caller's, which Close leaves open, so that the store, the read
+// models and the rest of a program can share one pool. The store's commits
+// wait for the WAL flush even if the pool's sessions set synchronous_commit
+// off. Each Store also holds one connection of its own, outside the pool,
+// on which it listens for notifications, made with the pool's configuration. Behind a
 // connection pooler in transaction mode (PgBouncer), notifications do not
 // arrive and subscriptions learn of other processes' appends by polling.
 // [WithSchema] puts the tables in a schema of their own (created if needed),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 )
 
 func ExampleStore_Scavenge() {
@@ -19,7 +20,7 @@ func ExampleStore_Scavenge() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "events.db"))
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func ExampleWithScavenge() {
 	// horizon returns the lowest checkpoint of the consumers of $all; here
 	// there are none.
 	horizon := func(ctx context.Context) (es.Position, error) { return es.End, nil }
-	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "events.db"),
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"),
 		sqlstore.WithScavenge(10*time.Millisecond, horizon))
 	if err != nil {
 		log.Fatal(err)

@@ -9,10 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 )
 
 func Example() {
@@ -23,7 +22,7 @@ func Example() {
 	}
 	defer os.RemoveAll(dir)
 
-	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "events.db"))
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -62,7 +61,7 @@ func ExampleStore_SubscribeAll() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "events.db"))
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -98,35 +97,6 @@ func ExampleStore_SubscribeAll() {
 	// event order-1 OrderShipped at C:2/P:2
 }
 
-func ExampleOpenPostgres() {
-	ctx := context.Background()
-	store, err := sqlstore.OpenPostgres(ctx, "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
-		sqlstore.WithSchema("orders"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer store.Close()
-	_, err = store.Append(ctx, "order-1", es.Any, es.EventData{Type: "OrderPlaced", Data: []byte(`{}`)})
-	if err != nil {
-		log.Fatal(err)
-	}
-}
-
-// A pool of 32 connections, owned by the store.
-func ExampleOpenPostgresConfig() {
-	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig("postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	if err != nil {
-		log.Fatal(err)
-	}
-	cfg.MaxConns = 32
-	store, err := sqlstore.OpenPostgresConfig(ctx, cfg)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer store.Close() // closes the pool
-}
-
 // WithCallTimeout bounds each call into the database when the caller's
 // context has no earlier deadline. A call that it ends fails, like one that
 // cannot reach the database, with an error wrapping es.ErrUnavailable: the
@@ -139,7 +109,7 @@ func ExampleWithCallTimeout() {
 	}
 	defer os.RemoveAll(dir)
 
-	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "events.db"), sqlstore.WithCallTimeout(2*time.Second))
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlstore.WithCallTimeout(2*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,9 +1,5 @@
 package sqlstore
 
-// LockKey is the key of the advisory lock that serialises the writes to a
-// PostgreSQL store whose events table is schema.prefix+"events".
-func LockKey(schema, prefix string) int64 { return lockKey(newNames(schema, prefix).raw) }
-
 // SetGroupHook makes the writer of s call hook with the size of each group
 // of writes before it runs it. Set it before the first write.
 func SetGroupHook(s *Store, hook func(n int)) { s.groupHook = hook }

@@ -98,7 +98,7 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 		if err := ctxErr(ctx); err != nil {
 			return err
 		}
-		return &unknownOutcomeError{s.noAnswer(bctx.Err())}
+		return &unknownOutcomeError{Err: s.noAnswer(bctx.Err())}
 	}
 }
 
@@ -152,7 +152,7 @@ func (s *Store) commitGroup(ctx context.Context, group []*request) {
 	gctx, cancel := groupContext(ctx, group)
 	defer cancel()
 	head, err := s.runGroup(gctx, group)
-	if err != nil && gctx.Err() == nil && isUnavailable(err) {
+	if err != nil && gctx.Err() == nil && s.isUnavailable(err) {
 		unknown := unknownOutcome(err)
 		if unknown {
 			again := make([]*request, 0, len(group))
@@ -171,11 +171,11 @@ func (s *Store) commitGroup(ctx context.Context, group []*request) {
 			"writes", len(group), "error", err)
 		head, err = s.runGroup(gctx, group)
 		if err != nil && unknown && !unknownOutcome(err) {
-			err = &unknownOutcomeError{err} // the first attempt may have committed
+			err = &unknownOutcomeError{Err: err} // the first attempt may have committed
 		}
 	}
 	switch {
-	case err != nil && isUnavailable(err):
+	case err != nil && s.isUnavailable(err):
 		for _, r := range group {
 			r.err = err
 		}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/postgres"
+	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 )
 
 // groupStore is a store whose writer can be held, so that writes queue up
@@ -34,7 +36,7 @@ func openGroupStores(t *testing.T) map[string]func(t *testing.T) *groupStore {
 	return map[string]func(t *testing.T) *groupStore{
 		"SQLite": func(t *testing.T) *groupStore {
 			path := filepath.Join(t.TempDir(), "events.db")
-			s, err := sqlstore.OpenSQLite(t.Context(), path)
+			s, err := sqlite.Open(t.Context(), path)
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, s.Close()) })
 			g := newGroupStore(s)
@@ -51,7 +53,7 @@ func openGroupStores(t *testing.T) map[string]func(t *testing.T) *groupStore {
 		"Postgres": func(t *testing.T) *groupStore {
 			url := postgresURL(t)
 			schema := newSchema(t, url)
-			s, err := sqlstore.OpenPostgres(t.Context(), url, sqlstore.WithSchema(schema))
+			s, err := postgres.Open(t.Context(), url, sqlstore.WithSchema(schema))
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, s.Close()) })
 			g := newGroupStore(s)

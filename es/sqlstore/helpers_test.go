@@ -10,13 +10,14 @@ import (
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 )
 
 // openSQLitePath opens a store on an existing path, closed at the end of
 // the test.
 func openSQLitePath(t *testing.T, path string, opts ...sqlstore.Option) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.OpenSQLite(t.Context(), path, append([]sqlstore.Option{sqlstore.WithPollInterval(10 * time.Millisecond)}, opts...)...)
+	s, err := sqlite.Open(t.Context(), path, append([]sqlstore.Option{sqlstore.WithPollInterval(10 * time.Millisecond)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 	return s

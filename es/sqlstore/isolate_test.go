@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/postgres"
 	"github.com/eventfold/eventfold/internal/faultproxy"
 	"github.com/eventfold/eventfold/projection"
 	"github.com/eventfold/eventfold/projection/sqlproj"
@@ -64,7 +65,7 @@ func TestPostgresBackDuringIsolation(t *testing.T) {
 	ctx := t.Context()
 	quiet := slog.New(slog.DiscardHandler)
 	// The events reach the runner directly; only its read side is cut.
-	store, err := sqlstore.OpenPostgres(ctx, rawURL, sqlstore.WithSchema(schema), sqlstore.WithLogger(quiet))
+	store, err := postgres.Open(ctx, rawURL, sqlstore.WithSchema(schema), sqlstore.WithLogger(quiet))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, store.Close()) })
 	db, err := sql.Open("pgx", proxied+"&search_path="+schema)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/postgres"
+	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 )
 
 // TestNoGap races writers, each with a Store (and connections) of its own
@@ -25,7 +27,7 @@ func TestNoGap(t *testing.T) {
 	t.Run("SQLite", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "events.db")
 		open := func(t *testing.T) *sqlstore.Store {
-			s, err := sqlstore.OpenSQLite(t.Context(), path, sqlstore.WithPollInterval(5*time.Millisecond))
+			s, err := sqlite.Open(t.Context(), path, sqlstore.WithPollInterval(5*time.Millisecond))
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, s.Close()) })
 			return s
@@ -36,7 +38,7 @@ func TestNoGap(t *testing.T) {
 		url := postgresURL(t)
 		schema := newSchema(t, url)
 		open := func(t *testing.T) *sqlstore.Store {
-			s, err := sqlstore.OpenPostgres(t.Context(), url, sqlstore.WithSchema(schema))
+			s, err := postgres.Open(t.Context(), url, sqlstore.WithSchema(schema))
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, s.Close()) })
 			return s

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/sqlstore/internal/backend"
 )
 
 // Errors of this package, matched with [errors.Is]. Errors about events and
@@ -77,7 +78,7 @@ func WithTablePrefix(prefix string) Option {
 // does not exist; by default they are created in the first schema of the
 // connection's search_path. The name follows the rules of [WithTablePrefix]
 // but may not be empty, and is at most 63 bytes long. SQLite has no schemas:
-// [OpenSQLite] rejects this option.
+// sqlstore/sqlite.Open rejects this option.
 func WithSchema(schema string) Option {
 	return func(c *config) { c.schema, c.schemaSet = schema, true }
 }
@@ -148,7 +149,7 @@ var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // database of the given kind ("sqlite" or "postgres").
 func newConfig(kind string, opts []Option) (config, error) {
 	c := config{prefix: DefaultTablePrefix, poll: DefaultSQLitePollInterval}
-	if kind == kindPostgres {
+	if kind == string(backend.Postgres) {
 		c.poll = DefaultPostgresPollInterval
 	}
 	c.now, c.logger, c.maxAppendSize, c.callTimeout = time.Now, slog.Default(), es.MaxAppendSize, DefaultCallTimeout
@@ -165,7 +166,7 @@ func newConfig(kind string, opts []Option) (config, error) {
 		invalid("table prefix %q: want at most 40 ASCII letters, digits and underscores, not starting with a digit", c.prefix)
 	}
 	switch {
-	case c.schemaSet && kind != kindPostgres:
+	case c.schemaSet && kind != string(backend.Postgres):
 		invalid("WithSchema(%q): SQLite has no schemas (use WithTablePrefix)", c.schema)
 	case c.schemaSet && (!identifier.MatchString(c.schema) || len(c.schema) > 63):
 		invalid("schema %q: want 1 to 63 ASCII letters, digits and underscores, not starting with a digit", c.schema)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 )
 
 func TestInvalidOptions(t *testing.T) {
@@ -37,14 +38,14 @@ func TestInvalidOptions(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "events.db")
-			s, err := sqlstore.OpenSQLite(t.Context(), path, c.opt)
+			s, err := sqlite.Open(t.Context(), path, c.opt)
 			require.ErrorIs(t, err, sqlstore.ErrInvalidOption)
 			assert.Nil(t, s)
 			assert.NoFileExists(t, path, "an invalid option is rejected before the database is touched")
 		})
 	}
 	t.Run("Joined", func(t *testing.T) {
-		_, err := sqlstore.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "events.db"),
+		_, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "events.db"),
 			sqlstore.WithPollInterval(0), sqlstore.WithClock(nil))
 		require.ErrorIs(t, err, sqlstore.ErrInvalidOption)
 		assert.ErrorContains(t, err, "poll interval")
@@ -77,7 +78,7 @@ func TestOptions(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	s, err := sqlstore.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "events.db"))
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "events.db"))
 	require.NoError(t, err)
 	_, err = s.Append(t.Context(), "closed", es.NoStream, es.EventData{Type: "BeforeClose"})
 	require.NoError(t, err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/postgres"
 	"github.com/eventfold/eventfold/internal/faultproxy"
 	"github.com/eventfold/eventfold/projection"
 	"github.com/eventfold/eventfold/projection/sqlproj"
@@ -151,7 +152,7 @@ func TestPostgresConnectionsCutUnderLoad(t *testing.T) {
 	ctx := t.Context()
 	quiet := slog.New(slog.DiscardHandler)
 
-	store, err := sqlstore.OpenPostgres(ctx, proxied, sqlstore.WithSchema(schema),
+	store, err := postgres.Open(ctx, proxied, sqlstore.WithSchema(schema),
 		sqlstore.WithPollInterval(50*time.Millisecond), sqlstore.WithLogger(quiet))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, store.Close()) })

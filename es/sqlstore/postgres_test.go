@@ -9,12 +9,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/internal/sqltest"
+	"github.com/eventfold/eventfold/es/sqlstore/postgres"
 )
 
 // TestPostgresNotify checks that an append through one Store reaches a
@@ -24,7 +25,7 @@ func TestPostgresNotify(t *testing.T) {
 	url := postgresURL(t)
 	schema := newSchema(t, url)
 	open := func() *sqlstore.Store {
-		s, err := sqlstore.OpenPostgres(t.Context(), url, sqlstore.WithSchema(schema), sqlstore.WithPollInterval(time.Hour))
+		s, err := postgres.Open(t.Context(), url, sqlstore.WithSchema(schema), sqlstore.WithPollInterval(time.Hour))
 		require.NoError(t, err)
 		t.Cleanup(func() { require.NoError(t, s.Close()) })
 		return s
@@ -48,7 +49,7 @@ func TestPostgresListenerLost(t *testing.T) {
 	url := postgresURL(t)
 	schema := newSchema(t, url)
 	app := "sqlstore_test_" + uuid.NewString()[:8]
-	reader, err := sqlstore.OpenPostgres(t.Context(), withParam(url, "application_name", app),
+	reader, err := postgres.Open(t.Context(), withParam(url, "application_name", app),
 		sqlstore.WithSchema(schema), sqlstore.WithPollInterval(50*time.Millisecond),
 		sqlstore.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
@@ -76,65 +77,7 @@ func TestPostgresListenerLost(t *testing.T) {
 
 func openPostgresSchema(t *testing.T, url, schema string, opts ...sqlstore.Option) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.OpenPostgres(t.Context(), url, append([]sqlstore.Option{sqlstore.WithSchema(schema)}, opts...)...)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, s.Close()) })
-	return s
-}
-
-func TestPostgresNewerSchema(t *testing.T) {
-	url := postgresURL(t)
-	schema := newSchema(t, url)
-	s := openPostgresSchema(t, url, schema)
-	_, err := s.Append(t.Context(), "kept", es.NoStream, es.EventData{Type: "Kept"})
-	require.NoError(t, err)
-
-	conn, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	defer conn.Close(context.WithoutCancel(t.Context()))
-	_, err = conn.Exec(t.Context(), `UPDATE `+pgx.Identifier{schema, "eventfold_schema"}.Sanitize()+` SET version = 2`)
-	require.NoError(t, err)
-
-	_, err = sqlstore.OpenPostgres(t.Context(), url, sqlstore.WithSchema(schema))
-	require.ErrorIs(t, err, sqlstore.ErrSchemaVersion)
-	var n int
-	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(*) FROM `+pgx.Identifier{schema, "eventfold_events"}.Sanitize()).Scan(&n))
-	assert.Equal(t, 1, n)
-}
-
-// TestPostgresPool checks NewPostgres: the pool stays the caller's.
-func TestPostgresPool(t *testing.T) {
-	url := postgresURL(t)
-	schema := newSchema(t, url)
-	pool, err := pgxpool.New(t.Context(), url)
-	require.NoError(t, err)
-	defer pool.Close()
-
-	s, err := sqlstore.NewPostgres(t.Context(), pool, sqlstore.WithSchema(schema), sqlstore.WithTablePrefix("pooled_"))
-	require.NoError(t, err)
-	_, err = s.Append(t.Context(), "pooled", es.NoStream, es.EventData{Type: "Pooled"})
-	require.NoError(t, err)
-	require.NoError(t, s.Close())
-
-	var n int
-	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM `+pgx.Identifier{schema, "pooled_events"}.Sanitize()).Scan(&n),
-		"the pool still works after Close")
-	assert.Equal(t, 1, n)
-
-	_, err = sqlstore.NewPostgres(t.Context(), nil)
-	assert.ErrorIs(t, err, sqlstore.ErrInvalidOption)
-}
-
-func TestPostgresOpenErrors(t *testing.T) {
-	url := postgresURL(t)
-	_, err := sqlstore.OpenPostgres(t.Context(), "not a connection string=")
-	assert.Error(t, err)
-	_, err = sqlstore.OpenPostgres(t.Context(), url, sqlstore.WithSchema("bad-schema"))
-	assert.ErrorIs(t, err, sqlstore.ErrInvalidOption)
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	_, err = sqlstore.OpenPostgres(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
-	assert.ErrorContains(t, err, "sqlstore: ", "a server that does not answer")
+	return sqltest.OpenPostgres(t, url, schema, opts...)
 }
 
 // withParam adds a parameter to a connection string, a URL or key=value
@@ -147,33 +90,4 @@ func withParam(conn, key, value string) string {
 		return conn + "&" + key + "=" + value
 	}
 	return conn + "?" + key + "=" + value
-}
-
-// TestPostgresLockWait holds the store's advisory lock from another
-// connection: an append waits for it, gives up when its context ends,
-// writes nothing, and leaves the store usable.
-func TestPostgresLockWait(t *testing.T) {
-	url := postgresURL(t)
-	schema := newSchema(t, url)
-	s := openPostgresSchema(t, url, schema)
-	_, err := s.Append(t.Context(), "locked", es.NoStream, es.EventData{Type: "First"})
-	require.NoError(t, err)
-
-	conn, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	defer conn.Close(context.WithoutCancel(t.Context()))
-	_, err = conn.Exec(t.Context(), "SELECT pg_advisory_lock($1)", sqlstore.LockKey(schema, sqlstore.DefaultTablePrefix))
-	require.NoError(t, err)
-
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	defer cancel()
-	_, err = s.Append(ctx, "locked", es.Exact(0), es.EventData{Type: "Waited"})
-	require.ErrorIs(t, err, context.DeadlineExceeded, "an append waiting for the lock ends with its context")
-	assert.ErrorContains(t, err, `sqlstore: append to stream "locked"`)
-
-	_, err = conn.Exec(t.Context(), "SELECT pg_advisory_unlock($1)", sqlstore.LockKey(schema, sqlstore.DefaultTablePrefix))
-	require.NoError(t, err)
-	res, err := s.Append(t.Context(), "locked", es.Exact(0), es.EventData{Type: "Second"})
-	require.NoError(t, err, "the store is usable once the lock is free")
-	assert.Equal(t, uint64(1), res.Revision, "the append that gave up wrote nothing")
 }

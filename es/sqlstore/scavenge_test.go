@@ -20,6 +20,8 @@ import (
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/esdriver"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/postgres"
+	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 	"github.com/eventfold/eventfold/projection"
 )
 
@@ -49,7 +51,7 @@ func forEachDB(t *testing.T, test func(t *testing.T, open opener)) {
 		schema := newSchema(t, url)
 		test(t, func(t *testing.T, opts ...sqlstore.Option) *sqlstore.Store {
 			t.Helper()
-			s, err := sqlstore.OpenPostgres(t.Context(), url, append([]sqlstore.Option{sqlstore.WithSchema(schema),
+			s, err := postgres.Open(t.Context(), url, append([]sqlstore.Option{sqlstore.WithSchema(schema),
 				sqlstore.WithPollInterval(10 * time.Millisecond)}, opts...)...)
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, s.Close()) })
@@ -583,7 +585,7 @@ func TestWithScavengeInvalid(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.db")
 	horizon := func(context.Context) (es.Position, error) { return es.End, nil }
 	for _, opt := range []sqlstore.Option{sqlstore.WithScavenge(0, horizon), sqlstore.WithScavenge(time.Second, nil)} {
-		_, err := sqlstore.OpenSQLite(t.Context(), path, opt)
+		_, err := sqlite.Open(t.Context(), path, opt)
 		require.ErrorIs(t, err, sqlstore.ErrInvalidOption)
 	}
 }
@@ -632,7 +634,7 @@ func BenchmarkScavenge(b *testing.B) {
 		b.ReportMetric(float64(baseline.Microseconds())/1000, "baseline-append-max-ms")
 	}
 	b.Run("SQLite", func(b *testing.B) {
-		s, err := sqlstore.OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "events.db"))
+		s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "events.db"))
 		require.NoError(b, err)
 		defer s.Close()
 		run(b, s)
@@ -640,7 +642,7 @@ func BenchmarkScavenge(b *testing.B) {
 	b.Run("Postgres", func(b *testing.B) {
 		url := postgresURL(b)
 		schema := newSchema(b, url)
-		s, err := sqlstore.OpenPostgres(b.Context(), url, sqlstore.WithSchema(schema))
+		s, err := postgres.Open(b.Context(), url, sqlstore.WithSchema(schema))
 		require.NoError(b, err)
 		defer s.Close()
 		run(b, s)

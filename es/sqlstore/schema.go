@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+
+	"github.com/eventfold/eventfold/es/sqlstore/internal/backend"
 )
 
 // schemaVersion is the version of the schema this code writes. A database
@@ -63,7 +65,7 @@ type queries struct {
 }
 
 // eventColumns are the columns scanEvent reads, in its order.
-const eventColumns = "position, stream, revision, id, type, content_type, data, metadata, created"
+const eventColumns = backend.EventColumns
 
 func newQueries(n names) queries {
 	sel := "SELECT " + eventColumns + " FROM " + n.events + " WHERE "

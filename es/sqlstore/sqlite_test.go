@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 )
 
 // seedSQLite creates a store in a new file with one stream of n events,
@@ -23,7 +24,7 @@ import (
 func seedSQLite(t *testing.T, n int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "events.db")
-	s, err := sqlstore.OpenSQLite(t.Context(), path)
+	s, err := sqlite.Open(t.Context(), path)
 	require.NoError(t, err)
 	evs := make([]es.EventData, n)
 	for i := range evs {
@@ -55,7 +56,7 @@ func TestSQLiteReadOnly(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := seedSQLite(t, 3)
-			s, err := sqlstore.OpenSQLite(t.Context(), "file:"+path+c.query)
+			s, err := sqlite.Open(t.Context(), "file:"+path+c.query)
 			require.NoError(t, err, "a read-only database with the current schema opens")
 			defer func() { require.NoError(t, s.Close()) }()
 			assert.Equal(t, 3, readCount(t, s), "reads work")
@@ -81,7 +82,7 @@ func TestSQLiteNewerSchema(t *testing.T) {
 	require.NoError(t, db.Close())
 	before := fileBytes(t, path)
 
-	s, err := sqlstore.OpenSQLite(t.Context(), path)
+	s, err := sqlite.Open(t.Context(), path)
 	require.ErrorIs(t, err, sqlstore.ErrSchemaVersion)
 	t.Log(err)
 	assert.Nil(t, s)
@@ -98,7 +99,7 @@ func TestSQLiteBusy(t *testing.T) {
 	tx, err := other.BeginTx(t.Context(), nil)
 	require.NoError(t, err)
 
-	s, err := sqlstore.OpenSQLite(t.Context(), "file:"+path+"?_pragma=busy_timeout(50)")
+	s, err := sqlite.Open(t.Context(), "file:"+path+"?_pragma=busy_timeout(50)")
 	require.NoError(t, err)
 	defer func() { require.NoError(t, s.Close()) }()
 	_, err = s.Append(t.Context(), "seed", es.Any, es.EventData{Type: "Blocked"})
@@ -128,7 +129,7 @@ func TestSQLiteBusyPastTheCallTimeout(t *testing.T) {
 	require.NoError(t, err)
 
 	const timeout = 300 * time.Millisecond
-	s, err := sqlstore.OpenSQLite(t.Context(), "file:"+path+"?_pragma=busy_timeout(10000)", sqlstore.WithCallTimeout(timeout))
+	s, err := sqlite.Open(t.Context(), "file:"+path+"?_pragma=busy_timeout(10000)", sqlstore.WithCallTimeout(timeout))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, s.Close()) }()
 	start := time.Now()
@@ -148,7 +149,7 @@ func TestSQLiteFull(t *testing.T) {
 	path := seedSQLite(t, 1)
 	// A database that may not grow stands for a full disk: SQLite reports
 	// both as SQLITE_FULL and rolls the transaction back.
-	s, err := sqlstore.OpenSQLite(t.Context(), "file:"+path+"?_pragma=max_page_count(16)")
+	s, err := sqlite.Open(t.Context(), "file:"+path+"?_pragma=max_page_count(16)")
 	require.NoError(t, err)
 	defer func() { require.NoError(t, s.Close()) }()
 	big := make([]es.EventData, 10)
@@ -169,17 +170,17 @@ func TestSQLiteFull(t *testing.T) {
 
 func TestSQLiteOpenErrors(t *testing.T) {
 	for _, path := range []string{"", ":memory:", "file::memory:"} {
-		_, err := sqlstore.OpenSQLite(t.Context(), path)
+		_, err := sqlite.Open(t.Context(), path)
 		assert.ErrorIsf(t, err, es.ErrInvalidArgument, "OpenSQLite(%q)", path)
 	}
-	_, err := sqlstore.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "missing-dir", "events.db"))
+	_, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "missing-dir", "events.db"))
 	assert.Error(t, err, "a file in a directory that does not exist")
-	_, err = sqlstore.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "events.db"), sqlstore.WithSchema("s"))
+	_, err = sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "events.db"), sqlstore.WithSchema("s"))
 	assert.ErrorIs(t, err, sqlstore.ErrInvalidOption, "WithSchema on SQLite")
 }
 
 func TestSQLiteMemDB(t *testing.T) {
-	s, err := sqlstore.OpenSQLite(t.Context(), "file:/"+t.Name()+"?vfs=memdb")
+	s, err := sqlite.Open(t.Context(), "file:/"+t.Name()+"?vfs=memdb")
 	require.NoError(t, err)
 	defer func() { require.NoError(t, s.Close()) }()
 	_, err = s.Append(t.Context(), "seed", es.NoStream, es.EventData{Type: "InMemory"})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/postgres"
 	"github.com/eventfold/eventfold/internal/faultproxy"
 )
 
@@ -23,7 +24,7 @@ func openBehindProxy(t *testing.T, timeout time.Duration) (*sqlstore.Store, *fau
 	rawURL := postgresURL(t)
 	schema := newSchema(t, rawURL)
 	p, proxied := throughProxy(t, rawURL)
-	store, err := sqlstore.OpenPostgres(t.Context(), proxied, sqlstore.WithSchema(schema), sqlstore.WithCallTimeout(timeout),
+	store, err := postgres.Open(t.Context(), proxied, sqlstore.WithSchema(schema), sqlstore.WithCallTimeout(timeout),
 		sqlstore.WithPollInterval(50*time.Millisecond), sqlstore.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, store.Close()) })

@@ -9,27 +9,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/eventfold/eventfold/es"
-)
-
-// Kinds of databases.
-const (
-	kindSQLite   = "sqlite"
-	kindPostgres = "postgres"
 )
 
 // batchSize is the number of rows a read or subscription fetches per query.
 const batchSize = 512
 
-// Store is an [es.Store] on SQLite or PostgreSQL. Open one with
-// [OpenSQLite], [OpenPostgres] or [NewPostgres], and Close it when done.
+// Store is an [es.Store] on SQLite or PostgreSQL. Open one with a backend
+// package, sqlstore/sqlite or sqlstore/postgres, and Close it when done.
 // A Store is safe for concurrent use by multiple goroutines, and several
 // Stores (in several processes) may share one database.
 type Store struct {
 	cfg config
-	db  backend
+	db  database
 	q   queries
 
 	head atomic.Uint64 // the newest position known to be committed
@@ -49,78 +41,6 @@ type Store struct {
 }
 
 var _ es.Store = (*Store)(nil)
-
-// backend is what a Store needs from a database: its dialect.
-type backend interface {
-	// reader returns the queryer of reads, outside any transaction.
-	reader() queryer
-	// write runs f in a transaction that no other writer of the store's
-	// tables runs at the same time, in this process or another, and
-	// commits it when f returns nil. Every statement of f sees everything
-	// that the writers before it committed.
-	write(ctx context.Context, f func(tx querier) error) error
-	// insertEvents returns the statements that insert events.
-	insertEvents(rows []eventRow) []stmt
-	// prefetch returns the query that reads, for arrays of stream names
-	// ($1) and event IDs ($2), rows of the head of the log, the name, the
-	// ID, and what loadForWrite reads of the stream; "" where one query per
-	// write costs no round trip.
-	prefetch() string
-	// notify returns the statements that tell other processes, when the
-	// transaction commits, that the head of the log is now head.
-	notify(head uint64) []stmt
-	// tableExists reports whether the table exists, without writing.
-	tableExists(ctx context.Context, table string) (bool, error)
-	// ddl returns the statements that create the schema of version 1.
-	ddl() []string
-	// watch looks for events appended by others until ctx is done, and
-	// calls s.advance with the head of the log it learns of.
-	watch(ctx context.Context, s *Store)
-	// close releases the connections the backend owns.
-	close() error
-}
-
-// queryer runs queries: a pool of connections or a transaction. Statements
-// use $1, $2, … for their arguments on both databases.
-type queryer interface {
-	query(ctx context.Context, sql string, args ...any) (rows, error)
-}
-
-// querier runs the statements of a write transaction.
-type querier interface {
-	queryer
-	exec(ctx context.Context, sql string, args ...any) error
-	// execAll runs statements in order, in one round trip where the
-	// database allows.
-	execAll(ctx context.Context, stmts []stmt) error
-}
-
-// stmt is a statement and its arguments.
-type stmt struct {
-	sql  string
-	args []any
-}
-
-// rows is the result of a query.
-type rows interface {
-	Next() bool
-	Scan(dest ...any) error
-	Err() error
-	Close()
-}
-
-// eventRow is an event as inserted.
-type eventRow struct {
-	position    uint64
-	stream      string
-	revision    uint64
-	id          uuid.UUID
-	typ         string
-	contentType string
-	data        []byte
-	metadata    []byte
-	created     int64 // Unix time in nanoseconds
-}
 
 // open finishes a Store whose config and backend are set: it checks or
 // creates the schema and starts the background goroutine. On error it
@@ -148,12 +68,12 @@ func (s *Store) open(ctx context.Context) error {
 
 // Close stops the store's background work, ends its subscriptions with
 // [ErrClosed] and closes the connections it opened (not a pool passed to
-// [NewPostgres]). Operations after Close fail with ErrClosed. Close is safe to
-// call more than once. It waits at most a second for the pool that
-// [OpenPostgres] made: after an outage, pgx closes the connections whose
-// calls timed out in the background (it sends the server a cancel request,
-// and waits up to 15 s for a server that does not answer), and those finish
-// closing by themselves.
+// sqlstore/postgres.New). Operations after Close fail with ErrClosed. Close
+// is safe to call more than once. It waits at most a second for the pool
+// that sqlstore/postgres.Open made: after an outage, pgx closes the
+// connections whose calls timed out in the background (it sends the server
+// a cancel request, and waits up to 15 s for a server that does not
+// answer), and those finish closing by themselves.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
@@ -248,7 +168,7 @@ func (s *Store) opError(ctx context.Context, op string, err error) error {
 	case s.closed():
 		return fmt.Errorf("%w: %s: %v", ErrClosed, op, err)
 	}
-	return fmt.Errorf("sqlstore: %s: %w", op, unavailable(err))
+	return fmt.Errorf("sqlstore: %s: %w", op, s.unavailable(err))
 }
 
 // i64 converts a position or revision to a database integer; values beyond

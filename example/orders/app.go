@@ -19,13 +19,15 @@ import (
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/eventstoredb"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/postgres"
+	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 	"github.com/eventfold/eventfold/example/orders/order"
 	"github.com/eventfold/eventfold/example/orders/readmodel"
 	"github.com/eventfold/eventfold/projection"
 	"github.com/eventfold/eventfold/projection/sqlproj"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib" // also the database/sql driver "pgx"
-	"modernc.org/sqlite"             // also the database/sql driver "sqlite"
+	"github.com/jackc/pgx/v5/stdlib"  // also the database/sql driver "pgx"
+	sqlitedriver "modernc.org/sqlite" // also the database/sql driver "sqlite"
 )
 
 // infra says where the application keeps its data. With no flags,
@@ -135,7 +137,7 @@ func readOnlyMode(ctx context.Context, path string) (string, error) {
 	defer db.Close()
 	var n int
 	err = db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&n)
-	var serr *sqlite.Error
+	var serr *sqlitedriver.Error
 	switch {
 	case err == nil:
 		return ro, nil
@@ -162,39 +164,43 @@ func readSideDSN(path string) string {
 	return sqliteDSN(path) + "&_pragma=synchronous(NORMAL)"
 }
 
-// storePoolSize is the size of the event store's pool of PostgreSQL
-// connections unless the URL sets pool_max_conns: pgxpool's default (the
-// number of CPUs, at least 4) would make the commands, the subscriptions of
-// the read models and the relay, and the store's writer queue for four
-// connections.
-const storePoolSize = 32
+// poolSize is the size of the one pool of PostgreSQL connections of the
+// application unless the URL sets pool_max_conns: the event store (its
+// writer, the pages of its reads and subscriptions) and the read side (the
+// read models, their checkpoints and leases, the event handlers'
+// bookkeeping, the queries of the HTTP API) share it. pgxpool's default
+// (the number of CPUs, at least 4) would make the commands, the
+// subscriptions of the read models and the relay, and the read side queue
+// for four connections. Each use holds a connection only for a query or a
+// transaction, so 48 serve a service under load; two replicas, with the
+// store's listening connection each (outside the pool), stay below
+// PostgreSQL's default limit of 100 connections.
+const poolSize = 48
 
-// storePoolConfig configures the event store's pool on PostgreSQL at url.
-func storePoolConfig(url string) (*pgxpool.Config, error) {
+// newPool opens a pool; a variable, so that a test counts the pools.
+var newPool = pgxpool.NewWithConfig
+
+// openPool opens the application's one pool on PostgreSQL at url, for the
+// event store and the read side. Its sessions commit with
+// synchronous_commit off: the read side's commits (the read models, their
+// checkpoints, the event handlers' bookkeeping) do not wait for the WAL
+// flush. Like synchronous=NORMAL on SQLite (see readSideDSN), a crash can
+// then lose the read side's last commits, never corrupt them: a read
+// model's checkpoint goes back with its changes and is replayed from the
+// log, and an event handler runs again (delivery is at-least-once). The
+// event store's commits still wait for the disk: its backend turns
+// synchronous_commit back on in each of its write transactions
+// (see sqlstore/postgres.New).
+func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, err
 	}
 	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = storePoolSize
-	}
-	return cfg, nil
-}
-
-// readSideDB opens the read side's pool on PostgreSQL at url: the read
-// models, their checkpoints and the event handlers' bookkeeping, whose
-// transactions commit with synchronous_commit off. Like synchronous=NORMAL
-// on SQLite (see readSideDSN), a crash can then lose the read side's last
-// commits, never corrupt them: a read model's checkpoint goes back with its
-// changes, and is replayed from the log. The event store's commits keep
-// waiting for the disk.
-func readSideDB(url string) (*sql.DB, error) {
-	cfg, err := pgxpool.ParseConfig(url) // also accepts the pool's parameters
-	if err != nil {
-		return nil, err
+		cfg.MaxConns = poolSize
 	}
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	return stdlib.OpenDB(*cfg.ConnConfig), nil
+	return newPool(ctx, cfg)
 }
 
 // scavengeEvery is how often the SQL event store deletes the events that
@@ -222,19 +228,22 @@ func (a *app) scavengeHorizon(ctx context.Context) (es.Position, error) {
 // still stops the runner, and the service with it.
 var restart = projection.WithRestart(100*time.Millisecond, 10*time.Second)
 
-// maxIdleConns is how many idle connections the pool of the read models
-// keeps. database/sql keeps 2 by default: the requests, runners and event
-// handlers of a service under load would then open a connection for nearly
-// every query, and close it after (on PostgreSQL, a new server process each
-// time).
+// maxIdleConns is how many idle connections the SQLite pool of the read
+// models keeps. database/sql keeps 2 by default: the requests, runners and
+// event handlers of a service under load would then open a connection for
+// nearly every query, and close it after. (On PostgreSQL, the read side
+// borrows the connections of the application's one pool: see openPool.)
 const maxIdleConns = 32
 
 // app is the orders application: its event store, aggregates and read side.
 type app struct {
-	store       es.Store
-	types       *es.Registry
-	orders      *aggregate.Repository[order.Order, order.Event]
-	db          *sql.DB // read models and checkpoints
+	store  es.Store
+	types  *es.Registry
+	orders *aggregate.Repository[order.Order, order.Event]
+	db     *sql.DB // read models and checkpoints
+	// pool, on PostgreSQL, is the one pool of the event store and the
+	// read side (db is a database/sql view of it).
+	pool        *pgxpool.Pool
 	checkpoints *sqlproj.Checkpoints
 	runners     []*projection.Runner[*sql.Tx]
 	// horizon, once a service runs on the app, returns the lowest
@@ -275,17 +284,16 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 		}
 		a.store, a.closers = s, append(a.closers, s.Close)
 	case in.postgres != "":
-		cfg, err := storePoolConfig(in.postgres)
-		if err != nil {
+		if err := a.openPool(ctx, in.postgres); err != nil {
 			return nil, err
 		}
-		s, err := sqlstore.OpenPostgresConfig(ctx, cfg, sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
+		s, err := postgres.New(ctx, a.pool, sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
 		if err != nil {
 			return nil, err
 		}
 		a.store, a.closers = s, append(a.closers, s.Close)
 	default:
-		s, err := sqlstore.OpenSQLite(ctx, sqliteDSN(in.data)+a.sqliteMode, sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
+		s, err := sqlite.Open(ctx, sqliteDSN(in.data)+a.sqliteMode, sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", in.data, err)
 		}
@@ -294,21 +302,44 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 
 	// The read models and their checkpoints.
 	dialect := sqlproj.SQLite
-	if in.postgres != "" {
+	switch {
+	case in.postgres != "":
 		dialect = sqlproj.Postgres
-		a.db, err = readSideDB(in.postgres)
-	} else {
-		a.db, err = sql.Open("sqlite", readSideDSN(in.data)+a.sqliteMode)
-	}
-	if err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, a.db.Close)
-	a.db.SetMaxIdleConns(maxIdleConns)
-	if dialect == sqlproj.SQLite {
+		if err := a.openPool(ctx, in.postgres); err != nil { // the event store's, unless it is EventStoreDB
+			return nil, err
+		}
+		// The same pool, through database/sql: it holds no idle
+		// connections of its own (the pool keeps them).
+		a.db = stdlib.OpenDBFromPool(a.pool)
+	default:
+		if a.db, err = sql.Open("sqlite", readSideDSN(in.data)+a.sqliteMode); err != nil {
+			return nil, err
+		}
+		a.db.SetMaxIdleConns(maxIdleConns)
 		a.db.SetMaxOpenConns(1)
 	}
+	a.closers = append(a.closers, a.db.Close)
 	return a, a.build(ctx, dialect)
+}
+
+// openPool opens a.pool on PostgreSQL at url, unless it is open, and
+// closes it last (see openPool). A Store passed a pool leaves it open on
+// Close: the pool's close is bounded as the Store's own would be, since
+// after an outage pgx may wait up to 15 s for the server to answer the
+// cancel requests of timed-out calls.
+func (a *app) openPool(ctx context.Context, url string) error {
+	if a.pool != nil {
+		return nil
+	}
+	pool, err := openPool(ctx, url)
+	if err != nil {
+		return err
+	}
+	a.pool, a.closers = pool, append(a.closers, func() error {
+		postgres.ClosePool(pool)
+		return nil
+	})
+	return nil
 }
 
 // build makes the aggregates and the read side on a.store and a.db.

@@ -1,4 +1,4 @@
-package sqlstore
+package postgres
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/sqlstore/internal/backend"
 )
 
 func TestIsUnavailable(t *testing.T) {
@@ -37,15 +38,15 @@ func TestIsUnavailable(t *testing.T) {
 		{"authentication failed", &pgconn.PgError{Code: "28P01"}, false},
 		{"SQLITE_BUSY", errors.New("database is locked (5) (SQLITE_BUSY)"), false},
 		{"context.Canceled", context.Canceled, false},
-		{"unknown outcome", &unknownOutcomeError{syscall.ECONNRESET}, true},
+		{"unknown outcome", &backend.UnknownOutcomeError{Err: syscall.ECONNRESET}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			assert.Equal(t, c.want, isUnavailable(c.err))
 			if c.want {
-				assert.ErrorIs(t, unavailable(c.err), es.ErrUnavailable)
+				assert.ErrorIs(t, backend.Unavailable(c.err, isUnavailable), es.ErrUnavailable)
 			} else if c.err != nil {
-				assert.NotErrorIs(t, unavailable(c.err), es.ErrUnavailable)
+				assert.NotErrorIs(t, backend.Unavailable(c.err, isUnavailable), es.ErrUnavailable)
 			}
 		})
 	}

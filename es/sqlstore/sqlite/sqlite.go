@@ -1,4 +1,4 @@
-package sqlstore
+package sqlite
 
 import (
 	"context"
@@ -8,10 +8,14 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/internal/backend"
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // defaultBusyTimeout is how long, in milliseconds, a SQLite connection waits
@@ -22,9 +26,9 @@ const defaultBusyTimeout = 5000
 // readConns is the size of a SQLite store's pool of read connections.
 const readConns = 8
 
-// OpenSQLite opens the SQLite event store in the file at path, creating the
-// file and the schema if needed, through the pure-Go driver
-// modernc.org/sqlite (no cgo).
+// Open opens the SQLite event store in the file at path, creating the file
+// and the schema if needed, through the pure-Go driver modernc.org/sqlite
+// (no cgo). The Store owns its connections and closes them on Close.
 //
 // path is a file name, or a SQLite URI starting with "file:" whose query
 // parameters are passed on: "file:events.db?mode=ro" opens a database
@@ -36,12 +40,22 @@ const readConns = 8
 // Every connection to ":memory:" is a database of its own, so the store
 // rejects it. For a database in memory that lives as long as the Store, use
 // "file:/name?vfs=memdb" with a name unique in the process.
-func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	cfg, err := newConfig(kindSQLite, opts)
+//
+// SQLite has no schemas: Open rejects [sqlstore.WithSchema].
+func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*sqlstore.Store, error) {
+	s, err := backend.Open(ctx, backend.SQLite, "open "+path, func(cfg backend.Config) (backend.DB, error) {
+		return open(path, cfg)
+	}, opts)
 	if err != nil {
 		return nil, err
 	}
-	dsn, err := sqliteDSN(path)
+	return s.(*sqlstore.Store), nil
+}
+
+// open opens the connections of a SQLite store; the store pings the
+// writer first, which turns WAL mode on in a new file.
+func open(path string, cfg backend.Config) (*db, error) {
+	dsn, err := dsn(path)
 	if err != nil {
 		return nil, err
 	}
@@ -55,34 +69,19 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 	writer.SetMaxOpenConns(1)
 	reader, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {
-		writer.Close()
-		return nil, fmt.Errorf("sqlstore: open %s: %w", path, err)
+		return nil, errors.Join(fmt.Errorf("sqlstore: open %s: %w", path, err), writer.Close())
 	}
 	// Reads hold a connection only while they fetch a batch, never while
 	// the caller's loop body runs: a few connections serve any number of
 	// subscriptions.
 	reader.SetMaxOpenConns(readConns)
 	reader.SetMaxIdleConns(readConns)
-	db := &sqliteDB{writeDB: writer, readDB: reader, stmts: make(map[string]*sql.Stmt)}
-	// The writer connects first: it turns WAL mode on in a new file.
-	s := &Store{cfg: cfg, db: db, q: newQueries(newNames("", cfg.prefix))}
-	db.n = s.q.names
-	if err := s.call(ctx, writer.PingContext); err != nil {
-		return nil, errors.Join(fmt.Errorf("sqlstore: open %s: %w", path, unavailable(err)), db.close())
-	}
-	if err := s.open(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.call(ctx, func(ctx context.Context) error { return db.prepare(ctx, s.q) }); err != nil {
-		return nil, errors.Join(err, s.Close())
-	}
-	s.startScavenger(ctx)
-	return s, nil
+	return &db{writeDB: writer, readDB: reader, n: cfg.Names, poll: cfg.Poll, stmts: make(map[string]*sql.Stmt)}, nil
 }
 
-// sqliteDSN returns the driver's data source name for path, with a query
+// dsn returns the driver's data source name for path, with a query
 // to which more parameters can be appended.
-func sqliteDSN(path string) (string, error) {
+func dsn(path string) (string, error) {
 	switch path {
 	case "", ":memory:", "file::memory:":
 		return "", fmt.Errorf("%w: SQLite path %q: every connection would have a database of its own: use a file, or \"file:/name?vfs=memdb\"", es.ErrInvalidArgument, path)
@@ -109,11 +108,12 @@ func sqliteDSN(path string) (string, error) {
 	return base + "?" + q.Encode(), nil
 }
 
-// sqliteDB is the SQLite backend.
-type sqliteDB struct {
+// db is the SQLite backend.
+type db struct {
 	writeDB *sql.DB
 	readDB  *sql.DB
-	n       names
+	n       backend.Names
+	poll    time.Duration
 	// stmts are prepared on the writer, by SQL text; written only before
 	// the store is used.
 	stmts map[string]*sql.Stmt
@@ -121,9 +121,9 @@ type sqliteDB struct {
 	reads sync.Map
 }
 
-func (d *sqliteDB) reader() queryer { return sqlReader{d.readDB, &d.reads} }
+func (d *db) Reader() backend.Queryer { return sqlReader{d.readDB, &d.reads} }
 
-func (d *sqliteDB) write(ctx context.Context, f func(tx querier) error) error {
+func (d *db) Write(ctx context.Context, f func(tx backend.Querier) error) error {
 	tx, err := d.writeDB.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see _txlock
 	if err != nil {
 		return err
@@ -134,13 +134,14 @@ func (d *sqliteDB) write(ctx context.Context, f func(tx querier) error) error {
 	return tx.Commit()
 }
 
-// prepare prepares the statements of writes on the writer connection.
+func (d *db) Ping(ctx context.Context) error { return d.writeDB.PingContext(ctx) }
+
+// Prepare prepares the statements of writes on the writer connection.
 // Writes run few distinct statements: preparing each once saves most of
 // the cost of a small append. It runs before any write, since the writer's
 // one connection is busy during a write.
-func (d *sqliteDB) prepare(ctx context.Context, q queries) error {
-	for _, query := range []string{q.loadForWrite, q.loadStream, q.idsFrom, q.positionAt,
-		q.upsertLast, q.upsertMeta, q.upsertTombstone, d.insert()} {
+func (d *db) Prepare(ctx context.Context, queries []string) error {
+	for _, query := range append(queries, d.insert()) {
 		st, err := d.writeDB.PrepareContext(ctx, query)
 		if err != nil {
 			return fmt.Errorf("sqlstore: prepare %s: %w", query, err)
@@ -153,7 +154,7 @@ func (d *sqliteDB) prepare(ctx context.Context, q queries) error {
 // sqliteTx is a write transaction that runs prepared statements.
 type sqliteTx struct {
 	tx *sql.Tx
-	d  *sqliteDB
+	d  *db
 }
 
 // stmt returns the transaction's statement for query, or nil if none was
@@ -165,7 +166,7 @@ func (t sqliteTx) stmt(ctx context.Context, query string) *sql.Stmt {
 	return nil
 }
 
-func (t sqliteTx) query(ctx context.Context, query string, args ...any) (rows, error) {
+func (t sqliteTx) Query(ctx context.Context, query string, args ...any) (backend.Rows, error) {
 	var (
 		r   *sql.Rows
 		err error
@@ -181,7 +182,7 @@ func (t sqliteTx) query(ctx context.Context, query string, args ...any) (rows, e
 	return sqlRows{r}, nil
 }
 
-func (t sqliteTx) exec(ctx context.Context, query string, args ...any) error {
+func (t sqliteTx) Exec(ctx context.Context, query string, args ...any) error {
 	var err error
 	if st := t.stmt(ctx, query); st != nil {
 		_, err = st.ExecContext(ctx, args...)
@@ -191,9 +192,9 @@ func (t sqliteTx) exec(ctx context.Context, query string, args ...any) error {
 	return err
 }
 
-func (t sqliteTx) execAll(ctx context.Context, stmts []stmt) error {
+func (t sqliteTx) ExecAll(ctx context.Context, stmts []backend.Stmt) error {
 	for _, s := range stmts {
-		if err := t.exec(ctx, s.sql, s.args...); err != nil {
+		if err := t.Exec(ctx, s.SQL, s.Args...); err != nil {
 			return err
 		}
 	}
@@ -209,43 +210,48 @@ func ignoreDone(err error) error {
 	return err
 }
 
-func (d *sqliteDB) insert() string {
-	return "INSERT INTO " + d.n.events + " (" + eventColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+func (d *db) insert() string {
+	return "INSERT INTO " + d.n.Events + " (" + backend.EventColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 }
 
-func (d *sqliteDB) insertEvents(rows []eventRow) []stmt {
+func (d *db) InsertEvents(rows []backend.EventRow) []backend.Stmt {
 	insert := d.insert()
-	stmts := make([]stmt, len(rows))
+	stmts := make([]backend.Stmt, len(rows))
 	for i, r := range rows {
-		stmts[i] = stmt{insert, []any{i64(r.position), r.stream, i64(r.revision), r.id.String(),
-			r.typ, r.contentType, r.data, r.metadata, r.created}}
+		stmts[i] = backend.Stmt{SQL: insert, Args: []any{r.Position, r.Stream, r.Revision, r.ID.String(),
+			r.Type, r.ContentType, r.Data, r.Metadata, r.Created}}
 	}
 	return stmts
 }
 
 // notify returns nothing: other processes poll.
-func (d *sqliteDB) notify(uint64) []stmt { return nil }
+func (d *db) Notify(uint64) []backend.Stmt { return nil }
 
-func (d *sqliteDB) prefetch() string { return "" }
+func (d *db) Prefetch() string { return "" }
 
-func (d *sqliteDB) tableExists(ctx context.Context, table string) (bool, error) {
+func (d *db) TableExists(ctx context.Context, table string) (bool, error) {
 	var n int64
-	_, err := queryRow(ctx, d.reader(), "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = $1",
-		[]any{strings.Trim(table, `"`)}, &n)
+	err := d.readDB.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = $1",
+		strings.Trim(table, `"`)).Scan(&n)
 	return n > 0, err
 }
 
-func (d *sqliteDB) ddl() []string {
+// Unavailable reports no more than backend.IsUnavailable: SQLite's errors
+// (SQLITE_BUSY past the busy timeout, a full disk) come from a database
+// that answers.
+func (d *db) Unavailable(error) bool { return false }
+
+func (d *db) DDL() []string {
 	return []string{
-		`CREATE TABLE ` + d.n.streams + ` (
+		`CREATE TABLE ` + d.n.Streams + ` (
 			name          TEXT PRIMARY KEY,
 			last_revision INTEGER NOT NULL DEFAULT -1,
 			tombstoned    INTEGER NOT NULL DEFAULT 0,
 			metadata      TEXT
 		) STRICT`,
-		`CREATE TABLE ` + d.n.events + ` (
+		`CREATE TABLE ` + d.n.Events + ` (
 			position     INTEGER PRIMARY KEY CHECK (position > 0),
-			stream       TEXT NOT NULL REFERENCES ` + d.n.streams + ` (name),
+			stream       TEXT NOT NULL REFERENCES ` + d.n.Streams + ` (name),
 			revision     INTEGER NOT NULL,
 			id           TEXT NOT NULL,
 			type         TEXT NOT NULL,
@@ -255,18 +261,18 @@ func (d *sqliteDB) ddl() []string {
 			created      INTEGER NOT NULL,
 			UNIQUE (stream, revision)
 		) STRICT`,
-		`CREATE INDEX ` + d.n.index + ` ON ` + d.n.events + ` (stream, id)`,
+		`CREATE INDEX ` + d.n.Index + ` ON ` + d.n.Events + ` (stream, id)`,
 	}
 }
 
 // watch polls for the appends of other processes.
-func (d *sqliteDB) watch(ctx context.Context, s *Store) {
-	for sleep(ctx, s.cfg.poll) {
-		s.poll(ctx)
+func (d *db) Watch(ctx context.Context, h backend.Head) {
+	for backoff.Sleep(ctx, d.poll) == nil {
+		h.Poll(ctx)
 	}
 }
 
-func (d *sqliteDB) close() error {
+func (d *db) Close() error {
 	var errs []error
 	for _, st := range d.stmts {
 		errs = append(errs, st.Close())
@@ -287,7 +293,7 @@ type sqlReader struct {
 	stmts *sync.Map // SQL text → *sql.Stmt
 }
 
-func (q sqlReader) query(ctx context.Context, query string, args ...any) (rows, error) {
+func (q sqlReader) Query(ctx context.Context, query string, args ...any) (backend.Rows, error) {
 	st, err := q.stmt(ctx, query)
 	if err != nil {
 		return nil, err
