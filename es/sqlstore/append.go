@@ -110,7 +110,7 @@ func (w *write) touch(name string) { w.touched = append(w.touched, name) }
 // flush sends the queued writes (the group that the write is part of
 // notifies the new head once it has run every write).
 func (w *write) flush(ctx context.Context) error {
-	return w.tx.execAll(ctx, w.pending)
+	return w.tx.ExecAll(ctx, w.pending)
 }
 
 // insert writes events to a stream from revision first on, and records the
@@ -126,7 +126,7 @@ func (w *write) insert(stream string, first uint64, evs []es.EventData) uint64 {
 	// The stream's row first: events refer to it.
 	w.touch(stream)
 	w.queue(w.s.q.upsertLast, stream, int64(first)+int64(len(evs))-1)
-	w.pending = append(w.pending, w.s.db.insertEvents(rows)...)
+	w.pending = append(w.pending, w.s.insertEvents(rows)...)
 	return rows[len(rows)-1].position
 }
 
@@ -159,7 +159,7 @@ func (w *write) holds(ctx context.Context, name string, st streamState, from uin
 	if st.last < 0 || from+uint64(len(evs)) > uint64(st.last)+1 {
 		return false, nil
 	}
-	r, err := w.tx.query(ctx, w.s.q.idsFrom, name, i64(from), i64(from+uint64(len(evs))))
+	r, err := w.tx.Query(ctx, w.s.q.idsFrom, name, i64(from), i64(from+uint64(len(evs))))
 	if err != nil {
 		return false, err
 	}
@@ -333,7 +333,7 @@ func (s *Store) delete(ctx context.Context, name string, expected es.ExpectedRev
 			pos = w.position()
 			w.touch(name)
 			w.queue(s.q.upsertTombstone, name)
-			w.pending = append(w.pending, s.db.insertEvents([]eventRow{{
+			w.pending = append(w.pending, s.insertEvents([]eventRow{{
 				position: pos, stream: name, revision: esdriver.TombstoneRevision, id: uuid.New(),
 				typ: es.EventTypeStreamDeleted, contentType: es.ContentTypeBinary, created: w.now,
 			}})...)

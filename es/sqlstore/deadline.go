@@ -70,16 +70,16 @@ func (s *Store) noAnswer(err error) error {
 
 // reader returns the queryer of reads: each query, rows included, is
 // bounded by the call timeout.
-func (s *Store) reader() queryer { return boundedReader{s: s, q: s.db.reader()} }
+func (s *Store) reader() queryer { return boundedReader{s: s, q: s.db.Reader()} }
 
 type boundedReader struct {
 	s *Store
 	q queryer
 }
 
-func (b boundedReader) query(ctx context.Context, sql string, args ...any) (rows, error) {
+func (b boundedReader) Query(ctx context.Context, sql string, args ...any) (rows, error) {
 	cctx, cancel := b.s.bound(ctx)
-	r, err := b.q.query(cctx, sql, args...)
+	r, err := b.q.Query(cctx, sql, args...)
 	if err != nil {
 		err = b.s.timedOut(ctx, cctx, err)
 		cancel()
@@ -109,7 +109,7 @@ func (r *boundedRows) Close() {
 // unavailable returns err wrapping es.ErrUnavailable if it is a failure to
 // reach the database, and err otherwise.
 func (s *Store) unavailable(err error) error {
-	return backend.Unavailable(err, s.db.unavailable)
+	return backend.Unavailable(err, s.db.Unavailable)
 }
 
 // isUnavailable reports whether err is a failure to reach the database, or
@@ -121,7 +121,7 @@ func (s *Store) unavailable(err error) error {
 // database's write lock past the busy timeout: a database that answers) and
 // a full disk are not.
 func (s *Store) isUnavailable(err error) bool {
-	return backend.IsUnavailable(err) || err != nil && s.db.unavailable(err)
+	return backend.IsUnavailable(err) || err != nil && s.db.Unavailable(err)
 }
 
 // unknownOutcome reports whether err leaves the outcome of a write's

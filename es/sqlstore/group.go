@@ -199,7 +199,7 @@ func (s *Store) commitGroup(ctx context.Context, group []*request) {
 // write's own answer is in its err.
 func (s *Store) runGroup(gctx context.Context, group []*request) (uint64, error) {
 	var head uint64
-	err := s.db.write(gctx, func(tx querier) error {
+	err := s.db.Write(gctx, func(tx querier) error {
 		head = 0
 		g := &groupTx{querier: tx}
 		if len(group) > 1 {
@@ -222,7 +222,7 @@ func (s *Store) runGroup(gctx context.Context, group []*request) (uint64, error)
 		if head == 0 {
 			return nil
 		}
-		return tx.execAll(gctx, s.db.notify(head))
+		return tx.ExecAll(gctx, s.db.Notify(head))
 	})
 	return head, err
 }
@@ -308,7 +308,7 @@ func (g *groupTx) wrote(w *write) {
 // streams that the group's writes read first, where the database can
 // (PostgreSQL: it saves a round trip per write; SQLite reads in process).
 func (s *Store) prefetch(ctx context.Context, g *groupTx, group []*request) error {
-	query := s.db.prefetch()
+	query := s.db.Prefetch()
 	if query == "" {
 		return nil
 	}
@@ -316,7 +316,7 @@ func (s *Store) prefetch(ctx context.Context, g *groupTx, group []*request) erro
 	for _, r := range group {
 		names, ids = append(names, r.stream), append(ids, r.id.String())
 	}
-	rs, err := g.query(ctx, query, names, ids)
+	rs, err := g.Query(ctx, query, names, ids)
 	if err != nil {
 		return err
 	}

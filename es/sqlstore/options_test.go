@@ -86,7 +86,7 @@ func TestClose(t *testing.T) {
 		return s.SubscribeAll(ctx, es.SubscribeAllOptions{})
 	})
 	for {
-		msg, err := all.receive(t)
+		msg, err := all.Receive(t)
 		require.NoError(t, err)
 		if msg.Kind == es.KindCaughtUp {
 			break
@@ -94,7 +94,7 @@ func TestClose(t *testing.T) {
 	}
 
 	require.NoError(t, s.Close())
-	_, err = all.receive(t)
+	_, err = all.Receive(t)
 	require.ErrorIs(t, err, sqlstore.ErrClosed, "a live subscription ends when the store closes")
 	require.NoError(t, s.Close(), "Close is idempotent")
 

@@ -17,7 +17,7 @@ import (
 // fetch runs a query of events and returns them all: callers bound it with
 // a LIMIT, and release the connection before they yield the events.
 func (s *Store) fetch(ctx context.Context, sql string, args ...any) ([]es.RecordedEvent, error) {
-	r, err := s.reader().query(ctx, sql, args...)
+	r, err := s.reader().Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func (rd *streamRead) emit(ctx context.Context, batch []es.RecordedEvent, yield 
 // size events from revision from on, up to its last revision.
 func (s *Store) loadAndFetch(ctx context.Context, name string, from, size uint64) (streamState, []es.RecordedEvent, error) {
 	st := streamState{last: -1}
-	r, err := s.reader().query(ctx, s.q.loadAndFetch, name, i64(from), int64(size))
+	r, err := s.reader().Query(ctx, s.q.loadAndFetch, name, i64(from), int64(size))
 	if err != nil {
 		return st, nil, err
 	}

@@ -114,7 +114,7 @@ func (s *Store) Scavenge(ctx context.Context, below es.Position) (ScavengeResult
 // scavengeCandidates reads, outside any transaction, the names of the next
 // streams after the name after that can have events to delete.
 func (s *Store) scavengeCandidates(ctx context.Context, after string, page int) ([]string, error) {
-	r, err := s.db.reader().query(ctx, s.q.scavengeCandidates, after, esdriver.MetadataStreamPrefix+"%", int64(page))
+	r, err := s.db.Reader().Query(ctx, s.q.scavengeCandidates, after, esdriver.MetadataStreamPrefix+"%", int64(page))
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func (s *Store) scavengeBatch(ctx context.Context, names []string, horizon uint6
 	// Each transaction is a call into the database, bounded by the call
 	// timeout.
 	err := s.call(ctx, func(ctx context.Context) error {
-		return s.db.write(ctx, func(tx querier) error {
+		return s.db.Write(ctx, func(tx querier) error {
 			visited, deleted = 0, 0
 			now := s.cfg.now()
 			budget := int64(orDefault(s.cfg.scavengeRows, scavengeRows))
@@ -190,7 +190,7 @@ func orDefault(n, def int) int {
 
 // countRows runs a statement that returns rows, and counts them.
 func countRows(ctx context.Context, q queryer, sql string, args ...any) (int64, error) {
-	r, err := q.query(ctx, sql, args...)
+	r, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return 0, err
 	}

@@ -233,13 +233,13 @@ func TestScavenge(t *testing.T) {
 		// A catch-up subscription from a revision below the scavenged ones
 		// delivers what is left.
 		sub := subscribe(t, s.SubscribeStream, "cp", es.SubscribeStreamOptions{From: es.AfterRevision(0)})
-		assert.EqualValues(t, 4, sub.next(t).Revision)
+		assert.EqualValues(t, 4, sub.Next(t).Revision)
 
 		// Appends continue the revisions.
 		res1, err := s.Append(ctx, "cp", es.Any, es.EventData{Type: "E"})
 		require.NoError(t, err)
 		assert.EqualValues(t, 5, res1.Revision)
-		assert.EqualValues(t, 5, sub.next(t).Revision)
+		assert.EqualValues(t, 5, sub.Next(t).Revision)
 		res2, err := s.Append(ctx, "mc", es.Exact(4), es.EventData{Type: "E"})
 		require.NoError(t, err)
 		assert.EqualValues(t, 5, res2.Revision)
@@ -385,7 +385,7 @@ func TestScavengeBehindSubscription(t *testing.T) {
 		})
 		var checkpoint es.Position
 		for range 100 {
-			checkpoint = sub.next(t).Position
+			checkpoint = sub.Next(t).Position
 		}
 		res, err := s.Scavenge(ctx, checkpoint)
 		require.NoError(t, err)
@@ -399,7 +399,7 @@ func TestScavengeBehindSubscription(t *testing.T) {
 		}
 		got := make([]uuid.UUID, len(want))
 		for i := range got {
-			got[i] = sub.next(t).ID
+			got[i] = sub.Next(t).ID
 		}
 		assert.Equal(t, want, got, "the subscription goes on")
 
@@ -407,7 +407,7 @@ func TestScavengeBehindSubscription(t *testing.T) {
 			return s.SubscribeAll(ctx, es.SubscribeAllOptions{From: checkpoint})
 		})
 		for i := range got {
-			got[i] = again.next(t).ID
+			got[i] = again.Next(t).ID
 		}
 		assert.Equal(t, want, got, "a subscription from the checkpoint")
 	})

@@ -142,13 +142,13 @@ func (s *Store) migrate(ctx context.Context) error {
 // createSchema creates the schema, in one transaction, unless another
 // process did meanwhile.
 func (s *Store) createSchema(ctx context.Context) error {
-	return s.db.write(ctx, func(tx querier) error {
+	return s.db.Write(ctx, func(tx querier) error {
 		if s.q.schema != "" {
-			if err := tx.exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s.q.schema); err != nil {
+			if err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s.q.schema); err != nil {
 				return err
 			}
 		}
-		if err := tx.exec(ctx, s.q.createVersion); err != nil {
+		if err := tx.Exec(ctx, s.q.createVersion); err != nil {
 			return err
 		}
 		// Another process may have created the schema meanwhile.
@@ -159,12 +159,12 @@ func (s *Store) createSchema(ctx context.Context) error {
 		case ok:
 			return checkVersion(v)
 		}
-		for _, stmt := range s.db.ddl() {
-			if err := tx.exec(ctx, stmt); err != nil {
+		for _, stmt := range s.db.DDL() {
+			if err := tx.Exec(ctx, stmt); err != nil {
 				return fmt.Errorf("%s: %w", stmt, err)
 			}
 		}
-		return tx.exec(ctx, s.q.setVersion, int64(schemaVersion))
+		return tx.Exec(ctx, s.q.setVersion, int64(schemaVersion))
 	})
 }
 
@@ -175,7 +175,7 @@ func (s *Store) readVersion(ctx context.Context, q queryer, probe bool) (int64, 
 	if probe {
 		var exists bool
 		err := s.call(ctx, func(ctx context.Context) (err error) {
-			exists, err = s.db.tableExists(ctx, s.q.version)
+			exists, err = s.db.TableExists(ctx, s.q.version)
 			return err
 		})
 		if err != nil || !exists {

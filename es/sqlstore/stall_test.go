@@ -59,7 +59,7 @@ func TestPostgresStall(t *testing.T) {
 	live := start(t, func(ctx context.Context) iter.Seq2[es.Message, error] {
 		return store.SubscribeAll(ctx, es.SubscribeAllOptions{})
 	})
-	assert.Equal(t, "Before", live.next(t).Type)
+	assert.Equal(t, "Before", live.Next(t).Type)
 
 	p.Stall()
 	// within fails the test unless err wraps es.ErrUnavailable and came
@@ -124,7 +124,7 @@ func TestPostgresStall(t *testing.T) {
 		types = append(types, ev.Type)
 	}
 	assert.Equal(t, []string{"Before", "After"}, types, "nothing of the stalled appends was written")
-	assert.Equal(t, "After", live.next(t).Type, "the subscription that waited through the stall goes on")
+	assert.Equal(t, "After", live.Next(t).Type, "the subscription that waited through the stall goes on")
 }
 
 // TestPostgresAppendAfterReset resets the connections to PostgreSQL (as a

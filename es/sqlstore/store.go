@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/sqlstore/internal/backend"
 )
 
 // batchSize is the number of rows a read or subscription fetches per query.
@@ -21,7 +22,7 @@ const batchSize = 512
 // Stores (in several processes) may share one database.
 type Store struct {
 	cfg config
-	db  database
+	db  backend.DB
 	q   queries
 
 	head atomic.Uint64 // the newest position known to be committed
@@ -50,18 +51,18 @@ func (s *Store) open(ctx context.Context) error {
 	s.sig.ch = make(chan struct{})
 	s.writes = make(chan *request)
 	if err := s.migrate(ctx); err != nil {
-		return errors.Join(err, s.db.close())
+		return errors.Join(err, s.db.Close())
 	}
 	h, err := s.queryHead(ctx)
 	if err != nil {
-		return errors.Join(s.opError(ctx, "read the head of the log", err), s.db.close())
+		return errors.Join(s.opError(ctx, "read the head of the log", err), s.db.Close())
 	}
 	s.head.Store(h)
 	// The background goroutine lives as long as the Store, not as long as
 	// the ctx of the call that opened it: Close cancels it.
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	s.wg.Go(func() { s.db.watch(bg, s) })
+	s.wg.Go(func() { s.db.Watch(bg, head{s}) })
 	s.wg.Go(func() { s.writer(bg) })
 	return nil
 }
@@ -80,7 +81,7 @@ func (s *Store) Close() error {
 		s.sig.fire() // wakes the subscriptions, whose next read fails
 		s.cancel()
 		s.wg.Wait()
-		s.closeErr = s.db.close()
+		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
 }
@@ -183,7 +184,7 @@ func i64(u uint64) int64 {
 // queryRow runs a query that returns at most one row and scans it into
 // dest. It reports whether there was a row.
 func queryRow(ctx context.Context, q queryer, sql string, args []any, dest ...any) (bool, error) {
-	r, err := q.query(ctx, sql, args...)
+	r, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return false, err
 	}

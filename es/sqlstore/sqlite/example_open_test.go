@@ -34,19 +34,3 @@ func ExampleOpen() {
 	// Output:
 	// revision 0 at C:1/P:1
 }
-
-// A database in memory that lives as long as the Store: ":memory:" would
-// give every connection a database of its own.
-func ExampleOpen_memory() {
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, "file:/example?vfs=memdb")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer store.Close()
-
-	_, err = store.Append(ctx, "order-1", es.NoStream, es.EventData{Type: "OrderPlaced"})
-	fmt.Println(err)
-	// Output:
-	// <nil>
-}

@@ -1,4 +1,4 @@
-package sqlstore_test
+package sqlite_test
 
 import (
 	"bytes"
@@ -13,9 +13,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
+	"github.com/eventfold/eventfold/es/sqlstore/internal/sqltest"
 	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 )
 
@@ -193,12 +195,12 @@ func TestSQLiteMemDB(t *testing.T) {
 // polling.
 func TestSQLiteTwoProcesses(t *testing.T) {
 	path := seedSQLite(t, 1)
-	a := openSQLitePath(t, path)
-	b := openSQLitePath(t, path)
-	sub := subscribe(t, a.SubscribeStream, "seed", es.SubscribeStreamOptions{From: es.AfterRevision(0)})
+	a := sqltest.OpenSQLite(t, path)
+	b := sqltest.OpenSQLite(t, path)
+	sub := sqltest.Subscribe(t, a.SubscribeStream, "seed", es.SubscribeStreamOptions{From: es.AfterRevision(0)})
 	_, err := b.Append(t.Context(), "seed", es.Exact(0), es.EventData{Type: "FromB"})
 	require.NoError(t, err)
-	ev := sub.next(t)
+	ev := sub.Next(t)
 	assert.Equal(t, "FromB", ev.Type)
 	assert.Equal(t, uint64(1), ev.Revision)
 }
@@ -220,18 +222,22 @@ func fileBytes(t *testing.T, path string) []byte {
 // TestManySubscriptions runs more subscriptions than the store has read
 // connections: they hold none while they wait or deliver.
 func TestManySubscriptions(t *testing.T) {
-	s := openSQLite(t)
+	s := sqltest.OpenSQLite(t, filepath.Join(t.TempDir(), "events.db"))
 	const n = 40
-	subs := make([]*testSub, n)
+	subs := make([]*sqltest.Sub, n)
 	for i := range subs {
-		subs[i] = subscribe(t, s.SubscribeStream, fmt.Sprintf("many-%d", i), es.SubscribeStreamOptions{})
+		subs[i] = sqltest.Subscribe(t, s.SubscribeStream, fmt.Sprintf("many-%d", i), es.SubscribeStreamOptions{})
 	}
 	for i := range subs {
 		_, err := s.Append(t.Context(), fmt.Sprintf("many-%d", i), es.NoStream, es.EventData{Type: "Many"})
 		require.NoError(t, err)
 	}
 	for i, sub := range subs {
-		ev := sub.next(t)
+		ev := sub.Next(t)
 		assert.Equal(t, fmt.Sprintf("many-%d", i), ev.Stream)
 	}
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
 }
