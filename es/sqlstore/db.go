@@ -27,7 +27,7 @@ func openStore(ctx context.Context, kind backend.Kind, what string, open func(ba
 	}
 	q := newQueries(newNames(cfg.schema, cfg.prefix))
 	db, err := open(backend.Config{
-		Names: backend.Names{Schema: q.schema, Events: q.events, Streams: q.streams, Index: q.index, Raw: q.raw},
+		Names: backend.Names{Events: q.events, Streams: q.streams, Index: q.index, Raw: q.raw},
 		Poll:  cfg.poll, CallTimeout: cfg.callTimeout, Logger: cfg.logger,
 	})
 	if err != nil {

@@ -47,7 +47,7 @@ func OpenConfig(ctx context.Context, cfg *pgxpool.Config, opts ...sqlstore.Optio
 	}
 	s, err := open(ctx, pool, true, opts)
 	if err != nil {
-		pool.Close()
+		ClosePool(pool) // if the store did not close it already
 		return nil, err
 	}
 	return s, nil

@@ -62,7 +62,6 @@ type Config struct {
 
 // Names are the quoted, qualified names of a store's tables.
 type Names struct {
-	Schema  string // the quoted schema, or ""
 	Events  string
 	Streams string
 	Index   string // the index on (stream, id), unqualified
