@@ -10,5 +10,8 @@ func Queued(s *Store) int { return int(s.queued.Load()) }
 // WithScavengeBatch sets the bounds of a scavenge's transactions: events
 // deleted and streams visited per transaction, candidate streams per query.
 func WithScavengeBatch(rows, streams, page int) Option {
-	return func(c *config) { c.scavengeRows, c.scavengeStreams, c.scavengePage = rows, streams, page }
+	return func(c *config) error {
+		c.scavengeRows, c.scavengeStreams, c.scavengePage = rows, streams, page
+		return nil
+	}
 }

@@ -41,10 +41,10 @@ const (
 	DefaultCallTimeout = 5 * time.Second
 )
 
-// Option configures a [Store]. Options are validated when the store is
-// opened: an invalid one makes the constructor fail with an error wrapping
+// Option configures a [Store]. Each option checks its value, and the
+// constructor reports every invalid option together, each wrapping
 // [ErrInvalidOption].
-type Option func(*config)
+type Option func(*config) error
 
 type config struct {
 	prefix        string
@@ -71,7 +71,13 @@ type config struct {
 // ASCII letters, digits and underscores, at most 40 bytes long, that does not
 // start with a digit.
 func WithTablePrefix(prefix string) Option {
-	return func(c *config) { c.prefix = prefix }
+	return func(c *config) error {
+		if prefix != "" && (!identifier.MatchString(prefix) || len(prefix) > 40) {
+			return invalid("table prefix %q: want at most 40 ASCII letters, digits and underscores, not starting with a digit", prefix)
+		}
+		c.prefix = prefix
+		return nil
+	}
 }
 
 // WithSchema puts the store's tables in a PostgreSQL schema, created if it
@@ -80,20 +86,38 @@ func WithTablePrefix(prefix string) Option {
 // but may not be empty, and is at most 63 bytes long. SQLite has no schemas:
 // sqlstore/sqlite.Open rejects this option.
 func WithSchema(schema string) Option {
-	return func(c *config) { c.schema, c.schemaSet = schema, true }
+	return func(c *config) error {
+		if !identifier.MatchString(schema) || len(schema) > 63 {
+			return invalid("schema %q: want 1 to 63 ASCII letters, digits and underscores, not starting with a digit", schema)
+		}
+		c.schema, c.schemaSet = schema, true
+		return nil
+	}
 }
 
 // WithMaxAppendSize sets the maximum total size in bytes of the data and
 // metadata of the events of one append; [es.MaxAppendSize] (1 MiB) by
 // default. It must be positive.
 func WithMaxAppendSize(n int) Option {
-	return func(c *config) { c.maxAppendSize = n }
+	return func(c *config) error {
+		if n <= 0 {
+			return invalid("maximum append size %d: must be positive", n)
+		}
+		c.maxAppendSize = n
+		return nil
+	}
 }
 
 // WithClock sets the clock that stamps events' Created time and enforces
 // `$maxAge` on reads; time.Now by default.
 func WithClock(now func() time.Time) Option {
-	return func(c *config) { c.now = now }
+	return func(c *config) error {
+		if now == nil {
+			return invalid("WithClock(nil)")
+		}
+		c.now = now
+		return nil
+	}
 }
 
 // WithPollInterval sets how often the store looks for events that it did not
@@ -103,7 +127,13 @@ func WithClock(now func() time.Time) Option {
 // through the same Store wake its subscriptions at once whatever the
 // interval. It must be positive.
 func WithPollInterval(d time.Duration) Option {
-	return func(c *config) { c.poll = d }
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("poll interval %v: must be positive", d)
+		}
+		c.poll = d
+		return nil
+	}
 }
 
 // WithCallTimeout bounds each call into the database by d when the
@@ -119,14 +149,26 @@ func WithPollInterval(d time.Duration) Option {
 // committed: its error says so, and retrying it with the same event IDs is
 // safe. d must be positive.
 func WithCallTimeout(d time.Duration) Option {
-	return func(c *config) { c.callTimeout = d }
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("call timeout %v: must be positive", d)
+		}
+		c.callTimeout = d
+		return nil
+	}
 }
 
 // WithLogger sets the logger of the store's background work (the listening
 // connection, polls), whose errors cannot be returned to a caller;
 // slog.Default() by default.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l }
+	return func(c *config) error {
+		if l == nil {
+			return invalid("WithLogger(nil)")
+		}
+		c.logger = l
+		return nil
+	}
 }
 
 // WithScavenge runs [Store.Scavenge] in the background, every period
@@ -140,57 +182,42 @@ func WithLogger(l *slog.Logger) Option {
 // debug level with the number of events deleted. By default the store never
 // scavenges. every must be positive and horizon not nil.
 func WithScavenge(every time.Duration, horizon func(ctx context.Context) (es.Position, error)) Option {
-	return func(c *config) { c.scavengeSet, c.scavengeEvery, c.scavengeHorizon = true, every, horizon }
+	return func(c *config) error {
+		var errs []error
+		if every <= 0 {
+			errs = append(errs, invalid("WithScavenge every %v: must be positive", every))
+		}
+		if horizon == nil {
+			errs = append(errs, invalid("WithScavenge with a nil horizon"))
+		}
+		c.scavengeSet, c.scavengeEvery, c.scavengeHorizon = true, every, horizon
+		return errors.Join(errs...)
+	}
 }
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// newConfig applies opts over the defaults and validates the result for a
-// database of the given kind ("sqlite" or "postgres").
+// invalid returns an error wrapping ErrInvalidOption.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+}
+
+// newConfig applies opts over the defaults for a database of the given
+// kind ("sqlite" or "postgres"), and reports every invalid option.
 func newConfig(kind string, opts []Option) (config, error) {
 	c := config{prefix: DefaultTablePrefix, poll: DefaultSQLitePollInterval}
 	if kind == string(backend.Postgres) {
 		c.poll = DefaultPostgresPollInterval
 	}
 	c.now, c.logger, c.maxAppendSize, c.callTimeout = time.Now, slog.Default(), es.MaxAppendSize, DefaultCallTimeout
+	var errs []error
 	for _, opt := range opts {
 		if opt != nil {
-			opt(&c)
+			errs = append(errs, opt(&c))
 		}
 	}
-	var errs []error
-	invalid := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
-	}
-	if c.prefix != "" && (!identifier.MatchString(c.prefix) || len(c.prefix) > 40) {
-		invalid("table prefix %q: want at most 40 ASCII letters, digits and underscores, not starting with a digit", c.prefix)
-	}
-	switch {
-	case c.schemaSet && kind != string(backend.Postgres):
-		invalid("WithSchema(%q): SQLite has no schemas (use WithTablePrefix)", c.schema)
-	case c.schemaSet && (!identifier.MatchString(c.schema) || len(c.schema) > 63):
-		invalid("schema %q: want 1 to 63 ASCII letters, digits and underscores, not starting with a digit", c.schema)
-	}
-	if c.maxAppendSize <= 0 {
-		invalid("maximum append size %d: must be positive", c.maxAppendSize)
-	}
-	if c.now == nil {
-		invalid("WithClock(nil)")
-	}
-	if c.poll <= 0 {
-		invalid("poll interval %v: must be positive", c.poll)
-	}
-	if c.callTimeout <= 0 {
-		invalid("call timeout %v: must be positive", c.callTimeout)
-	}
-	if c.logger == nil {
-		invalid("WithLogger(nil)")
-	}
-	if c.scavengeSet && c.scavengeEvery <= 0 {
-		invalid("WithScavenge every %v: must be positive", c.scavengeEvery)
-	}
-	if c.scavengeSet && c.scavengeHorizon == nil {
-		invalid("WithScavenge with a nil horizon")
+	if c.schemaSet && kind != string(backend.Postgres) {
+		errs = append(errs, invalid("WithSchema(%q): SQLite has no schemas (use WithTablePrefix)", c.schema))
 	}
 	return c, errors.Join(errs...)
 }

@@ -89,15 +89,14 @@ const (
 // minLeaseTTL is the shortest time-to-live WithLeaseTTL takes.
 const minLeaseTTL = 100 * time.Millisecond
 
-// Option configures [Checkpoints] and [PgxCheckpoints]. Options are
-// validated by [New] and [NewPgx]: an invalid one makes them fail with an
-// error wrapping [ErrInvalidOption].
-type Option func(*config)
+// Option configures [Checkpoints] and [PgxCheckpoints]. Each option checks
+// its value, and [New] and [NewPgx] report every invalid option together,
+// each wrapping [ErrInvalidOption].
+type Option func(*config) error
 
 type config struct {
 	prefix      string
 	logger      *slog.Logger
-	loggerSet   bool
 	leasePoll   time.Duration
 	leaseTTL    time.Duration
 	leaseHolder string
@@ -112,20 +111,38 @@ type config struct {
 // ASCII letters, digits and underscores, at most 40 bytes long, that does
 // not start with a digit.
 func WithTablePrefix(prefix string) Option {
-	return func(c *config) { c.prefix = prefix }
+	return func(c *config) error {
+		if !validPrefix.MatchString(prefix) {
+			return invalid("table prefix %q: want an SQL identifier of letters, digits and '_', up to 40 bytes", prefix)
+		}
+		c.prefix = prefix
+		return nil
+	}
 }
 
 // WithLogger sets the logger of leases and configuration warnings;
 // slog.Default() by default. It must not be nil.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger, c.loggerSet = l, true }
+	return func(c *config) error {
+		if l == nil {
+			return invalid("nil logger")
+		}
+		c.logger = l
+		return nil
+	}
 }
 
 // WithLeasePoll sets how often a waiting lease tries to take the lease
 // again ([DefaultLeasePoll] by default): the longest a standby replica
 // takes to notice that a lease was given back. It must be positive.
 func WithLeasePoll(d time.Duration) Option {
-	return func(c *config) { c.leasePoll = d }
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("lease poll interval %v", d)
+		}
+		c.leasePoll = d
+		return nil
+	}
 }
 
 // WithLeaseTTL sets the time-to-live of leases ([DefaultLeaseTTL] by
@@ -136,7 +153,13 @@ func WithLeasePoll(d time.Duration) Option {
 // means faster takeovers after a holder died without giving its lease
 // back, and more renewals. It must be at least 100ms.
 func WithLeaseTTL(ttl time.Duration) Option {
-	return func(c *config) { c.leaseTTL = ttl }
+	return func(c *config) error {
+		if ttl < minLeaseTTL {
+			return invalid("lease time-to-live %v: want at least %v", ttl, minLeaseTTL)
+		}
+		c.leaseTTL = ttl
+		return nil
+	}
 }
 
 // WithCallTimeout bounds each call into the database that is not a batch
@@ -147,7 +170,13 @@ func WithLeaseTTL(ttl time.Duration) Option {
 // bounded by their lease ([WithLeaseTTL]); the takes and renewals of
 // leases by the time-to-live. It must be positive.
 func WithCallTimeout(d time.Duration) Option {
-	return func(c *config) { c.callTimeout = d }
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("call timeout %v", d)
+		}
+		c.callTimeout = d
+		return nil
+	}
 }
 
 // WithLeaseHolder sets the name this process's leases are held under, as
@@ -155,41 +184,33 @@ func WithCallTimeout(d time.Duration) Option {
 // process ID by default ("host:1234"). Any non-empty text up to 200 bytes;
 // fencing does not depend on it.
 func WithLeaseHolder(name string) Option {
-	return func(c *config) { c.leaseHolder = name }
+	return func(c *config) error {
+		if name == "" || len(name) > 200 {
+			return invalid("lease holder %q: want 1 to 200 bytes", name)
+		}
+		c.leaseHolder = name
+		return nil
+	}
 }
 
 var validPrefix = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]{0,39})?$`)
 
+// invalid returns an error wrapping ErrInvalidOption.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+}
+
 func newConfig(d Dialect, opts []Option) (config, error) {
-	cfg := config{prefix: DefaultTablePrefix, leasePoll: DefaultLeasePoll, leaseTTL: DefaultLeaseTTL, leaseHolder: defaultHolder(),
-		callTimeout: DefaultCallTimeout}
-	for _, opt := range opts {
-		opt(&cfg)
-	}
+	cfg := config{prefix: DefaultTablePrefix, logger: slog.Default(), leasePoll: DefaultLeasePoll, leaseTTL: DefaultLeaseTTL,
+		leaseHolder: defaultHolder(), callTimeout: DefaultCallTimeout}
 	var errs []error
 	if d != SQLite && d != Postgres {
-		errs = append(errs, fmt.Errorf("%w: dialect %v", ErrInvalidOption, d))
+		errs = append(errs, invalid("dialect %v", d))
 	}
-	if !validPrefix.MatchString(cfg.prefix) {
-		errs = append(errs, fmt.Errorf("%w: table prefix %q: want an SQL identifier of letters, digits and '_', up to 40 bytes", ErrInvalidOption, cfg.prefix))
-	}
-	if cfg.leasePoll <= 0 {
-		errs = append(errs, fmt.Errorf("%w: lease poll interval %v", ErrInvalidOption, cfg.leasePoll))
-	}
-	if cfg.leaseTTL < minLeaseTTL {
-		errs = append(errs, fmt.Errorf("%w: lease time-to-live %v: want at least %v", ErrInvalidOption, cfg.leaseTTL, minLeaseTTL))
-	}
-	if cfg.callTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("%w: call timeout %v", ErrInvalidOption, cfg.callTimeout))
-	}
-	if cfg.leaseHolder == "" || len(cfg.leaseHolder) > 200 {
-		errs = append(errs, fmt.Errorf("%w: lease holder %q: want 1 to 200 bytes", ErrInvalidOption, cfg.leaseHolder))
-	}
-	switch {
-	case cfg.loggerSet && cfg.logger == nil:
-		errs = append(errs, fmt.Errorf("%w: nil logger", ErrInvalidOption))
-	case cfg.logger == nil:
-		cfg.logger = slog.Default()
+	for _, opt := range opts {
+		if opt != nil {
+			errs = append(errs, opt(&cfg))
+		}
 	}
 	return cfg, errors.Join(errs...)
 }
