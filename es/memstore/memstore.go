@@ -44,6 +44,9 @@ type Store struct {
 	log     []es.RecordedEvent // $all; the event at index i has position i+1
 	streams map[string]*stream
 	changed chan struct{} // closed and replaced on every commit
+	// hist is the esdriver.Events of the append being decided, kept here
+	// so that handing it to esdriver allocates nothing. s.mu guards it.
+	hist history
 }
 
 var _ es.Store = (*Store)(nil)
@@ -152,7 +155,8 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[name]
-	d, err := esdriver.DecideAppend(name, st.state(), expected, evs, history{s, st})
+	s.hist = history{s, st}
+	d, err := esdriver.DecideAppend(name, st.state(), expected, evs, &s.hist)
 	switch {
 	case err != nil:
 		return es.AppendResult{}, err
@@ -180,7 +184,7 @@ type history struct {
 	st *stream
 }
 
-func (h history) Find(id uuid.UUID) (uint64, bool, error) {
+func (h *history) Find(id uuid.UUID) (uint64, bool, error) {
 	if h.st == nil {
 		return 0, false, nil
 	}
@@ -188,7 +192,7 @@ func (h history) Find(id uuid.UUID) (uint64, bool, error) {
 	return rev, ok, nil
 }
 
-func (h history) Holds(from uint64, evs []es.EventData) (bool, error) {
+func (h *history) Holds(from uint64, evs []es.EventData) (bool, error) {
 	for i, ev := range evs {
 		if h.s.log[h.st.events[from+uint64(i)]].ID != ev.ID {
 			return false, nil
