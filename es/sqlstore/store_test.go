@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 func openSQLite(t testing.TB, opts ...sqlstore.Option) *sqlstore.Store {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "events.db"), opts...)
-	require.NoError(t, err, "OpenSQLite")
+	require.NoError(t, err, "sqlite.Open")
 	t.Cleanup(func() { require.NoError(t, s.Close(), "Close") })
 	return s
 }
@@ -49,7 +49,7 @@ func openPostgres(t testing.TB, opts ...sqlstore.Option) *sqlstore.Store {
 	url := postgresURL(t)
 	schema := newSchema(t, url)
 	s, err := postgres.Open(t.Context(), url, append([]sqlstore.Option{sqlstore.WithSchema(schema)}, opts...)...)
-	require.NoError(t, err, "OpenPostgres")
+	require.NoError(t, err, "postgres.Open")
 	t.Cleanup(func() { require.NoError(t, s.Close(), "Close") })
 	return s
 }

@@ -44,7 +44,7 @@ func TestPostgresNewerSchema(t *testing.T) {
 	assert.Equal(t, 1, n)
 }
 
-// TestPostgresPool checks NewPostgres: the pool stays the caller's.
+// TestPostgresPool checks New: the pool stays the caller's.
 func TestPostgresPool(t *testing.T) {
 	url := sqltest.PostgresURL(t)
 	schema := sqltest.NewSchema(t, url)
