@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/internal/backoff"
 )
@@ -109,6 +112,7 @@ type Repository[S, E any] struct {
 	types *es.Registry
 	def   Definition[S, E]
 	cfg   config
+	tel   *telemetry
 }
 
 type config struct {
@@ -120,6 +124,9 @@ type config struct {
 	snapshotSchema string
 	snapshotCodec  es.Codec
 	logger         *slog.Logger
+	tracers        trace.TracerProvider
+	meters         metric.MeterProvider
+	noTelemetry    bool // for the benchmarks of what telemetry costs
 }
 
 // Option configures a Repository.
@@ -176,7 +183,11 @@ func New[S, E any](store es.Store, types *es.Registry, def Definition[S, E], opt
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
-	return &Repository[S, E]{store: store, types: types, def: def, cfg: cfg}, nil
+	tel, err := newTelemetry(def.Category, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Repository[S, E]{store: store, types: types, def: def, cfg: cfg, tel: tel}, nil
 }
 
 // Definition returns the definition the repository was built with.
@@ -199,8 +210,28 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (S, uint64, erro
 		var zero S
 		return zero, 0, err
 	}
-	l, err := r.load(ctx, stream)
+	l, err := r.loadTraced(ctx, id, stream)
 	return l.state, uint64(l.version), err
+}
+
+// loadTraced is load in a span "load {category}".
+func (r *Repository[S, E]) loadTraced(ctx context.Context, id, stream string) (loaded[S], error) {
+	ctx, sp := r.tel.start(ctx, opLoad, id)
+	l, err := r.load(ctx, stream)
+	if err == nil {
+		sp.set(AttrVersion.Int64(l.version), AttrSnapshot.Int64(l.snapshot))
+	}
+	sp.end(err)
+	return l, err
+}
+
+// decideTraced runs decide on state in a span "decide {category}".
+func (r *Repository[S, E]) decideTraced(ctx context.Context, id string, decide Decider[S, E], state S) ([]E, error) {
+	_, sp := r.tel.start(ctx, opDecide, id)
+	events, err := decide(state)
+	sp.set(AttrEvents.Int(len(events)))
+	sp.end(err)
+	return events, err
 }
 
 // loaded is an aggregate as loaded: its state, version and the revision of
@@ -260,8 +291,15 @@ func (r *Repository[S, E]) Create(ctx context.Context, id string, decide Decider
 	if err != nil {
 		return Result[S, E]{}, err
 	}
+	ctx, sp := r.tel.start(ctx, opCreate, id)
+	res, err := r.create(ctx, id, stream, decide)
+	sp.end(err)
+	return res, err
+}
+
+func (r *Repository[S, E]) create(ctx context.Context, id, stream string, decide Decider[S, E]) (Result[S, E], error) {
 	l := loaded[S]{state: r.def.initial(), version: -1, snapshot: -1}
-	events, err := decide(l.state)
+	events, err := r.decideTraced(ctx, id, decide, l.state)
 	if err != nil {
 		return Result[S, E]{}, err
 	}
@@ -296,14 +334,25 @@ func (r *Repository[S, E]) Update(ctx context.Context, id string, decide Decider
 	if err != nil {
 		return Result[S, E]{}, err
 	}
+	ctx, sp := r.tel.start(ctx, opUpdate, id)
+	res, err := r.update(ctx, sp, id, stream, decide)
+	sp.set(AttrAttempts.Int(res.Attempts))
+	sp.end(err)
+	if err != nil {
+		return Result[S, E]{}, err
+	}
+	return res, nil
+}
+
+func (r *Repository[S, E]) update(ctx context.Context, sp span, id, stream string, decide Decider[S, E]) (Result[S, E], error) {
 	for attempt := 1; ; attempt++ {
-		l, err := r.load(ctx, stream)
+		l, err := r.loadTraced(ctx, id, stream)
 		if err != nil {
-			return Result[S, E]{}, err
+			return Result[S, E]{Attempts: attempt}, err
 		}
-		events, err := decide(l.state)
+		events, err := r.decideTraced(ctx, id, decide, l.state)
 		if err != nil {
-			return Result[S, E]{}, err
+			return Result[S, E]{Attempts: attempt}, err
 		}
 		res, err := r.append(ctx, stream, es.Exact(uint64(l.version)), l, events)
 		if !errors.Is(err, es.ErrWrongExpectedVersion) {
@@ -311,12 +360,13 @@ func (r *Repository[S, E]) Update(ctx context.Context, id string, decide Decider
 			return res, err
 		}
 		r.cfg.logger.DebugContext(ctx, "aggregate: conflict; deciding again", "stream", stream, "attempt", attempt, "error", err)
+		r.tel.conflict(ctx, sp, attempt, err)
 		if attempt == r.cfg.attempts {
-			return Result[S, E]{}, fmt.Errorf("aggregate: update %q: gave up after %d attempts: %w", stream, attempt, err)
+			return Result[S, E]{Attempts: attempt}, fmt.Errorf("aggregate: update %q: gave up after %d attempts: %w", stream, attempt, err)
 		}
 		wait := backoff.Policy{First: r.cfg.backoff, Max: r.cfg.maxBackoff, Jitter: 1}.Wait(attempt)
 		if err := backoff.Sleep(ctx, wait); err != nil {
-			return Result[S, E]{}, err
+			return Result[S, E]{Attempts: attempt}, err
 		}
 	}
 }

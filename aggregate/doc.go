@@ -36,4 +36,18 @@
 // [WithSnapshots] saves the state every N events to a [SnapshotStore]
 // ([MemorySnapshots], or [StreamSnapshots] in the event store itself), so
 // that a long stream loads from its snapshot and the few events after it.
+//
+// # Telemetry
+//
+// A repository records OpenTelemetry spans, through the API only (an
+// application without an SDK pays a few function calls, about 1.5% of the
+// rehydration benchmark, and links no SDK): "create {category}" and
+// "update {category}" for each command, with the attempts and a "conflict"
+// event for each retry, and within them "load {category}" (the version and
+// the snapshot it started from) and "decide {category}" (the events
+// decided) per attempt; wrap the store with es/esotel for the append's span
+// and for the trace context in the events. The counter
+// eventfold.aggregate.retries counts the retries of Update, by category.
+// [WithTracerProvider] and [WithMeterProvider] choose the providers (the
+// global ones by default). See docs/observability.md.
 package aggregate

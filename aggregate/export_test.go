@@ -1,0 +1,10 @@
+package aggregate
+
+// WithoutTelemetry switches the repository's telemetry off entirely, for
+// the benchmarks that measure what the no-op telemetry costs.
+func WithoutTelemetry() Option {
+	return func(c *config) error {
+		c.noTelemetry = true
+		return nil
+	}
+}
