@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/internal/backoff"
 )
@@ -82,6 +85,7 @@ type Runner[Tx any] struct {
 	types *es.Registry
 	p     Projection[Tx]
 	cfg   config
+	tel   *telemetry
 
 	lives atomic.Int64 // how many times the runner went live
 
@@ -107,6 +111,8 @@ type config struct {
 	progressGap time.Duration
 	restart     time.Duration // the first wait before a restart; 0: none
 	restartMax  time.Duration
+	tracers     trace.TracerProvider
+	meters      metric.MeterProvider
 }
 
 // Option configures a Runner.
@@ -239,7 +245,11 @@ func NewRunner[Tx any](store es.Store, cps Checkpoints[Tx], types *es.Registry, 
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
-	return &Runner[Tx]{store: store, cps: cps, types: types, p: p, cfg: cfg,
+	tel, err := newTelemetry(p.Name, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner[Tx]{store: store, cps: cps, types: types, p: p, cfg: cfg, tel: tel,
 		status:  Status{Name: p.Name, Version: p.version(), State: StateStopped},
 		changed: make(chan struct{}), recheck: make(chan struct{}, 1)}, nil
 }
@@ -845,12 +855,22 @@ func (f *follower[Tx]) commitAttempts(ctx context.Context, events []Event, pos e
 	r := f.r
 	cp := Checkpoint{Position: pos, Rebuilding: f.cp.Rebuilding}
 	var apply func(Tx) error
+	var tb *batch
 	if len(events) > 0 {
+		var t batch
+		ctx, t = r.tel.startBatch(ctx, f.version, events, f.cp.Position.String(), pos.String())
+		tb = &t
 		b := Batch{Projection: r.p.Name, Version: f.version, Events: events}
 		apply = func(tx Tx) error { return r.p.Handle(ctx, tx, b) }
 	}
 	var err error
-	for attempt := 1; attempt <= attempts; attempt++ {
+	attempt := 1
+	defer func() {
+		if tb != nil {
+			tb.end(ctx, attempt, err)
+		}
+	}()
+	for ; attempt <= attempts; attempt++ {
 		if err = f.commit(ctx, cp, apply); err == nil {
 			f.committed(cp, events)
 			return nil
@@ -859,9 +879,13 @@ func (f *follower[Tx]) commitAttempts(ctx context.Context, events []Event, pos e
 			// ErrUnavailable is retried: the broker may be back.
 			break
 		}
+		if tb != nil {
+			tb.retry(ctx)
+		}
 		r.cfg.logger.WarnContext(ctx, "projection: batch failed; retrying", "projection", r.p.Name,
 			"events", len(events), "attempt", attempt, "error", err)
-		if err := backoff.Sleep(ctx, backoff.Policy{First: r.cfg.backoff, Max: 100 * r.cfg.backoff, Jitter: 0.5}.Wait(attempt)); err != nil {
+		if serr := backoff.Sleep(ctx, backoff.Policy{First: r.cfg.backoff, Max: 100 * r.cfg.backoff, Jitter: 0.5}.Wait(attempt)); serr != nil {
+			err = serr
 			return err
 		}
 	}

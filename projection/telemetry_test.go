@@ -1,0 +1,102 @@
+package projection_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esotel"
+	"github.com/eventfold/eventfold/es/memstore"
+	"github.com/eventfold/eventfold/projection"
+)
+
+// A batch is a span "process {projection}" linked to the traces of the
+// commands that caused its events; the runner counts the events it
+// applied and the batches it tried again.
+func TestTelemetry(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	})
+	store, err := esotel.New(memstore.MustNew(), esotel.WithTracerProvider(tp))
+	require.NoError(t, err)
+
+	// Two commands, each in its own trace, append the events.
+	var commands []string
+	var last es.Position
+	for _, stream := range []string{"order-1", "order-2"} {
+		ctx, span := tp.Tracer("test").Start(t.Context(), "command "+stream)
+		res, err := store.Append(ctx, stream, es.NoStream, es.EventData{Type: "Placed", Data: []byte(`{}`)})
+		require.NoError(t, err)
+		span.End()
+		commands = append(commands, span.SpanContext().TraceID().String())
+		last = res.Position
+	}
+
+	failed := false
+	p := projection.Projection[projection.NoTx]{Name: "orders", Handle: func(context.Context, projection.NoTx, projection.Batch) error {
+		if !failed {
+			failed = true
+			return errors.New("read model away")
+		}
+		return nil
+	}}
+	r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, p,
+		projection.WithTracerProvider(tp), projection.WithMeterProvider(mp), projection.WithRetry(3, 1),
+		projection.WithBatch(10, 1))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	require.NoError(t, r.WaitFor(t.Context(), last))
+	cancel()
+	<-done
+
+	var linked []string
+	var batches int
+	for _, s := range spans.Ended() {
+		if s.Name() != "process orders" {
+			continue
+		}
+		batches++
+		a := map[attribute.Key]attribute.Value{}
+		for _, kv := range s.Attributes() {
+			a[kv.Key] = kv.Value
+		}
+		assert.Equal(t, "orders", a[projection.AttrProjection].AsString())
+		assert.NotEmpty(t, a[projection.AttrCheckpointTo].AsString())
+		for _, l := range s.Links() {
+			linked = append(linked, l.SpanContext.TraceID().String())
+		}
+	}
+	require.NotZero(t, batches)
+	assert.ElementsMatch(t, commands, linked, "each batch links the traces of its events' commands")
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(t.Context(), &rm))
+	counts := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if s, ok := m.Data.(metricdata.Sum[int64]); ok {
+				for _, dp := range s.DataPoints {
+					counts[m.Name] += dp.Value
+				}
+			}
+		}
+	}
+	assert.Equal(t, int64(2), counts["eventfold.projection.events"])
+	assert.Equal(t, int64(1), counts["eventfold.projection.retries"])
+}
