@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventfold/eventfold/internal/otelx"
 )
 
 // ScopeName is the instrumentation scope of the repository's tracer and
@@ -54,7 +56,7 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // telemetry is a repository's tracer and metrics; nil when switched off
 // (for the benchmarks that measure what it costs).
 type telemetry struct {
-	tracer     trace.Tracer
+	tracer     *otelx.Tracer
 	retries    metric.Int64Counter
 	byCategory []metric.AddOption
 	category   attribute.KeyValue
@@ -76,14 +78,11 @@ func newTelemetry(category string, cfg config) (*telemetry, error) {
 	if cfg.noTelemetry {
 		return nil, nil
 	}
-	tp, mp := cfg.tracers, cfg.meters
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
+	mp := cfg.meters
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	t := &telemetry{tracer: tp.Tracer(ScopeName), category: AttrCategory.String(category)}
+	t := &telemetry{tracer: otelx.NewTracer(cfg.tracers, ScopeName), category: AttrCategory.String(category)}
 	t.byCategory = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(t.category))}
 	t.kind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
 	t.names = [4]string{"load " + category, "decide " + category, "update " + category, "create " + category}
@@ -104,7 +103,11 @@ func (t *telemetry) start(ctx context.Context, o op, id string) (context.Context
 	if t == nil {
 		return ctx, span{}
 	}
-	ctx, s := t.tracer.Start(ctx, t.names[o], t.kind...)
+	tr := t.tracer.Get()
+	if tr == nil { // no SDK installed: no span at all
+		return ctx, span{}
+	}
+	ctx, s := tr.Start(ctx, t.names[o], t.kind...)
 	if s.IsRecording() {
 		s.SetAttributes(t.category, AttrID.String(id))
 	}

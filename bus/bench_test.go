@@ -114,9 +114,18 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 		}
 	})
 
-	b.Run("impl=eventfold", func(b *testing.B) {
+	// The bus with its telemetry on the global no-op providers (an
+	// application without an OpenTelemetry SDK), and switched off.
+	b.Run("impl=eventfold", func(b *testing.B) { roundTrip(b) })
+	b.Run("impl=eventfold-telemetry-off", func(b *testing.B) { roundTrip(b, bus.WithoutTelemetry()) })
+}
+
+// roundTrip measures requests to a bus made with opts whose handler
+// creates an aggregate.
+func roundTrip(b *testing.B, opts ...bus.Option) {
+	{
 		repo := benchRepo(b)
-		bs, err := bus.New(commandTypes(), eventTypes(), bus.WithLogger(testLogger()))
+		bs, err := bus.New(commandTypes(), eventTypes(), append([]bus.Option{bus.WithLogger(testLogger())}, opts...)...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -140,7 +149,7 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-	})
+	}
 }
 
 // BenchmarkConcurrentRequests measures requests from 16 goroutines on

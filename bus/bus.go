@@ -61,6 +61,7 @@ type Bus struct {
 	commands *es.Registry
 	events   *es.Registry
 	cfg      config
+	tel      *telemetry
 	wlog     watermill.LoggerAdapter
 	instance string
 
@@ -121,13 +122,17 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
+	tel, err := newTelemetry(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.namespace != "" {
 		cfg.prefix += cfg.namespace + "-"
 		if cfg.poisonTopic != "" {
 			cfg.poisonTopic = cfg.prefix + cfg.poisonTopic
 		}
 	}
-	b := &Bus{commands: commands, events: events, cfg: cfg, wlog: slogAdapter{watermill.NewSlogLogger(cfg.logger), cfg.logger},
+	b := &Bus{commands: commands, events: events, cfg: cfg, tel: tel, wlog: slogAdapter{watermill.NewSlogLogger(cfg.logger), cfg.logger},
 		instance: watermill.NewShortUUID(), running: make(chan struct{}), stop: newStopper(),
 		local: make(map[string]bool), remote: make(map[string]bool), groups: make(map[string]map[string]eventHandler),
 		consumer: make(map[string]string)}

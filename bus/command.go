@@ -50,7 +50,9 @@ func HandleRequest[C, R any](b *Bus, fn func(ctx context.Context, cmd C) (R, err
 		msg := cqrs.OriginalMessageFromCtx(ctx)
 		hctx, cancel := commandContext(ctx, msg, topic)
 		defer cancel()
+		hctx, h := b.tel.startHandle(hctx, "command", name, "", msg)
 		res, herr := fn(hctx, *cmd)
+		h.end(hctx, herr)
 		if msg.Metadata.Get(requestreply.OperationIDMetadataKey) == "" {
 			return herr // sent: retried, then poisoned or dropped
 		}
@@ -118,9 +120,13 @@ func (b *Bus) Send(ctx context.Context, cmd any) error {
 	if err := b.waitRunning(ctx); err != nil {
 		return err
 	}
+	ctx, span := b.tel.startSend(ctx, o.name, b.commandTopic(o.name), o.msg)
 	if err := b.cmdBus.Send(ctx, o); err != nil {
-		return fmt.Errorf("bus: send %q: %w", o.name, err)
+		err = fmt.Errorf("bus: send %q: %w", o.name, err)
+		endSpan(span, err)
+		return err
 	}
+	endSpan(span, nil)
 	return nil
 }
 
@@ -138,13 +144,15 @@ func (b *Bus) Send(ctx context.Context, cmd any) error {
 // again. A handler that panics is retried, then answers with an error that
 // matches [ErrHandlerFailed]. Metadata and [ErrNoHandler] are as for
 // [Bus.Send].
-func Request[R any](ctx context.Context, b *Bus, cmd any) (R, error) {
+func Request[R any](ctx context.Context, b *Bus, cmd any) (_ R, err error) {
 	var zero R
 	c := &call{}
 	o, err := b.encode(ctx, cmd, c)
 	if err != nil {
 		return zero, err
 	}
+	ctx, span := b.tel.startSend(ctx, o.name, b.commandTopic(o.name), o.msg)
+	defer func() { endSpan(span, err) }()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, b.cfg.requestTimeout)
@@ -168,6 +176,7 @@ func Request[R any](ctx context.Context, b *Bus, cmd any) (R, error) {
 	case err == nil:
 		return reply.HandlerResult, nil
 	case ctx.Err() != nil && !errors.As(err, new(*HandlerError)):
+		b.tel.timeout(context.WithoutCancel(ctx))
 		return zero, fmt.Errorf("bus: request %q: no reply: %w", o.name, ctx.Err())
 	}
 	if local, ok := b.inbox.local(c); ok {

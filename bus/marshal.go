@@ -174,6 +174,12 @@ func eventMessage(e es.RecordedEvent) *message.Message {
 			if m.CausationID != "" {
 				md.Set(MetadataCausationID, m.CausationID)
 			}
+			// The trace of the append (es/esotel), for the handlers.
+			for _, k := range []string{MetadataTraceParent, MetadataTraceState} {
+				if v := m.Values[k]; v != "" {
+					md.Set(k, v)
+				}
+			}
 		}
 	}
 	return msg

@@ -2,6 +2,8 @@ package bus
 
 import (
 	"fmt"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"time"
 
@@ -27,6 +29,9 @@ type config struct {
 	concurrency    int // 0: DefaultCommandConcurrency on the default transport, else 1
 	errs           []error
 	remote         []string
+	tracers        trace.TracerProvider
+	meters         metric.MeterProvider
+	noTelemetry    bool // for the benchmarks of what telemetry costs
 }
 
 // Option configures a Bus.

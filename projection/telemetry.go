@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfold/eventfold/es/esotel"
+	"github.com/eventfold/eventfold/internal/otelx"
 )
 
 // ScopeName is the instrumentation scope of the runners' tracer and meter.
@@ -59,7 +60,7 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 
 // telemetry is a runner's tracer and instruments.
 type telemetry struct {
-	tracer   trace.Tracer
+	tracer   *otelx.Tracer
 	name     string // of the batch's span
 	duration metric.Float64Histogram
 	applied  metric.Int64Counter
@@ -70,15 +71,12 @@ type telemetry struct {
 }
 
 func newTelemetry(projection string, cfg config) (*telemetry, error) {
-	tp, mp := cfg.tracers, cfg.meters
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
+	mp := cfg.meters
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
 	set := attribute.NewSet(AttrProjection.String(projection))
-	t := &telemetry{tracer: tp.Tracer(ScopeName), name: "process " + projection,
+	t := &telemetry{tracer: otelx.NewTracer(cfg.tracers, ScopeName), name: "process " + projection,
 		byName: []metric.AddOption{metric.WithAttributeSet(set)}, recordBy: []metric.RecordOption{metric.WithAttributeSet(set)},
 		start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}}
 	m := mp.Meter(ScopeName)
@@ -97,6 +95,9 @@ func newTelemetry(projection string, cfg config) (*telemetry, error) {
 	return t, nil
 }
 
+// noSpan records nothing, and ending it ends nothing.
+var noSpan = trace.SpanFromContext(context.Background())
+
 // batch is the span and clock of one batch.
 type batch struct {
 	t     *telemetry
@@ -110,8 +111,13 @@ type batch struct {
 // that caused its events (a parent would be misleading: a batch has many
 // causes).
 func (t *telemetry) startBatch(ctx context.Context, version int, events []Event, from, to string) (context.Context, batch) {
-	ctx, span := t.tracer.Start(ctx, t.name, t.start...)
-	b := batch{t: t, span: span, began: time.Now(), n: len(events)}
+	b := batch{t: t, span: noSpan, began: time.Now(), n: len(events)}
+	tr := t.tracer.Get()
+	if tr == nil { // no SDK installed: no span at all
+		return ctx, b
+	}
+	ctx, span := tr.Start(ctx, t.name, t.start...)
+	b.span = span
 	if !span.IsRecording() {
 		return ctx, b
 	}

@@ -88,6 +88,7 @@ func Run(t *testing.T, newTransport func(t *testing.T) Transport, features Featu
 		{"PanicRecoveredRetriedPoisoned", s.testPanicRecoveredRetriedPoisoned},
 		{"PanicDropped", s.testPanicDropped},
 		{"MetadataChain", s.testMetadataChain},
+		{"TraceChain", s.testTraceChain},
 		{"IdempotentAcrossRestart", s.testIdempotentAcrossRestart},
 		{"RelayWithIDs", s.testRelayWithIDs},
 	} {

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/internal/otelx"
 )
 
 // ScopeName is the instrumentation scope of the tracer and the meter.
@@ -95,7 +96,7 @@ func WithSystem(name string) Option {
 // It is safe for concurrent use if the store it wraps is.
 type Store struct {
 	s         es.Store
-	tracer    trace.Tracer
+	tracer    *otelx.Tracer
 	system    attribute.KeyValue
 	duration  metric.Float64Histogram
 	appended  metric.Int64Counter
@@ -112,7 +113,7 @@ var _ es.Store = (*Store)(nil)
 // New wraps s. Invalid options are reported together, each wrapping
 // [ErrInvalidOption].
 func New(s es.Store, opts ...Option) (*Store, error) {
-	cfg := config{tracers: otel.GetTracerProvider(), meters: otel.GetMeterProvider(), system: "eventfold"}
+	cfg := config{meters: otel.GetMeterProvider(), system: "eventfold"}
 	var errs []error
 	if s == nil {
 		errs = append(errs, fmt.Errorf("%w: nil store", ErrInvalidOption))
@@ -127,7 +128,7 @@ func New(s es.Store, opts ...Option) (*Store, error) {
 	}
 	st := &Store{
 		s:      s,
-		tracer: cfg.tracers.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		tracer: otelx.NewTracer(cfg.tracers, ScopeName),
 		system: semconv.DBSystemNameKey.String(cfg.system),
 	}
 	st.bySystem = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(st.system))}
@@ -164,13 +165,20 @@ func category(stream string) string {
 	return stream
 }
 
+// noSpan records nothing, and ending it ends nothing.
+var noSpan = trace.SpanFromContext(context.Background())
+
 // clientSpan is the start options of every span of the store, made once.
 var clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 
 // start starts the span of operation op on stream (none for `$all`), and
 // reports whether it records: only then are its attributes worth making.
 func (s *Store) start(ctx context.Context, op, stream string) (context.Context, trace.Span, bool) {
-	ctx, span := s.tracer.Start(ctx, s.names.get(op, stream), clientSpan...)
+	tr := s.tracer.Get()
+	if tr == nil { // no SDK installed: no span at all
+		return ctx, noSpan, false
+	}
+	ctx, span := tr.Start(ctx, s.names.get(op, stream), clientSpan...)
 	if !span.IsRecording() {
 		return ctx, span, false
 	}
