@@ -15,8 +15,8 @@
 // An append made inside a recording span writes the W3C trace context of
 // its span into each event's metadata, next to `$correlationId` and
 // `$causationId`, under the keys [MetadataTraceParent] ("traceparent") and
-// [MetadataTraceState] ("tracestate"), unless the event already carries
-// them. Whoever handles the event later, in another process, finds the
+// [MetadataTraceState] ("tracestate"), replacing those that metadata
+// carried over from a cause (es.CausedBy) may hold. Whoever handles the event later, in another process, finds the
 // trace of the command that caused it with [SpanContext], and links to it
 // ([Link]) or continues it ([Extract]). Metadata that is not a JSON object
 // is left as it is.

@@ -387,7 +387,10 @@ func (s *Store) SubscribeStream(ctx context.Context, stream string, opts es.Subs
 var propagator = propagation.TraceContext{}
 
 // withTraceContext returns events with the trace context of sc in their
-// metadata, where they have none yet; events itself if sc is not valid.
+// metadata; events itself if sc is not valid. A trace context already
+// there is replaced: it came with metadata carried over from a cause
+// (es.CausedBy), and the append's own span, a descendant of that cause
+// when the trace flowed, is the precise one.
 func withTraceContext(sc trace.SpanContext, events []es.EventData) []es.EventData {
 	if !sc.IsValid() || len(events) == 0 {
 		return events
@@ -404,8 +407,8 @@ func withTraceContext(sc trace.SpanContext, events []es.EventData) []es.EventDat
 	return out
 }
 
-// addTraceContext returns metadata with the keys of carrier added, unless
-// it has a trace parent already or is not a JSON object.
+// addTraceContext returns metadata with the keys of carrier set (and a
+// trace state it does not have removed), unless it is not a JSON object.
 func addTraceContext(metadata []byte, carrier propagation.MapCarrier) ([]byte, bool) {
 	obj := map[string]json.RawMessage{}
 	if len(metadata) > 0 {
@@ -413,9 +416,7 @@ func addTraceContext(metadata []byte, carrier propagation.MapCarrier) ([]byte, b
 			return nil, false
 		}
 	}
-	if _, ok := obj[MetadataTraceParent]; ok {
-		return nil, false
-	}
+	delete(obj, MetadataTraceState)
 	for k, v := range carrier {
 		b, _ := json.Marshal(v) // a string always encodes
 		obj[k] = b

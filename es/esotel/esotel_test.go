@@ -116,7 +116,7 @@ func TestAppendSpanAndTraceContext(t *testing.T) {
 	assert.Contains(t, md, esotel.MetadataTraceParent)
 }
 
-func TestTraceContextKept(t *testing.T) {
+func TestTraceContextReplaced(t *testing.T) {
 	in := newInstrumented(t)
 	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	_, err := in.Append(t.Context(), "order-1", es.Any,
@@ -129,8 +129,10 @@ func TestTraceContextKept(t *testing.T) {
 		require.NoError(t, err)
 		recs = append(recs, rec)
 	}
-	assert.JSONEq(t, `{"traceparent":"`+parent+`"}`, string(recs[0].Metadata), "a trace context already there is the cause's")
-	assert.Equal(t, "0af7651916cd43dd8448eb211c80319c", esotel.SpanContext(recs[0]).TraceID().String())
+	append := in.span(t, "append order")
+	assert.Equal(t, append.SpanContext().TraceID(), esotel.SpanContext(recs[0]).TraceID(),
+		"a trace context carried over from a cause is replaced by the append's")
+	assert.NotContains(t, string(recs[0].Metadata), parent)
 	assert.Equal(t, []byte{0xff, 0x00}, recs[1].Metadata, "metadata that is not a JSON object is left alone")
 	assert.False(t, esotel.SpanContext(recs[1]).IsValid())
 	assert.False(t, esotel.SpanContext(es.RecordedEvent{}).IsValid())

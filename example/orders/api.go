@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"net/http"
@@ -55,15 +57,27 @@ func newAPI(svc *service) *api {
 // routes returns the API's handler.
 func (a *api) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /orders", a.placeOrder)
-	mux.HandleFunc("POST /orders/{id}/confirm", a.confirmOrder)
-	mux.HandleFunc("POST /orders/{id}/ship", a.shipOrder)
-	mux.HandleFunc("POST /orders/{id}/cancel", a.cancelOrder)
-	mux.HandleFunc("GET /orders/{id}", a.getOrder)
-	mux.HandleFunc("GET /customers/{id}/orders", a.customerOrders)
+	route := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// The server span (traced) learns its route once routed.
+			span := trace.SpanFromContext(r.Context())
+			span.SetName(pattern)
+			span.SetAttributes(semconv.HTTPRoute(pattern))
+			h(w, r)
+		}))
+	}
+	route("POST /orders", a.placeOrder)
+	route("POST /orders/{id}/confirm", a.confirmOrder)
+	route("POST /orders/{id}/ship", a.shipOrder)
+	route("POST /orders/{id}/cancel", a.cancelOrder)
+	route("GET /orders/{id}", a.getOrder)
+	route("GET /customers/{id}/orders", a.customerOrders)
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
-	return mux
+	if a.svc.metrics != nil {
+		mux.Handle("GET /metrics", a.svc.metrics)
+	}
+	return traced(mux)
 }
 
 type placeRequest struct {

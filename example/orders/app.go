@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/eventfold/eventfold/es/esotel"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -252,6 +253,7 @@ type app struct {
 	queries *readmodel.Queries
 	logger  *slog.Logger
 	holder  string // names this process in leases; a default if empty
+	system  string // the event store's kind, for telemetry: "sqlite", "postgresql", "eventstoredb"
 	// sqliteMode ends the SQLite DSNs of a command that only reads:
 	// read-only, and immutable if even that fails (see readOnlyMode).
 	sqliteMode string
@@ -282,7 +284,7 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 		if err != nil {
 			return nil, err
 		}
-		a.store, a.closers = s, append(a.closers, s.Close)
+		a.store, a.closers, a.system = s, append(a.closers, s.Close), "eventstoredb"
 	case in.postgres != "":
 		if err := a.openPool(ctx, in.postgres); err != nil {
 			return nil, err
@@ -291,13 +293,13 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 		if err != nil {
 			return nil, err
 		}
-		a.store, a.closers = s, append(a.closers, s.Close)
+		a.store, a.closers, a.system = s, append(a.closers, s.Close), "postgresql"
 	default:
 		s, err := sqlite.Open(ctx, sqliteDSN(in.data)+a.sqliteMode, sqlstore.WithLogger(logger), sqlstore.WithScavenge(scavengeEvery, a.scavengeHorizon))
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", in.data, err)
 		}
-		a.store, a.closers = s, append(a.closers, s.Close)
+		a.store, a.closers, a.system = s, append(a.closers, s.Close), "sqlite"
 	}
 
 	// The read models and their checkpoints.
@@ -350,6 +352,13 @@ func (a *app) build(ctx context.Context, dialect sqlproj.Dialect) (err error) {
 			return err
 		}
 	}
+	// Spans and append metrics for every store (es/esotel): no-ops unless
+	// the process installed OpenTelemetry (serve does).
+	if _, ok := a.store.(*esotel.Store); !ok {
+		if a.store, err = esotel.New(a.store, esotel.WithSystem(a.storeSystem())); err != nil {
+			return err
+		}
+	}
 	if a.orders, err = aggregate.New(a.store, a.types, order.Definition(), aggregate.WithLogger(logger)); err != nil {
 		return err
 	}
@@ -380,4 +389,13 @@ func (a *app) Close() error {
 	}
 	a.closers = nil
 	return errors.Join(errs...)
+}
+
+// storeSystem names the kind of the event store for telemetry
+// (db.system.name).
+func (a *app) storeSystem() string {
+	if a.system == "" {
+		return "memory"
+	}
+	return a.system
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esotel"
 	"github.com/eventfold/eventfold/es/sqlstore"
 )
 
@@ -62,7 +63,7 @@ func TestScavengeHorizon(t *testing.T) {
 		return orders, checkpoints
 	}
 	orders, before := count()
-	res, err := a.store.(*sqlstore.Store).Scavenge(t.Context(), h)
+	res, err := a.store.(*esotel.Store).Unwrap().(*sqlstore.Store).Scavenge(t.Context(), h)
 	require.NoError(t, err)
 	after, checkpoints := count()
 	assert.Equal(t, orders, after, "no order event is deleted")

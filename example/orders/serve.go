@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/eventfold/eventfold/es/esotel"
 	"io"
 	"log/slog"
 	"net"
@@ -44,6 +45,7 @@ func serveCommand(fs *flag.FlagSet) action {
 	autoConfirm := fs.Bool("auto-confirm", true, "confirm orders of products in stock by themselves (the stock-check process manager)")
 	namespace := busNamespaceFlag(fs)
 	timeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "on SIGINT or SIGTERM, wait at most this `long` for the requests and handlers under way, then exit anyway")
+	otlp := fs.String("otlp", "", "export traces over OTLP/HTTP to this `URL` (such as http://localhost:4318); the OTEL_EXPORTER_OTLP_* variables work too")
 	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 		if len(args) > 0 {
 			return usagef("unexpected arguments %q", args)
@@ -51,7 +53,18 @@ func serveCommand(fs *flag.FlagSet) action {
 		if *timeout <= 0 {
 			return usagef("-shutdown-timeout %v: want a positive duration", *timeout)
 		}
-		logger := slog.New(slog.NewTextHandler(stderr, nil))
+		logger := slog.New(esotel.LogHandler(slog.NewTextHandler(stderr, nil)))
+		tel, err := setupTelemetry(ctx, *otlp)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tel.shutdown(sctx); err != nil {
+				logger.Warn("telemetry: shutdown", "error", err)
+			}
+		}()
 		a, err := openApp(ctx, in, logger)
 		if err != nil {
 			return err
@@ -69,6 +82,7 @@ func serveCommand(fs *flag.FlagSet) action {
 		if err != nil {
 			return errors.Join(err, a.Close())
 		}
+		svc.metrics = tel.metrics
 		ln, err := net.Listen("tcp", *addr)
 		if err != nil {
 			return errors.Join(err, svc.close(), a.Close())

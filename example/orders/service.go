@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,8 @@ var catalog = func() map[string]bool {
 // that feeds the bus from the store, a process manager, and the read
 // models kept up to date.
 type service struct {
+	// metrics, if set, serves the metrics on GET /metrics.
+	metrics   http.Handler
 	app       *app
 	bus       *bus.Bus
 	transport *jetstream.Transport // nil on the in-process bus

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventfold/eventfold/example/orders/readmodel"
+)
+
+// One order, traced end to end: the HTTP request, the command on the bus,
+// the aggregate and the store, the stock check that reacts to the event
+// and the command it sends, all in one trace; the relay's and the read
+// models' batches linked to it. The metrics are served on /metrics.
+func TestTraceOfAnOrder(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	prevTP, prevMP := otel.GetTracerProvider(), otel.GetMeterProvider()
+	tel, err := setupTelemetry(t.Context(), "", spans)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		require.NoError(t, tel.shutdown(context.Background()))
+		otel.SetTracerProvider(prevTP)
+		otel.SetMeterProvider(prevMP)
+	})
+	_, svc, _ := startService(t, true)
+	svc.metrics = tel.metrics
+	srv := httptest.NewServer(newAPI(svc).routes())
+	t.Cleanup(srv.Close)
+
+	res := call(t, srv, "POST", "/orders", placeBody, "X-Request-Id", "req-trace")
+	require.Equal(t, http.StatusCreated, res.status, res.body)
+
+	var root sdktrace.ReadOnlySpan
+	var tree string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ended := spans.Ended()
+		for _, s := range ended {
+			if s.Name() == "POST /orders" {
+				root = s
+			}
+		}
+		if root != nil {
+			tree = renderTrace(root.SpanContext().TraceID(), ended)
+			if strings.Contains(tree, "process ConfirmOrder") && strings.Count(tree, "linked from process "+readmodel.DetailsName) >= 2 &&
+				strings.Count(tree, "linked from process relay") >= 2 {
+				break
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "the trace did not complete:\n%s", tree)
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Log("\n" + tree)
+	for _, want := range []string{
+		"POST /orders", "send PlaceOrder", "process PlaceOrder", "create order", "append order",
+		"process OrderPlaced stock-check", "send ConfirmOrder", "process ConfirmOrder", "update order",
+		"linked from process relay", "linked from process " + readmodel.SummariesName,
+	} {
+		assert.Contains(t, tree, want)
+	}
+
+	metrics := httpGet(t, srv.URL+"/metrics")
+	for _, want := range []string{
+		`eventfold_store_append_events_total{db_system_name="memory"`,
+		`eventfold_bus_handler_duration_seconds_count{eventfold_message_kind="command",eventfold_message_type="PlaceOrder",eventfold_outcome="ok"`,
+		`eventfold_projection_events_total{eventfold_projection="order-details"`,
+	} {
+		assert.Contains(t, metrics, want)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	return string(b)
+}
+
+// renderTrace draws the spans of trace id as a tree, children in the
+// order they started, with the spans of other traces that link to each.
+func renderTrace(id trace.TraceID, spans []sdktrace.ReadOnlySpan) string {
+	children := map[trace.SpanID][]sdktrace.ReadOnlySpan{}
+	linked := map[trace.SpanID][]string{}
+	var roots []sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		for _, l := range s.Links() {
+			if l.SpanContext.TraceID() == id && s.SpanContext().TraceID() != id {
+				linked[l.SpanContext.SpanID()] = append(linked[l.SpanContext.SpanID()], s.Name())
+			}
+		}
+		if s.SpanContext().TraceID() != id {
+			continue
+		}
+		if s.Parent().IsValid() {
+			children[s.Parent().SpanID()] = append(children[s.Parent().SpanID()], s)
+		} else {
+			roots = append(roots, s)
+		}
+	}
+	var b strings.Builder
+	var draw func(s sdktrace.ReadOnlySpan, prefix string, last bool, top bool)
+	draw = func(s sdktrace.ReadOnlySpan, prefix string, last, top bool) {
+		branch, next := "├─ ", "│  "
+		if last {
+			branch, next = "└─ ", "   "
+		}
+		if top {
+			branch, next = "", ""
+		}
+		fmt.Fprintf(&b, "%s%s%s  [%s]\n", prefix, branch, s.Name(), s.SpanKind())
+		kids := children[s.SpanContext().SpanID()]
+		slices.SortFunc(kids, func(x, y sdktrace.ReadOnlySpan) int { return x.StartTime().Compare(y.StartTime()) })
+		links := linked[s.SpanContext().SpanID()]
+		slices.Sort(links)
+		for i, l := range links {
+			mark := "├┄ "
+			if i == len(links)-1 && len(kids) == 0 {
+				mark = "└┄ "
+			}
+			fmt.Fprintf(&b, "%s%s%slinked from %s\n", prefix, next, mark, l)
+		}
+		for i, k := range kids {
+			draw(k, prefix+next, i == len(kids)-1, false)
+		}
+	}
+	for _, r := range roots {
+		draw(r, "", true, true)
+	}
+	return b.String()
+}
