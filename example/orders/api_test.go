@@ -222,7 +222,7 @@ func TestServiceOnPostgreSQLAndNATS(t *testing.T) {
 	}, 20*time.Second, 10*time.Millisecond, "the stock check confirms the order over NATS")
 	res = call(t, srv, "POST", "/orders/42/ship", `{"trackingNumber":"1Z"}`)
 	require.Equal(t, http.StatusOK, res.status, res.body)
-	assert.Equal(t, "*sqlstore.Store", fmt.Sprintf("%T", a.store))
+	assert.Equal(t, "*sqlstore.Store", fmt.Sprintf("%T", unwrapped(a.store)))
 }
 
 // deleteStreams deletes the JetStream streams of the topics with prefix.

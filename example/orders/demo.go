@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventfold/eventfold/aggregate"
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esotel"
 	"github.com/eventfold/eventfold/example/orders/order"
 )
 
@@ -70,7 +71,7 @@ func runDemo(ctx context.Context, w io.Writer, a *app) error {
 		return err
 	}
 	d := &demo{out: &errWriter{w: w}, store: gated, orders: orders, now: demoStart, base: base, app: a}
-	d.printf("The orders of a shop, event-sourced with eventfold on a %T.\n", store)
+	d.printf("The orders of a shop, event-sourced with eventfold on a %T.\n", unwrapped(store))
 	for _, step := range []func(context.Context) error{d.place, d.fulfil, d.reject, d.race, d.report, d.readSide} {
 		if err := step(ctx); err != nil {
 			return err
@@ -448,4 +449,13 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	n, err := e.w.Write(p)
 	e.err = err
 	return n, err
+}
+
+// unwrapped returns the store that s wraps if s is the telemetry's
+// wrapper (es/esotel), for people reading which store runs.
+func unwrapped(s es.Store) es.Store {
+	if w, ok := s.(*esotel.Store); ok {
+		return w.Unwrap()
+	}
+	return s
 }
