@@ -306,6 +306,7 @@ func (r *Runner[Tx]) run(ctx context.Context, pl plan) (err error) {
 		return fmt.Errorf("projection %s: already running", r.p.Name)
 	}
 	defer func() { r.end(ctx, err) }()
+	defer r.tel.observe(r.Status, r.Lag)()
 	failures := 0
 	for {
 		lives := r.lives.Load()
@@ -832,6 +833,7 @@ func (f *follower[Tx]) poison(ctx context.Context, ev es.RecordedEvent, cause er
 		return cause
 	}
 	perr := &PoisonError{Projection: r.p.Name, Event: ev, Err: cause}
+	r.tel.poisoned(ctx)
 	if r.cfg.deadLetters == nil {
 		return perr
 	}

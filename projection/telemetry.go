@@ -65,9 +65,15 @@ type telemetry struct {
 	duration metric.Float64Histogram
 	applied  metric.Int64Counter
 	retries  metric.Int64Counter
-	byName   []metric.AddOption
-	recordBy []metric.RecordOption
-	start    []trace.SpanStartOption
+	poison   metric.Int64Counter
+	// Observed while the runner runs (see observe).
+	meter                 metric.Meter
+	lagEvents, stateGauge metric.Int64ObservableGauge
+	lagSeconds            metric.Float64ObservableGauge
+	attrs                 attribute.Set
+	byName                []metric.AddOption
+	recordBy              []metric.RecordOption
+	start                 []trace.SpanStartOption
 }
 
 func newTelemetry(projection string, cfg config) (*telemetry, error) {
@@ -80,14 +86,23 @@ func newTelemetry(projection string, cfg config) (*telemetry, error) {
 		byName: []metric.AddOption{metric.WithAttributeSet(set)}, recordBy: []metric.RecordOption{metric.WithAttributeSet(set)},
 		start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}}
 	m := mp.Meter(ScopeName)
-	var err1, err2, err3 error
+	t.meter, t.attrs = m, set
+	var err1, err2, err3, err4, err5, err6, err7 error
 	t.duration, err1 = m.Float64Histogram("eventfold.projection.batch.duration", metric.WithUnit("s"),
 		metric.WithDescription("Duration of a projection's batches, from the first try to the commit."))
 	t.applied, err2 = m.Int64Counter("eventfold.projection.events", metric.WithUnit("{event}"),
 		metric.WithDescription("Events a projection applied (committed)."))
 	t.retries, err3 = m.Int64Counter("eventfold.projection.retries", metric.WithUnit("{retry}"),
 		metric.WithDescription("Batches a projection tried again after a failure."))
-	for _, err := range []error{err1, err2, err3} {
+	t.poison, err4 = m.Int64Counter("eventfold.projection.poison", metric.WithUnit("{event}"),
+		metric.WithDescription("Poison events: events a projection could not apply (dead-lettered, or stopping it)."))
+	t.lagEvents, err5 = m.Int64ObservableGauge("eventfold.projection.lag.events", metric.WithUnit("{event}"),
+		metric.WithDescription("Events of the log the projection consumes and has not applied yet (counted up to 100,000)."))
+	t.lagSeconds, err6 = m.Float64ObservableGauge("eventfold.projection.lag.seconds", metric.WithUnit("s"),
+		metric.WithDescription("How much older the last applied event is than the head of the log; 0 when caught up."))
+	t.stateGauge, err7 = m.Int64ObservableGauge("eventfold.projection.state", metric.WithUnit("1"),
+		metric.WithDescription("1 for the projection's current state (attribute eventfold.projection.state)."))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7} {
 		if err != nil {
 			return nil, fmt.Errorf("projection: %w", err)
 		}
@@ -154,3 +169,40 @@ func (b batch) end(ctx context.Context, attempts int, err error) {
 	}
 	b.span.End()
 }
+
+// AttrState is the attribute of eventfold.projection.state.
+const AttrState = attribute.Key("eventfold.projection.state")
+
+// observeTimeout bounds the reads of the log that measuring the lag makes
+// at each collection.
+const observeTimeout = 2 * time.Second
+
+// observe registers the gauges of a running runner: its lag and its state,
+// measured at each collection (lag reads the log: its head and the events
+// after the checkpoint, at most MaxLagCount). The returned function
+// unregisters them; Run calls it when it returns, so that a runner that
+// stopped is not measured.
+func (t *telemetry) observe(status func(context.Context) (Status, error), lag func(context.Context) (Lag, error)) func() {
+	reg, err := t.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, observeTimeout)
+		defer cancel()
+		by := metric.WithAttributeSet(t.attrs)
+		if st, err := status(ctx); err == nil {
+			o.ObserveInt64(t.stateGauge, 1, metric.WithAttributeSet(attribute.NewSet(AttrProjection.String(t.name[len("process "):]), AttrState.String(string(st.State)))))
+		}
+		l, err := lag(ctx)
+		if err != nil {
+			return nil // no figure rather than a wrong one; Status says why
+		}
+		o.ObserveInt64(t.lagEvents, int64(l.Events), by)
+		o.ObserveFloat64(t.lagSeconds, l.Time.Seconds(), by)
+		return nil
+	}, t.lagEvents, t.lagSeconds, t.stateGauge)
+	if err != nil {
+		return func() {}
+	}
+	return func() { _ = reg.Unregister() }
+}
+
+// poisoned counts a poison event.
+func (t *telemetry) poisoned(ctx context.Context) { t.poison.Add(ctx, 1, t.byName...) }

@@ -100,3 +100,99 @@ func TestTelemetry(t *testing.T) {
 	assert.Equal(t, int64(2), counts["eventfold.projection.events"])
 	assert.Equal(t, int64(1), counts["eventfold.projection.retries"])
 }
+
+// gauge returns the value of the int64 gauge name for the data point that
+// has attribute key = value (any if key is empty), and whether there is one.
+func gauge(t *testing.T, reader *sdkmetric.ManualReader, name string, key attribute.Key, value string) (int64, bool) {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(t.Context(), &rm))
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
+				if v, ok := dp.Attributes.Value(key); key == "" || ok && v.AsString() == value {
+					return dp.Value, true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// The lag goes up while a batch is held, and to zero once it is applied;
+// the state gauge says which state the runner is in; a runner that is not
+// running is not measured.
+func TestLagMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	store := memstore.MustNew()
+	gate := make(chan struct{})
+	entered := make(chan struct{}, 100)
+	p := projection.Projection[projection.NoTx]{Name: "held", Handle: func(context.Context, projection.NoTx, projection.Batch) error {
+		entered <- struct{}{}
+		<-gate
+		return nil
+	}}
+	r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, p, projection.WithMeterProvider(mp), projection.WithBatch(100, 1))
+	require.NoError(t, err)
+	var last es.Position
+	for range 5 {
+		res, err := store.Append(t.Context(), "order-1", es.Any, es.EventData{Type: "E", Data: []byte(`{}`)})
+		require.NoError(t, err)
+		last = res.Position
+	}
+	_, measured := gauge(t, reader, "eventfold.projection.lag.events", "", "")
+	assert.False(t, measured, "a runner that does not run is not measured")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	<-entered
+	lag, ok := gauge(t, reader, "eventfold.projection.lag.events", projection.AttrProjection, "held")
+	require.True(t, ok)
+	assert.Equal(t, int64(5), lag, "nothing applied yet")
+	close(gate)
+	require.NoError(t, r.WaitFor(t.Context(), last))
+	lag, _ = gauge(t, reader, "eventfold.projection.lag.events", projection.AttrProjection, "held")
+	assert.Zero(t, lag, "caught up")
+	live, ok := gauge(t, reader, "eventfold.projection.state", projection.AttrState, "live")
+	assert.True(t, ok)
+	assert.Equal(t, int64(1), live)
+	cancel()
+	require.NoError(t, <-done)
+	_, measured = gauge(t, reader, "eventfold.projection.lag.events", "", "")
+	assert.False(t, measured, "a runner that stopped is no longer measured")
+}
+
+func TestPoisonMetric(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	store := memstore.MustNew()
+	_, err := store.Append(t.Context(), "order-1", es.Any, es.EventData{Type: "E", Data: []byte(`{}`)})
+	require.NoError(t, err)
+	p := projection.Projection[projection.NoTx]{Name: "poisoned", Handle: func(context.Context, projection.NoTx, projection.Batch) error {
+		return errors.New("cannot apply")
+	}}
+	r, err := projection.NewRunner(store, new(projection.MemoryCheckpoints), nil, p, projection.WithMeterProvider(mp), projection.WithRetry(1, 1))
+	require.NoError(t, err)
+	var perr *projection.PoisonError
+	require.ErrorAs(t, r.Run(t.Context()), &perr)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(t.Context(), &rm))
+	var poison int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == "eventfold.projection.poison" {
+				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+					poison += dp.Value
+				}
+			}
+		}
+	}
+	assert.Equal(t, int64(1), poison)
+}
