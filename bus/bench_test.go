@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"runtime"
 	"slices"
 	"strconv"
@@ -118,7 +120,21 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 	// application without an OpenTelemetry SDK), and switched off.
 	b.Run("impl=eventfold", func(b *testing.B) { roundTrip(b) })
 	b.Run("impl=eventfold-telemetry-off", func(b *testing.B) { roundTrip(b, bus.WithoutTelemetry()) })
+	// With an SDK recording every span (batched to an exporter that drops
+	// them) and the metrics.
+	b.Run("impl=eventfold-sdk", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}))
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		defer func() { _ = tp.Shutdown(context.Background()); _ = mp.Shutdown(context.Background()) }()
+		roundTrip(b, bus.WithTracerProvider(tp), bus.WithMeterProvider(mp))
+	})
 }
+
+// discardSpans is a span exporter that drops what it is given.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }
 
 // roundTrip measures requests to a bus made with opts whose handler
 // creates an aggregate.

@@ -77,6 +77,7 @@ func TestTraceOfAnOrder(t *testing.T) {
 		`eventfold_store_append_events_total{db_system_name="memory"`,
 		`eventfold_bus_handler_duration_seconds_count{eventfold_message_kind="command",eventfold_message_type="PlaceOrder",eventfold_outcome="ok"`,
 		`eventfold_projection_events_total{eventfold_projection="order-details"`,
+		`eventfold_projection_lag_events{eventfold_projection="relay"`,
 	} {
 		assert.Contains(t, metrics, want)
 	}
