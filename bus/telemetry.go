@@ -33,9 +33,12 @@ const (
 // messaging.destination.name, messaging.message.id,
 // messaging.consumer.group.name).
 const (
-	AttrKind    = attribute.Key("eventfold.message.kind") // "command" or "event"
-	AttrType    = attribute.Key("eventfold.message.type")
-	AttrOutcome = attribute.Key("eventfold.outcome") // "ok" or "error"
+	AttrKind = attribute.Key("eventfold.message.kind") // "command" or "event"
+	AttrType = attribute.Key("eventfold.message.type")
+	// AttrOutcome is "ok", or the kind of the handler's error: "decode",
+	// "timeout", "canceled", "domain" (an error registered with
+	// WithErrors), "other".
+	AttrOutcome = attribute.Key("eventfold.outcome")
 )
 
 // WithTracerProvider sets where the bus's spans go;
@@ -142,6 +145,7 @@ func (t *telemetry) startSend(ctx context.Context, name, topic string, msg *mess
 
 // handling is a handler under way: its span and clock.
 type handling struct {
+	kind  func(error) string // the error's kind, for outcome
 	t     *telemetry
 	span  trace.Span
 	began time.Time
@@ -151,11 +155,11 @@ type handling struct {
 // startHandle starts the consumer span of a handler of msg, the child of
 // the trace msg carries: "process {type}" for a command, "process {type}
 // {group}" for an event handler group.
-func (t *telemetry) startHandle(ctx context.Context, kind, name, group string, msg *message.Message) (context.Context, handling) {
+func (t *telemetry) startHandle(ctx context.Context, kind, name, group string, msg *message.Message, errKind func(error) string) (context.Context, handling) {
 	if t == nil {
 		return ctx, handling{span: noSpan}
 	}
-	h := handling{t: t, span: noSpan, began: time.Now(), key: [3]string{kind, name, group}}
+	h := handling{t: t, kind: errKind, span: noSpan, began: time.Now(), key: [3]string{kind, name, group}}
 	tr := t.tracer.Get()
 	if tr == nil {
 		return ctx, h
@@ -191,6 +195,25 @@ func (t *telemetry) name(op, typ, group string) string {
 	return n
 }
 
+// errorKind names the kind of a handler's error for the metrics: "decode"
+// (a message that does not decode), "timeout" (the handler's deadline),
+// "canceled", "domain" (an error registered with WithErrors, such as a
+// domain rule), or "other".
+func (b *Bus) errorKind(err error) string {
+	var de *decodeError
+	switch {
+	case errors.As(err, &de):
+		return "decode"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case len(b.codes(err)) > 0:
+		return "domain"
+	}
+	return "other"
+}
+
 // end records the handler's outcome.
 func (h handling) end(ctx context.Context, err error) {
 	if h.t == nil {
@@ -198,7 +221,7 @@ func (h handling) end(ctx context.Context, err error) {
 	}
 	outcome := "ok"
 	if err != nil {
-		outcome = "error"
+		outcome = h.kind(err)
 		if h.span.IsRecording() {
 			h.span.RecordError(err)
 			h.span.SetStatus(codes.Error, err.Error())

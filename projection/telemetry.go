@@ -63,6 +63,7 @@ type telemetry struct {
 	tracer   *otelx.Tracer
 	name     string // of the batch's span
 	duration metric.Float64Histogram
+	size     metric.Int64Histogram
 	applied  metric.Int64Counter
 	retries  metric.Int64Counter
 	poison   metric.Int64Counter
@@ -102,7 +103,10 @@ func newTelemetry(projection string, cfg config) (*telemetry, error) {
 		metric.WithDescription("How much older the last applied event is than the head of the log; 0 when caught up."))
 	t.stateGauge, err7 = m.Int64ObservableGauge("eventfold.projection.state", metric.WithUnit("1"),
 		metric.WithDescription("1 for the projection's current state (attribute eventfold.projection.state)."))
-	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7} {
+	var err8 error
+	t.size, err8 = m.Int64Histogram("eventfold.projection.batch.size", metric.WithUnit("{event}"),
+		metric.WithDescription("Events in a projection's batches."))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8} {
 		if err != nil {
 			return nil, fmt.Errorf("projection: %w", err)
 		}
@@ -157,6 +161,7 @@ func (b batch) retry(ctx context.Context) { b.t.retries.Add(ctx, 1, b.t.byName..
 // end ends the batch after attempts tries, with err if it failed.
 func (b batch) end(ctx context.Context, attempts int, err error) {
 	b.t.duration.Record(ctx, time.Since(b.began).Seconds(), b.t.recordBy...)
+	b.t.size.Record(ctx, int64(b.n), b.t.recordBy...)
 	if err == nil {
 		b.t.applied.Add(ctx, int64(b.n), b.t.byName...)
 	}
