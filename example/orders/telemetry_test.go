@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -26,51 +28,14 @@ import (
 // and the command it sends, all in one trace; the relay's and the read
 // models' batches linked to it. The metrics are served on /metrics.
 func TestTraceOfAnOrder(t *testing.T) {
-	spans := tracetest.NewSpanRecorder()
-	prevTP, prevMP := otel.GetTracerProvider(), otel.GetMeterProvider()
-	tel, err := setupTelemetry(t.Context(), "", spans)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		require.NoError(t, tel.shutdown(context.Background()))
-		otel.SetTracerProvider(prevTP)
-		otel.SetMeterProvider(prevMP)
-	})
+	spans, tel := recordTelemetry(t)
 	_, svc, _ := startService(t, true)
 	svc.metrics = tel.metrics
 	srv := httptest.NewServer(newAPI(svc).routes())
 	t.Cleanup(srv.Close)
 
-	res := call(t, srv, "POST", "/orders", placeBody, "X-Request-Id", "req-trace")
-	require.Equal(t, http.StatusCreated, res.status, res.body)
-
-	var root sdktrace.ReadOnlySpan
-	var tree string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ended := spans.Ended()
-		for _, s := range ended {
-			if s.Name() == "POST /orders" {
-				root = s
-			}
-		}
-		if root != nil {
-			tree = renderTrace(root.SpanContext().TraceID(), ended)
-			if strings.Contains(tree, "process ConfirmOrder") && strings.Count(tree, "linked from process "+readmodel.DetailsName) >= 2 &&
-				strings.Count(tree, "linked from process relay") >= 2 {
-				break
-			}
-		}
-		require.True(t, time.Now().Before(deadline), "the trace did not complete:\n%s", tree)
-		time.Sleep(5 * time.Millisecond)
-	}
+	tree := traceOneOrder(t, srv, spans)
 	t.Log("\n" + tree)
-	for _, want := range []string{
-		"POST /orders", "send PlaceOrder", "process PlaceOrder", "create order", "append order",
-		"process OrderPlaced stock-check", "send ConfirmOrder", "process ConfirmOrder", "update order",
-		"linked from process relay", "linked from process " + readmodel.SummariesName,
-	} {
-		assert.Contains(t, tree, want)
-	}
 
 	metrics := httpGet(t, srv.URL+"/metrics")
 	for _, want := range []string{
@@ -81,6 +46,79 @@ func TestTraceOfAnOrder(t *testing.T) {
 	} {
 		assert.Contains(t, metrics, want)
 	}
+}
+
+// The same trace with the events in PostgreSQL and the bus on NATS
+// JetStream, for real: the stock check, in its consumer, continues the
+// command's trace from the message's metadata, and the batches link to it.
+func TestTraceOfAnOrderOnPostgreSQLAndNATS(t *testing.T) {
+	pg := os.Getenv("EVENTFOLD_TEST_POSTGRES")
+	if pg == "" {
+		t.Skip("EVENTFOLD_TEST_POSTGRES is not set: no PostgreSQL for the trace test")
+	}
+	natsURL := os.Getenv("EVENTFOLD_TEST_NATS")
+	if natsURL == "" {
+		t.Skip("EVENTFOLD_TEST_NATS is not set: no NATS JetStream for the trace test")
+	}
+	spans, _ := recordTelemetry(t)
+	a := openTestApp(t, infra{postgres: postgresSchema(t, pg)}, slog.New(slog.DiscardHandler))
+	prefix := "orders-" + shortID() + "-"
+	t.Cleanup(func() { deleteStreams(t, natsURL, prefix) })
+	srv, _ := startServiceOn(t, a, serviceConfig{nats: natsURL, topicPrefix: prefix, autoConfirm: true})
+	tree := traceOneOrder(t, srv, spans)
+	t.Log("\n" + tree)
+	assert.Contains(t, tree, "append order  [client]")
+}
+
+// recordTelemetry installs the service's telemetry, with a span recorder,
+// until the test ends.
+func recordTelemetry(t *testing.T) (*tracetest.SpanRecorder, *telemetry) {
+	t.Helper()
+	spans := tracetest.NewSpanRecorder()
+	prevTP, prevMP := otel.GetTracerProvider(), otel.GetMeterProvider()
+	tel, err := setupTelemetry(t.Context(), "", spans)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		require.NoError(t, tel.shutdown(context.Background()))
+		otel.SetTracerProvider(prevTP)
+		otel.SetMeterProvider(prevMP)
+	})
+	return spans, tel
+}
+
+// traceOneOrder places order 42 on srv, whose stock check confirms it,
+// waits until its trace is complete (both appends applied by the read
+// models and published by the relay), checks its shape and returns it
+// drawn.
+func traceOneOrder(t *testing.T, srv *httptest.Server, spans *tracetest.SpanRecorder) string {
+	t.Helper()
+	res := call(t, srv, "POST", "/orders", placeBody, "X-Request-Id", "req-trace")
+	require.Equal(t, http.StatusCreated, res.status, res.body)
+
+	var tree string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ended := spans.Ended()
+		for _, s := range ended {
+			if s.Name() == "POST /orders" {
+				tree = renderTrace(s.SpanContext().TraceID(), ended)
+			}
+		}
+		if strings.Contains(tree, "process ConfirmOrder") && strings.Count(tree, "linked from process "+readmodel.DetailsName) >= 2 &&
+			strings.Count(tree, "linked from process relay") >= 2 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the trace did not complete:\n%s", tree)
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, want := range []string{
+		"POST /orders", "send PlaceOrder", "process PlaceOrder", "create order", "append order",
+		"process OrderPlaced stock-check", "send ConfirmOrder", "process ConfirmOrder", "update order",
+		"linked from process relay", "linked from process " + readmodel.SummariesName,
+	} {
+		assert.Contains(t, tree, want)
+	}
+	return tree
 }
 
 func httpGet(t *testing.T, url string) string {
