@@ -45,25 +45,13 @@ const (
 // otel.GetTracerProvider() (a no-op unless the application installs an
 // SDK) by default.
 func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(c *config) error {
-		if tp == nil {
-			return fmt.Errorf("%w: nil tracer provider", ErrInvalidOption)
-		}
-		c.tracers = tp
-		return nil
-	}
+	return otelx.TracerOption(tp, ErrInvalidOption, func(c *config, tp trace.TracerProvider) { c.tracers = tp })
 }
 
 // WithMeterProvider sets where the bus's metrics go;
 // otel.GetMeterProvider() by default.
 func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(c *config) error {
-		if mp == nil {
-			return fmt.Errorf("%w: nil meter provider", ErrInvalidOption)
-		}
-		c.meters = mp
-		return nil
-	}
+	return otelx.MeterOption(mp, ErrInvalidOption, func(c *config, mp metric.MeterProvider) { c.meters = mp })
 }
 
 // telemetry is a bus's tracer and instruments.

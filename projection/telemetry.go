@@ -37,25 +37,13 @@ const maxLinks = 128
 // otel.GetTracerProvider() (a no-op unless the application installs an
 // SDK) by default.
 func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(c *config) error {
-		if tp == nil {
-			return fmt.Errorf("%w: nil tracer provider", ErrInvalidProjection)
-		}
-		c.tracers = tp
-		return nil
-	}
+	return otelx.TracerOption(tp, ErrInvalidProjection, func(c *config, tp trace.TracerProvider) { c.tracers = tp })
 }
 
 // WithMeterProvider sets where the runner's metrics go;
 // otel.GetMeterProvider() by default.
 func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(c *config) error {
-		if mp == nil {
-			return fmt.Errorf("%w: nil meter provider", ErrInvalidProjection)
-		}
-		c.meters = mp
-		return nil
-	}
+	return otelx.MeterOption(mp, ErrInvalidProjection, func(c *config, mp metric.MeterProvider) { c.meters = mp })
 }
 
 // telemetry is a runner's tracer and instruments.

@@ -3,10 +3,12 @@
 package otelx
 
 import (
+	"fmt"
 	"reflect"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -53,4 +55,29 @@ func (t *Tracer) Get() trace.Tracer {
 	tr := tp.Tracer(t.scope)
 	t.cached.Store(&cachedTracer{tp: tp, t: tr})
 	return tr
+}
+
+// TracerOption is the option WithTracerProvider of an instrumented package
+// whose options are func(*C) error: it sets tp with set, and fails with
+// invalid for a nil tp.
+func TracerOption[C any](tp trace.TracerProvider, invalid error, set func(*C, trace.TracerProvider)) func(*C) error {
+	return func(c *C) error {
+		if tp == nil {
+			return fmt.Errorf("%w: nil tracer provider", invalid)
+		}
+		set(c, tp)
+		return nil
+	}
+}
+
+// MeterOption is the option WithMeterProvider of an instrumented package,
+// as TracerOption.
+func MeterOption[C any](mp metric.MeterProvider, invalid error, set func(*C, metric.MeterProvider)) func(*C) error {
+	return func(c *C) error {
+		if mp == nil {
+			return fmt.Errorf("%w: nil meter provider", invalid)
+		}
+		set(c, mp)
+		return nil
+	}
 }
