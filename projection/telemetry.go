@@ -89,7 +89,7 @@ func newTelemetry(projection string, cfg config) (*telemetry, error) {
 		metric.WithDescription("Events of the log the projection consumes and has not applied yet (counted up to 100,000)."))
 	t.lagSeconds, err6 = m.Float64ObservableGauge("eventfold.projection.lag.seconds", metric.WithUnit("s"),
 		metric.WithDescription("How much older the last applied event is than the head of the log; 0 when caught up."))
-	t.stateGauge, err7 = m.Int64ObservableGauge("eventfold.projection.state", metric.WithUnit("1"),
+	t.stateGauge, err7 = m.Int64ObservableGauge("eventfold.projection.state", metric.WithUnit("{state}"),
 		metric.WithDescription("1 for the projection's current state (attribute eventfold.projection.state)."))
 	var err8 error
 	t.size, err8 = m.Int64Histogram("eventfold.projection.batch.size", metric.WithUnit("{event}"),

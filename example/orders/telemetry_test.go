@@ -43,6 +43,7 @@ func TestTraceOfAnOrder(t *testing.T) {
 		`eventfold_bus_handler_duration_seconds_count{eventfold_message_kind="command",eventfold_message_type="PlaceOrder",eventfold_outcome="ok"`,
 		`eventfold_projection_events_total{eventfold_projection="order-details"`,
 		`eventfold_projection_lag_events{eventfold_projection="relay"`,
+		`eventfold_projection_state{eventfold_projection="relay",eventfold_projection_state="live"`,
 	} {
 		assert.Contains(t, metrics, want)
 	}
