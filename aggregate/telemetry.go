@@ -6,7 +6,6 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -83,17 +82,19 @@ func newTelemetry(category string, cfg config) (*telemetry, error) {
 	return t, nil
 }
 
-// span is a span of the repository, or nothing when telemetry is off.
+// span is a span of the repository; otelx.NoSpan when there is none.
 type span struct{ s trace.Span }
+
+var noSpan = span{otelx.NoSpan}
 
 // start starts the span of operation o on aggregate id.
 func (t *telemetry) start(ctx context.Context, o op, id string) (context.Context, span) {
 	if t == nil {
-		return ctx, span{}
+		return ctx, noSpan
 	}
 	tr := t.tracer.Get()
 	if tr == nil { // no SDK installed: no span at all
-		return ctx, span{}
+		return ctx, noSpan
 	}
 	ctx, s := tr.Start(ctx, t.names[o], t.kind...)
 	if s.IsRecording() {
@@ -102,25 +103,14 @@ func (t *telemetry) start(ctx context.Context, o op, id string) (context.Context
 	return ctx, span{s}
 }
 
-func (s span) recording() bool { return s.s != nil && s.s.IsRecording() }
-
 func (s span) set(kv ...attribute.KeyValue) {
-	if s.recording() {
+	if s.s.IsRecording() {
 		s.s.SetAttributes(kv...)
 	}
 }
 
 // end ends the span, recording err unless it is nil.
-func (s span) end(err error) {
-	if s.s == nil {
-		return
-	}
-	if err != nil && s.s.IsRecording() {
-		s.s.RecordError(err)
-		s.s.SetStatus(codes.Error, err.Error())
-	}
-	s.s.End()
-}
+func (s span) end(err error) { otelx.End(s.s, err) }
 
 // conflict records a conflict that makes Update decide again.
 func (t *telemetry) conflict(ctx context.Context, s span, attempt int, err error) {
@@ -128,7 +118,7 @@ func (t *telemetry) conflict(ctx context.Context, s span, attempt int, err error
 		return
 	}
 	t.retries.Add(ctx, 1, t.byCategory...)
-	if s.recording() {
+	if s.s.IsRecording() {
 		s.s.AddEvent("conflict", trace.WithAttributes(AttrAttempt.Int(attempt), attribute.String("error", err.Error())))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/internal/otelx"
 )
 
 // HandleCommand registers fn as the handler of the commands of type C, a
@@ -123,10 +124,10 @@ func (b *Bus) Send(ctx context.Context, cmd any) error {
 	ctx, span := b.tel.startSend(ctx, o.name, b.commandTopic(o.name), o.msg)
 	if err := b.cmdBus.Send(ctx, o); err != nil {
 		err = fmt.Errorf("bus: send %q: %w", o.name, err)
-		endSpan(span, err)
+		otelx.End(span, err)
 		return err
 	}
-	endSpan(span, nil)
+	otelx.End(span, nil)
 	return nil
 }
 
@@ -152,7 +153,7 @@ func Request[R any](ctx context.Context, b *Bus, cmd any) (_ R, err error) {
 		return zero, err
 	}
 	ctx, span := b.tel.startSend(ctx, o.name, b.commandTopic(o.name), o.msg)
-	defer func() { endSpan(span, err) }()
+	defer func() { otelx.End(span, err) }()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, b.cfg.requestTimeout)

@@ -10,7 +10,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -68,10 +67,6 @@ type telemetry struct {
 
 var propagator = propagation.TraceContext{}
 
-// noSpan is the span of telemetry switched off: it records nothing, and
-// ending it ends nothing.
-var noSpan = trace.SpanFromContext(context.Background())
-
 func newTelemetry(cfg config) (*telemetry, error) {
 	if cfg.noTelemetry {
 		return nil, nil
@@ -115,12 +110,12 @@ func extract(ctx context.Context, msg *message.Message) context.Context {
 // startSend starts the producer span of a command sent or requested.
 func (t *telemetry) startSend(ctx context.Context, name, topic string, msg *message.Message) (context.Context, trace.Span) {
 	if t == nil {
-		return ctx, noSpan
+		return ctx, otelx.NoSpan
 	}
 	tr := t.tracer.Get()
 	if tr == nil {
 		inject(ctx, msg) // the caller's trace, if it has one
-		return ctx, noSpan
+		return ctx, otelx.NoSpan
 	}
 	ctx, span := tr.Start(ctx, t.name("send", name, ""), t.producer...)
 	if span.IsRecording() {
@@ -145,9 +140,9 @@ type handling struct {
 // {group}" for an event handler group.
 func (t *telemetry) startHandle(ctx context.Context, kind, name, group string, msg *message.Message, errKind func(error) string) (context.Context, handling) {
 	if t == nil {
-		return ctx, handling{span: noSpan}
+		return ctx, handling{span: otelx.NoSpan}
 	}
-	h := handling{t: t, kind: errKind, span: noSpan, began: time.Now(), key: [3]string{kind, name, group}}
+	h := handling{t: t, kind: errKind, span: otelx.NoSpan, began: time.Now(), key: [3]string{kind, name, group}}
 	tr := t.tracer.Get()
 	if tr == nil {
 		return ctx, h
@@ -210,13 +205,9 @@ func (h handling) end(ctx context.Context, err error) {
 	outcome := "ok"
 	if err != nil {
 		outcome = h.kind(err)
-		if h.span.IsRecording() {
-			h.span.RecordError(err)
-			h.span.SetStatus(codes.Error, err.Error())
-		}
 	}
 	h.t.duration.Record(ctx, time.Since(h.began).Seconds(), h.t.options(h.key, outcome)...)
-	h.span.End()
+	otelx.End(h.span, err)
 }
 
 // options returns the attributes of a handler's measurement, made once per
@@ -245,13 +236,4 @@ func (t *telemetry) timeout(ctx context.Context) {
 	if t != nil {
 		t.timeouts.Add(ctx, 1)
 	}
-}
-
-// end ends a producer span with err.
-func endSpan(span trace.Span, err error) {
-	if err != nil && span.IsRecording() {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
 }

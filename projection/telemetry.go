@@ -7,7 +7,6 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -48,13 +47,14 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 
 // telemetry is a runner's tracer and instruments.
 type telemetry struct {
-	tracer   *otelx.Tracer
-	name     string // of the batch's span
-	duration metric.Float64Histogram
-	size     metric.Int64Histogram
-	applied  metric.Int64Counter
-	retries  metric.Int64Counter
-	poison   metric.Int64Counter
+	tracer     *otelx.Tracer
+	projection string
+	name       string // of the batch's span: "process {projection}"
+	duration   metric.Float64Histogram
+	size       metric.Int64Histogram
+	applied    metric.Int64Counter
+	retries    metric.Int64Counter
+	poison     metric.Int64Counter
 	// Observed while the runner runs (see observe).
 	meter                 metric.Meter
 	lagEvents, stateGauge metric.Int64ObservableGauge
@@ -71,12 +71,12 @@ func newTelemetry(projection string, cfg config) (*telemetry, error) {
 		mp = otel.GetMeterProvider()
 	}
 	set := attribute.NewSet(AttrProjection.String(projection))
-	t := &telemetry{tracer: otelx.NewTracer(cfg.tracers, ScopeName), name: "process " + projection,
+	t := &telemetry{tracer: otelx.NewTracer(cfg.tracers, ScopeName), projection: projection, name: "process " + projection,
 		byName: []metric.AddOption{metric.WithAttributeSet(set)}, recordBy: []metric.RecordOption{metric.WithAttributeSet(set)},
 		start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}}
 	m := mp.Meter(ScopeName)
 	t.meter, t.attrs = m, set
-	var err1, err2, err3, err4, err5, err6, err7 error
+	var err1, err2, err3, err4, err5, err6, err7, err8 error
 	t.duration, err1 = m.Float64Histogram("eventfold.projection.batch.duration", metric.WithUnit("s"),
 		metric.WithDescription("Duration of a projection's batches, from the first try to the commit."))
 	t.applied, err2 = m.Int64Counter("eventfold.projection.events", metric.WithUnit("{event}"),
@@ -91,7 +91,6 @@ func newTelemetry(projection string, cfg config) (*telemetry, error) {
 		metric.WithDescription("How much older the last applied event is than the head of the log; 0 when caught up."))
 	t.stateGauge, err7 = m.Int64ObservableGauge("eventfold.projection.state", metric.WithUnit("{state}"),
 		metric.WithDescription("1 for the projection's current state (attribute eventfold.projection.state)."))
-	var err8 error
 	t.size, err8 = m.Int64Histogram("eventfold.projection.batch.size", metric.WithUnit("{event}"),
 		metric.WithDescription("Events in a projection's batches."))
 	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8} {
@@ -101,9 +100,6 @@ func newTelemetry(projection string, cfg config) (*telemetry, error) {
 	}
 	return t, nil
 }
-
-// noSpan records nothing, and ending it ends nothing.
-var noSpan = trace.SpanFromContext(context.Background())
 
 // batch is the span and clock of one batch.
 type batch struct {
@@ -118,7 +114,7 @@ type batch struct {
 // that caused its events (a parent would be misleading: a batch has many
 // causes).
 func (t *telemetry) startBatch(ctx context.Context, version int, events []Event, from, to string) (context.Context, batch) {
-	b := batch{t: t, span: noSpan, began: time.Now(), n: len(events)}
+	b := batch{t: t, span: otelx.NoSpan, began: time.Now(), n: len(events)}
 	tr := t.tracer.Get()
 	if tr == nil { // no SDK installed: no span at all
 		return ctx, b
@@ -128,7 +124,7 @@ func (t *telemetry) startBatch(ctx context.Context, version int, events []Event,
 	if !span.IsRecording() {
 		return ctx, b
 	}
-	span.SetAttributes(AttrProjection.String(t.name[len("process "):]), AttrVersion.Int(version),
+	span.SetAttributes(AttrProjection.String(t.projection), AttrVersion.Int(version),
 		attrBatchSize.Int(len(events)), AttrCheckpointFrom.String(from), AttrCheckpointTo.String(to))
 	seen := map[trace.TraceID]bool{}
 	for _, ev := range events {
@@ -155,12 +151,8 @@ func (b batch) end(ctx context.Context, attempts int, err error) {
 	}
 	if b.span.IsRecording() {
 		b.span.SetAttributes(AttrAttempts.Int(attempts))
-		if err != nil {
-			b.span.RecordError(err)
-			b.span.SetStatus(codes.Error, err.Error())
-		}
 	}
-	b.span.End()
+	otelx.End(b.span, err)
 }
 
 // AttrState is the attribute of eventfold.projection.state.
@@ -181,7 +173,7 @@ func (t *telemetry) observe(status func(context.Context) (Status, error), lag fu
 		defer cancel()
 		by := metric.WithAttributeSet(t.attrs)
 		if st, err := status(ctx); err == nil {
-			o.ObserveInt64(t.stateGauge, 1, metric.WithAttributeSet(attribute.NewSet(AttrProjection.String(t.name[len("process "):]), AttrState.String(string(st.State)))))
+			o.ObserveInt64(t.stateGauge, 1, metric.WithAttributeSet(attribute.NewSet(AttrProjection.String(t.projection), AttrState.String(string(st.State)))))
 		}
 		l, err := lag(ctx)
 		if err != nil {

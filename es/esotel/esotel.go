@@ -13,7 +13,6 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -153,9 +152,6 @@ func category(stream string) string {
 	return stream
 }
 
-// noSpan records nothing, and ending it ends nothing.
-var noSpan = trace.SpanFromContext(context.Background())
-
 // clientSpan is the start options of every span of the store, made once.
 var clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 
@@ -164,7 +160,7 @@ var clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient
 func (s *Store) start(ctx context.Context, op, stream string) (context.Context, trace.Span, bool) {
 	tr := s.tracer.Get()
 	if tr == nil { // no SDK installed: no span at all
-		return ctx, noSpan, false
+		return ctx, otelx.NoSpan, false
 	}
 	ctx, span := tr.Start(ctx, s.names.get(op, stream), clientSpan...)
 	if !span.IsRecording() {
@@ -235,8 +231,7 @@ func fail(span trace.Span, err error) {
 	if !span.IsRecording() {
 		return
 	}
-	span.RecordError(err)
-	span.SetStatus(codes.Error, err.Error())
+	otelx.Fail(span, err)
 	span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
 }
 

@@ -3,11 +3,13 @@
 package otelx
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -80,4 +82,23 @@ func MeterOption[C any](mp metric.MeterProvider, invalid error, set func(*C, met
 		set(c, mp)
 		return nil
 	}
+}
+
+// NoSpan is the span of work that is not traced: it records nothing, and
+// ending it ends nothing (unlike the span a context may carry, which is
+// its owner's to end).
+var NoSpan = trace.SpanFromContext(context.Background())
+
+// Fail records err on span, as its error and status, if span records.
+func Fail(span trace.Span, err error) {
+	if err != nil && span.IsRecording() {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+}
+
+// End records err on span (see Fail) and ends it.
+func End(span trace.Span, err error) {
+	Fail(span, err)
+	span.End()
 }
