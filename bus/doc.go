@@ -129,4 +129,17 @@
 // ([WithHandlerTimeout]). A message that still fails goes to the poison
 // queue when one is configured ([WithPoisonQueue]); otherwise it is
 // dropped, logged and counted ([Bus.Dropped]), never redelivered for ever.
+//
+// # Telemetry
+//
+// A bus records OpenTelemetry spans through the API only: "send
+// {Command}" around [Bus.Send] and [Request], "process {Command}" and
+// "process {Event} {group}" around handlers, each the child of the trace
+// its message carries in its metadata ([MetadataTraceParent],
+// [MetadataTraceState]), on every transport. The histogram
+// eventfold.bus.handler.duration counts the messages handled by outcome
+// ([AttrOutcome]), and eventfold.bus.request.timeouts the requests that got
+// no reply in time. [WithTracerProvider] and [WithMeterProvider] choose the
+// providers (the global ones by default); without an SDK installed no span
+// is started. See docs/observability.md.
 package bus

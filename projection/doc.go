@@ -63,4 +63,15 @@
 // then stops committing and fails with [ErrLeaseLost], and with
 // [WithRestart] waits for the lease again. Stores that implement
 // [LeaseHolders] name the holder, in [Status].Holder.
+//
+// # Telemetry
+//
+// A runner records an OpenTelemetry span "process {projection}" per batch,
+// linked to the trace of each event's command (the trace context that
+// es/esotel writes into events' metadata), and the metrics of its batches
+// (duration, size, events applied, retries), its poison events, and, while
+// it runs, its lag (events, seconds) and state, measured at each
+// collection. [WithTracerProvider] and [WithMeterProvider] choose the
+// providers (the global ones by default); without an SDK installed no span
+// is started. See docs/observability.md.
 package projection
