@@ -136,6 +136,9 @@ func New(commands, events *es.Registry, opts ...Option) (*Bus, error) {
 		instance: watermill.NewShortUUID(), running: make(chan struct{}), stop: newStopper(),
 		local: make(map[string]bool), remote: make(map[string]bool), groups: make(map[string]map[string]eventHandler),
 		consumer: make(map[string]string)}
+	if tel != nil {
+		tel.errKind = b.errorKind
+	}
 	b.topics.shared, b.topics.events, b.topics.replies = cfg.prefix+"commands", cfg.prefix+"events", cfg.prefix+"replies-"+b.instance
 	b.topics.byName = make(map[string]string)
 	for _, n := range cfg.remote {

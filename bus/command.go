@@ -51,7 +51,7 @@ func HandleRequest[C, R any](b *Bus, fn func(ctx context.Context, cmd C) (R, err
 		msg := cqrs.OriginalMessageFromCtx(ctx)
 		hctx, cancel := commandContext(ctx, msg, topic)
 		defer cancel()
-		hctx, h := b.tel.startHandle(hctx, "command", name, "", msg, b.errorKind)
+		hctx, h := b.tel.startHandle(hctx, "command", name, "", msg)
 		res, herr := fn(hctx, *cmd)
 		h.end(hctx, herr)
 		if msg.Metadata.Get(requestreply.OperationIDMetadataKey) == "" {

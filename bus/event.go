@@ -131,7 +131,7 @@ func (b *Bus) groupHandler(group string, handlers map[string]eventHandler) messa
 		cause.ID, _ = uuid.Parse(e.f.id)
 		ctx := cqrs.CtxWithOriginalMessage(msg.Context(), msg)
 		msg.SetContext(ctx)
-		ctx, span := b.tel.startHandle(ctx, "event", msg.Metadata.Get(MetadataType), group, msg, b.errorKind)
+		ctx, span := b.tel.startHandle(ctx, "event", msg.Metadata.Get(MetadataType), group, msg)
 		err = h(context.WithValue(es.CausedBy(ctx, cause), eventKey{}, e), msg, v)
 		span.end(ctx, err)
 		return err

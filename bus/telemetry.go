@@ -63,6 +63,7 @@ type telemetry struct {
 	names    map[[3]string]string                // op, type, group → span name
 	producer []trace.SpanStartOption
 	consumer []trace.SpanStartOption
+	errKind  func(error) string // the bus's errorKind, set once
 }
 
 var propagator = propagation.TraceContext{}
@@ -128,7 +129,6 @@ func (t *telemetry) startSend(ctx context.Context, name, topic string, msg *mess
 
 // handling is a handler under way: its span and clock.
 type handling struct {
-	kind  func(error) string // the error's kind, for outcome
 	t     *telemetry
 	span  trace.Span
 	began time.Time
@@ -138,11 +138,11 @@ type handling struct {
 // startHandle starts the consumer span of a handler of msg, the child of
 // the trace msg carries: "process {type}" for a command, "process {type}
 // {group}" for an event handler group.
-func (t *telemetry) startHandle(ctx context.Context, kind, name, group string, msg *message.Message, errKind func(error) string) (context.Context, handling) {
+func (t *telemetry) startHandle(ctx context.Context, kind, name, group string, msg *message.Message) (context.Context, handling) {
 	if t == nil {
 		return ctx, handling{span: otelx.NoSpan}
 	}
-	h := handling{t: t, kind: errKind, span: otelx.NoSpan, began: time.Now(), key: [3]string{kind, name, group}}
+	h := handling{t: t, span: otelx.NoSpan, began: time.Now(), key: [3]string{kind, name, group}}
 	tr := t.tracer.Get()
 	if tr == nil {
 		return ctx, h
@@ -204,7 +204,7 @@ func (h handling) end(ctx context.Context, err error) {
 	}
 	outcome := "ok"
 	if err != nil {
-		outcome = h.kind(err)
+		outcome = h.t.errKind(err)
 	}
 	h.t.duration.Record(ctx, time.Since(h.began).Seconds(), h.t.options(h.key, outcome)...)
 	otelx.End(h.span, err)
