@@ -19,6 +19,12 @@ type Checkpoint struct {
 	// Rebuilding is set while a rebuild in place is under way, so that an
 	// interrupted rebuild continues instead of starting over.
 	Rebuilding bool
+	// Partitions is the number of partitions of the projection, on the
+	// checkpoint of one of its partitions ([Projection.Partitions]); 0 on
+	// the checkpoint of a projection that is not partitioned. A runner
+	// refuses a checkpoint written with another number: changing it needs
+	// a new version of the projection.
+	Partitions int
 }
 
 // Checkpoints keeps the checkpoints of projections and runs their batches
@@ -54,6 +60,20 @@ type LeaseHolders interface {
 	// LeaseHolder returns the name of the holder of key's lease, or ""
 	// when nobody holds it.
 	LeaseHolder(ctx context.Context, key string) (string, error)
+}
+
+// Membership is implemented by checkpoint stores that let the replicas of
+// a service see each other, so that they share the partitions of a
+// partitioned projection fairly ([Partitioned]).
+//
+// Join makes member (unique to one replica) a member of group until ctx
+// ends or leave is called, renewing the membership in the background
+// within the store's time-to-live; a member that stops renewing (its
+// process was killed) drops out of Members once that time has passed.
+// Members returns the live members of group, in any order.
+type Membership interface {
+	Join(ctx context.Context, group, member string) (leave func(), err error)
+	Members(ctx context.Context, group string) ([]string, error)
 }
 
 // ErrLeaseLost means a runner's lease ended while it ran: its holder
@@ -103,6 +123,7 @@ type MemoryCheckpoints struct {
 	versions map[string]int
 	dead     map[string][]DeadLetter
 	leases   map[string]chan struct{}
+	members  map[string]map[string]int // group → member → joins
 }
 
 var (
@@ -110,6 +131,7 @@ var (
 	_ Leaser            = (*MemoryCheckpoints)(nil)
 	_ Versions[NoTx]    = (*MemoryCheckpoints)(nil)
 	_ DeadLetters       = (*MemoryCheckpoints)(nil)
+	_ Membership        = (*MemoryCheckpoints)(nil)
 )
 
 // Load implements [Checkpoints].
@@ -157,6 +179,46 @@ func (m *MemoryCheckpoints) Lease(ctx context.Context, key string) (context.Cont
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
 	}
+}
+
+// Join implements [Membership] within the process: member stays until
+// leave is called or ctx ends.
+func (m *MemoryCheckpoints) Join(ctx context.Context, group, member string) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.members == nil {
+		m.members = make(map[string]map[string]int)
+	}
+	if m.members[group] == nil {
+		m.members[group] = make(map[string]int)
+	}
+	m.members[group][member]++
+	m.mu.Unlock()
+	var once sync.Once
+	leave := func() {
+		once.Do(func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if m.members[group][member]--; m.members[group][member] <= 0 {
+				delete(m.members[group], member)
+			}
+		})
+	}
+	stop := context.AfterFunc(ctx, leave)
+	return func() { stop(); leave() }, nil
+}
+
+// Members implements [Membership].
+func (m *MemoryCheckpoints) Members(ctx context.Context, group string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.members[group]))
+	for member := range m.members[group] {
+		out = append(out, member)
+	}
+	return out, nil
 }
 
 // ActiveVersion implements [Versions].
@@ -234,6 +296,7 @@ func NewStreamCheckpoints(store es.Store) *StreamCheckpoints {
 type streamCheckpoint struct {
 	Position   es.Position `json:"position"`
 	Rebuilding bool        `json:"rebuilding,omitempty"`
+	Partitions int         `json:"partitions,omitempty"`
 }
 
 // Load implements [Checkpoints].
