@@ -94,6 +94,22 @@ type Projection[Tx any] struct {
 	// Drop deletes the read model of a version, when an old version is
 	// dropped after a blue/green switch. Optional.
 	Drop func(ctx context.Context, tx Tx, version int) error
+	// Partitions, if above 1, splits the projection into that many
+	// partitions, run with [NewPartitioned]: each event goes to the
+	// partition [PartitionOf] its key, each partition keeps a checkpoint
+	// and a lease of its own, and the replicas of a service share the
+	// partitions. One key's events stay in order, on one partition; events
+	// of different keys are applied in parallel, so the read model's
+	// writes for different keys must not depend on each other's order.
+	// The number is part of the read model's shape: changing it needs a
+	// new Version (a blue/green rebuild), and a runner refuses checkpoints
+	// written with another number ([ErrPartitionsChanged]).
+	Partitions int
+	// PartitionKey returns the key that assigns an event to a partition:
+	// the event's stream if nil, so that one aggregate's events stay in
+	// order. It must depend on the event alone, and never change for a
+	// version of the read model.
+	PartitionKey func(es.RecordedEvent) string
 }
 
 // ErrInvalidProjection means a Projection or a runner option is not valid.
@@ -118,6 +134,9 @@ func (p Projection[Tx]) Validate() error {
 			errs = append(errs, fmt.Errorf("%w: %s: category %q", ErrInvalidProjection, p.Name, c))
 		}
 	}
+	if p.Partitions < 0 || p.Partitions > MaxPartitions {
+		errs = append(errs, fmt.Errorf("%w: %s: %d partitions: want 0 to %d", ErrInvalidProjection, p.Name, p.Partitions, MaxPartitions))
+	}
 	for _, t := range p.EventTypes {
 		if t == "" {
 			errs = append(errs, fmt.Errorf("%w: %s: empty event type", ErrInvalidProjection, p.Name))
@@ -129,8 +148,56 @@ func (p Projection[Tx]) Validate() error {
 func (p Projection[Tx]) version() int { return max(p.Version, 1) }
 
 // key is the name under which version v of the projection keeps its
-// checkpoint.
+// checkpoint; that of a partitioned projection records the number of its
+// partitions and holds its setup.
 func key(name string, version int) string { return fmt.Sprintf("%s/v%d", name, version) }
+
+// partitionKey is the name under which partition i of version v keeps its
+// checkpoint.
+func partitionKey(name string, version, i int) string { return fmt.Sprintf("%s/v%d/p%d", name, version, i) }
+
+// partitioned reports whether p is split into partitions.
+func (p Projection[Tx]) partitioned() bool { return p.Partitions > 1 }
+
+// partitionOf returns the partition of ev.
+func (p Projection[Tx]) partitionOf(ev es.RecordedEvent) int {
+	k := ev.Stream
+	if p.PartitionKey != nil {
+		k = p.PartitionKey(ev)
+	}
+	return PartitionOf(k, p.Partitions)
+}
+
+// MaxPartitions is the most partitions a projection may have.
+const MaxPartitions = 1024
+
+// PartitionOf returns the partition, from 0 to partitions-1, of the events
+// whose partition key is key: the 32-bit FNV-1a hash of key, modulo
+// partitions. It never changes, so that a key's events stay on one
+// partition across processes, hosts and releases. partitions below 2 give
+// 0.
+func PartitionOf(key string, partitions int) int {
+	if partitions < 2 {
+		return 0
+	}
+	h := uint32(2166136261) // FNV-1a, 32 bits
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(partitions))
+}
+
+// filter returns the server-side filter of the runner's subscription, and
+// the check of the events its partition consumes.
+func (r *Runner[Tx]) filter() (*es.Filter, func(es.RecordedEvent) bool) {
+	filter, keep := r.p.filter()
+	if r.part == nil {
+		return filter, keep
+	}
+	i := r.part.index
+	return filter, func(ev es.RecordedEvent) bool { return keep(ev) && r.p.partitionOf(ev) == i }
+}
 
 // filter returns the server-side filter of the projection's subscription
 // and the check the runner applies to what the filter lets through.

@@ -60,7 +60,7 @@ func (r *Runner[Tx]) DropVersion(ctx context.Context, version int) error {
 	if version == active || version < 1 {
 		return fmt.Errorf("%w: %s: cannot drop version %d (the active version is %d)", ErrInvalidProjection, r.p.Name, version, active)
 	}
-	return r.cps.Commit(ctx, key(r.p.Name, version), Checkpoint{}, func(tx Tx) error {
+	return r.cps.Commit(ctx, r.key(version), Checkpoint{}, func(tx Tx) error {
 		return r.p.Drop(ctx, tx, version)
 	})
 }

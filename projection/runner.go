@@ -86,6 +86,10 @@ type Runner[Tx any] struct {
 	p     Projection[Tx]
 	cfg   config
 	tel   *telemetry
+	// part is the partition the runner runs, of a partitioned projection
+	// (see Partitioned); its group sets the projection up and switches
+	// its versions.
+	part *part
 
 	lives atomic.Int64 // how many times the runner went live
 
@@ -94,6 +98,36 @@ type Runner[Tx any] struct {
 	running bool
 	changed chan struct{} // closed and replaced when status changes
 	recheck chan struct{} // asks a running runner to check the active version now
+}
+
+// part is what a partition's runner knows of its group.
+type part struct {
+	index int
+	// built is called when the partition has caught up with a version
+	// for the first time: the group activates the version once every
+	// partition has.
+	built func(ctx context.Context, version int) error
+	// resetting reports whether a rebuild in place of the version is
+	// setting the partitions back to the start (see
+	// Partitioned.resetting).
+	resetting func(ctx context.Context, version int) (bool, error)
+}
+
+// key returns the name of the checkpoint of version.
+func (r *Runner[Tx]) key(version int) string {
+	if r.part != nil {
+		return partitionKey(r.p.Name, version, r.part.index)
+	}
+	return key(r.p.Name, version)
+}
+
+// partitions returns the number of partitions that the runner's
+// checkpoints record: 0 when not partitioned.
+func (r *Runner[Tx]) partitions() int {
+	if r.part != nil {
+		return r.p.Partitions
+	}
+	return 0
 }
 
 // versionWatch is how often a running runner checks the active version.
@@ -113,6 +147,8 @@ type config struct {
 	restartMax  time.Duration
 	tracers     trace.TracerProvider
 	meters      metric.MeterProvider
+	rebalance   time.Duration // partitioned: how often replicas look at each other
+	workers     int           // partitioned: workers of a catch-up or rebuild; 0: one per core
 }
 
 // Option configures a Runner.
@@ -230,8 +266,17 @@ func WithProgress(interval time.Duration, report func(Progress)) Option {
 // with a nil Payload (what a relay that publishes them wants). NewRunner
 // validates p and the options; nothing runs until Run.
 func NewRunner[Tx any](store es.Store, cps Checkpoints[Tx], types *es.Registry, p Projection[Tx], opts ...Option) (*Runner[Tx], error) {
+	if p.partitioned() {
+		return nil, fmt.Errorf("%w: %s has %d partitions: run it with NewPartitioned", ErrInvalidProjection, p.Name, p.Partitions)
+	}
+	return newRunner(store, cps, types, p, -1, opts...)
+}
+
+// newRunner returns a runner of p, or of its partition when partition is
+// not negative.
+func newRunner[Tx any](store es.Store, cps Checkpoints[Tx], types *es.Registry, p Projection[Tx], partition int, opts ...Option) (*Runner[Tx], error) {
 	cfg := config{batchSize: 500, batchWait: 100 * time.Millisecond, attempts: 5, backoff: 100 * time.Millisecond,
-		stopTimeout: 5 * time.Second, progressGap: time.Second}
+		stopTimeout: 5 * time.Second, progressGap: time.Second, rebalance: time.Second}
 	errs := []error{p.Validate()}
 	if store == nil || cps == nil {
 		errs = append(errs, fmt.Errorf("%w: %s: nil store or checkpoints", ErrInvalidProjection, p.Name))
@@ -245,13 +290,18 @@ func NewRunner[Tx any](store es.Store, cps Checkpoints[Tx], types *es.Registry, 
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
-	tel, err := newTelemetry(p.Name, cfg)
+	tel, err := newTelemetry(p.Name, partition, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Runner[Tx]{store: store, cps: cps, types: types, p: p, cfg: cfg, tel: tel,
+	r := &Runner[Tx]{store: store, cps: cps, types: types, p: p, cfg: cfg, tel: tel,
 		status:  Status{Name: p.Name, Version: p.version(), State: StateStopped},
-		changed: make(chan struct{}), recheck: make(chan struct{}, 1)}, nil
+		changed: make(chan struct{}), recheck: make(chan struct{}, 1)}
+	if partition >= 0 {
+		r.part = &part{index: partition}
+		r.status.Partition, r.status.Partitions = partition, p.Partitions
+	}
+	return r, nil
 }
 
 // Name returns the projection's name.
@@ -360,7 +410,7 @@ func (r *Runner[Tx]) runVersion(ctx context.Context, pl plan) error {
 	}
 	r.status.Version = version
 	r.mu.Unlock()
-	k := key(r.p.Name, version)
+	k := r.key(version)
 
 	held, release, err := r.lease(ctx, k)
 	if err != nil {
@@ -382,19 +432,33 @@ func (r *Runner[Tx]) runVersion(ctx context.Context, pl plan) error {
 // runLeased runs one version of the projection under its lease, which
 // ctx's end reports lost.
 func (r *Runner[Tx]) runLeased(ctx context.Context, pl plan, version int) error {
-	k := key(r.p.Name, version)
+	k := r.key(version)
 	cp, err := r.cps.Load(ctx, k)
 	if err != nil {
 		return err
 	}
-	if r.p.Setup != nil {
-		if err := r.cps.Commit(ctx, k, cp, func(tx Tx) error { return r.p.Setup(ctx, tx, version) }); err != nil {
-			return fmt.Errorf("projection %s: setup of version %d: %w", r.p.Name, version, err)
-		}
+	if err := r.checkLayout(k, cp); err != nil {
+		return err
 	}
-	if pl.version == 0 { // not a blue/green build of a version of its own
-		if err := r.activateFirst(ctx, version); err != nil {
+	if r.part != nil {
+		// The group set the version up; a partition of a version that
+		// queries do not read yet is built, and reports when it is.
+		if cp, err = r.building(ctx, version, cp); err != nil {
 			return err
+		}
+		if cp, err = r.setBack(ctx, version, cp); err != nil {
+			return err
+		}
+	} else {
+		if r.p.Setup != nil {
+			if err := r.cps.Commit(ctx, k, cp, func(tx Tx) error { return r.p.Setup(ctx, tx, version) }); err != nil {
+				return fmt.Errorf("projection %s: setup of version %d: %w", r.p.Name, version, err)
+			}
+		}
+		if pl.version == 0 { // not a blue/green build of a version of its own
+			if err := r.activateFirst(ctx, version); err != nil {
+				return err
+			}
 		}
 	}
 	reset := pl.reset && !cp.Rebuilding
@@ -405,13 +469,71 @@ func (r *Runner[Tx]) runLeased(ctx context.Context, pl plan, version int) error 
 		// The read model is reset in the transaction of the first
 		// commit, with the first events: a rebuild that fails before it
 		// (a log that cannot be read) leaves the read model as it was.
-		cp = Checkpoint{Rebuilding: true}
+		cp = Checkpoint{Rebuilding: true, Partitions: r.partitions()}
 	}
 	state := StateCatchingUp
 	if cp.Rebuilding {
 		state = StateRebuilding
 	}
 	return r.follow(ctx, pl, version, cp, state, reset)
+}
+
+// ErrPartitionsChanged means a checkpoint was written by the projection
+// with another number of partitions (or none): changing the number of
+// partitions of a projection needs a new [Projection.Version], built
+// beside the old one.
+var ErrPartitionsChanged = errors.New("projection: the number of partitions changed")
+
+// checkLayout checks that the checkpoint cp, stored under k, was written
+// with the runner's number of partitions.
+func (r *Runner[Tx]) checkLayout(k string, cp Checkpoint) error {
+	if cp == (Checkpoint{}) || cp.Partitions == r.partitions() {
+		return nil
+	}
+	return layoutError(k, cp.Partitions, r.partitions())
+}
+
+func layoutError(k string, stored, want int) error {
+	return fmt.Errorf("%w: %s was built with %d partitions, the projection has %d: give it a new Version to rebuild it blue/green",
+		ErrPartitionsChanged, k, stored, want)
+}
+
+// building marks the first checkpoint of a partition of a version that
+// queries do not read yet as a build under way, so that the partition
+// reports when it has caught up (see part.built).
+func (r *Runner[Tx]) building(ctx context.Context, version int, cp Checkpoint) (Checkpoint, error) {
+	v, ok := r.cps.(Versions[Tx])
+	if !ok || cp != (Checkpoint{}) {
+		return cp, nil
+	}
+	active, err := v.ActiveVersion(ctx, r.p.Name)
+	if err != nil || active == version {
+		return cp, err
+	}
+	cp = Checkpoint{Rebuilding: true, Partitions: r.partitions()}
+	if err := r.cps.Commit(ctx, r.key(version), cp, nil); err != nil {
+		return cp, fmt.Errorf("projection %s: %w", r.key(version), err)
+	}
+	return cp, nil
+}
+
+// setBack sets the partition back to the start when a rebuild in place
+// of its version reset the read model and it has not started its rebuild
+// yet (the rebuild was interrupted before it set every partition back).
+func (r *Runner[Tx]) setBack(ctx context.Context, version int, cp Checkpoint) (Checkpoint, error) {
+	if r.part.resetting == nil || cp.Rebuilding {
+		return cp, nil
+	}
+	resetting, err := r.part.resetting(ctx, version)
+	if err != nil || !resetting {
+		return cp, err
+	}
+	cp = Checkpoint{Rebuilding: true, Partitions: r.partitions()}
+	if err := r.cps.Commit(ctx, r.key(version), cp, nil); err != nil {
+		return cp, fmt.Errorf("projection %s: %w", r.key(version), err)
+	}
+	_, err = r.part.resetting(ctx, version) // ends it if this was the last partition
+	return cp, err
 }
 
 // stoppedByCtx reports whether err only says that ctx ended: a graceful
@@ -557,7 +679,7 @@ func (r *Runner[Tx]) start(ctx context.Context, version int, cp Checkpoint, stat
 		return head, fmt.Errorf("projection %s: %w", r.p.Name, err)
 	}
 	if cp.Position.Compare(head.Position) > 0 {
-		return head, fmt.Errorf("%w: %s is at %v, the log ends at %v", ErrCheckpointBeyondHead, key(r.p.Name, version), cp.Position, head.Position)
+		return head, fmt.Errorf("%w: %s is at %v, the log ends at %v", ErrCheckpointBeyondHead, r.key(version), cp.Position, head.Position)
 	}
 	r.mu.Lock()
 	r.status.State, r.status.Checkpoint, r.status.Err = state, cp.Position, nil
@@ -572,7 +694,7 @@ func (r *Runner[Tx]) start(ctx context.Context, version int, cp Checkpoint, stat
 // waits for it. The channel's last item is the subscription's failure
 // (a subscription only ends with one).
 func (r *Runner[Tx]) readAhead(ctx context.Context, from es.Position) (<-chan item, func()) {
-	filter, keep := r.p.filter()
+	filter, keep := r.filter()
 	ctx, cancel := context.WithCancel(ctx)
 	items := make(chan item, min(max(r.cfg.batchSize, minReadAhead), maxReadAhead))
 	done := make(chan struct{})
@@ -855,7 +977,7 @@ func (f *follower[Tx]) commitRetrying(ctx context.Context, events []Event, pos e
 // attempts tries.
 func (f *follower[Tx]) commitAttempts(ctx context.Context, events []Event, pos es.Position, attempts int) error {
 	r := f.r
-	cp := Checkpoint{Position: pos, Rebuilding: f.cp.Rebuilding}
+	cp := Checkpoint{Position: pos, Rebuilding: f.cp.Rebuilding, Partitions: r.partitions()}
 	var apply func(Tx) error
 	var tb *batch
 	if len(events) > 0 {
@@ -910,7 +1032,7 @@ func (f *follower[Tx]) commit(ctx context.Context, cp Checkpoint, apply func(Tx)
 			return nil
 		}
 	}
-	if err := r.cps.Commit(ctx, key(r.p.Name, f.version), cp, apply); err != nil {
+	if err := r.cps.Commit(ctx, r.key(f.version), cp, apply); err != nil {
 		return err
 	}
 	f.reset = false
@@ -942,20 +1064,41 @@ func (f *follower[Tx]) committed(cp Checkpoint, events []Event) {
 // live.
 func (f *follower[Tx]) caughtUp(ctx context.Context) error {
 	r := f.r
-	if f.cp.Rebuilding {
-		cp := Checkpoint{Position: f.cp.Position}
+	if f.cp.Rebuilding && !f.stillResetting(ctx) {
+		cp := Checkpoint{Position: f.cp.Position, Partitions: r.partitions()}
 		if err := f.commit(ctx, cp, nil); err != nil {
 			return fmt.Errorf("projection %s: end of rebuild: %w", r.p.Name, err)
 		}
 		f.cp = cp
 	}
-	if err := r.activate(ctx, f.version); err != nil {
-		return err
+	switch {
+	case r.part == nil:
+		if err := r.activate(ctx, f.version); err != nil {
+			return err
+		}
+	case r.part.built != nil:
+		// Every time, not only at the end of the build: the group may
+		// have stopped before the last partition reported.
+		if err := r.part.built(ctx, f.version); err != nil {
+			return err
+		}
 	}
 	f.progress.update(f.cp.Position, 0, true)
 	r.lives.Add(1)
 	r.setState(StateLive)
 	return nil
+}
+
+// stillResetting reports whether the partition must keep its rebuild
+// going because the rebuild in place of its version has not set every
+// partition back yet (a failure to tell counts as yes: the partition ends
+// its rebuild the next time it catches up).
+func (f *follower[Tx]) stillResetting(ctx context.Context) bool {
+	if f.r.part == nil || f.r.part.resetting == nil {
+		return false
+	}
+	resetting, err := f.r.part.resetting(ctx, f.version)
+	return resetting || err != nil
 }
 
 // activateFirst makes version active at once when no version ever was, so

@@ -56,6 +56,17 @@ type Status struct {
 	// [StateElsewhere], the one that runs it. Only checkpoint stores that
 	// implement [LeaseHolders] tell.
 	Holder string
+	// Partitions is the number of partitions of a partitioned projection
+	// ([Projection.Partitions]); 0 for one that is not partitioned.
+	Partitions int
+	// Partition is the partition that the status is of, from 0, when
+	// Parts is empty.
+	Partition int
+	// Parts are the statuses of the partitions, on the status of a
+	// partitioned projection as a whole ([Partitioned.Status]); its
+	// Checkpoint is then the lowest of theirs, below which every
+	// partition is done.
+	Parts []Status
 }
 
 // Status returns the runner's status. A runner that is not running reports
@@ -71,7 +82,7 @@ func (r *Runner[Tx]) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return st, err
 	}
-	cp, err := r.cps.Load(ctx, key(r.p.Name, version))
+	cp, err := r.cps.Load(ctx, r.key(version))
 	if err != nil {
 		return st, err
 	}
@@ -80,7 +91,7 @@ func (r *Runner[Tx]) Status(ctx context.Context) (Status, error) {
 		st.State = StateRebuilding
 	}
 	if lh, ok := r.cps.(LeaseHolders); ok && (st.State == StateStopped || st.State == StateRebuilding) {
-		holder, err := lh.LeaseHolder(ctx, key(r.p.Name, version))
+		holder, err := lh.LeaseHolder(ctx, r.key(version))
 		if err != nil {
 			return st, err
 		}
@@ -220,7 +231,7 @@ const waitScan = 1000
 // nothingToApply reports whether the log holds no event the projection
 // consumes after cp up to p, and reaches p.
 func (r *Runner[Tx]) nothingToApply(ctx context.Context, cp, p es.Position) (bool, error) {
-	_, keep := r.p.filter()
+	_, keep := r.filter()
 	for ev, err := range r.store.ReadAll(ctx, es.ReadAllOptions{From: cp, Limit: waitScan}) {
 		if err != nil {
 			return false, err
@@ -276,11 +287,11 @@ func (r *Runner[Tx]) Lag(ctx context.Context) (Lag, error) {
 	switch c := st.Checkpoint.Compare(head.Position); {
 	case c > 0:
 		return lag, fmt.Errorf("%w: %s is at %v, the log ends at %v", ErrCheckpointBeyondHead,
-			key(r.p.Name, st.Version), st.Checkpoint, head.Position)
+			r.key(st.Version), st.Checkpoint, head.Position)
 	case c == 0:
 		return lag, nil
 	}
-	_, keep := r.p.filter()
+	_, keep := r.filter()
 	var oldest time.Time
 	for ev, err := range r.store.ReadAll(ctx, es.ReadAllOptions{From: st.Checkpoint}) {
 		if err != nil {

@@ -24,6 +24,9 @@ const (
 	AttrCheckpointFrom = attribute.Key("eventfold.checkpoint.from")
 	AttrCheckpointTo   = attribute.Key("eventfold.checkpoint.to")
 	AttrAttempts       = attribute.Key("eventfold.attempts")
+	// AttrPartition is the partition of a partitioned projection
+	// ([Projection.Partitions]), on its metrics and spans.
+	AttrPartition = attribute.Key("eventfold.projection.partition")
 	// attrBatchSize is the messaging convention's count of a batch.
 	attrBatchSize = attribute.Key("messaging.batch.message_count")
 )
@@ -65,12 +68,18 @@ type telemetry struct {
 	start                 []trace.SpanStartOption
 }
 
-func newTelemetry(projection string, cfg config) (*telemetry, error) {
+// newTelemetry returns the telemetry of a runner of projection, or of one
+// of its partitions when partition is not negative.
+func newTelemetry(projection string, partition int, cfg config) (*telemetry, error) {
 	mp := cfg.meters
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	set := attribute.NewSet(AttrProjection.String(projection))
+	attrs := []attribute.KeyValue{AttrProjection.String(projection)}
+	if partition >= 0 {
+		attrs = append(attrs, AttrPartition.Int(partition))
+	}
+	set := attribute.NewSet(attrs...)
 	t := &telemetry{tracer: otelx.NewTracer(cfg.tracers, ScopeName), projection: projection, name: "process " + projection,
 		byName: []metric.AddOption{metric.WithAttributeSet(set)}, recordBy: []metric.RecordOption{metric.WithAttributeSet(set)},
 		start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}}
@@ -124,7 +133,8 @@ func (t *telemetry) startBatch(ctx context.Context, version int, events []Event,
 	if !span.IsRecording() {
 		return ctx, b
 	}
-	span.SetAttributes(AttrProjection.String(t.projection), AttrVersion.Int(version),
+	span.SetAttributes(t.attrs.ToSlice()...)
+	span.SetAttributes(AttrVersion.Int(version),
 		attrBatchSize.Int(len(events)), AttrCheckpointFrom.String(from), AttrCheckpointTo.String(to))
 	seen := map[trace.TraceID]bool{}
 	for _, ev := range events {
@@ -173,7 +183,8 @@ func (t *telemetry) observe(status func(context.Context) (Status, error), lag fu
 		defer cancel()
 		by := metric.WithAttributeSet(t.attrs)
 		if st, err := status(ctx); err == nil {
-			o.ObserveInt64(t.stateGauge, 1, metric.WithAttributeSet(attribute.NewSet(AttrProjection.String(t.projection), AttrState.String(string(st.State)))))
+			attrs := append(t.attrs.ToSlice(), AttrState.String(string(st.State)))
+			o.ObserveInt64(t.stateGauge, 1, metric.WithAttributeSet(attribute.NewSet(attrs...)))
 		}
 		l, err := lag(ctx)
 		if err != nil {
