@@ -383,7 +383,7 @@ type share struct {
 	index    int
 	stop     context.CancelFunc
 	done     chan struct{}
-	err      error // Run's result, once done is closed
+	err      error       // Run's result, once done is closed
 	stopping atomic.Bool // stopped by the group, not by itself
 }
 

@@ -154,7 +154,9 @@ func key(name string, version int) string { return fmt.Sprintf("%s/v%d", name, v
 
 // partitionKey is the name under which partition i of version v keeps its
 // checkpoint.
-func partitionKey(name string, version, i int) string { return fmt.Sprintf("%s/v%d/p%d", name, version, i) }
+func partitionKey(name string, version, i int) string {
+	return fmt.Sprintf("%s/v%d/p%d", name, version, i)
+}
 
 // partitioned reports whether p is split into partitions.
 func (p Projection[Tx]) partitioned() bool { return p.Partitions > 1 }
