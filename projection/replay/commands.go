@@ -51,6 +51,18 @@ type statusJSON struct {
 	// BeyondHead says that the checkpoint is past the end of the log.
 	BeyondHead bool   `json:"beyondHead,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// Partitions are the partitions of a partitioned projection: where
+	// each runs and how far it is.
+	Partitions []partJSON `json:"partitions,omitempty"`
+}
+
+// partJSON is one partition of a projection in the output of "status
+// --json".
+type partJSON struct {
+	Partition  int         `json:"partition"`
+	State      string      `json:"state"`
+	Holder     string      `json:"holder,omitempty"`
+	Checkpoint es.Position `json:"checkpoint"`
 }
 
 type lagJSON struct {
@@ -103,6 +115,13 @@ func (t *Tool) statusCommand(fs *flag.FlagSet) action {
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%v\t%s\t%s\t%s\n", r.Name, r.Version, state, r.Checkpoint,
 				events, duration(time.Duration(r.Lag.Seconds*float64(time.Second))), last)
+			for _, p := range r.Partitions {
+				state := p.State
+				if p.Holder != "" {
+					state += " (" + p.Holder + ")"
+				}
+				fmt.Fprintf(tw, "  %s/p%d\t\t%s\t%v\t\t\t\n", r.Name, p.Partition, state, p.Checkpoint)
+			}
 		}
 		errs = append(errs, tw.Flush())
 		for _, r := range rows {
@@ -143,6 +162,9 @@ func status(ctx context.Context, p Projection) (statusJSON, error) {
 	}
 	if beyond {
 		row.BeyondHead, row.Error = true, err.Error()+": rebuild it"
+	}
+	for _, p := range st.Parts {
+		row.Partitions = append(row.Partitions, partJSON{Partition: p.Partition, State: string(p.State), Holder: p.Holder, Checkpoint: p.Checkpoint})
 	}
 	return row, nil
 }

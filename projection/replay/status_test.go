@@ -3,6 +3,8 @@ package replay_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -165,4 +167,51 @@ func TestStatusCappedFailedAndBroken(t *testing.T) {
 	assert.Equal(t, projection.MaxLagCount, got[0].Lag.Events)
 	assert.Equal(t, `poison event 3 of stream "counter-x"`, got[1].Error)
 	assert.Equal(t, "failed", got[1].State)
+}
+
+func TestPartitionedProjection(t *testing.T) {
+	ctx := t.Context()
+	store := memstore.MustNew()
+	for i := range 10 {
+		add(t, store, fmt.Sprintf("counter-%d", i), i)
+	}
+	m := &totals{}
+	p := m.projection("totals")
+	p.Partitions = 2
+	g, err := projection.NewPartitioned(store, new(projection.MemoryCheckpoints), registry(t), p,
+		projection.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+
+	res := run(ctx, []string{"rebuild", "totals"}, g)
+	require.Equal(t, replay.ExitOK, res.code, res.stderr)
+	m.mu.Lock()
+	total := 0
+	for _, n := range m.sums[1] {
+		total += n
+	}
+	m.mu.Unlock()
+	assert.Equal(t, 45, total, "the parallel rebuild applied every event once")
+
+	res = run(ctx, []string{"status"}, g)
+	require.Equal(t, replay.ExitOK, res.code, res.stderr)
+	assert.Contains(t, res.stdout, "totals/p0")
+	assert.Contains(t, res.stdout, "totals/p1")
+
+	res = run(ctx, []string{"status", "--json"}, g)
+	require.Equal(t, replay.ExitOK, res.code, res.stderr)
+	var rows []struct {
+		Partitions []struct {
+			Partition  int         `json:"partition"`
+			State      string      `json:"state"`
+			Checkpoint es.Position `json:"checkpoint"`
+		} `json:"partitions"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.stdout), &rows))
+	require.Len(t, rows, 1)
+	require.Len(t, rows[0].Partitions, 2)
+	for i, part := range rows[0].Partitions {
+		assert.Equal(t, i, part.Partition)
+		assert.Equal(t, "stopped", part.State)
+		assert.Equal(t, uint64(10), part.Checkpoint.Commit)
+	}
 }
