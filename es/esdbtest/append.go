@@ -248,6 +248,9 @@ func (g *streamsService) Append(call api.Streams_AppendServer) error {
 	if err != nil {
 		return err
 	}
+	if err := g.srv.authorizeWrite(call.Context(), name, call.SetTrailer); err != nil {
+		return err
+	}
 	exp, err := appendExpectation(opts)
 	if err != nil {
 		return err

@@ -29,6 +29,48 @@ const (
 	DefaultPassword = "changeit"
 )
 
+// headerConnectionName is the header in which clients send the name of
+// their connection (the v4 Go client sends none; gRPC metadata in the
+// call's context sets it).
+const headerConnectionName = "connection-name"
+
+// callUser returns the login of a call's Basic credentials, "" for none.
+func callUser(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	values := md.Get("authorization")
+	if len(values) == 0 {
+		return ""
+	}
+	encoded, ok := strings.CutPrefix(values[0], "Basic ")
+	if !ok {
+		return ""
+	}
+	raw, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return ""
+	}
+	login, _, _ := strings.Cut(string(raw), ":")
+	return login
+}
+
+// isSystemStream reports whether a stream is a system stream (its name
+// starts with `$`), or the metadata stream of one.
+func isSystemStream(name string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(name, metaStreamPrefix), "$")
+}
+
+// authorizeWrite applies EventStoreDB's default access control to a write
+// (append, delete, tombstone) on a TLS server: only the admin user writes
+// system streams. Without TLS every call is accepted, like EventStoreDB in
+// insecure mode.
+func (s *Server) authorizeWrite(ctx context.Context, name string, setTrailer func(metadata.MD)) error {
+	if !s.cfg.tls || !isSystemStream(name) || callUser(ctx) == DefaultUser {
+		return nil
+	}
+	setTrailer(metadata.Pairs(trailerException, exceptionAccessDenied))
+	return status.Error(codes.PermissionDenied, "Access Denied")
+}
+
 // anonymous reports whether EventStoreDB serves a call without credentials.
 func anonymous(method string) bool {
 	return method == MethodGetSupportedMethods || method == "/event_store.client.gossip.Gossip/Read"

@@ -98,6 +98,9 @@ func (g *streamsService) Delete(ctx context.Context, req *api.DeleteReq) (*api.D
 	default:
 		return nil, invalidArgument("expected stream revision is missing")
 	}
+	if err := g.srv.authorizeWrite(ctx, name, trailerSetter(ctx)); err != nil {
+		return nil, err
+	}
 	pos, err := g.srv.store.softDelete(name, exp)
 	if err != nil {
 		return nil, deleteError(ctx, name, err)
@@ -129,6 +132,9 @@ func (g *streamsService) Tombstone(ctx context.Context, req *api.TombstoneReq) (
 		exp = expectation{kind: expectRevision, revision: v.Revision}
 	default:
 		return nil, invalidArgument("expected stream revision is missing")
+	}
+	if err := g.srv.authorizeWrite(ctx, name, trailerSetter(ctx)); err != nil {
+		return nil, err
 	}
 	pos, err := g.srv.store.tombstone(name, exp)
 	if err != nil {

@@ -45,11 +45,55 @@
 //
 // Positions are byte-counter-like numbers with commit equal to prepare.
 //
-// Persistent subscription groups live in memory: unlike EventStoreDB, the
-// server writes no checkpoint or parked-message streams to `$all`. The
-// consumer strategies are honoured: round robin over the consumers with
-// room in their buffer, dispatch to single (the first consumer with room),
-// pinned (by a hash of the stream name).
+// # Persistent subscriptions
+//
+// Groups live in memory and write to system streams as EventStoreDB does:
+//
+//   - a parked message (a nack with park, or a message retried
+//     maxRetryCount times) is appended to
+//     `$persistentsubscription-<stream>::<group>-parked` (`$all` for groups
+//     on `$all`) as a link, type `$>`, data "<revision>@<stream>"; GetInfo
+//     counts the parked messages from that stream, and ReplayParked
+//     delivers the oldest ones again (all, or up to its limit) and
+//     truncates the stream past them with `$tb`;
+//   - checkpoints are `$SubscriptionCheckpoint` events in
+//     `$persistentsubscription-<stream>::<group>-checkpoint` (`$maxCount`
+//     2, an admins-only `$acl`), whose data is the position as a JSON string: "<revision>" for a
+//     stream, "C:<commit>/P:<prepare>" for `$all`. The checkpoint is the
+//     newest record up to which every message is acknowledged, skipped or
+//     parked; it is written as soon as maxCheckpointCount messages were
+//     settled since the last one, otherwise every checkpointAfter once at
+//     least minCheckpointCount were (a maximum below the minimum is valid:
+//     the maximum wins). Replayed parked messages are not checkpointed;
+//   - deleting a group soft-deletes both streams. Groups on `$all` never
+//     deliver their own checkpoint and parked streams; `$all` reads show
+//     them, and on a TLS server only the admin may write system streams.
+//
+// A group keeps its state while consumers come and go: unacknowledged
+// messages of a consumer that leaves are retried. The server does not
+// reload groups from their checkpoint streams, as nothing survives the
+// process anyway.
+//
+// Consumer strategies: RoundRobin (over the consumers with room in their
+// buffer), DispatchToSingle (the first consumer with room), Pinned and
+// PinnedByCorrelation. The pinned strategies hash a key onto a fixed set of
+// buckets: the stream of the event (the target's stream when links are
+// resolved) for Pinned, its `$correlationId` metadata for
+// PinnedByCorrelation (the stream when it has none). A bucket goes to the
+// consumer with the fewest buckets when its first message comes and stays
+// there until that consumer leaves; a consumer that joins gets only
+// buckets nobody holds. So messages of one key go to one consumer, in
+// order, while the set of consumers is stable; a retry (nack, timeout) or a
+// consumer leaving may redeliver messages out of order, on another
+// consumer. A message whose consumer has a full buffer waits for it. The
+// v4 Go client cannot create a PinnedByCorrelation group (its Create
+// panics on the name); other clients send the name in the
+// consumer_strategy field.
+//
+// GetInfo reports the connection name a client sent in its
+// "connection-name" header (the v4 Go client sends none: add it to the
+// context with metadata.AppendToOutgoingContext), and the user of a TLS
+// connection.
 //
 // # Security
 //

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -31,6 +30,11 @@ const (
 	strategyRoundRobin       = "RoundRobin"
 	strategyDispatchToSingle = "DispatchToSingle"
 	strategyPinned           = "Pinned"
+	strategyPinnedByCorr     = "PinnedByCorrelation"
+
+	// psBuckets is the number of buckets the pinned strategies hash their
+	// keys onto; buckets, not keys, are assigned to consumers.
+	psBuckets = 1024
 )
 
 // psKey names a persistent subscription group: a stream (or `$all`) and a
@@ -77,13 +81,24 @@ type psGroup struct {
 	retry     []*psMessage // messages to deliver again, in order
 	peeked    *psMessage   // read from the source, not yet dispatched
 	inflight  []*psMessage // dispatched, not yet acknowledged
-	parked    []*psMessage
 	consumers []*psConsumer
+	buckets   []*psConsumer // pinned strategies: the consumer of each bucket, nil for none
 
 	delivered int64
 	rr        int     // round-robin cursor over consumers
 	lastKnown *record // newest record read from the source
-	lastAcked *record // newest record acknowledged
+
+	// Checkpoints. pending holds the messages read from the source, in
+	// source order, from the oldest one not yet settled (acknowledged,
+	// skipped or parked); settled is the newest record up to which every
+	// read record is settled, since the number of records settled since the
+	// last checkpoint, and checkpoint the record of the last checkpoint
+	// written to the checkpoint stream.
+	pending    []*psMessage
+	settled    *record
+	since      int32
+	checkpoint *record
+	timer      *time.Timer // writes a checkpoint after checkpointAfter; nil when not armed
 }
 
 // psMessage is a record on its way through a group.
@@ -92,11 +107,16 @@ type psMessage struct {
 	retry    int32
 	deadline time.Time // zero: no timeout
 	owner    *psConsumer
+	settled  bool // acknowledged, skipped or parked
+	replayed bool // replayed from the parked stream: outside checkpointing
 }
 
 // psConsumer is one connected Read call of a group.
 type psConsumer struct {
 	from        string
+	name        string // the connection name the client sent
+	user        string
+	buckets     int // pinned strategies: how many buckets are assigned to it
 	bufferSize  int
 	inflight    int
 	delivered   int64
@@ -121,8 +141,8 @@ func (c *psConsumer) end(md metadata.MD, err error) {
 }
 
 // persistentService serves the PersistentSubscriptions service. Groups
-// live in memory: checkpoints and parked messages are not written to the
-// log as EventStoreDB does.
+// live in memory; like EventStoreDB, they write their checkpoints and parked
+// messages to system streams (see psCheckpointStream and psParkedStream).
 type persistentService struct {
 	persistent.UnimplementedPersistentSubscriptionsServer
 	srv *Server
@@ -199,13 +219,15 @@ type settingsWire interface {
 // strategy's name. Its errors are reasons for psFailed.
 func parseSettings(w settingsWire, strategy string) (psSettings, error) {
 	switch strategy {
-	case strategyRoundRobin, strategyDispatchToSingle, strategyPinned:
+	case strategyRoundRobin, strategyDispatchToSingle, strategyPinned, strategyPinnedByCorr:
 	default:
 		return psSettings{}, fmt.Errorf("unknown consumer strategy %q", strategy)
 	}
+	// A maximum checkpoint count below the minimum is valid: the maximum
+	// forces a checkpoint, so it wins (see checkpointLocked).
 	if w.GetMaxRetryCount() < 0 || w.GetMaxSubscriberCount() < 0 || w.GetMinCheckpointCount() < 0 ||
-		w.GetMaxCheckpointCount() < w.GetMinCheckpointCount() {
-		return psSettings{}, errors.New("negative counts, or a maximum checkpoint count below the minimum")
+		w.GetMaxCheckpointCount() < 0 {
+		return psSettings{}, errors.New("negative counts")
 	}
 	s := psSettings{
 		resolveLinks:       w.GetResolveLinks(),
@@ -241,6 +263,8 @@ func strategyName(v int32) string {
 		return strategyDispatchToSingle
 	case int32(persistent.CreateReq_Pinned):
 		return strategyPinned
+	// The enum has no PinnedByCorrelation: clients send its name in
+	// consumer_strategy.
 	case int32(persistent.CreateReq_RoundRobin):
 		return strategyRoundRobin
 	default:
@@ -437,14 +461,17 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 	if g == nil {
 		return nil, psNotFound(trailerSetter(ctx), k)
 	}
+	if g.settings.strategy != settings.strategy {
+		g.buckets = nil
+	}
 	g.settings = settings
 	// EventStoreDB restarts the group: consumers are dropped, and the
 	// group resumes from its checkpoint, or from the new start without one.
 	for _, c := range g.consumers {
 		c.end(psDropped(k, "the group was updated"))
 	}
-	if start != nil && g.lastAcked == nil && len(g.inflight) == 0 && len(g.retry) == 0 {
-		g.start, g.peeked = *start, nil
+	if start != nil && g.settled == nil && len(g.inflight) == 0 && len(g.retry) == 0 {
+		g.start, g.peeked, g.pending = *start, nil, nil
 		p.srv.store.mu.Lock()
 		g.resolveStartLocked(p.srv.store)
 		p.srv.store.mu.Unlock()
@@ -533,6 +560,8 @@ func (p *persistentService) Delete(ctx context.Context, req *persistent.DeleteRe
 		return nil, psNotFound(trailerSetter(ctx), k)
 	}
 	delete(p.groups, k)
+	g.stopTimer()
+	p.srv.store.deleteSystemStreams(psParkedStream(k), psCheckpointStream(k))
 	for _, c := range g.consumers {
 		md := metadata.Pairs(trailerException, exceptionPSNotFound, trailerStreamName, k.stream, trailerGroupName, k.group)
 		c.end(md, status.Errorf(codes.NotFound, "Subscription group '%s' on stream '%s' does not exist.", k.group, k.stream))
@@ -559,7 +588,7 @@ func (p *persistentService) GetInfo(ctx context.Context, req *persistent.GetInfo
 	if g == nil {
 		return nil, psNotFound(trailerSetter(ctx), k)
 	}
-	return &persistent.GetInfoResp{SubscriptionInfo: g.infoLocked()}, nil
+	return &persistent.GetInfoResp{SubscriptionInfo: g.infoLocked(p.srv.store)}, nil
 }
 
 // List implements PersistentSubscriptions.List: every group, or the groups
@@ -587,7 +616,7 @@ func (p *persistentService) List(ctx context.Context, req *persistent.ListReq) (
 	var infos []*persistent.SubscriptionInfo
 	for k, g := range p.groups {
 		if only == nil || k.stream == *only {
-			infos = append(infos, g.infoLocked())
+			infos = append(infos, g.infoLocked(p.srv.store))
 		}
 	}
 	if only != nil && len(infos) == 0 {
@@ -621,15 +650,13 @@ func (p *persistentService) ReplayParked(ctx context.Context, req *persistent.Re
 	if g == nil {
 		return nil, psNotFound(trailerSetter(ctx), k)
 	}
-	n := len(g.parked)
-	if v, ok := opts.GetStopAtOption().(*persistent.ReplayParkedReq_Options_StopAt); ok && v.StopAt >= 0 && int(v.StopAt) < n {
-		n = int(v.StopAt)
+	limit := -1
+	if v, ok := opts.GetStopAtOption().(*persistent.ReplayParkedReq_Options_StopAt); ok && v.StopAt >= 0 {
+		limit = int(v.StopAt)
 	}
-	for _, m := range g.parked[:n] {
-		m.retry = 0
-		g.retry = append(g.retry, m)
+	for _, rec := range p.srv.store.takeParked(psParkedStream(k), limit) {
+		g.retry = append(g.retry, &psMessage{rec: rec, replayed: true})
 	}
-	g.parked = slices.Clone(g.parked[n:])
 	p.notifyLocked()
 	return &persistent.ReplayParkedResp{}, nil
 }
@@ -649,7 +676,7 @@ func (p *persistentService) RestartSubsystem(context.Context, *shared.Empty) (*s
 }
 
 // infoLocked describes a group the way EventStoreDB does.
-func (g *psGroup) infoLocked() *persistent.SubscriptionInfo {
+func (g *psGroup) infoLocked(s *store) *persistent.SubscriptionInfo {
 	info := &persistent.SubscriptionInfo{
 		EventSource:                 g.key.stream,
 		GroupName:                   g.key.group,
@@ -671,10 +698,10 @@ func (g *psGroup) infoLocked() *persistent.SubscriptionInfo {
 		OutstandingMessagesCount:    int32(len(g.inflight)),
 		NamedConsumerStrategy:       g.settings.strategy,
 		MaxSubscriberCount:          g.settings.maxSubscriberCount,
-		ParkedMessageCount:          int64(len(g.parked)),
+		ParkedMessageCount:          s.parkedCount(psParkedStream(g.key)),
 	}
-	if g.lastAcked != nil {
-		info.LastCheckpointedEventPosition = g.positionText(g.lastAcked)
+	if g.checkpoint != nil {
+		info.LastCheckpointedEventPosition = g.positionText(g.checkpoint)
 	}
 	if g.lastKnown != nil {
 		info.LastKnownEventPosition = g.positionText(g.lastKnown)
@@ -682,6 +709,8 @@ func (g *psGroup) infoLocked() *persistent.SubscriptionInfo {
 	for _, c := range g.consumers {
 		info.Connections = append(info.Connections, &persistent.SubscriptionInfo_ConnectionInfo{
 			From:             c.from,
+			Username:         c.user,
+			ConnectionName:   c.name,
 			TotalItems:       c.delivered,
 			AvailableSlots:   int32(c.bufferSize - c.inflight),
 			InFlightMessages: int32(c.inflight),

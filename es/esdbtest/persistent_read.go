@@ -2,7 +2,6 @@ package esdbtest
 
 import (
 	"errors"
-	"hash/fnv"
 	"io"
 	"slices"
 	"time"
@@ -26,6 +25,12 @@ func (p *persistentService) Read(call persistent.PersistentSubscriptions_ReadSer
 	if pr, ok := peer.FromContext(call.Context()); ok {
 		c.from = pr.Addr.String()
 	}
+	if md, ok := metadata.FromIncomingContext(call.Context()); ok {
+		if names := md.Get(headerConnectionName); len(names) > 0 {
+			c.name = names[0]
+		}
+	}
+	c.user = callUser(call.Context())
 	g, err := p.join(call, req.key, c)
 	if err != nil {
 		return err
@@ -206,27 +211,26 @@ func (p *persistentService) settle(g *psGroup, c *psConsumer, ids []*shared.UUID
 		m.owner = nil
 		switch {
 		case ack || action == persistent.ReadReq_Nack_Skip:
-			if g.lastAcked == nil || m.rec.position > g.lastAcked.position {
-				g.lastAcked = m.rec
-			}
+			p.settleLocked(g, m)
 		case action == persistent.ReadReq_Nack_Park:
-			g.parked = append(g.parked, m)
+			p.parkLocked(g, m)
 		case action == persistent.ReadReq_Nack_Stop:
-			g.retryLocked(m)
+			p.retryLocked(g, m)
 			c.end(psDropped(g.key, "the consumer asked to stop"))
 		default: // Retry, Unknown
-			g.retryLocked(m)
+			p.retryLocked(g, m)
 		}
 	}
 	p.notifyLocked()
 }
 
 // retryLocked queues a message for another delivery, or parks it once it
-// was retried maxRetryCount times.
-func (g *psGroup) retryLocked(m *psMessage) {
+// was retried maxRetryCount times. It writes to the store: the caller must
+// not hold the store's lock.
+func (p *persistentService) retryLocked(g *psGroup, m *psMessage) {
 	m.owner, m.deadline = nil, time.Time{}
 	if m.retry >= g.settings.maxRetryCount {
-		g.parked = append(g.parked, m)
+		p.parkLocked(g, m)
 		return
 	}
 	m.retry++
@@ -247,10 +251,11 @@ func (p *persistentService) removeConsumer(g *psGroup, c *psConsumer) {
 			kept = append(kept, m)
 		case slices.Contains(c.outbox, m):
 		default:
-			g.retryLocked(m)
+			p.retryLocked(g, m)
 		}
 	}
 	g.inflight = kept
+	g.releaseBuckets(c)
 	for _, m := range c.outbox {
 		m.owner, m.deadline = nil, time.Time{}
 	}
@@ -279,7 +284,7 @@ func (p *persistentService) next(g *psGroup, c *psConsumer) psBatch {
 	for _, m := range g.inflight {
 		if !m.deadline.IsZero() && !now.Before(m.deadline) && !slices.Contains(m.owner.outbox, m) {
 			m.owner.inflight--
-			g.retryLocked(m)
+			p.retryLocked(g, m)
 			continue
 		}
 		kept = append(kept, m)
@@ -316,7 +321,7 @@ func (g *psGroup) dispatchLocked(s *store, now time.Time) int {
 		if m == nil {
 			break
 		}
-		c := g.pickLocked(m)
+		c := g.pickLocked(s, m)
 		if c == nil {
 			break // the pinned consumer is full: the message waits for it
 		}
@@ -351,6 +356,7 @@ func (g *psGroup) readyLocked(s *store) *psMessage {
 			return nil
 		}
 		g.peeked = &psMessage{rec: recs[0]}
+		g.pending = append(g.pending, g.peeked)
 		if g.lastKnown == nil || recs[0].position > g.lastKnown.position {
 			g.lastKnown = recs[0]
 		}
@@ -360,9 +366,10 @@ func (g *psGroup) readyLocked(s *store) *psMessage {
 
 // pickLocked chooses the consumer of a message: round robin over the
 // consumers with free slots, the first one with free slots for
-// DispatchToSingle, or the one its stream hashes to for Pinned (nil if that
-// one is full).
-func (g *psGroup) pickLocked(m *psMessage) *psConsumer {
+// DispatchToSingle, or the one its key's bucket is assigned to for Pinned
+// and PinnedByCorrelation (nil if that one is full). Needs the store's
+// lock.
+func (g *psGroup) pickLocked(s *store, m *psMessage) *psConsumer {
 	n := len(g.consumers)
 	switch g.settings.strategy {
 	case strategyDispatchToSingle:
@@ -371,12 +378,8 @@ func (g *psGroup) pickLocked(m *psMessage) *psConsumer {
 				return c
 			}
 		}
-	case strategyPinned:
-		h := fnv.New32a()
-		_, _ = h.Write([]byte(m.rec.stream))
-		if c := g.consumers[int(h.Sum32()%uint32(n))]; c.free() {
-			return c
-		}
+	case strategyPinned, strategyPinnedByCorr:
+		return g.pinnedLocked(s, m)
 	default:
 		for i := range n {
 			if c := g.consumers[(g.rr+i)%n]; c.free() {
@@ -395,7 +398,7 @@ func (g *psGroup) pullLocked(s *store, n int) []*record {
 	if g.all {
 		for ; n > len(out) && g.nextIdx < len(s.log); g.nextIdx++ {
 			rec := s.log[g.nextIdx]
-			if rec.position >= g.minPos && g.filter.match(rec) {
+			if rec.position >= g.minPos && !psOwnAllStream(rec) && g.filter.match(rec) {
 				out = append(out, rec)
 			}
 		}

@@ -280,6 +280,9 @@ func TestPersistentToAllWithFilter(t *testing.T) {
 	require.NoError(t, c.CreatePersistentSubscriptionToAll(ctx, "g", esdb.PersistentAllSubscriptionOptions{
 		StartFrom: esdb.Start{},
 		Filter:    &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: []string{"order-"}},
+		Settings: settings(func(s *esdb.PersistentSubscriptionSettings) {
+			s.CheckpointLowerBound, s.CheckpointUpperBound = 1, 1
+		}),
 	}))
 	sub, err := c.SubscribeToPersistentSubscriptionToAll(ctx, "g", esdb.SubscribeToPersistentSubscriptionOptions{})
 	require.NoError(t, err)
@@ -384,13 +387,10 @@ func TestPersistentInvalidSettings(t *testing.T) {
 	srv := esdbtest.New(t)
 	c := newClient(t, srv)
 	ctx := t.Context()
-	bad := settings(func(s *esdb.PersistentSubscriptionSettings) {
-		s.CheckpointLowerBound = 10
-		s.CheckpointUpperBound = 5
-	})
+	bad := settings(func(s *esdb.PersistentSubscriptionSettings) { s.MaxRetryCount = -1 })
 	err := c.CreatePersistentSubscription(ctx, "s", "g", esdb.PersistentStreamSubscriptionOptions{Settings: bad})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "maximum checkpoint count")
+	assert.Contains(t, err.Error(), "negative counts")
 
 	require.NoError(t, c.CreatePersistentSubscription(ctx, "s", "g", esdb.PersistentStreamSubscriptionOptions{}))
 	err = c.UpdatePersistentSubscription(ctx, "s", "g", esdb.PersistentStreamSubscriptionOptions{Settings: bad})

@@ -321,16 +321,18 @@ func (s *store) resolveRead(rec *record, p readPlan) (event, link *record) {
 
 // resolveLink finds the record a link event points to, nil if it is gone.
 func (s *store) resolveLink(link *record) *record {
-	revText, name, ok := strings.Cut(string(link.data), "@")
+	rev, name, ok := parseLink(link)
 	if !ok {
-		return nil
-	}
-	rev, err := strconv.ParseUint(revText, 10, 64)
-	if err != nil {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.resolveLinkLocked(rev, name)
+}
+
+// resolveLinkLocked returns event rev of stream name if reads may still
+// return it, nil otherwise.
+func (s *store) resolveLinkLocked(rev uint64, name string) *record {
 	st := s.streams[name]
 	if st == nil || st.tombstone != nil || rev >= uint64(len(st.events)) || s.softDeletedLocked(name) {
 		return nil
@@ -340,6 +342,19 @@ func (s *store) resolveLink(link *record) *record {
 		return nil // truncated or expired by the target's metadata
 	}
 	return st.events[rev]
+}
+
+// parseLink decodes the target of a link event, "revision@stream".
+func parseLink(link *record) (rev uint64, name string, ok bool) {
+	revText, name, ok := strings.Cut(string(link.data), "@")
+	if !ok {
+		return 0, "", false
+	}
+	rev, err := strconv.ParseUint(revText, 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return rev, name, true
 }
 
 // recordedEvent is the wire form of a record.

@@ -174,6 +174,7 @@ func (s *Server) Close() {
 	gs.Stop()
 	s.serving.Wait()
 	s.workers.Wait()
+	s.ps.stopTimers()
 }
 
 // Restart drops every connection, like a server restart, and listens again
