@@ -70,16 +70,17 @@ func rawCreateRequest(g Group, settings GroupSettings, cs esdb.PersistentSubscri
 	opts := &persistent.CreateReq_Options{
 		GroupName: g.Name,
 		Settings: &persistent.CreateReq_Settings{
-			ResolveLinks:          cs.ResolveLinkTos,
-			ExtraStatistics:       cs.ExtraStatistics,
-			MaxRetryCount:         cs.MaxRetryCount,
-			MinCheckpointCount:    cs.CheckpointLowerBound,
-			MaxCheckpointCount:    cs.CheckpointUpperBound,
-			MaxSubscriberCount:    cs.MaxSubscriberCount,
-			LiveBufferSize:        cs.LiveBufferSize,
-			ReadBatchSize:         cs.ReadBatchSize,
-			HistoryBufferSize:     cs.HistoryBufferSize,
-			NamedConsumerStrategy: persistent.CreateReq_Pinned, // for servers that read only the enum
+			ResolveLinks:       cs.ResolveLinkTos,
+			ExtraStatistics:    cs.ExtraStatistics,
+			MaxRetryCount:      cs.MaxRetryCount,
+			MinCheckpointCount: cs.CheckpointLowerBound,
+			MaxCheckpointCount: cs.CheckpointUpperBound,
+			MaxSubscriberCount: cs.MaxSubscriberCount,
+			LiveBufferSize:     cs.LiveBufferSize,
+			ReadBatchSize:      cs.ReadBatchSize,
+			HistoryBufferSize:  cs.HistoryBufferSize,
+			//lint:ignore SA1019 servers before 21.10 read only the enum: Pinned is the nearest
+			NamedConsumerStrategy: persistent.CreateReq_Pinned,
 			MessageTimeout:        &persistent.CreateReq_Settings_MessageTimeoutMs{MessageTimeoutMs: cs.MessageTimeout},
 			CheckpointAfter:       &persistent.CreateReq_Settings_CheckpointAfterMs{CheckpointAfterMs: cs.CheckpointAfter},
 			ConsumerStrategy:      string(settings.Strategy),
