@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,8 +33,8 @@ const PositionHeader = "Eventfold-Position"
 type api struct {
 	svc     *service
 	queries *readmodel.Queries
-	details *projection.Runner[*sql.Tx]
-	history *projection.Runner[*sql.Tx]
+	details readModel
+	history readModel
 	wait    time.Duration // how long a request waits for the read models
 	probe   time.Duration // how long readiness waits for the event store
 	logger  *slog.Logger

@@ -25,6 +25,7 @@ import (
 	"github.com/eventfold/eventfold/example/orders/order"
 	"github.com/eventfold/eventfold/example/orders/readmodel"
 	"github.com/eventfold/eventfold/projection"
+	"github.com/eventfold/eventfold/projection/replay"
 	"github.com/eventfold/eventfold/projection/sqlproj"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"  // also the database/sql driver "pgx"
@@ -236,6 +237,16 @@ var restart = projection.WithRestart(100*time.Millisecond, 10*time.Second)
 // borrows the connections of the application's one pool: see openPool.)
 const maxIdleConns = 32
 
+// readModel runs a read model's projection: a *projection.Runner, or a
+// *projection.Partitioned for one split into partitions, which the
+// replicas of the service share.
+type readModel interface {
+	replay.Projection
+	Run(ctx context.Context) error
+	CatchUp(ctx context.Context) error
+	WaitFor(ctx context.Context, p es.Position) error
+}
+
 // app is the orders application: its event store, aggregates and read side.
 type app struct {
 	store  es.Store
@@ -246,7 +257,7 @@ type app struct {
 	// read side (db is a database/sql view of it).
 	pool        *pgxpool.Pool
 	checkpoints *sqlproj.Checkpoints
-	runners     []*projection.Runner[*sql.Tx]
+	runners     []readModel
 	// horizon, once a service runs on the app, returns the lowest
 	// checkpoint of its consumers of the log (see scavengeHorizon).
 	horizon atomic.Pointer[func(context.Context) (es.Position, error)]
@@ -370,8 +381,13 @@ func (a *app) build(ctx context.Context, dialect sqlproj.Dialect) (err error) {
 		return err
 	}
 	for _, p := range []projection.Projection[*sql.Tx]{readmodel.Summaries(), readmodel.Details()} {
-		r, err := projection.NewRunner(a.store, a.checkpoints, a.types, p,
-			projection.WithLogger(logger), projection.WithSkipPoison(a.checkpoints), restart)
+		opts := []projection.Option{projection.WithLogger(logger), projection.WithSkipPoison(a.checkpoints), restart}
+		var r readModel
+		if p.Partitions > 1 {
+			r, err = projection.NewPartitioned(a.store, a.checkpoints, a.types, p, opts...)
+		} else {
+			r, err = projection.NewRunner(a.store, a.checkpoints, a.types, p, opts...)
+		}
 		if err != nil {
 			return err
 		}

@@ -58,7 +58,8 @@ func TestStatusOnAFileItCannotWrite(t *testing.T) {
 		require.NoError(t, cmd.Run(), stderr.String())
 	}
 	assert.Contains(t, stdout.String(), "head of the log: C:")
-	assert.Regexp(t, `order-summaries\s+1\s+`, stdout.String())
+	assert.Regexp(t, `order-summaries\s+2\s+`, stdout.String())
+	assert.Regexp(t, `order-summaries/p3\s+stopped`, stdout.String(), "each partition's state")
 	after, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "status wrote nothing")

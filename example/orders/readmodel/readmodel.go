@@ -18,9 +18,18 @@
 // # Versions
 //
 // Each projection writes tables named for the version being built
-// (order_summaries_v1, …) and queries read views without the suffix, which
+// (order_summaries_v2, …) and queries read views without the suffix, which
 // point at the active version: a blue/green rebuild builds the next version
 // beside the current one and switches the views atomically.
+//
+// # Partitions
+//
+// Both projections are split into [Partitions] partitions by order (each
+// order's events are one stream): the replicas of the service share them,
+// and a rebuild applies them in parallel. Every row belongs to one order,
+// so the partitions never write the same rows. Version 2 is version 1
+// split into partitions: a service that had version 1 rebuilds version 2
+// beside it, blue/green, and switches once it has caught up.
 package readmodel
 
 import (
@@ -54,10 +63,18 @@ func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
 func parseTime(s string) (time.Time, error) { return time.Parse(timeLayout, s) }
 
+// Partitions is the number of partitions of the read models.
+const Partitions = 4
+
+// Version is the version of the read models' shape (see Versions).
+const Version = 2
+
 // Summaries returns the "order-summaries" projection.
 func Summaries() projection.Projection[*sql.Tx] {
 	return projection.Projection[*sql.Tx]{
 		Name:       SummariesName,
+		Version:    Version,
+		Partitions: Partitions,
 		Categories: []string{order.Definition().Category},
 		Setup: func(ctx context.Context, tx *sql.Tx, version int) error {
 			return exec(ctx, tx, `CREATE TABLE IF NOT EXISTS `+projection.VersionedName(summaries, version)+` (
@@ -113,6 +130,8 @@ func setStatus(ctx context.Context, tx *sql.Tx, table, id string, s order.Status
 func Details() projection.Projection[*sql.Tx] {
 	return projection.Projection[*sql.Tx]{
 		Name:       DetailsName,
+		Version:    Version,
+		Partitions: Partitions,
 		Categories: []string{order.Definition().Category},
 		Setup: func(ctx context.Context, tx *sql.Tx, version int) error {
 			return exec(ctx, tx,

@@ -85,7 +85,7 @@ func TestReadModels(t *testing.T) {
 		cps, err := sqlproj.New(ctx, db, d)
 		require.NoError(t, err)
 		for _, p := range []projection.Projection[*sql.Tx]{readmodel.Summaries(), readmodel.Details()} {
-			r, err := projection.NewRunner(store, cps, types, p)
+			r, err := projection.NewPartitioned(store, cps, types, p)
 			require.NoError(t, err)
 			require.NoError(t, r.CatchUp(ctx))
 		}
