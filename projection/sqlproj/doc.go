@@ -165,6 +165,21 @@
 // Leases need no connection of their own: the heartbeat and the takes are
 // single statements on the pool.
 //
+// # Membership
+//
+// [Checkpoints] and [PgxCheckpoints] also implement
+// [projection.Membership], with which the replicas of a service share the
+// partitions of a partitioned projection. A member is a lease like the
+// others, on the key "<group>/members/<member>": [Checkpoints.Join] takes
+// it and its heartbeat renews it, [Checkpoints.Members] lists the
+// unexpired ones of a group. A member that leaves gives its lease back
+// and is gone at once; one killed without leaving drops out after the
+// time-to-live (on SQLite, at once when its process was on this host).
+//
+// Checkpoints record [projection.Checkpoint].Partitions in the column
+// partitions of <prefix>checkpoints (schema version 3): [New] adds the
+// column to the tables of earlier versions in place.
+//
 // # Blue/green
 //
 // A read model that rebuilds blue/green keeps version n of each table in
