@@ -22,7 +22,7 @@ type queries struct {
 	loadVersion, saveVersion           string
 	saveDeadLetter, listDeadLetters    string
 
-	takeLease, renewLease, releaseLease, fenceLease, leaseHolder string
+	takeLease, renewLeases, releaseLease, fenceLease, leaseHolder string
 	leaseRow, takeOrphan                                         string
 	members                                                      string
 }
@@ -127,7 +127,16 @@ func newQueries(d Dialect, prefix string) queries {
 			expires = ` + nowMS + ` + $3
 		WHERE key = $1 AND token = $7
 		RETURNING token`
-	q.renewLease = `UPDATE ` + q.leases + ` SET expires = ` + nowMS + ` + $3 WHERE key = $1 AND token = $2`
+	// renewLeases renews the leases whose (key, token) pairs are in the
+	// JSON array $2, and returns the keys it renewed.
+	q.renewLeases = `UPDATE ` + q.leases + ` SET expires = ` + nowMS + ` + $1
+		WHERE (key, token) IN (SELECT e->>0, (e->>1)::bigint FROM jsonb_array_elements($2::jsonb) AS e)
+		RETURNING key`
+	if d == SQLite {
+		q.renewLeases = `UPDATE ` + q.leases + ` SET expires = ` + nowMS + ` + $1
+			WHERE (key, token) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($2))
+			RETURNING key`
+	}
 	q.releaseLease = `UPDATE ` + q.leases + ` SET expires = 0 WHERE key = $1 AND token = $2`
 	// fenceLease changes nothing but locks the lease's row (PostgreSQL) or
 	// the database (SQLite) until the commit ends.

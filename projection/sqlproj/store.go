@@ -85,6 +85,9 @@ type store[Tx any] struct {
 	// leased key check in their transaction that the lease is still
 	// theirs (fencing).
 	leased map[string]*held
+	// renewals renews the leases of leased, in one statement per
+	// heartbeat.
+	renewals renewals
 }
 
 // seen is the stored checkpoint of a key as this store last knew it: its
