@@ -23,8 +23,8 @@ type queries struct {
 	saveDeadLetter, listDeadLetters    string
 
 	takeLease, renewLeases, releaseLease, fenceLease, leaseHolder string
-	leaseRow, takeOrphan                                         string
-	members                                                      string
+	leaseRow, takeOrphan                                          string
+	members                                                       string
 }
 
 func newQueries(d Dialect, prefix string) queries {
