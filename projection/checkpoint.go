@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/eventfold/eventfold/es"
 )
 
@@ -276,11 +278,29 @@ func (m *MemoryCheckpoints) DeadLetters(ctx context.Context, projection string) 
 // EventStoreDB lets users other than admins write it. It suits read models that do not live in SQL (a search index, a
 // cache): the checkpoint is not written in the read model's transaction,
 // so their handlers must tolerate a batch applied again after a crash.
+//
+// It also grants leases ([Leaser], [LeaseHolders]) and lets replicas see
+// each other ([Membership]) through the same store, without locks, so
+// that it works on EventStoreDB: see [StreamCheckpoints.Lease] and
+// [StreamCheckpoints.Join]. It is safe for concurrent use.
 type StreamCheckpoints struct {
 	store es.Store
+	cfg   streamConfig
+	err   error // of the options: every call returns it
+	// instance identifies this value in the leases it holds.
+	instance string
+
+	taking sync.Mutex // held while a lease is taken
+	mu     sync.Mutex
+	leases map[string]*streamLease // the leases this value holds, by key
 }
 
-var _ Checkpoints[NoTx] = (*StreamCheckpoints)(nil)
+var (
+	_ Checkpoints[NoTx] = (*StreamCheckpoints)(nil)
+	_ Leaser            = (*StreamCheckpoints)(nil)
+	_ LeaseHolders      = (*StreamCheckpoints)(nil)
+	_ Membership        = (*StreamCheckpoints)(nil)
+)
 
 // Names StreamCheckpoints uses in the event store.
 const (
@@ -288,55 +308,115 @@ const (
 	CheckpointEventType    = "$checkpoint"
 )
 
-// NewStreamCheckpoints returns checkpoints kept in store.
-func NewStreamCheckpoints(store es.Store) *StreamCheckpoints {
-	return &StreamCheckpoints{store: store}
+// NewStreamCheckpoints returns checkpoints kept in store. An invalid
+// option does not fail here (so that NewStreamCheckpoints fits in an
+// expression): every method of the value returned then fails with an
+// error wrapping [ErrInvalidOption].
+func NewStreamCheckpoints(store es.Store, opts ...StreamOption) *StreamCheckpoints {
+	s := &StreamCheckpoints{store: store, instance: uuid.NewString(), leases: make(map[string]*streamLease)}
+	s.cfg, s.err = newStreamConfig(store, opts)
+	return s
 }
 
+// streamCheckpoint is the data of a checkpoint event: the checkpoint, and
+// the lease on its key.
 type streamCheckpoint struct {
 	Position   es.Position `json:"position"`
 	Rebuilding bool        `json:"rebuilding,omitempty"`
 	Partitions int         `json:"partitions,omitempty"`
+	// Holder names the holder of the lease; "" when nobody holds it
+	// (given back, or never taken).
+	Holder string `json:"holder,omitempty"`
+	// Instance is the StreamCheckpoints value that holds the lease.
+	Instance string `json:"instance,omitempty"`
+	// Token counts the takes of the lease (a fencing token for tools: the
+	// fence itself is the stream's expected revision).
+	Token uint64 `json:"token,omitempty"`
+}
+
+func (r streamCheckpoint) checkpoint() Checkpoint {
+	return Checkpoint{Position: r.Position, Rebuilding: r.Rebuilding, Partitions: r.Partitions}
+}
+
+func (r *streamCheckpoint) set(cp Checkpoint) {
+	r.Position, r.Rebuilding, r.Partitions = cp.Position, cp.Rebuilding, cp.Partitions
 }
 
 // Load implements [Checkpoints].
 func (s *StreamCheckpoints) Load(ctx context.Context, key string) (Checkpoint, error) {
-	stream := CheckpointStreamPrefix + key
-	ev, ok, err := es.LastEvent(ctx, s.store, stream)
+	if s.err != nil {
+		return Checkpoint{}, s.err
+	}
+	rec, _, _, err := s.last(ctx, key)
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("projection: load checkpoint %q: %w", key, err)
+		return Checkpoint{}, err
+	}
+	return rec.checkpoint(), nil
+}
+
+// last reads the last checkpoint event of key: its record, its revision,
+// and whether there is one.
+func (s *StreamCheckpoints) last(ctx context.Context, key string) (rec streamCheckpoint, ev es.RecordedEvent, ok bool, err error) {
+	stream := CheckpointStreamPrefix + key
+	ev, ok, err = es.LastEvent(ctx, s.store, stream)
+	if err != nil {
+		return rec, ev, false, fmt.Errorf("projection: load checkpoint %q: %w", key, err)
 	}
 	if ok {
-		var cp streamCheckpoint
-		if err := json.Unmarshal(ev.Data, &cp); err != nil || ev.Type != CheckpointEventType {
-			return Checkpoint{}, fmt.Errorf("%w: %q, revision %d of stream %q: %v", ErrCorruptCheckpoint, key, ev.Revision, stream, err)
+		if err := json.Unmarshal(ev.Data, &rec); err != nil || ev.Type != CheckpointEventType {
+			return rec, ev, false, fmt.Errorf("%w: %q, revision %d of stream %q: %v", ErrCorruptCheckpoint, key, ev.Revision, stream, err)
 		}
-		return Checkpoint(cp), nil
 	}
-	return Checkpoint{}, nil
+	return rec, ev, ok, nil
 }
 
 // Commit implements [Checkpoints]: apply runs first, then the checkpoint is
 // appended. A crash in between applies the batch again on restart.
+//
+// A Commit of a key whose lease this value holds appends with the expected
+// revision of the lease's last append, so that it fails, with an error
+// matching [ErrFenced] and [ErrLeaseLost], once the lease is lost or
+// another took it over; apply does not run when the lease is already
+// known lost. Without a lease, Commit appends whatever the stream holds.
 func (s *StreamCheckpoints) Commit(ctx context.Context, key string, cp Checkpoint, apply func(NoTx) error) error {
+	if s.err != nil {
+		return s.err
+	}
+	if l := s.leaseOf(key); l != nil {
+		return l.commit(ctx, cp, apply)
+	}
 	if apply != nil {
 		if err := apply(NoTx{}); err != nil {
 			return err
 		}
 	}
-	data, err := json.Marshal(streamCheckpoint(cp))
-	if err != nil {
-		return err
-	}
-	stream := CheckpointStreamPrefix + key
-	res, err := s.store.Append(ctx, stream, es.Any, es.EventData{Type: CheckpointEventType, Data: data})
-	if err != nil {
+	var rec streamCheckpoint
+	rec.set(cp)
+	if _, err := s.append(ctx, CheckpointStreamPrefix+key, es.Any, s.event(rec)); err != nil {
 		return fmt.Errorf("projection: save checkpoint %q: %w", key, err)
 	}
-	if res.Revision == 0 {
-		if _, err := es.SetStreamMetadata(ctx, s.store, stream, es.Any, es.StreamMetadata{MaxCount: 1}); err != nil {
-			return fmt.Errorf("projection: save checkpoint %q: %w", key, err)
-		}
-	}
 	return nil
+}
+
+// event returns the checkpoint event of rec.
+func (s *StreamCheckpoints) event(rec streamCheckpoint) es.EventData {
+	data, _ := json.Marshal(rec) // of plain fields: cannot fail
+	return es.EventData{ID: uuid.New(), Type: CheckpointEventType, Data: data}
+}
+
+// append appends ev to a checkpoint stream, and sets the stream's metadata
+// when it created the stream.
+func (s *StreamCheckpoints) append(ctx context.Context, stream string, expected es.ExpectedRevision, ev es.EventData) (es.AppendResult, error) {
+	res, err := s.store.Append(ctx, stream, expected, ev)
+	if err == nil && res.Revision == 0 {
+		err = s.keepLast(ctx, stream)
+	}
+	return res, err
+}
+
+// keepLast sets the metadata of a checkpoint stream that it creates: it
+// keeps only its newest event.
+func (s *StreamCheckpoints) keepLast(ctx context.Context, stream string) error {
+	_, err := es.SetStreamMetadata(ctx, s.store, stream, es.Any, es.StreamMetadata{MaxCount: 1})
+	return err
 }

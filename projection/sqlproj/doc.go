@@ -131,8 +131,10 @@
 //   - Time-to-live: a lease is held until an expiry counted by the
 //     database's clock, [DefaultLeaseTTL] (15 s) after its last renewal
 //     ([WithLeaseTTL]). Its holder renews it every third of that, in a
-//     goroutine of its own (the heartbeat), each renewal bounded by the
-//     expiry. A holder that could not renew it in time (its database was
+//     goroutine (the heartbeat), each renewal bounded by the expiry. The
+//     heartbeat renews all the leases of a Checkpoints (the partitions of
+//     a replica and its membership) in one statement, each lease still
+//     lost on its own. A holder that could not renew it in time (its database was
 //     away or stalled) counts it lost: the context that Lease returned
 //     ends with [projection.ErrLeaseLost], and the runner stops
 //     committing. A standby takes the lease over once it has expired, at
@@ -163,7 +165,22 @@
 //     took without learning it (the answer to its take was lost).
 //
 // Leases need no connection of their own: the heartbeat and the takes are
-// single statements on the pool.
+// single statements on the pool, the heartbeat one for all the leases.
+//
+// # Membership
+//
+// [Checkpoints] and [PgxCheckpoints] also implement
+// [projection.Membership], with which the replicas of a service share the
+// partitions of a partitioned projection. A member is a lease like the
+// others, on the key "<group>/members/<member>": [Checkpoints.Join] takes
+// it and its heartbeat renews it, [Checkpoints.Members] lists the
+// unexpired ones of a group. A member that leaves gives its lease back
+// and is gone at once; one killed without leaving drops out after the
+// time-to-live (on SQLite, at once when its process was on this host).
+//
+// Checkpoints record [projection.Checkpoint].Partitions in the column
+// partitions of <prefix>checkpoints (schema version 3): [New] adds the
+// column to the tables of earlier versions in place.
 //
 // # Blue/green
 //

@@ -69,7 +69,6 @@ type held struct {
 	// is given back.
 	loss context.Context
 	lose context.CancelCauseFunc
-	done chan struct{} // closed when the heartbeat has ended
 }
 
 // bound returns parent, ended when the lease ends.
@@ -167,19 +166,18 @@ func (s *store[Tx]) orphan(key, host string, pid int64, instance string) bool {
 	return s.dialect == SQLite && host == thisHost && gone(pid, instance)
 }
 
-// hold records the lease taken at start and starts its heartbeat; it
-// returns the lease's context and its release.
+// hold records the lease taken at start and has the heartbeat renew it;
+// it returns the lease's context and its release.
 func (s *store[Tx]) hold(ctx context.Context, key string, token int64, start time.Time) (context.Context, func()) {
 	loss, lose := context.WithCancelCause(context.WithoutCancel(ctx))
-	h := &held{key: key, token: token, loss: loss, lose: lose, done: make(chan struct{})}
+	h := &held{key: key, token: token, loss: loss, lose: lose}
 	held, stopHolding := h.bound(ctx)
-	beat, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
 	s.rearm(key)
 	s.mu.Lock()
 	s.leased[key] = h
 	s.mu.Unlock()
 	s.cfg.logger.DebugContext(ctx, "sqlproj: lease taken", "key", key, "token", token, "holder", s.cfg.leaseHolder)
-	go s.heartbeat(beat, h, start.Add(s.cfg.leaseTTL))
+	s.renewLater(ctx, h, start)
 
 	// Release outlives ctx, which is usually done by then; it keeps its
 	// values, for logs and traces.
@@ -187,8 +185,7 @@ func (s *store[Tx]) hold(ctx context.Context, key string, token int64, start tim
 	var once sync.Once
 	return held, func() {
 		once.Do(func() {
-			stopBeat()
-			<-h.done
+			s.stopRenewing(h)
 			s.mu.Lock()
 			delete(s.leased, key)
 			s.mu.Unlock()
@@ -213,49 +210,6 @@ func (s *store[Tx]) giveBack(ctx context.Context, key string, token int64) {
 		return
 	}
 	s.cfg.logger.DebugContext(ctx, "sqlproj: lease released", "key", key, "token", token)
-}
-
-// heartbeat renews h every third of the time-to-live until ctx ends. The
-// holder counts the lease as its own until expiry, the time-to-live after
-// the start of the last renewal that succeeded: the database's expiry is
-// later, since it counts from when it ran the renewal. A lease not renewed
-// by expiry, or that another took over, is lost.
-func (s *store[Tx]) heartbeat(ctx context.Context, h *held, expiry time.Time) {
-	defer close(h.done)
-	every := s.cfg.leaseTTL / 3
-	wait := every
-	var failed error
-	for backoff.Sleep(ctx, wait) == nil {
-		start := time.Now()
-		rctx, cancel := context.WithDeadline(ctx, expiry)
-		n, err := s.db.exec(rctx, s.q.renewLease, h.key, h.token, s.cfg.leaseTTL.Milliseconds())
-		err = withCtx(rctx, err)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return // released
-		case err == nil && n == 1:
-			if failed != nil {
-				s.cfg.logger.InfoContext(ctx, "sqlproj: lease renewed again", "key", h.key)
-				failed = nil
-			}
-			expiry, wait = start.Add(s.cfg.leaseTTL), every
-			continue
-		case err == nil:
-			s.lost(ctx, h, errors.New("another holder took it over"))
-			return
-		}
-		if !time.Now().Before(expiry) {
-			s.lost(ctx, h, fmt.Errorf("not renewed within its time-to-live of %v: %w", s.cfg.leaseTTL, err))
-			return
-		}
-		if failed == nil {
-			s.cfg.logger.WarnContext(ctx, "sqlproj: renewing a lease failed; trying again until it expires", "key", h.key,
-				"expires", expiry, "error", err)
-		}
-		failed = err
-		wait = min(s.cfg.leaseTTL/10, time.Until(expiry))
-	}
 }
 
 // lost ends h: its holder stops committing.

@@ -22,8 +22,9 @@ type queries struct {
 	loadVersion, saveVersion           string
 	saveDeadLetter, listDeadLetters    string
 
-	takeLease, renewLease, releaseLease, fenceLease, leaseHolder string
-	leaseRow, takeOrphan                                         string
+	takeLease, renewLeases, releaseLease, fenceLease, leaseHolder string
+	leaseRow, takeOrphan                                          string
+	members                                                       string
 }
 
 func newQueries(d Dialect, prefix string) queries {
@@ -52,7 +53,8 @@ func newQueries(d Dialect, prefix string) queries {
 			commit_pos  ` + bigint + ` NOT NULL,
 			prepare_pos ` + bigint + ` NOT NULL,
 			rebuilding  ` + boolean + ` NOT NULL,
-			updated_at  ` + ts + ` NOT NULL
+			updated_at  ` + ts + ` NOT NULL,
+			partitions  ` + bigint + ` NOT NULL DEFAULT 0
 		)`,
 		`CREATE TABLE IF NOT EXISTS ` + q.versions + ` (
 			name       TEXT PRIMARY KEY,
@@ -91,15 +93,16 @@ func newQueries(d Dialect, prefix string) queries {
 			expires  ` + bigint + ` NOT NULL
 		)`,
 	}
-	q.loadCheckpoint = `SELECT commit_pos, prepare_pos, rebuilding FROM ` + q.checkpoints + ` WHERE key = $1`
-	q.saveCheckpoint = `INSERT INTO ` + q.checkpoints + ` (key, commit_pos, prepare_pos, rebuilding, updated_at)
-		VALUES ($1, $2, $3, $4, ` + now + `)
+	q.loadCheckpoint = `SELECT commit_pos, prepare_pos, rebuilding, partitions FROM ` + q.checkpoints + ` WHERE key = $1`
+	q.saveCheckpoint = `INSERT INTO ` + q.checkpoints + ` (key, commit_pos, prepare_pos, rebuilding, partitions, updated_at)
+		VALUES ($1, $2, $3, $4, $5, ` + now + `)
 		ON CONFLICT (key) DO UPDATE SET commit_pos = excluded.commit_pos, prepare_pos = excluded.prepare_pos,
-			rebuilding = excluded.rebuilding, updated_at = excluded.updated_at`
-	q.insertCheckpoint = `INSERT INTO ` + q.checkpoints + ` (key, commit_pos, prepare_pos, rebuilding, updated_at)
-		VALUES ($1, $2, $3, $4, ` + now + `) ON CONFLICT (key) DO NOTHING`
-	q.updateCheckpoint = `UPDATE ` + q.checkpoints + ` SET commit_pos = $2, prepare_pos = $3, rebuilding = $4, updated_at = ` + now + `
-		WHERE key = $1 AND commit_pos = $5 AND prepare_pos = $6 AND rebuilding = $7`
+			rebuilding = excluded.rebuilding, partitions = excluded.partitions, updated_at = excluded.updated_at`
+	q.insertCheckpoint = `INSERT INTO ` + q.checkpoints + ` (key, commit_pos, prepare_pos, rebuilding, partitions, updated_at)
+		VALUES ($1, $2, $3, $4, $5, ` + now + `) ON CONFLICT (key) DO NOTHING`
+	q.updateCheckpoint = `UPDATE ` + q.checkpoints + ` SET commit_pos = $2, prepare_pos = $3, rebuilding = $4, partitions = $5,
+			updated_at = ` + now + `
+		WHERE key = $1 AND commit_pos = $6 AND prepare_pos = $7 AND rebuilding = $8 AND partitions = $9`
 	q.loadVersion = `SELECT version FROM ` + q.versions + ` WHERE name = $1`
 	q.saveVersion = `INSERT INTO ` + q.versions + ` (name, version, updated_at) VALUES ($1, $2, ` + now + `)
 		ON CONFLICT (name) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`
@@ -124,7 +127,16 @@ func newQueries(d Dialect, prefix string) queries {
 			expires = ` + nowMS + ` + $3
 		WHERE key = $1 AND token = $7
 		RETURNING token`
-	q.renewLease = `UPDATE ` + q.leases + ` SET expires = ` + nowMS + ` + $3 WHERE key = $1 AND token = $2`
+	// renewLeases renews the leases whose (key, token) pairs are in the
+	// JSON array $2, and returns the keys it renewed.
+	q.renewLeases = `UPDATE ` + q.leases + ` SET expires = ` + nowMS + ` + $1
+		WHERE (key, token) IN (SELECT e->>0, (e->>1)::bigint FROM jsonb_array_elements($2::jsonb) AS e)
+		RETURNING key`
+	if d == SQLite {
+		q.renewLeases = `UPDATE ` + q.leases + ` SET expires = ` + nowMS + ` + $1
+			WHERE (key, token) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($2))
+			RETURNING key`
+	}
 	q.releaseLease = `UPDATE ` + q.leases + ` SET expires = 0 WHERE key = $1 AND token = $2`
 	// fenceLease changes nothing but locks the lease's row (PostgreSQL) or
 	// the database (SQLite) until the commit ends.
@@ -135,6 +147,11 @@ func newQueries(d Dialect, prefix string) queries {
 		q.fenceLease += ` AND set_config('idle_in_transaction_session_timeout', $3, true) IS NOT NULL`
 	}
 	q.leaseHolder = `SELECT holder FROM ` + q.leases + ` WHERE key = $1 AND expires > ` + nowMS
+	// members lists the unexpired leases whose key starts with $1, of $2
+	// characters (substr counts characters on both databases; LIKE would
+	// need the prefix escaped, and a range would depend on the collation).
+	q.members = `SELECT key, host, pid, instance FROM ` + q.leases + `
+		WHERE substr(key, 1, $2) = $1 AND expires > ` + nowMS
 	return q
 }
 

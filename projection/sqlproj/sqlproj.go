@@ -34,8 +34,9 @@ var (
 	ErrConflict = fmt.Errorf("sqlproj: checkpoint changed by another runner: %w", projection.ErrFenced)
 )
 
-// schemaVersion is the version of the tables this code writes.
-const schemaVersion = 2
+// schemaVersion is the version of the tables this code writes: 2 added
+// the leases, 3 the checkpoints' partitions.
+const schemaVersion = 3
 
 // Dialect is the SQL database the checkpoints live in.
 type Dialect uint8

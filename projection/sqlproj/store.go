@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -84,6 +85,9 @@ type store[Tx any] struct {
 	// leased key check in their transaction that the lease is still
 	// theirs (fencing).
 	leased map[string]*held
+	// renewals renews the leases of leased, in one statement per
+	// heartbeat.
+	renewals renewals
 }
 
 // seen is the stored checkpoint of a key as this store last knew it: its
@@ -146,8 +150,38 @@ func (s *store[Tx]) migrate(ctx context.Context) error {
 				return err
 			}
 		}
+		if err := s.addPartitions(ctx, tx); err != nil {
+			return err
+		}
 		return exec("INSERT INTO "+s.q.schema+" (id, version) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET version = excluded.version", int64(schemaVersion))
 	})
+}
+
+// addPartitions adds the column partitions (version 3) to a checkpoints
+// table of an earlier version; the tables created by this version have it.
+func (s *store[Tx]) addPartitions(ctx context.Context, tx txn[Tx]) error {
+	alter := "ALTER TABLE " + s.q.checkpoints + " ADD COLUMN partitions "
+	if s.dialect == Postgres {
+		alter = "ALTER TABLE " + s.q.checkpoints + " ADD COLUMN IF NOT EXISTS partitions "
+	} else {
+		var n int64
+		// The prefix is an identifier of letters, digits and '_' (WithTablePrefix).
+		err := tx.queryRow(ctx, "SELECT count(*) FROM pragma_table_info('"+s.q.checkpoints+"') WHERE name = 'partitions'").Scan(&n)
+		if err != nil {
+			return fmt.Errorf("sqlproj: upgrade %s: %w", s.q.checkpoints, err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	bigint := "BIGINT"
+	if s.dialect == SQLite {
+		bigint = "INTEGER"
+	}
+	if _, err := tx.exec(ctx, alter+bigint+" NOT NULL DEFAULT 0"); err != nil {
+		return fmt.Errorf("sqlproj: upgrade %s: %w", s.q.checkpoints, err)
+	}
+	return nil
 }
 
 // write runs f in a transaction, committed if f returns nil and rolled
@@ -239,8 +273,8 @@ func (s *store[Tx]) read(ctx context.Context, key string) (cp projection.Checkpo
 	defer cancel()
 	// Scanned as they are, so that a value of the wrong type is reported
 	// as a corrupt checkpoint rather than as a failure of the database.
-	var commit, prepare, rebuilding any
-	err = s.db.queryRow(ctx, s.q.loadCheckpoint, key).Scan(&commit, &prepare, &rebuilding)
+	var commit, prepare, rebuilding, partitions any
+	err = s.db.queryRow(ctx, s.q.loadCheckpoint, key).Scan(&commit, &prepare, &rebuilding, &partitions)
 	switch {
 	case isNoRows(err):
 		return projection.Checkpoint{}, false, nil
@@ -256,10 +290,12 @@ func (s *store[Tx]) read(ctx context.Context, key string) (cp projection.Checkpo
 	case int64: // SQLite
 		cp.Rebuilding, ok3 = r == 1, r == 0 || r == 1
 	}
-	if !ok1 || !ok2 || !ok3 || c64 < 0 || p64 < 0 {
-		return projection.Checkpoint{}, false, fmt.Errorf("%w: %q in %s: position (%s, %s), rebuilding %s",
-			projection.ErrCorruptCheckpoint, key, s.q.checkpoints, show(commit), show(prepare), show(rebuilding))
+	n64, ok4 := partitions.(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 || c64 < 0 || p64 < 0 || n64 < 0 || n64 > math.MaxInt32 {
+		return projection.Checkpoint{}, false, fmt.Errorf("%w: %q in %s: position (%s, %s), rebuilding %s, partitions %s",
+			projection.ErrCorruptCheckpoint, key, s.q.checkpoints, show(commit), show(prepare), show(rebuilding), show(partitions))
 	}
+	cp.Partitions = int(n64)
 	cp.Position = es.Position{Commit: uint64(c64), Prepare: uint64(p64)}
 	return cp, true, nil
 }
@@ -282,6 +318,10 @@ func (s *store[Tx]) commit(ctx context.Context, key string, cp projection.Checkp
 	if err != nil {
 		return fmt.Errorf("sqlproj: checkpoint %q: %w", key, err)
 	}
+	if cp.Partitions < 0 || cp.Partitions > math.MaxInt32 {
+		return fmt.Errorf("sqlproj: checkpoint %q: %d partitions", key, cp.Partitions)
+	}
+	partitions := int64(cp.Partitions)
 	s.mu.Lock()
 	last := s.seen[key]
 	s.mu.Unlock()
@@ -308,12 +348,13 @@ func (s *store[Tx]) commit(ctx context.Context, key string, cp projection.Checkp
 		var err error
 		switch {
 		case !known:
-			n, err = tx.exec(ctx, s.q.saveCheckpoint, key, commit, prepare, cp.Rebuilding)
+			n, err = tx.exec(ctx, s.q.saveCheckpoint, key, commit, prepare, cp.Rebuilding, partitions)
 		case !last.exists:
-			n, err = tx.exec(ctx, s.q.insertCheckpoint, key, commit, prepare, cp.Rebuilding)
+			n, err = tx.exec(ctx, s.q.insertCheckpoint, key, commit, prepare, cp.Rebuilding, partitions)
 		default:
-			n, err = tx.exec(ctx, s.q.updateCheckpoint, key, commit, prepare, cp.Rebuilding,
-				int64(last.cp.Position.Commit), int64(last.cp.Position.Prepare), last.cp.Rebuilding)
+			n, err = tx.exec(ctx, s.q.updateCheckpoint, key, commit, prepare, cp.Rebuilding, partitions,
+				int64(last.cp.Position.Commit), int64(last.cp.Position.Prepare), last.cp.Rebuilding,
+				int64(last.cp.Partitions))
 		}
 		if err != nil {
 			return fmt.Errorf("sqlproj: save checkpoint %q: %w", key, err)
