@@ -332,7 +332,8 @@ func TestStreamCheckpoints(t *testing.T) {
 	ctx := t.Context()
 	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2)
-	cps := projection.NewStreamCheckpoints(store)
+	cps, err := projection.NewStreamCheckpoints(store)
+	require.NoError(t, err)
 	m := &totals{}
 	r := newRunner(t, store, cps, m.projection("totals"))
 	require.NoError(t, r.CatchUp(ctx))

@@ -286,7 +286,6 @@ func (m *MemoryCheckpoints) DeadLetters(ctx context.Context, projection string) 
 type StreamCheckpoints struct {
 	store es.Store
 	cfg   streamConfig
-	err   error // of the options: every call returns it
 	// instance identifies this value in the leases it holds.
 	instance string
 
@@ -309,13 +308,13 @@ const (
 )
 
 // NewStreamCheckpoints returns checkpoints kept in store. An invalid
-// option does not fail here (so that NewStreamCheckpoints fits in an
-// expression): every method of the value returned then fails with an
-// error wrapping [ErrInvalidOption].
-func NewStreamCheckpoints(store es.Store, opts ...StreamOption) *StreamCheckpoints {
-	s := &StreamCheckpoints{store: store, instance: uuid.NewString(), leases: make(map[string]*streamLease)}
-	s.cfg, s.err = newStreamConfig(store, opts)
-	return s
+// option is an error wrapping [ErrInvalidOption].
+func NewStreamCheckpoints(store es.Store, opts ...StreamOption) (*StreamCheckpoints, error) {
+	cfg, err := newStreamConfig(store, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &StreamCheckpoints{store: store, cfg: cfg, instance: uuid.NewString(), leases: make(map[string]*streamLease)}, nil
 }
 
 // streamCheckpoint is the data of a checkpoint event: the checkpoint, and
@@ -344,9 +343,6 @@ func (r *streamCheckpoint) set(cp Checkpoint) {
 
 // Load implements [Checkpoints].
 func (s *StreamCheckpoints) Load(ctx context.Context, key string) (Checkpoint, error) {
-	if s.err != nil {
-		return Checkpoint{}, s.err
-	}
 	rec, _, _, err := s.last(ctx, key)
 	if err != nil {
 		return Checkpoint{}, err
@@ -379,9 +375,6 @@ func (s *StreamCheckpoints) last(ctx context.Context, key string) (rec streamChe
 // another took it over; apply does not run when the lease is already
 // known lost. Without a lease, Commit appends whatever the stream holds.
 func (s *StreamCheckpoints) Commit(ctx context.Context, key string, cp Checkpoint, apply func(NoTx) error) error {
-	if s.err != nil {
-		return s.err
-	}
 	if l := s.leaseOf(key); l != nil {
 		return l.commit(ctx, cp, apply)
 	}

@@ -17,9 +17,9 @@ import (
 func ExampleStreamCheckpoints_Join() {
 	ctx := context.Background()
 	store := memstore.MustNew()
-	replica1 := projection.NewStreamCheckpoints(store, projection.WithStreamLeaseHolder("replica-1"),
+	replica1, _ := projection.NewStreamCheckpoints(store, projection.WithStreamLeaseHolder("replica-1"),
 		projection.WithStreamLeaseTTL(5*time.Second))
-	replica2 := projection.NewStreamCheckpoints(store, projection.WithStreamLeaseHolder("replica-2"),
+	replica2, _ := projection.NewStreamCheckpoints(store, projection.WithStreamLeaseHolder("replica-2"),
 		projection.WithStreamLeaseTTL(5*time.Second))
 
 	leave1, err := replica1.Join(ctx, "orders-service", "replica-1")

@@ -467,7 +467,8 @@ func (s *shares[Tx]) stopAll() {
 // partition is done; its State is the least advanced of theirs (failed,
 // restarting, rebuilding, catching up, live, standby, stopped, running
 // elsewhere, in that order), so that a projection whose partitions all
-// run live, here or elsewhere, is live.
+// run live, here or elsewhere, is live; its Holder is the first holder a
+// partition names.
 func (g *Partitioned[Tx]) Status(ctx context.Context) (Status, error) {
 	parts := make([]Status, len(g.parts))
 	for i, r := range g.parts {
@@ -500,6 +501,9 @@ func summary(name string, parts []Status) Status {
 		}
 		if st.Err == nil {
 			st.Err = p.Err
+		}
+		if st.Holder == "" {
+			st.Holder = p.Holder
 		}
 	}
 	return st

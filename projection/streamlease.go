@@ -184,9 +184,6 @@ type streamLease struct {
 // [StreamCheckpoints.Commit]). release gives the lease back by an append
 // without a holder.
 func (s *StreamCheckpoints) Lease(ctx context.Context, key string) (context.Context, func(), error) {
-	if s.err != nil {
-		return nil, nil, s.err
-	}
 	poll := min(s.cfg.ttl/5, time.Second)
 	var w watch
 	failing := false
@@ -480,9 +477,6 @@ func (s *StreamCheckpoints) leaseOf(key string) *streamLease {
 // one whose last renewal is older than twice the time-to-live by this
 // host's clock counts as gone (an estimate, for status reports only).
 func (s *StreamCheckpoints) LeaseHolder(ctx context.Context, key string) (string, error) {
-	if s.err != nil {
-		return "", s.err
-	}
 	ctx, cancel := context.WithTimeout(ctx, streamCallTimeout)
 	defer cancel()
 	rec, ev, ok, err := s.last(ctx, key)
@@ -521,9 +515,6 @@ type memberRecord struct {
 // Member names must be unique to one replica: Join does not check that
 // the name is free.
 func (s *StreamCheckpoints) Join(ctx context.Context, group, member string) (leave func(), err error) {
-	if s.err != nil {
-		return nil, s.err
-	}
 	if group == "" || member == "" {
 		return nil, fmt.Errorf("projection: join %q as %q: empty group or member name", group, member)
 	}
@@ -580,9 +571,6 @@ func (s *StreamCheckpoints) beat(ctx context.Context, stream string, rec memberR
 // left, sorted. The caller is usually a member itself, whose heartbeats
 // keep the newest one fresh.
 func (s *StreamCheckpoints) Members(ctx context.Context, group string) ([]string, error) {
-	if s.err != nil {
-		return nil, s.err
-	}
 	if group == "" {
 		return nil, fmt.Errorf("projection: members of %q: empty group name", group)
 	}

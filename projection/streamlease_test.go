@@ -49,8 +49,12 @@ func (c *cuttable) Append(ctx context.Context, stream string, expected es.Expect
 const streamTTL = 300 * time.Millisecond
 
 func streamCheckpoints(store es.Store, holder string) *projection.StreamCheckpoints {
-	return projection.NewStreamCheckpoints(store, projection.WithStreamLeaseTTL(streamTTL),
+	cps, err := projection.NewStreamCheckpoints(store, projection.WithStreamLeaseTTL(streamTTL),
 		projection.WithStreamLeaseHolder(holder), projection.WithStreamLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		panic(err)
+	}
+	return cps
 }
 
 func at(n uint64) projection.Checkpoint {
@@ -192,17 +196,16 @@ func testStreamLeaseContendAndRelease(t *testing.T, store es.Store) {
 	}
 }
 
-// Invalid options fail every call.
+// Invalid options are refused at construction, all of them.
 func TestStreamCheckpointsInvalidOptions(t *testing.T) {
-	cps := projection.NewStreamCheckpoints(memstore.MustNew(), projection.WithStreamLeaseTTL(time.Millisecond),
+	_, err := projection.NewStreamCheckpoints(memstore.MustNew(), projection.WithStreamLeaseTTL(time.Millisecond),
 		projection.WithStreamLeaseHolder(""), projection.WithStreamLogger(nil))
-	_, err := cps.Load(t.Context(), "p/v1")
 	require.ErrorIs(t, err, projection.ErrInvalidOption)
-	_, _, err = cps.Lease(t.Context(), "p/v1")
+	for _, want := range []string{"time-to-live", "holder", "logger"} {
+		assert.ErrorContains(t, err, want)
+	}
+	_, err = projection.NewStreamCheckpoints(nil)
 	require.ErrorIs(t, err, projection.ErrInvalidOption)
-	_, err = cps.Join(t.Context(), "g", "m")
-	require.ErrorIs(t, err, projection.ErrInvalidOption)
-	require.ErrorIs(t, projection.NewStreamCheckpoints(nil).Commit(t.Context(), "p", at(1), nil), projection.ErrInvalidOption)
 }
 
 // Members join, see each other and leave; one that stops its heartbeats

@@ -703,7 +703,9 @@ func TestScavengeRelayCheckpoints(t *testing.T) {
 			mu      sync.Mutex
 			handled []uuid.UUID
 		)
-		r, err := projection.NewRunner(s, projection.NewStreamCheckpoints(s), nil, projection.Projection[projection.NoTx]{
+		cps, err := projection.NewStreamCheckpoints(s)
+		require.NoError(t, err)
+		r, err := projection.NewRunner(s, cps, nil, projection.Projection[projection.NoTx]{
 			Name:       "relay",
 			Categories: []string{"order"},
 			Handle: func(ctx context.Context, _ projection.NoTx, b projection.Batch) error {

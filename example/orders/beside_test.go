@@ -73,9 +73,10 @@ func TestRebuildBesideServeOnSQLite(t *testing.T) {
 		stdout.Reset()
 		stderr.Reset()
 		require.Equal(t, 0, run(ctx, []string{"status", "-data", path}, &stdout, &stderr), stderr.String())
-		return regexp.MustCompile(`order-summaries\s+2\s+running elsewhere \(orders, pid \d+ on `).MatchString(stdout.String()) &&
-			regexp.MustCompile(`order-details\s+2\s+running elsewhere \(orders, pid \d+ on `).MatchString(stdout.String())
-	}, 10*time.Second, 50*time.Millisecond, "status names the service that runs version 2")
+		return regexp.MustCompile(`order-summaries\s+3\s+running elsewhere \(orders, pid \d+ on `).MatchString(stdout.String()) &&
+			regexp.MustCompile(`order-details\s+3\s+running elsewhere \(orders, pid \d+ on `).MatchString(stdout.String()) &&
+			regexp.MustCompile(`order-details/p3\s+running elsewhere \(orders, pid \d+ on `).MatchString(stdout.String())
+	}, 10*time.Second, 50*time.Millisecond, "status names the service that runs version 3, and each partition")
 }
 
 // A second serve on the same SQLite file is refused up front, naming the

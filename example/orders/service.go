@@ -148,7 +148,11 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 	// The relay: a checkpointed projection that publishes what the store
 	// committed. Its checkpoint lives in the store, so that it holds no
 	// database transaction while it publishes.
-	s.relay, err = projection.NewRunner(a.store, projection.NewStreamCheckpoints(a.store), nil, projection.Relay(s.bus.Publish, order.Definition().Category),
+	relayed, err := projection.NewStreamCheckpoints(a.store, projection.WithStreamLogger(a.logger))
+	if err != nil {
+		return nil, err
+	}
+	s.relay, err = projection.NewRunner(a.store, relayed, nil, projection.Relay(s.bus.Publish, order.Definition().Category),
 		projection.WithLogger(a.logger), projection.WithBatch(100, 20*time.Millisecond), restart)
 	if err != nil {
 		return nil, err

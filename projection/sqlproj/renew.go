@@ -26,6 +26,9 @@ type renewals struct {
 	// busy is held while a renewal runs: a lease given back waits for it,
 	// so that no renewal extends a lease after it was given back.
 	busy sync.Mutex
+	// interrupt ends the renewal under way, if any: a lease given back
+	// does not wait for a database that does not answer.
+	interrupt context.CancelFunc
 }
 
 // renewal is the state of a lease's renewals: the start of the last that
@@ -56,13 +59,17 @@ func (s *store[Tx]) renewLater(ctx context.Context, h *held, start time.Time) {
 	}
 }
 
-// stopRenewing removes h from the leases the heartbeat renews, and waits
-// for a renewal under way to end.
+// stopRenewing removes h from the leases the heartbeat renews, and ends
+// and waits for a renewal under way (the others' leases are renewed again
+// at once).
 func (s *store[Tx]) stopRenewing(h *held) {
 	r := &s.renewals
 	r.mu.Lock()
 	delete(r.leases, h)
 	r.wake()
+	if r.interrupt != nil {
+		r.interrupt()
+	}
 	r.mu.Unlock()
 	r.busy.Lock()
 	defer r.busy.Unlock()
@@ -151,19 +158,31 @@ func (s *store[Tx]) renewAll(ctx context.Context) error {
 			deadline = st.expiry
 		}
 	}
-	r.mu.Unlock()
 	if len(batch) == 0 {
+		r.mu.Unlock()
 		return nil
 	}
+	rctx, cancel := context.WithDeadline(ctx, deadline)
+	interrupted, interrupt := context.WithCancel(rctx)
+	r.interrupt = interrupt
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.interrupt = nil
+		r.mu.Unlock()
+		interrupt()
+		cancel()
+	}()
 	arg, err := json.Marshal(pairs)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	rctx, cancel := context.WithDeadline(ctx, deadline)
-	renewed, err := s.renew(rctx, string(arg))
+	renewed, err := s.renew(interrupted, string(arg))
+	if err != nil && interrupted.Err() != nil && rctx.Err() == nil {
+		return nil // a lease was given back: the heartbeat renews the others at once
+	}
 	err = withCtx(rctx, err)
-	cancel()
 
 	type loss struct {
 		h   *held
