@@ -27,6 +27,11 @@ type ledger struct {
 	disorder []string
 	// onBatch, if set, is called after each batch is applied.
 	onBatch func(b projection.Batch)
+	// atLeastOnce accepts a stream's events applied again from an earlier
+	// revision (checkpoints not committed with the read model), counting
+	// them in again.
+	atLeastOnce bool
+	again       int
 }
 
 func newLedger() *ledger { l := &ledger{}; l.reset(); return l }
@@ -44,7 +49,9 @@ func (l *ledger) projection(name string, partitions int) projection.Projection[p
 			l.mu.Lock()
 			for _, ev := range b.Events {
 				l.applied[ev.ID]++
-				if ev.Revision != l.next[ev.Stream] {
+				if l.atLeastOnce && ev.Revision < l.next[ev.Stream] {
+					l.again++
+				} else if ev.Revision != l.next[ev.Stream] {
 					l.disorder = append(l.disorder, fmt.Sprintf("%s: revision %d, want %d", ev.Stream, ev.Revision, l.next[ev.Stream]))
 				}
 				l.next[ev.Stream] = ev.Revision + 1
@@ -84,7 +91,9 @@ func (l *ledger) check(t *testing.T, store es.Store) {
 		}
 	}
 	assert.Zero(t, lost, "events lost")
-	assert.Zero(t, doubled, "events applied twice")
+	if !l.atLeastOnce {
+		assert.Zero(t, doubled, "events applied twice")
+	}
 	assert.Equal(t, len(want), len(l.applied), "no event applied that is not in the log")
 }
 
