@@ -448,8 +448,10 @@ func (g *Partitioned[Tx]) work(ctx context.Context, c <-chan work, followers []*
 			}
 		}
 	}
-	// Stopped: commit what is under way, within the stop timeout.
-	var errs []error
+	// Stopped: commit what is under way, within the stop timeout, and
+	// say why it stopped (the reader may have handed out the end before
+	// ctx ended, and the worker not have reached it).
+	errs := []error{context.Cause(ctx)}
 	for _, f := range followers {
 		if err := f.stop(ctx); err != nil && !errors.Is(err, ctx.Err()) {
 			errs = append(errs, err)

@@ -50,6 +50,7 @@ type Partitioned[Tx any] struct {
 
 	mu      sync.Mutex
 	running bool
+	feed    *feed[Tx] // while Run runs
 }
 
 // NewPartitioned returns the runner of projection p, which must have
@@ -72,6 +73,16 @@ func NewPartitioned[Tx any](store es.Store, cps Checkpoints[Tx], types *es.Regis
 			return nil, err
 		}
 		r.part.built, r.part.resetting = g.built, g.resetting
+		r.part.feed = func(ctx context.Context, from es.Position) (<-chan item, func(), bool) {
+			g.mu.Lock()
+			f := g.feed
+			g.mu.Unlock()
+			if f == nil {
+				return nil, nil, false
+			}
+			items, stop := f.subscribe(ctx, r, from)
+			return items, stop, true
+		}
 		g.parts[i] = r
 	}
 	g.cfg = g.parts[0].cfg
@@ -144,6 +155,20 @@ func (g *Partitioned[Tx]) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	// The partitions that run here share one read of the log.
+	f := newFeed(g)
+	fctx, stopFeed := context.WithCancel(ctx)
+	go f.run(fctx)
+	g.mu.Lock()
+	g.feed = f
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.feed = nil
+		g.mu.Unlock()
+		stopFeed()
+		<-f.done
+	}()
 	m, shared := g.cps.(Membership)
 	if !shared {
 		return g.runAll(ctx)

@@ -265,27 +265,29 @@ func TestReplicasSharePartitions(t *testing.T) {
 	stopA := runGroup(t, a)
 	waitFor(t, "the first replica runs every partition", func() bool { return len(running(t, a)) == 4 })
 
-	// A second replica joins while events are appended.
+	// A second replica joins while events are appended, then the first
+	// leaves: the second takes everything over. (The appends are paced:
+	// a writer faster than the replicas would keep them catching up.)
 	appending, stopAppending := context.WithCancel(ctx)
 	var appends sync.WaitGroup
 	appends.Go(func() {
+		tick := time.NewTicker(100 * time.Microsecond)
+		defer tick.Stop()
 		for i := 0; appending.Err() == nil; i++ {
 			_, err := store.Append(ctx, fmt.Sprintf("acct-%d", i%30), es.Any, es.EventData{Type: "Deposited", Data: []byte(`{}`)})
 			assert.NoError(t, err)
+			<-tick.C
 		}
 	})
 	stopB := runGroup(t, b)
 	waitFor(t, "the replicas share the partitions", func() bool {
 		ra, rb := running(t, a), running(t, b)
-
 		return len(ra) == 2 && len(rb) == 2 && !slices.ContainsFunc(ra, func(i int) bool { return slices.Contains(rb, i) })
 	})
 	waitFor(t, "the projection is live, here and elsewhere", func() bool {
 		st, err := a.Status(ctx)
 		return err == nil && st.State == projection.StateLive
 	})
-
-	// The first leaves: the second takes everything over.
 	require.NoError(t, stopA())
 	waitFor(t, "the second replica runs every partition", func() bool { return len(running(t, b)) == 4 })
 	stopAppending()

@@ -111,6 +111,9 @@ type part struct {
 	// setting the partitions back to the start (see
 	// Partitioned.resetting).
 	resetting func(ctx context.Context, version int) (bool, error)
+	// feed subscribes to the feed of the group's Run, if it runs (see
+	// feed.subscribe).
+	feed func(ctx context.Context, from es.Position) (<-chan item, func(), bool)
 }
 
 // key returns the name of the checkpoint of version.
@@ -627,7 +630,7 @@ func (r *Runner[Tx]) follow(ctx context.Context, pl plan, version int, cp Checkp
 	if err != nil {
 		return err
 	}
-	items, stop := r.readAhead(ctx, cp.Position)
+	items, stop := r.subscribe(ctx, cp.Position)
 	defer stop()
 
 	report, gap := r.cfg.progress, r.cfg.progressGap
@@ -686,6 +689,18 @@ func (r *Runner[Tx]) start(ctx context.Context, version int, cp Checkpoint, stat
 	r.mu.Unlock()
 	r.notify()
 	return head, nil
+}
+
+// subscribe returns the messages of the log after from, for follow: from
+// the feed that the partitions of a running Partitioned share, or from a
+// subscription of the runner's own (readAhead).
+func (r *Runner[Tx]) subscribe(ctx context.Context, from es.Position) (<-chan item, func()) {
+	if r.part != nil && r.part.feed != nil {
+		if items, stop, ok := r.part.feed(ctx, from); ok {
+			return items, stop
+		}
+	}
+	return r.readAhead(ctx, from)
 }
 
 // readAhead reads the subscription from the position from in a goroutine
@@ -1035,6 +1050,7 @@ func (f *follower[Tx]) commit(ctx context.Context, cp Checkpoint, apply func(Tx)
 	if err := r.cps.Commit(ctx, r.key(f.version), cp, apply); err != nil {
 		return err
 	}
+
 	f.reset = false
 	return nil
 }
