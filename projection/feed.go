@@ -42,11 +42,11 @@ type feed[Tx any] struct {
 
 // feedSub is one partition's subscription to the feed.
 type feedSub struct {
-	part  int
-	ch    chan item
-	ctx   context.Context // the follow's: the feed never blocks on a subscriber that stopped
-	last  es.Position     // the last position received (or subscribed from)
-	live  bool            // received the caught-up message
+	part int
+	ch   chan item
+	ctx  context.Context // the follow's: the feed never blocks on a subscriber that stopped
+	last es.Position     // the last position received (or subscribed from)
+	live bool            // received the caught-up message
 	// pending is the position of the last message that only moves the
 	// checkpoint, not delivered yet (zero: none).
 	pending es.Position
@@ -177,13 +177,17 @@ func (f *feed[Tx]) hand(ctx context.Context, msg es.Message, owner int, it item)
 		default:
 			// Another partition's event, or the log's checkpoint: it only
 			// moves the checkpoint. It waits, coalesced with the next
-			// ones, while the partition is busy with its own events, so
-			// that the feed does not wait for it.
+			// ones, for the next flush: the feed neither waits for the
+			// partition nor wakes it up for each.
 			f.postpone(s, msg.Position)
 		}
 	}
 	return true
 }
+
+// feedBatches is how many batches of its own events a partition's
+// buffer holds.
+const feedBatches = 4
 
 // checkpointItem is the item that moves a partition's checkpoint to p.
 func checkpointItem(p es.Position) item {
@@ -210,15 +214,13 @@ func (f *feed[Tx]) send(ctx context.Context, s *feedSub, it item, msg *es.Messag
 }
 
 // postpone records that s has received position p, to be delivered as a
-// checkpoint: at once if s has nothing waiting, else later (the next
-// flush, or before the caught-up message).
+// checkpoint by the next flush, or before the caught-up message: one
+// checkpoint for a run of other partitions' events, not one wake-up of
+// the partition per event.
 func (f *feed[Tx]) postpone(s *feedSub, p es.Position) {
 	f.mu.Lock()
 	s.last, s.pending = p, p
 	f.mu.Unlock()
-	if len(s.ch) == 0 {
-		f.flushOne(s)
-	}
 }
 
 // flushOne delivers the pending checkpoint of s if its channel has room.
@@ -250,8 +252,9 @@ func (f *feed[Tx]) takePending(s *feedSub) es.Position {
 	return p
 }
 
-// flushEvery is how often the feed delivers the checkpoints that waited
-// for a busy partition.
+// flushEvery is how often the feed delivers the checkpoints that only
+// move a partition's position: a partition's checkpoint follows the log
+// within it (its runner commits such positions within its batch wait).
 const flushEvery = 20 * time.Millisecond
 
 // flush delivers the pending checkpoints every flushEvery until ctx ends,
@@ -333,7 +336,9 @@ func (f *feed[Tx]) fail(err error) {
 // which it stands in for): the feed's messages from the position from.
 func (f *feed[Tx]) subscribe(ctx context.Context, r *Runner[Tx], from es.Position) (<-chan item, func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &feedSub{part: r.part.index, ch: make(chan item, min(max(r.cfg.batchSize, minReadAhead), maxReadAhead)),
+	// Room for a few batches: while a partition commits, the feed goes
+	// on handing out the next events of the log, its own included.
+	s := &feedSub{part: r.part.index, ch: make(chan item, min(max(feedBatches*r.cfg.batchSize, minReadAhead), maxReadAhead)),
 		ctx: ctx, last: from}
 	f.mu.Lock()
 	f.subs[s] = true
