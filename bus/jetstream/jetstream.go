@@ -18,6 +18,17 @@
 // transport's publishers and subscribers (every consumer, the replies)
 // share that one connection.
 //
+// # Replicas
+//
+// Every durable consumer delivers to a queue group of its name, so the
+// replicas of a service (each with its transport and bus, on the same
+// topics) share each consumer: a message reaches one replica. A command
+// consumer has [CommandSubscribers] subscriptions per bus; an event handler
+// group one, which handles its share of the events in order, while the
+// events of one stream may reach two replicas at once. A durable consumer
+// of an event handler group made by an earlier version, for a single
+// subscription, is switched to its queue group on the next subscription.
+//
 // # De-duplication
 //
 // Every message is published with its Watermill UUID as its JetStream
@@ -245,13 +256,16 @@ func (t *Transport) Options() []bus.Option {
 // this many subscriptions on one durable consumer, so that concurrent
 // requests do not queue behind one handler (a command's sender waits for
 // its reply, so no sender's commands are reordered). Event handler groups
-// keep one subscription each, and their order.
+// keep one subscription per bus, and their order within it; the replicas
+// of a service share each group (see the package's Replicas).
 const CommandSubscribers = 16
 
 // subscriber returns the subscriber of one consumer: a durable consumer
-// named after it, which delivers every message of its topic once; for the
-// consumers of commands (named "command-…" by the bus), a queue group of
-// CommandSubscribers subscriptions on one durable consumer.
+// named after it, which delivers every message of its topic once to a
+// queue group, shared by the replicas of a service; a bus subscribes to it
+// once for an event handler group, and with CommandSubscribers
+// subscriptions for the consumers of commands (named "command-…" by the
+// bus).
 func (t *Transport) subscriber(consumer string) (message.Subscriber, error) {
 	js := t.streams()
 	js.DurablePrefix = consumer
@@ -262,14 +276,19 @@ func (t *Transport) subscriber(consumer string) (message.Subscriber, error) {
 	// ack timeout): nats.go would acknowledge it, and it would be lost.
 	js.SubscribeOptions = []nats.SubOpt{nats.DeliverAll(), nats.AckExplicit(), nats.AckWait(t.cfg.ackWait), nats.ManualAck()}
 	cfg := t.config(js)
-	queue := ""
+	// Every consumer is a queue group on its durable consumer, so that the
+	// replicas of a service share it: each message reaches one of them.
+	// An event handler group has one subscription per bus, which handles
+	// its share in order.
+	queue := consumer
+	cfg.QueueGroupPrefix = consumer
 	if strings.HasPrefix(consumer, "command-") {
-		// A queue group needs a durable consumer made for one (with a
-		// deliver group): its name differs from the single subscription's.
+		// Its durable consumer was made for a queue group from the
+		// start; its name differs from the single subscription's of
+		// earlier versions.
 		js.DurableCalculator = func(prefix, topic string) string { return prefix + "_q_" + topic }
 		cfg = t.config(js)
 		cfg.QueueGroupPrefix, cfg.SubscribersCount = consumer, CommandSubscribers
-		queue = consumer
 	}
 	sub, err := t.keep(wnats.NewSubscriberWithNatsConn(t.nc, cfg, t.logger))
 	if err != nil {
@@ -312,7 +331,15 @@ func (t *Transport) ensureConsumer(ctx context.Context, topic, name, queue strin
 	if err != nil {
 		return err
 	}
-	_, err = js.ConsumerInfo(topic, name, nats.Context(ctx))
+	info, err := js.ConsumerInfo(topic, name, nats.Context(ctx))
+	if err == nil && info.Config.DeliverGroup != queue {
+		// Made by an earlier version for a single subscription: deliver
+		// to the queue group from now on.
+		cfg := info.Config
+		cfg.DeliverGroup = queue
+		_, err = js.UpdateConsumer(topic, &cfg, nats.Context(ctx))
+		return err
+	}
 	if !errors.Is(err, nats.ErrConsumerNotFound) {
 		return err
 	}

@@ -42,7 +42,17 @@ func NewProcessed(ctx context.Context, db *sql.DB, table string) (*Processed, er
 	PRIMARY KEY (handler, event_id))`
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if _, err := db.ExecContext(ctx, create); err != nil {
+	// Replicas starting at once on a fresh database create the table
+	// together: on PostgreSQL, CREATE TABLE IF NOT EXISTS then fails in
+	// all but one of them (a unique violation in its catalog) once the
+	// winner has committed, and a second try finds the table.
+	var err error
+	for range createAttempts {
+		if _, err = db.ExecContext(ctx, create); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("sqlbus: create %s: %w", table, err)
 	}
 	return &Processed{db: db,
@@ -50,6 +60,9 @@ func NewProcessed(ctx context.Context, db *sql.DB, table string) (*Processed, er
 		insertSQL: `INSERT INTO ` + table + ` (handler, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
 	}, nil
 }
+
+// createAttempts is how many times NewProcessed tries to create its table.
+const createAttempts = 3
 
 // callTimeout bounds each call of a Processed into its database.
 const callTimeout = 5 * time.Second

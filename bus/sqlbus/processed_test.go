@@ -129,3 +129,29 @@ func testMarkProcessedTx(t *testing.T, db *sql.DB, store *sqlbus.Processed) {
 	require.NoError(t, err)
 	assert.True(t, processed, "marked under the handler's group")
 }
+
+// Replicas of a service start at once on a fresh PostgreSQL database:
+// each creates the table, and none fails (CREATE TABLE IF NOT EXISTS races
+// with itself there; SQLite has one writer, which a busy timeout waits for).
+func TestNewProcessedConcurrently(t *testing.T) {
+	for _, name := range []string{"PostgreSQL"} {
+		t.Run(name, func(t *testing.T) {
+			db := databases[name](t)
+			defer db.Close()
+			for range 5 {
+				table := "processed_" + uuid.NewString()[:8]
+				errs := make(chan error, 4)
+				for range cap(errs) {
+					go func() {
+						_, err := sqlbus.NewProcessed(t.Context(), db, table)
+						errs <- err
+					}()
+				}
+				for range cap(errs) {
+					assert.NoError(t, <-errs)
+				}
+				_, _ = db.Exec(`DROP TABLE ` + table)
+			}
+		})
+	}
+}

@@ -211,8 +211,8 @@ type readiness struct {
 }
 
 // readyz answers readiness: 200 when the event store answers a cheap read
-// within a.probe, the bus runs, and the relay and every read model are
-// live; 503 otherwise, and from the start of a shutdown, with the parts
+// within a.probe, the bus runs, every read model is live, and the relay is
+// live or waits in standby while another replica relays; 503 otherwise, and from the start of a shutdown, with the parts
 // that are not ready.
 func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.probe)
@@ -247,7 +247,7 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 		case st.State == projection.StateFailed && st.Err != nil:
 			check(r.Name(), string(st.State)+": "+st.Err.Error(), false)
 		default:
-			check(r.Name(), string(st.State), st.State == projection.StateLive)
+			check(r.Name(), string(st.State), st.State == projection.StateLive || a.relaysElsewhere(r, st))
 		}
 	}
 	res.Ready = len(res.NotReady) == 0
@@ -257,6 +257,14 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, code, res)
+}
+
+// relaysElsewhere reports whether r is the relay, waiting for its lease
+// while another replica relays: this replica is ready all the same.
+func (a *api) relaysElsewhere(r runner, st projection.Status) bool {
+	relay := a.svc.relay
+	return relay != nil && r.Name() == relay.Name() &&
+		(st.State == projection.StateStandby || st.State == projection.StateElsewhere)
 }
 
 // ping reads the newest event of store, to see that it answers before ctx

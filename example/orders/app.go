@@ -39,8 +39,13 @@ type infra struct {
 	esdb     string // EventStoreDB connection string: events there
 	postgres string // PostgreSQL connection string: events (unless esdb) and read models there
 	nats     string // NATS URL: the bus there (serve)
+	busESDB  bool   // the bus on EventStoreDB, esdb (serve -bus-esdb)
 	command  string // the command that runs, as in "orders serve"
 	readOnly bool   // the command only reads: SQLite files open read-only
+	// leaseTTL is the time-to-live of the leases and memberships of the
+	// read models' partitions and of the relay (serve's -lease-ttl); the
+	// libraries' default if 0.
+	leaseTTL time.Duration
 }
 
 // flags defines the infrastructure flags on fs, with defaults from the
@@ -264,7 +269,13 @@ type app struct {
 	queries *readmodel.Queries
 	logger  *slog.Logger
 	holder  string // names this process in leases; a default if empty
-	system  string // the event store's kind, for telemetry: "sqlite", "postgresql", "eventstoredb"
+	// leaseTTL is the time-to-live of the leases (infra.leaseTTL); the
+	// libraries' default if 0.
+	leaseTTL time.Duration
+	// esdb is the event store when it is EventStoreDB (store wraps it),
+	// for the bus on EventStoreDB (serve -bus-esdb).
+	esdb   *eventstoredb.Store
+	system string // the event store's kind, for telemetry: "sqlite", "postgresql", "eventstoredb"
 	// sqliteMode ends the SQLite DSNs of a command that only reads:
 	// read-only, and immutable if even that fails (see readOnlyMode).
 	sqliteMode string
@@ -273,7 +284,7 @@ type app struct {
 
 // openApp connects to the infrastructure in and builds the application.
 func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err error) {
-	a := &app{logger: logger, holder: in.leaseHolder()}
+	a := &app{logger: logger, holder: in.leaseHolder(), leaseTTL: in.leaseTTL}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
@@ -295,7 +306,7 @@ func openApp(ctx context.Context, in infra, logger *slog.Logger) (_ *app, err er
 		if err != nil {
 			return nil, err
 		}
-		a.store, a.closers, a.system = s, append(a.closers, s.Close), "eventstoredb"
+		a.store, a.esdb, a.closers, a.system = s, s, append(a.closers, s.Close), "eventstoredb"
 	case in.postgres != "":
 		if err := a.openPool(ctx, in.postgres); err != nil {
 			return nil, err
@@ -376,6 +387,9 @@ func (a *app) build(ctx context.Context, dialect sqlproj.Dialect) (err error) {
 	opts := []sqlproj.Option{sqlproj.WithLogger(logger)}
 	if a.holder != "" {
 		opts = append(opts, sqlproj.WithLeaseHolder(a.holder))
+	}
+	if a.leaseTTL > 0 {
+		opts = append(opts, sqlproj.WithLeaseTTL(a.leaseTTL))
 	}
 	if a.checkpoints, err = sqlproj.New(ctx, a.db, dialect, opts...); err != nil {
 		return err

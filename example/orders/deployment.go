@@ -42,6 +42,7 @@ const (
 const (
 	useNATS      = "nats"
 	useInProcess = "in-process"
+	useESDB      = "eventstoredb"
 	useDrained   = "drained"
 	useDiscarded = "discarded"
 )
@@ -53,7 +54,7 @@ type deploymentCreated struct {
 
 // busUse is an event of busUseStream.
 type busUse struct {
-	// Transport is what the bus ran on (useNATS, useInProcess), or what was
+	// Transport is what the bus ran on (useNATS, useInProcess, useESDB), or what was
 	// done to the messages on NATS (useDrained, useDiscarded).
 	Transport string    `json:"transport"`
 	Namespace string    `json:"namespace"`
@@ -168,8 +169,11 @@ func prepareBus(ctx context.Context, a *app, in infra, ns string, logger *slog.L
 	ctx, cancel := context.WithTimeout(ctx, deploymentTimeout)
 	defer cancel()
 	transport := useInProcess
-	if in.nats != "" {
+	switch {
+	case in.nats != "":
 		transport = useNATS
+	case in.busESDB:
+		transport = useESDB
 	}
 	d, err := loadDeployment(ctx, a.store)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/eventfold/eventfold/es/esotel"
+	"github.com/eventfold/eventfold/projection/sqlproj"
 	"io"
 	"log/slog"
 	"net"
@@ -44,6 +45,11 @@ func serveCommand(fs *flag.FlagSet) action {
 	addr := fs.String("addr", "127.0.0.1:8080", "the `address` to listen on")
 	autoConfirm := fs.Bool("auto-confirm", true, "confirm orders of products in stock by themselves (the stock-check process manager)")
 	namespace := busNamespaceFlag(fs)
+	fs.BoolVar(&in.busESDB, "bus-esdb", false, "carry commands and events on EventStoreDB (needs -esdb): persistent subscriptions pinned by order, shared by the replicas, and no relay")
+	fs.DurationVar(&in.leaseTTL, "lease-ttl", defaultLeaseTTL, "the time-to-live of the leases of the read models' partitions and of the relay: "+
+		"a replica that dies has its partitions taken over by the others within about this `long` (plus a second); shorter means faster takeovers and more renewals (one every third of it)")
+	ackWait := fs.Duration("bus-ack-wait", 30*time.Second, "with -nats: how `long` NATS waits for a replica to acknowledge a command or an event before it delivers it again, "+
+		"to any replica: the messages under way in a replica that died wait this long (set when the bus's consumers are created)")
 	timeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "on SIGINT or SIGTERM, wait at most this `long` for the requests and handlers under way, then exit anyway")
 	otlp := fs.String("otlp", "", "export traces over OTLP/HTTP to this `URL` (such as http://localhost:4318); the OTEL_EXPORTER_OTLP_* variables work too")
 	return func(ctx context.Context, stdout, stderr io.Writer, args []string) error {
@@ -52,6 +58,18 @@ func serveCommand(fs *flag.FlagSet) action {
 		}
 		if *timeout <= 0 {
 			return usagef("-shutdown-timeout %v: want a positive duration", *timeout)
+		}
+		if in.leaseTTL < minLeaseTTL {
+			return usagef("-lease-ttl %v: want at least %v", in.leaseTTL, minLeaseTTL)
+		}
+		if *ackWait <= 0 {
+			return usagef("-bus-ack-wait %v: want a positive duration", *ackWait)
+		}
+		if in.busESDB && in.esdb == "" {
+			return usagef("-bus-esdb carries the bus on the event store: it needs the events in EventStoreDB (-esdb)")
+		}
+		if in.busESDB && in.nats != "" {
+			return usagef("-bus-esdb and -nats: the bus runs on one of them")
 		}
 		logger := slog.New(esotel.LogHandler(slog.NewTextHandler(stderr, nil)))
 		tel, err := setupTelemetry(ctx, *otlp)
@@ -78,7 +96,7 @@ func serveCommand(fs *flag.FlagSet) action {
 		if err != nil {
 			return errors.Join(err, a.Close())
 		}
-		svc, err := newService(ctx, a, serviceConfig{nats: in.nats, namespace: ns, autoConfirm: *autoConfirm})
+		svc, err := newService(ctx, a, serviceConfig{nats: in.nats, busESDB: in.busESDB, ackWait: *ackWait, namespace: ns, autoConfirm: *autoConfirm})
 		if err != nil {
 			return errors.Join(err, a.Close())
 		}
@@ -94,6 +112,13 @@ func serveCommand(fs *flag.FlagSet) action {
 		return serve(ctx, ln, svc, serveConfig{shutdownTimeout: *timeout, closeStores: a.Close})
 	}
 }
+
+// defaultLeaseTTL is the time-to-live of the leases unless -lease-ttl
+// says otherwise: the libraries' default.
+const defaultLeaseTTL = sqlproj.DefaultLeaseTTL
+
+// minLeaseTTL is the shortest -lease-ttl: the libraries refuse shorter.
+const minLeaseTTL = 100 * time.Millisecond
 
 // serveLease is the key of the lease that one serve per SQLite file holds.
 const serveLease = "orders/serve"

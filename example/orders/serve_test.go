@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -255,4 +257,25 @@ func TestReadinessFailsWhileTheStoreFails(t *testing.T) {
 
 	store.failing.Store(false)
 	assert.Equal(t, http.StatusOK, call(t, srv, http.MethodGet, "/readyz", "").status)
+}
+
+// The flags of replicas refuse what cannot work, before serve connects to
+// anything.
+func TestServeRefusesBadReplicaFlags(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "orders.db")
+	for _, tt := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-bus-esdb"}, "-bus-esdb carries the bus on the event store: it needs the events in EventStoreDB (-esdb)"},
+		{[]string{"-bus-esdb", "-esdb", "esdb://127.0.0.1:1?tls=false", "-nats", "nats://127.0.0.1:1"}, "-bus-esdb and -nats: the bus runs on one of them"},
+		{[]string{"-lease-ttl", "10ms"}, "-lease-ttl 10ms: want at least 100ms"},
+		{[]string{"-bus-ack-wait", "0s"}, "-bus-ack-wait 0s: want a positive duration"},
+	} {
+		var stdout, stderr bytes.Buffer
+		assert.Equal(t, 2, run(t.Context(), append([]string{"serve", "-data", data}, tt.args...), &stdout, &stderr), tt.args)
+		assert.Contains(t, stderr.String(), tt.msg)
+	}
+	_, err := os.Stat(data)
+	assert.ErrorIs(t, err, os.ErrNotExist, "serve opened nothing")
 }

@@ -12,9 +12,11 @@ import (
 
 	"github.com/eventfold/eventfold/aggregate"
 	"github.com/eventfold/eventfold/bus"
+	"github.com/eventfold/eventfold/bus/esdbbus"
 	"github.com/eventfold/eventfold/bus/jetstream"
 	"github.com/eventfold/eventfold/bus/sqlbus"
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/eventstoredb"
 	"github.com/eventfold/eventfold/example/orders/order"
 	"github.com/eventfold/eventfold/projection"
 )
@@ -58,10 +60,12 @@ type service struct {
 	metrics   http.Handler
 	app       *app
 	bus       *bus.Bus
-	transport *jetstream.Transport // nil on the in-process bus
-	relay     *projection.Runner[projection.NoTx]
-	now       func() time.Time
-	logger    *slog.Logger
+	transport *jetstream.Transport // nil unless the bus is on NATS
+	// relay feeds the bus from the store; nil on EventStoreDB's bus
+	// (-bus-esdb), whose event handlers read the store directly.
+	relay  *projection.Runner[projection.NoTx]
+	now    func() time.Time
+	logger *slog.Logger
 
 	notified atomic.Int64 // shipping notifications sent
 	closers  []func() error
@@ -75,7 +79,14 @@ type service struct {
 
 // serviceConfig configures a service.
 type serviceConfig struct {
-	nats        string // NATS URL: the bus on JetStream instead of in-process channels
+	nats string // NATS URL: the bus on JetStream instead of in-process channels
+	// busESDB carries the bus on EventStoreDB (the app's store), through
+	// persistent subscriptions, without a relay.
+	busESDB bool
+	// ackWait is how long NATS waits for a command's or an event's
+	// acknowledgement before it delivers it again (jetstream.WithAckWait);
+	// the transport's default if 0.
+	ackWait     time.Duration
 	topicPrefix string // the bus's topics start with it; "" for the bus's default
 	namespace   string // the bus's namespace (bus.WithNamespace); "" for none
 	autoConfirm bool   // run the stock check
@@ -103,12 +114,26 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 	if cfg.namespace != "" {
 		opts = append(opts, bus.WithNamespace(cfg.namespace))
 	}
-	if cfg.nats != "" {
-		t, err := jetstream.Open(cfg.nats, a.logger)
+	switch {
+	case cfg.nats != "" && cfg.busESDB:
+		return nil, errors.New("the bus runs on NATS or on EventStoreDB, not both")
+	case cfg.nats != "":
+		var jsOpts []jetstream.Option
+		if cfg.ackWait > 0 {
+			jsOpts = append(jsOpts, jetstream.WithAckWait(cfg.ackWait))
+		}
+		t, err := jetstream.Open(cfg.nats, a.logger, jsOpts...)
 		if err != nil {
 			return nil, err
 		}
 		s.closers, s.transport = append(s.closers, t.Close), t
+		opts = append(opts, t.Options()...)
+	case cfg.busESDB:
+		t, err := esdbTransport(a, cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, t.Close)
 		opts = append(opts, t.Options()...)
 	}
 	if s.bus, err = bus.New(commands, a.types, opts...); err != nil {
@@ -145,21 +170,62 @@ func newService(ctx context.Context, a *app, cfg serviceConfig) (*service, error
 		return nil, err
 	}
 
-	// The relay: a checkpointed projection that publishes what the store
-	// committed. Its checkpoint lives in the store, so that it holds no
-	// database transaction while it publishes.
-	relayed, err := projection.NewStreamCheckpoints(a.store, projection.WithStreamLogger(a.logger))
-	if err != nil {
-		return nil, err
-	}
-	s.relay, err = projection.NewRunner(a.store, relayed, nil, projection.Relay(s.bus.Publish, order.Definition().Category),
-		projection.WithLogger(a.logger), projection.WithBatch(100, 20*time.Millisecond), restart)
-	if err != nil {
-		return nil, err
+	if !cfg.busESDB {
+		if s.relay, err = newRelay(a, s.bus); err != nil {
+			return nil, err
+		}
 	}
 	horizon := s.horizon
 	a.horizon.Store(&horizon)
 	return s, nil
+}
+
+// newRelay returns the relay: a checkpointed projection that publishes
+// what the store committed to b. Its checkpoint lives in the store, so
+// that it holds no database transaction while it publishes, under a lease:
+// one replica relays, another takes over when it dies.
+func newRelay(a *app, b *bus.Bus) (*projection.Runner[projection.NoTx], error) {
+	opts := []projection.StreamOption{projection.WithStreamLogger(a.logger)}
+	if a.holder != "" {
+		opts = append(opts, projection.WithStreamLeaseHolder(a.holder))
+	}
+	if a.leaseTTL > 0 {
+		opts = append(opts, projection.WithStreamLeaseTTL(a.leaseTTL))
+	}
+	relayed, err := projection.NewStreamCheckpoints(a.store, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return projection.NewRunner(a.store, relayed, nil, projection.Relay(b.Publish, order.Definition().Category),
+		projection.WithLogger(a.logger), projection.WithBatch(100, 20*time.Millisecond), restart)
+}
+
+// esdbTransport returns the transport of a bus on EventStoreDB, a.esdb
+// (serve -bus-esdb): commands and replies are appended to streams of their
+// own, and the events topic reads the order streams from `$all`, so that
+// no relay runs. Each consumer is a persistent subscription group, shared
+// by the replicas; the groups are pinned by stream, so one order's events
+// reach one replica, in order, while the replicas stay the same.
+func esdbTransport(a *app, cfg serviceConfig) (*esdbbus.Transport, error) {
+	if a.esdb == nil {
+		return nil, errors.New("the bus on EventStoreDB needs the events there (-esdb)")
+	}
+	return esdbbus.New(a.esdb, esdbbus.WithLogger(a.logger),
+		esdbbus.WithSource(eventsTopic(cfg), esdbbus.StreamPrefixes(order.Definition().Category+"-")),
+		esdbbus.WithGroupSettings(eventstoredb.GroupSettings{Strategy: eventstoredb.Pinned}))
+}
+
+// eventsTopic returns the topic of the events of a bus of cfg, as
+// bus.New names it: "<prefix><namespace>-events".
+func eventsTopic(cfg serviceConfig) string {
+	prefix := cfg.topicPrefix
+	if prefix == "" {
+		prefix = "eventfold-"
+	}
+	if cfg.namespace != "" {
+		prefix += cfg.namespace + "-"
+	}
+	return prefix + "events"
 }
 
 func answer(res aggregate.Result[order.Order, order.Event], err error) (outcome, error) {
@@ -216,9 +282,13 @@ func (s *service) horizon(ctx context.Context) (es.Position, error) {
 	return low, nil
 }
 
-// runners returns the service's runners: the relay, then the read models.
+// runners returns the service's runners: the relay (if it runs), then the
+// read models.
 func (s *service) runners() []runner {
-	rs := []runner{s.relay}
+	var rs []runner
+	if s.relay != nil {
+		rs = append(rs, s.relay)
+	}
 	for _, m := range s.app.runners {
 		rs = append(rs, m)
 	}
@@ -274,7 +344,11 @@ func (s *service) start(ctx context.Context) *running {
 	base := context.WithoutCancel(ctx)
 	r := &running{failed: make(chan struct{})}
 	r.bus = r.stage(base, "the bus", map[string]func(context.Context) error{"bus": s.bus.Run})
-	r.relay = r.stage(base, "the relay", map[string]func(context.Context) error{s.relay.Name(): s.relay.Run})
+	relay := map[string]func(context.Context) error{}
+	if s.relay != nil {
+		relay[s.relay.Name()] = s.relay.Run
+	}
+	r.relay = r.stage(base, "the relay", relay)
 	models := make(map[string]func(context.Context) error, len(s.app.runners))
 	for _, m := range s.app.runners {
 		models[m.Name()] = m.Run
