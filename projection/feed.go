@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,7 +31,8 @@ type feed[Tx any] struct {
 	g *Partitioned[Tx]
 
 	mu      sync.Mutex
-	subs    map[*feedSub]bool
+	list    []*feedSub // the subscribers
+	sendTo  []*feedSub // the reader's: the subscribers of the message under way
 	pos     es.Position        // the last position handed out
 	reading bool               // the reader goroutine runs
 	rewind  context.CancelFunc // ends the subscription under way, to read again from further back
@@ -56,7 +58,7 @@ type feedSub struct {
 }
 
 func newFeed[Tx any](g *Partitioned[Tx]) *feed[Tx] {
-	return &feed[Tx]{g: g, subs: make(map[*feedSub]bool), changed: make(chan struct{}), done: make(chan struct{})}
+	return &feed[Tx]{g: g, changed: make(chan struct{}), done: make(chan struct{})}
 }
 
 // run reads the log for the subscribers until ctx ends; Partitioned.Run
@@ -89,7 +91,7 @@ func (f *feed[Tx]) lowest() (es.Position, bool) {
 	defer f.mu.Unlock()
 	var low es.Position
 	first := true
-	for s := range f.subs {
+	for _, s := range f.list {
 		if first || s.last.Compare(low) < 0 {
 			low, first = s.last, false
 		}
@@ -141,48 +143,56 @@ func (f *feed[Tx]) read(ctx context.Context, from es.Position) {
 }
 
 // hand gives a message to every subscriber that has not received it: the
-// event it consumes (kept, decoded) to its owner, the event as not kept
-// to the others. It reports false when the feed is to stop reading.
+// event it consumes (kept, decoded) to its owner, the caught-up message
+// to those not live; the others only learn the position (see
+// postponed). It reports false when the feed is to stop reading.
 func (f *feed[Tx]) hand(ctx context.Context, msg es.Message, owner int, it item) bool {
 	f.sending.Lock()
 	defer f.sending.Unlock()
-	f.mu.Lock()
-	subs := make([]*feedSub, 0, len(f.subs))
-	for s := range f.subs {
-		subs = append(subs, s)
-	}
-	if msg.Kind != es.KindCaughtUp {
-		f.pos = msg.Position
-	}
-	f.mu.Unlock()
-	for _, s := range subs {
-		if !f.due(s, msg) {
-			continue
-		}
-		switch {
-		case msg.Kind == es.KindCaughtUp:
+	targets := f.targets(msg, owner)
+	for _, s := range targets {
+		if msg.Kind == es.KindCaughtUp {
 			// Its position first, then the news.
 			if p := f.takePending(s); !p.IsZero() && !f.send(ctx, s, checkpointItem(p), nil) {
 				return false
 			}
-			if !f.send(ctx, s, it, &msg) {
-				return false
-			}
-		case msg.Kind == es.KindEvent && s.part == owner:
-			mine := it
-			mine.keep = true
-			if !f.send(ctx, s, mine, &msg) {
-				return false
-			}
-		default:
-			// Another partition's event, or the log's checkpoint: it only
-			// moves the checkpoint. It waits, coalesced with the next
-			// ones, for the next flush: the feed neither waits for the
-			// partition nor wakes it up for each.
-			f.postpone(s, msg.Position)
+		} else {
+			it.keep = true // an event, to its owner
+		}
+		if !f.send(ctx, s, it, &msg) {
+			return false
 		}
 	}
 	return true
+}
+
+// targets returns the subscribers that msg is to be sent to, and records
+// its position as pending for those to whom it only moves the checkpoint
+// (another partition's event, the log's checkpoint): they get it, with
+// the next ones, at the next flush, so that the feed neither waits for
+// them nor wakes them up for each. The slice is reused.
+func (f *feed[Tx]) targets(msg es.Message, owner int) []*feedSub {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if msg.Kind != es.KindCaughtUp {
+		f.pos = msg.Position
+	}
+	f.sendTo = f.sendTo[:0]
+	for _, s := range f.list {
+		switch {
+		case !s.read: // joined since the read began: after the rewind
+		case msg.Kind == es.KindCaughtUp:
+			if !s.live {
+				f.sendTo = append(f.sendTo, s)
+			}
+		case msg.Position.Compare(s.last) <= 0: // received before a rewind, or before its from
+		case msg.Kind == es.KindEvent && s.part == owner:
+			f.sendTo = append(f.sendTo, s)
+		default:
+			s.last, s.pending = msg.Position, msg.Position
+		}
+	}
+	return f.sendTo
 }
 
 // feedBatches is how many batches of its own events a partition's
@@ -211,16 +221,6 @@ func (f *feed[Tx]) send(ctx context.Context, s *feedSub, it item, msg *es.Messag
 		return false
 	}
 	return true
-}
-
-// postpone records that s has received position p, to be delivered as a
-// checkpoint by the next flush, or before the caught-up message: one
-// checkpoint for a run of other partitions' events, not one wake-up of
-// the partition per event.
-func (f *feed[Tx]) postpone(s *feedSub, p es.Position) {
-	f.mu.Lock()
-	s.last, s.pending = p, p
-	f.mu.Unlock()
 }
 
 // flushOne delivers the pending checkpoint of s if its channel has room.
@@ -273,10 +273,7 @@ func (f *feed[Tx]) flush(ctx context.Context) {
 			continue // a message is being handed out: next time
 		}
 		f.mu.Lock()
-		subs := make([]*feedSub, 0, len(f.subs))
-		for s := range f.subs {
-			subs = append(subs, s)
-		}
+		subs := slices.Clone(f.list)
 		f.mu.Unlock()
 		for _, s := range subs {
 			f.flushOne(s)
@@ -285,25 +282,11 @@ func (f *feed[Tx]) flush(ctx context.Context) {
 	}
 }
 
-// due reports whether s is to receive msg: it is still subscribed, and
-// has not received msg (before a rewind, or before its from).
-func (f *feed[Tx]) due(s *feedSub, msg es.Message) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	switch {
-	case !f.subs[s] || !s.read:
-		return false
-	case msg.Kind == es.KindCaughtUp:
-		return !s.live
-	}
-	return msg.Position.Compare(s.last) > 0
-}
-
 // drop forgets s, which stopped.
 func (f *feed[Tx]) drop(s *feedSub) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.subs, s)
+	f.list = slices.DeleteFunc(f.list, func(x *feedSub) bool { return x == s })
 }
 
 // received records that s received msg.
@@ -321,10 +304,10 @@ func (f *feed[Tx]) received(s *feedSub, msg es.Message) {
 // them: each subscribes again when its runner restarts.
 func (f *feed[Tx]) fail(err error) {
 	f.mu.Lock()
-	subs := f.subs
-	f.subs = make(map[*feedSub]bool)
+	subs := f.list
+	f.list = nil
 	f.mu.Unlock()
-	for s := range subs {
+	for _, s := range subs {
 		select {
 		case s.ch <- item{err: err}:
 		case <-s.ctx.Done():
@@ -341,7 +324,7 @@ func (f *feed[Tx]) subscribe(ctx context.Context, r *Runner[Tx], from es.Positio
 	s := &feedSub{part: r.part.index, ch: make(chan item, min(max(feedBatches*r.cfg.batchSize, minReadAhead), maxReadAhead)),
 		ctx: ctx, last: from}
 	f.mu.Lock()
-	f.subs[s] = true
+	f.list = append(f.list, s)
 	f.stale = true
 	if f.rewind != nil {
 		// Read again from the lowest position: from, if the feed has
@@ -355,8 +338,6 @@ func (f *feed[Tx]) subscribe(ctx context.Context, r *Runner[Tx], from es.Positio
 	f.mu.Unlock()
 	return s.ch, func() {
 		cancel()
-		f.mu.Lock()
-		delete(f.subs, s)
-		f.mu.Unlock()
+		f.drop(s)
 	}
 }
