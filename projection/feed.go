@@ -31,8 +31,8 @@ type feed[Tx any] struct {
 	g *Partitioned[Tx]
 
 	mu      sync.Mutex
-	list    []*feedSub // the subscribers
-	sendTo  []*feedSub // the reader's: the subscribers of the message under way
+	list    []*feedSub         // the subscribers
+	sendTo  []*feedSub         // the reader's: the subscribers of the message under way
 	pos     es.Position        // the last position handed out
 	reading bool               // the reader goroutine runs
 	rewind  context.CancelFunc // ends the subscription under way, to read again from further back

@@ -186,8 +186,19 @@ func BenchmarkIOBoundProjection(b *testing.B) {
 		}
 		b.ReportMetric(float64(ioEvents*b.N)/time.Since(start).Seconds(), "events/s")
 	})
-	b.Run("partitions=4,processes=2", func(b *testing.B) {
-		replicas := []*benchReplica{startBenchReplica(b, dsn, 15*time.Second), startBenchReplica(b, dsn, 15*time.Second)}
+	for _, processes := range []int{1, 2} {
+		b.Run(fmt.Sprintf("partitions=4,processes=%d", processes), func(b *testing.B) { ioPartitioned(b, dsn, cps, head, processes) })
+	}
+}
+
+// ioPartitioned runs the I/O-bound projection, 4 partitions, in processes
+// replica processes.
+func ioPartitioned(b *testing.B, dsn string, cps *sqlproj.PgxCheckpoints, head es.Position, processes int) {
+	{
+		var replicas []*benchReplica
+		for range processes {
+			replicas = append(replicas, startBenchReplica(b, dsn, 15*time.Second))
+		}
 		b.ResetTimer()
 		var elapsed time.Duration
 		for range b.N {
@@ -215,7 +226,7 @@ func BenchmarkIOBoundProjection(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(ioEvents*b.N)/elapsed.Seconds(), "events/s")
-	})
+	}
 }
 
 func BenchmarkTakeover(b *testing.B) {

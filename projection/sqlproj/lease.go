@@ -125,8 +125,20 @@ func (s *store[Tx]) lease(ctx context.Context, key string) (context.Context, fun
 // one whose holder was a process of this host that is gone (killed,
 // crashed): a SQLite file is on one host.
 func (s *store[Tx]) tryLease(ctx context.Context, key string) (token int64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.leaseTTL)
+	// Not cut short as soon as ctx ends: a take interrupted by its
+	// caller's stop may have been written all the same, and its holder,
+	// not knowing it, would leave it to expire, making the next holder
+	// wait a whole time-to-live. Once ctx ends, the take has the time of
+	// a release to finish; its caller gives back a take that ends after
+	// ctx.
+	caller := ctx
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.leaseTTL)
 	defer cancel()
+	stop := context.AfterFunc(caller, func() {
+		t := time.AfterFunc(releaseTimeout, cancel)
+		context.AfterFunc(ctx, func() { t.Stop() })
+	})
+	defer stop()
 	ttl := s.cfg.leaseTTL.Milliseconds()
 	pid := int64(os.Getpid())
 	err = s.db.queryRow(ctx, s.q.takeLease, key, s.cfg.leaseHolder, ttl, thisHost, pid, s.instance).Scan(&token)
