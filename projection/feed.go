@@ -17,8 +17,8 @@ import (
 // partitions scale when reading the log, not applying it, is the cost.
 //
 // A partition subscribes from its checkpoint and receives what its own
-// subscription would deliver: every event (its own kept and decoded, the
-// others only to move its checkpoint), the log's checkpoints, the
+// subscription would deliver: its own events (kept, for it to decode),
+// the others' positions only to move its checkpoint, the log's checkpoints, the
 // caught-up message once, and the subscription's failure. The feed reads
 // from the lowest position of its subscribers: one that subscribes from a
 // position already passed makes it read again from there, and each
@@ -119,7 +119,6 @@ func (f *feed[Tx]) read(ctx context.Context, from es.Position) {
 		f.mu.Unlock()
 	}()
 	filter, keep := f.g.p.filter()
-	r := f.g.parts[0] // for its decoder: every partition has the same
 	for msg, err := range f.g.store.SubscribeAll(sctx, es.SubscribeAllOptions{From: from, Filter: filter}) {
 		if err != nil {
 			if sctx.Err() != nil {
@@ -128,10 +127,11 @@ func (f *feed[Tx]) read(ctx context.Context, from es.Position) {
 			f.fail(fmt.Errorf("the subscription failed: %w", err))
 			return
 		}
+		// Its partition decodes it: in parallel with the others, and
+		// only if it runs here.
 		owner, it := -1, item{msg: msg}
 		if msg.Kind == es.KindEvent && keep(msg.Event) {
-			owner = f.g.p.partitionOf(msg.Event)
-			it.payload, it.bad = r.decode(msg.Event)
+			owner, it.undecoded = f.g.p.partitionOf(msg.Event), true
 		}
 		if !f.hand(sctx, msg, owner, it) {
 			return

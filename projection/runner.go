@@ -600,6 +600,9 @@ type item struct {
 	keep    bool  // an event the projection consumes
 	payload any   // the decoded payload of an event kept
 	bad     error // why an event kept does not decode
+	// undecoded: an event kept that its receiver decodes (the feed of a
+	// Partitioned leaves decoding to each partition, in parallel).
+	undecoded bool
 }
 
 // The subscription reads up to one batch ahead of the runner, at least
@@ -823,6 +826,9 @@ func (f *follower[Tx]) take(ctx context.Context, it item) (end bool, err error) 
 	}
 	switch it.msg.Kind {
 	case es.KindEvent:
+		if it.keep && it.undecoded {
+			it.payload, it.bad = r.decode(it.msg.Event)
+		}
 		switch {
 		case !it.keep:
 			f.advance(it.msg.Position)
