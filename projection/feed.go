@@ -34,7 +34,6 @@ type feed[Tx any] struct {
 	list    []*feedSub         // the subscribers
 	sendTo  []*feedSub         // the reader's: the subscribers of the message under way
 	pos     es.Position        // the last position handed out
-	reading bool               // the reader goroutine runs
 	rewind  context.CancelFunc // ends the subscription under way, to read again from further back
 	stale   bool               // a subscriber came since the reader chose where to read from
 	changed chan struct{}      // closed and replaced when subscribers come
@@ -142,10 +141,10 @@ func (f *feed[Tx]) read(ctx context.Context, from es.Position) {
 	}
 }
 
-// hand gives a message to every subscriber that has not received it: the
-// event it consumes (kept, decoded) to its owner, the caught-up message
-// to those not live; the others only learn the position (see
-// postponed). It reports false when the feed is to stop reading.
+// hand gives a message to every subscriber that has not received it: an
+// event to the partition that consumes it (to decode), the caught-up
+// message to those not live; the others only learn the position (see
+// targets). It reports false when the feed is to stop reading.
 func (f *feed[Tx]) hand(ctx context.Context, msg es.Message, owner int, it item) bool {
 	f.sending.Lock()
 	defer f.sending.Unlock()
