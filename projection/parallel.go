@@ -149,7 +149,11 @@ func (g *Partitioned[Tx]) leaseAll(ctx context.Context, version int) (context.Co
 		lost(nil)
 	}
 	watch := func(held context.Context) {
-		stop := context.AfterFunc(held, func() { lost(context.Cause(held)) })
+		stop := context.AfterFunc(held, func() {
+			if ctx.Err() == nil { // lost, not ended with ctx: work ends with ctx's error then
+				lost(context.Cause(held))
+			}
+		})
 		releases = append(releases, func() { stop() })
 	}
 	held, rel, err := l.Lease(ctx, key(g.p.Name, version))

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/memstore"
 	"github.com/eventfold/eventfold/es/sqlstore/postgres"
 	"github.com/eventfold/eventfold/projection"
 	"github.com/eventfold/eventfold/projection/sqlproj"
@@ -251,6 +253,47 @@ func TestReplicasShareAndTakeOver(t *testing.T) {
 
 	want := replay(t, store, db, sqlproj.Postgres)
 	require.Len(t, want, 40)
+	assert.Equal(t, want, read(t, db, "totals_v1"), "the read model equals a fresh replay")
+	var disorder int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM disorder`).Scan(&disorder))
+	assert.Zero(t, disorder, "events applied out of their stream's order")
+}
+
+// A parallel rebuild of a partitioned projection on PostgreSQL,
+// interrupted at random points (its context ended) and run again until it
+// finishes, ends with the read model of a fresh single runner's replay,
+// and every stream applied in order.
+func TestParallelRebuildInterruptedOnPostgreSQL(t *testing.T) {
+	dsn := postgresSchema(t)
+	ctx := t.Context()
+	db := openPostgres(t, dsn)
+	store := memstore.MustNew()
+	for i := range 3000 {
+		add(t, store, fmt.Sprintf("counter-%d", i%60), i%9)
+	}
+	cps := newCheckpoints(t, db, sqlproj.Postgres)
+	g, err := projection.NewPartitioned(store, cps, types(t), partitionedTotals(),
+		projection.WithLogger(quiet), projection.WithBatch(40, time.Millisecond), projection.WithWorkers(2))
+	require.NoError(t, err)
+	require.NoError(t, g.CatchUp(ctx))
+
+	rng := rand.New(rand.NewPCG(13, 13))
+	interrupted := 0
+	for attempt := 0; ; attempt++ {
+		require.Less(t, attempt, 100, "the rebuild does not finish")
+		rctx, cancel := context.WithTimeout(ctx, time.Duration(rng.IntN(60_000))*time.Microsecond)
+		err := g.Rebuild(rctx, nil)
+		cancel()
+		if err == nil {
+			break
+		}
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		interrupted++
+	}
+	t.Logf("interrupted %d times", interrupted)
+	assert.Positive(t, interrupted)
+	want := replay(t, store, db, sqlproj.Postgres)
+	require.Len(t, want, 60)
 	assert.Equal(t, want, read(t, db, "totals_v1"), "the read model equals a fresh replay")
 	var disorder int
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM disorder`).Scan(&disorder))
