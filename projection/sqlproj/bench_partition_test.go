@@ -70,46 +70,57 @@ func ioProjection(name string, partitions int) projection.Projection[pgx.Tx] {
 	}
 }
 
-// TestBenchReplica is a child process of the benchmarks, when
-// benchReplicaEnv is set: it reads commands on its standard input, "run
-// NAME" to run the projection NAME until the next command, and answers
-// "ok" to each; it ends when its input closes.
-func TestBenchReplica(t *testing.T) {
-	spec := os.Getenv(benchReplicaEnv)
-	if spec == "" {
-		t.Skip("a child process of the partition benchmarks")
-	}
+// benchReplicaMain is a child process of the benchmarks (TestMain runs it
+// when benchReplicaEnv is set): it reads commands on its standard input,
+// "run NAME" to run the projection NAME until the next command, and
+// answers "ok" to each; it ends when its input closes.
+func benchReplicaMain(spec string) error {
 	ttlText, dsn, _ := strings.Cut(spec, "|")
 	ttl, err := time.ParseDuration(ttlText)
-	require.NoError(t, err)
-	ctx := t.Context()
-	pool := openPool(t, dsn)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
 	store, err := postgres.New(ctx, pool)
-	require.NoError(t, err)
+	if err != nil {
+		return err
+	}
 	defer store.Close()
-	cps := newPgxCheckpoints(t, pool, sqlproj.WithLeaseTTL(ttl), sqlproj.WithLeasePoll(10*time.Millisecond))
-	var stop func()
+	cps, err := sqlproj.NewPgx(ctx, pool, sqlproj.WithLeaseTTL(ttl), sqlproj.WithLeasePoll(10*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	types, err := es.NewRegistry(es.Type[Added]("Added"))
+	if err != nil {
+		return err
+	}
+	stop := func() error { return nil }
 	in := bufio.NewScanner(os.Stdin)
 	fmt.Println("ok")
 	for in.Scan() {
-		if stop != nil {
-			stop()
-			stop = nil
+		if err := stop(); err != nil {
+			return err
 		}
+		stop = func() error { return nil }
 		if name, ok := strings.CutPrefix(in.Text(), "run "); ok {
-			g, err := projection.NewPartitioned(store, cps, types(t), ioProjection(name, 4),
+			g, err := projection.NewPartitioned(store, cps, types, ioProjection(name, 4),
 				projection.WithLogger(quiet), projection.WithBatch(ioBatch, 100*time.Millisecond), projection.WithRebalance(10*time.Millisecond))
-			require.NoError(t, err)
+			if err != nil {
+				return err
+			}
 			rctx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- g.Run(rctx) }()
-			stop = func() { cancel(); require.NoError(t, <-done) }
+			stop = func() error { cancel(); return <-done }
 		}
 		fmt.Println("ok")
 	}
-	if stop != nil {
-		stop()
-	}
+	return stop()
 }
 
 // benchReplica is a replica process of the benchmarks.
@@ -121,7 +132,7 @@ type benchReplica struct {
 
 func startBenchReplica(b *testing.B, dsn string, ttl time.Duration) *benchReplica {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchReplica$", "-test.count=1", "-test.bench=^$")
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), benchReplicaEnv+"="+ttl.String()+"|"+dsn)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
