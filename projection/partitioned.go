@@ -558,31 +558,10 @@ func (g *Partitioned[Tx]) Lag(ctx context.Context) (Lag, error) {
 		return lag, nil
 	}
 	_, keep := g.p.filter()
-	var oldest time.Time
-	for ev, err := range g.store.ReadAll(ctx, es.ReadAllOptions{From: st.Checkpoint}) {
-		if err != nil {
-			return Lag{}, err
-		}
-		if !keep(ev) || ev.Position.Compare(st.Parts[g.p.partitionOf(ev)].Checkpoint) <= 0 {
-			continue
-		}
-		if oldest.IsZero() {
-			oldest = ev.Created
-		}
-		if lag.Events == MaxLagCount {
-			lag.AtLeast = true
-			break
-		}
-		lag.Events++
+	behind := func(ev es.RecordedEvent) bool {
+		return keep(ev) && ev.Position.Compare(st.Parts[g.p.partitionOf(ev)].Checkpoint) > 0
 	}
-	if lag.Events > 0 {
-		applied := st.LastEvent
-		if applied.IsZero() {
-			applied = oldest
-		}
-		lag.Time = max(head.Created.Sub(applied), 0)
-	}
-	return lag, nil
+	return countLag(ctx, g.store, lag, st.Checkpoint, st.LastEvent, head, behind)
 }
 
 // WaitFor returns once the projection has committed position p, as

@@ -292,12 +292,22 @@ func (r *Runner[Tx]) Lag(ctx context.Context) (Lag, error) {
 		return lag, nil
 	}
 	_, keep := r.filter()
+	behind := func(ev es.RecordedEvent) bool { return ev.Position.Compare(st.Checkpoint) > 0 && keep(ev) }
+	return countLag(ctx, r.store, lag, st.Checkpoint, st.LastEvent, head, behind)
+}
+
+// countLag completes lag: it counts the events after from that behind
+// says are still to apply (up to MaxLagCount), and measures how much older
+// than head is applied, the creation of the last event applied (or, if
+// zero, that of the oldest still to apply).
+func countLag(ctx context.Context, store es.Store, lag Lag, from es.Position, applied time.Time, head es.RecordedEvent,
+	behind func(es.RecordedEvent) bool) (Lag, error) {
 	var oldest time.Time
-	for ev, err := range r.store.ReadAll(ctx, es.ReadAllOptions{From: st.Checkpoint}) {
+	for ev, err := range store.ReadAll(ctx, es.ReadAllOptions{From: from}) {
 		if err != nil {
 			return Lag{}, err
 		}
-		if ev.Position.Compare(st.Checkpoint) <= 0 || !keep(ev) {
+		if !behind(ev) {
 			continue
 		}
 		if oldest.IsZero() {
@@ -310,7 +320,6 @@ func (r *Runner[Tx]) Lag(ctx context.Context) (Lag, error) {
 		lag.Events++
 	}
 	if lag.Events > 0 {
-		applied := st.LastEvent // the event at the checkpoint
 		if applied.IsZero() {
 			applied = oldest
 		}
