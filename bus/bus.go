@@ -292,10 +292,18 @@ func (b *Bus) codes(err error) []string {
 // it was a request, then goes to the poison queue or is dropped. A message
 // whose handler failed while the bus was stopping is left to the
 // transport instead (nacked), to be delivered again: the failure may be
-// the stop's (a cancelled context, a command that could not be sent).
+// the stop's (a cancelled context, a command that could not be sent); so
+// is a message that arrives once the bus is stopping, without starting
+// its handler.
 func (b *Bus) settle(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		ctx := msg.Context()
+		if b.stop.isStopping() {
+			// A message that arrives once the bus stops (one delivered
+			// again, nacked by a handler that failed with the stop) does
+			// not start a handler: it is left to the transport.
+			return nil, errLeft
+		}
 		out, err := h(msg)
 		if err == nil {
 			return out, nil
