@@ -149,7 +149,7 @@ func (g *Partitioned[Tx]) Run(ctx context.Context) error {
 		return fmt.Errorf("projection %s: already running", g.p.Name)
 	}
 	defer g.end()
-	if _, err := g.prepareRetrying(ctx); err != nil {
+	if err := g.prepareRetrying(ctx); err != nil {
 		if stoppedByCtx(ctx, err) {
 			return nil
 		}
@@ -203,20 +203,20 @@ func (g *Partitioned[Tx]) end() {
 // prepareRetrying sets the version to run up, retrying with the restart
 // backoff when the runner restarts ([WithRestart]) and the failure is
 // not one that needs a person.
-func (g *Partitioned[Tx]) prepareRetrying(ctx context.Context) (int, error) {
+func (g *Partitioned[Tx]) prepareRetrying(ctx context.Context) error {
 	for failures := 1; ; failures++ {
 		version, err := g.parts[0].versionToRun(ctx)
 		if err == nil {
 			err = g.prepare(ctx, version, true)
 		}
 		if err == nil || g.cfg.restart <= 0 || !restartable(err) || ctx.Err() != nil {
-			return version, err
+			return err
 		}
 		wait := backoff.Policy{First: g.cfg.restart, Max: g.cfg.restartMax, Jitter: 0.5}.Wait(failures)
 		g.cfg.logger.WarnContext(ctx, "projection: setting up a partitioned projection failed; trying again",
 			"projection", g.p.Name, "error", err, "retry", wait)
 		if err := backoff.Sleep(ctx, wait); err != nil {
-			return 0, err
+			return err
 		}
 	}
 }
