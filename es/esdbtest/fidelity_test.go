@@ -239,3 +239,40 @@ func TestBatchAppendErrors(t *testing.T) {
 	detail(t, resp, &shared.Timeout{})
 	assert.Empty(t, srv.Events("slow"))
 }
+
+func TestPersistentExtraStatistics(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+	ctx := t.Context()
+	appendEvents(t, c, "s", esdb.NoStream{}, events(5)...)
+	for _, group := range []string{"plain", "extra"} {
+		opts := esdb.PersistentStreamSubscriptionOptions{StartFrom: esdb.Start{}, Settings: settings(func(s *esdb.PersistentSubscriptionSettings) {
+			s.ExtraStatistics = group == "extra"
+		})}
+		require.NoError(t, c.CreatePersistentSubscription(ctx, "s", group, opts))
+		sub := connectPersistent(t, c, "s", group, 10)
+		for range 5 {
+			require.NoError(t, sub.sub.Ack(sub.event(t).Event))
+		}
+		waitFor(t, func() bool { return groupInfo(t, c, "s", group).Stats.OutstandingMessagesCount == 0 })
+	}
+
+	plain := groupInfo(t, c, "s", "plain")
+	require.Len(t, plain.Connections, 1)
+	assert.Empty(t, plain.Connections[0].ExtraStatistics, "off by default")
+
+	extra := groupInfo(t, c, "s", "extra")
+	assert.True(t, extra.Settings.ExtraStatistics)
+	require.Len(t, extra.Connections, 1)
+	var keys []string
+	values := map[string]int64{}
+	for _, m := range extra.Connections[0].ExtraStatistics {
+		keys = append(keys, m.Key)
+		values[m.Key] = m.Value
+	}
+	assert.Equal(t, []string{"Mean", "Median", "Fastest", "Quintile 1", "Quintile 2", "Quintile 3", "Quintile 4",
+		"Quintile 5", "90%", "95%", "99%", "99.5%", "99.9%", "Highest"}, keys)
+	assert.LessOrEqual(t, values["Fastest"], values["Median"])
+	assert.LessOrEqual(t, values["Median"], values["Highest"])
+	assert.GreaterOrEqual(t, values["Fastest"], int64(0))
+}

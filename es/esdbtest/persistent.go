@@ -109,6 +109,7 @@ type psMessage struct {
 	owner    *psConsumer
 	settled  bool // acknowledged, skipped or parked
 	replayed bool // replayed from the parked stream: outside checkpointing
+	sent     time.Time // when it was dispatched to its owner
 }
 
 // psConsumer is one connected Read call of a group.
@@ -121,6 +122,7 @@ type psConsumer struct {
 	inflight    int
 	delivered   int64
 	outbox      []*psMessage  // dispatched to this consumer, not yet sent
+	latencies   latencies     // extra statistics: dispatch to ack times
 	stop        chan struct{} // closed to end the call with stopErr
 	stopErr     error
 	stopTrailer metadata.MD
@@ -736,6 +738,9 @@ func (g *psGroup) infoLocked(s *store) *persistent.SubscriptionInfo {
 			TotalItems:       c.delivered,
 			AvailableSlots:   int32(c.bufferSize - c.inflight),
 			InFlightMessages: int32(c.inflight),
+			// EventStoreDB reports these only when the group's
+			// extra_statistics setting is on.
+			ObservedMeasurements: c.latencies.measurements(g.settings.extraStatistics),
 		})
 	}
 	return info
