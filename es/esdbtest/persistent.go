@@ -107,8 +107,8 @@ type psMessage struct {
 	retry    int32
 	deadline time.Time // zero: no timeout
 	owner    *psConsumer
-	settled  bool // acknowledged, skipped or parked
-	replayed bool // replayed from the parked stream: outside checkpointing
+	settled  bool      // acknowledged, skipped or parked
+	replayed bool      // replayed from the parked stream: outside checkpointing
 	sent     time.Time // when it was dispatched to its owner
 }
 
