@@ -13,8 +13,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// softDelete hides a stream behind `$tb` = 2^63-1. It is never idempotent,
-// and a stream without events cannot be deleted.
+// softDelete hides a stream behind `$tb` = 2^63-1. It is never idempotent.
+// A stream without events cannot be deleted, unless its metadata was
+// written: then it exists at "no stream", and a delete expecting no stream
+// (or any) succeeds, as on EventStoreDB.
 func (s *store) softDelete(name string, exp expectation) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -26,7 +28,8 @@ func (s *store) softDelete(name string, exp expectation) (uint64, error) {
 	if err := checkDeleteExpectation(name, exp, current, softDeleted); err != nil {
 		return 0, err
 	}
-	if current < 0 {
+	metaOnly := current < 0 && s.hasMetaLocked(name) && (exp.kind == expectNoStream || exp.kind == expectAny)
+	if current < 0 && !metaOnly {
 		return 0, errWrongExpected{stream: name, expected: exp, current: current}
 	}
 	rec := s.writeLocked(metaStreamPrefix+name, proposal{

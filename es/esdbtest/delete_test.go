@@ -164,3 +164,36 @@ func TestSoftDeletedStreamUndeletedByMetadataOrEmptyWrite(t *testing.T) {
 	res := appendEvents(t, c, "b", esdb.Revision(1), events(1)...)
 	assert.Equal(t, uint64(2), res.NextExpectedVersion)
 }
+
+func TestSoftDeleteMetadataOnlyStream(t *testing.T) {
+	srv := esdbtest.New(t)
+	c := newClient(t, srv)
+	var meta esdb.StreamMetadata
+	meta.SetMaxCount(5)
+	for _, name := range []string{"m1", "m2", "m3"} {
+		_, err := c.SetStreamMetadata(t.Context(), name, esdb.AppendToStreamOptions{}, meta)
+		require.NoError(t, err)
+	}
+
+	_, err := c.DeleteStream(t.Context(), "m1", esdb.DeleteStreamOptions{ExpectedRevision: esdb.Revision(0)})
+	require.Error(t, err, "a metadata-only stream has no revision 0")
+	assert.Contains(t, err.Error(), "WrongExpectedVersion")
+
+	res, err := c.DeleteStream(t.Context(), "m1", esdb.DeleteStreamOptions{ExpectedRevision: esdb.NoStream{}})
+	require.NoError(t, err, "a stream that exists only through its metadata is deleted at no stream")
+	assert.Positive(t, res.Position.Commit)
+	_, err = c.DeleteStream(t.Context(), "m2", esdb.DeleteStreamOptions{ExpectedRevision: esdb.Any{}})
+	require.NoError(t, err)
+
+	got, err := readStream(t, c, "$$m1", esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.JSONEq(t, `{"$tb":9223372036854775807}`, string(got[0].Data))
+
+	// Recreated from revision 0.
+	res2 := appendEvents(t, c, "m1", esdb.NoStream{}, events(1)...)
+	assert.Equal(t, uint64(0), res2.NextExpectedVersion)
+	got, err = readStream(t, c, "m1", esdb.ReadStreamOptions{}, 10)
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{0}, revisions(got))
+}

@@ -14,16 +14,19 @@
 //
 // # What it serves
 //
-// The Streams service (reads, subscriptions, appends, soft deletes and
-// tombstones), PersistentSubscriptions (create, update, delete, read with
-// ack and nack, info, list, replay parked, restart), ServerFeatures
-// (version [DefaultServerVersion]) and a one-member Gossip, from one
-// in-memory log, `$all`. BatchAppend, which the v4 client never calls, and
-// the Projections, Users and Operations services answer Unimplemented.
+// The Streams service (reads, subscriptions, appends, batch appends, soft
+// deletes and tombstones), PersistentSubscriptions (create, update, delete,
+// read with ack and nack, info, list, replay parked, restart),
+// ServerFeatures (version [DefaultServerVersion]) and a one-member Gossip,
+// from one in-memory log, `$all`. The Projections, Users, Operations,
+// Monitoring and cluster services answer Unimplemented; nothing is
+// persisted, and there is one node (no elections, no followers).
 //
 // # Semantics
 //
-// The server follows EventStoreDB 24.x as the v4 client observes it:
+// The server imitates EventStoreDB 23.10 and 24.10 (the versions whose
+// behaviour the official v4 Go, Node.js and .NET clients are tested
+// against) as their clients observe it:
 //
 //   - appends check the expected revision (any, no stream, stream exists,
 //     exact) in EventStoreDB's order, are idempotent for repeated event IDs,
@@ -33,9 +36,17 @@
 //   - stream reads apply `$maxCount`, `$maxAge` and `$tb` from the stream's
 //     metadata; missing and soft-deleted streams answer "stream not found",
 //     tombstoned ones StreamDeleted;
+//   - BatchAppend (used by the Node.js and .NET clients) takes appends as
+//     chunks sharing a correlation ID, checks and writes each like Append
+//     once its final chunk arrives, and answers each with its correlation
+//     ID: success, or a google.rpc.Status whose detail is
+//     WrongExpectedVersion, StreamDeleted, AccessDenied,
+//     MaximumAppendSizeExceeded, BadRequest or Timeout (its deadline passed);
 //   - a soft delete writes `{"$tb": 2^63-1}` to `$$<stream>`, and a later
-//     append recreates the stream where it left off; a tombstone writes a
-//     `$streamDeleted` record and deletes the stream for good;
+//     append recreates the stream where it left off; a stream that exists
+//     only through its metadata is deleted with expected revision "no
+//     stream" (or any); a tombstone writes a `$streamDeleted` record and
+//     deletes the stream for good;
 //   - subscriptions confirm, deliver history (start points are exclusive),
 //     send caught-up, then deliver live events; filtered `$all`
 //     subscriptions send checkpoints every window × multiplier records
@@ -89,6 +100,20 @@
 // v4 Go client cannot create a PinnedByCorrelation group (its Create
 // panics on the name); other clients send the name in the
 // consumer_strategy field.
+//
+// Create and Update take the start either from the stream or `$all`
+// options or, for clients that send the stream in the deprecated
+// stream_identifier field (the Node.js clients' Update), from the
+// deprecated settings.revision (2^64-1 meaning the end). Update sets the
+// group's start; the read cursor moves there only while nothing was
+// acknowledged, as a checkpoint wins over the start.
+//
+// GetInfo reports, per connection, the observed measurements of extra
+// statistics when the group has them on (Mean, Median, Fastest, Quintile
+// 1-5, 90%, 95%, 99%, 99.5%, 99.9%, Highest: the time from dispatch to
+// acknowledgement in milliseconds, over the newest 4096 acknowledgements).
+// Rates (average items per second, counts since the last measurement) are
+// not measured and stay 0.
 //
 // GetInfo reports the connection name a client sent in its
 // "connection-name" header (the v4 Go client sends none: add it to the

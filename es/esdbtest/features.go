@@ -13,8 +13,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// streamsService serves the Streams service. BatchAppend stays
-// unimplemented: the v4 client never calls it.
+// streamsService serves the Streams service: reads and subscriptions,
+// Append, BatchAppend (which the Node.js and .NET clients use, the v4 Go
+// client never), Delete and Tombstone.
 type streamsService struct {
 	api.UnimplementedStreamsServer
 	srv *Server
@@ -38,6 +39,7 @@ func (f *featuresService) GetSupportedMethods(context.Context, *shared.Empty) (*
 	methods := []*serverfeatures.SupportedMethod{
 		{ServiceName: streams, MethodName: "read", Features: []string{"position", "events"}},
 		{ServiceName: streams, MethodName: "append"},
+		{ServiceName: streams, MethodName: "batchappend"},
 		{ServiceName: streams, MethodName: "delete"},
 		{ServiceName: streams, MethodName: "tombstone"},
 		{ServiceName: features, MethodName: "getsupportedmethods"},

@@ -107,8 +107,9 @@ type psMessage struct {
 	retry    int32
 	deadline time.Time // zero: no timeout
 	owner    *psConsumer
-	settled  bool // acknowledged, skipped or parked
-	replayed bool // replayed from the parked stream: outside checkpointing
+	settled  bool      // acknowledged, skipped or parked
+	replayed bool      // replayed from the parked stream: outside checkpointing
+	sent     time.Time // when it was dispatched to its owner
 }
 
 // psConsumer is one connected Read call of a group.
@@ -121,6 +122,7 @@ type psConsumer struct {
 	inflight    int
 	delivered   int64
 	outbox      []*psMessage  // dispatched to this consumer, not yet sent
+	latencies   latencies     // extra statistics: dispatch to ack times
 	stop        chan struct{} // closed to end the call with stopErr
 	stopErr     error
 	stopTrailer metadata.MD
@@ -354,12 +356,7 @@ func newGroup(opts *persistent.CreateReq_Options) (*psGroup, error) {
 		//lint:ignore SA1019 older clients send the stream in this deprecated field; the server must read it
 		g.key.stream, err = streamName(opts.GetStreamIdentifier())
 		//lint:ignore SA1019 older clients (the Node.js ones) send the start revision in this deprecated field
-		switch rev := opts.GetSettings().GetRevision(); rev {
-		case ^uint64(0):
-			g.start = psStart{kind: fromEnd}
-		default:
-			g.start = psStart{kind: fromPoint, point: rev}
-		}
+		g.start = legacyStart(opts.GetSettings().GetRevision())
 	default:
 		err = invalidArgument("unknown stream option")
 	}
@@ -367,6 +364,18 @@ func newGroup(opts *persistent.CreateReq_Options) (*psGroup, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// legacyStart decodes the deprecated settings.revision of Create and
+// Update, which clients before 21.10 (and the Node.js clients, for such
+// servers) send with the stream in the deprecated stream_identifier field:
+// 2^64-1 is the end of the stream, any other number a revision (0 being the
+// start).
+func legacyStart(rev uint64) psStart {
+	if rev == ^uint64(0) {
+		return psStart{kind: fromEnd}
+	}
+	return psStart{kind: fromPoint, point: rev}
 }
 
 // createStreamStart decodes the stream and the start of a group on one
@@ -467,17 +476,28 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 	g.settings = settings
 	// EventStoreDB restarts the group: consumers are dropped, and the
 	// group resumes from its checkpoint, or from the new start without one.
+	// The new start is the group's setting (GetInfo reports it) either way.
 	for _, c := range g.consumers {
 		c.end(psDropped(k, "the group was updated"))
 	}
-	if start != nil && g.settled == nil && len(g.inflight) == 0 && len(g.retry) == 0 {
-		g.start, g.peeked, g.pending = *start, nil, nil
+	if start == nil {
+		return p.updated(), nil
+	}
+	g.start = *start
+	if g.settled == nil && len(g.inflight) == 0 && len(g.retry) == 0 {
+		g.peeked, g.pending = nil, nil
 		p.srv.store.mu.Lock()
 		g.resolveStartLocked(p.srv.store)
 		p.srv.store.mu.Unlock()
 	}
+	return p.updated(), nil
+}
+
+// updated wakes the group's readers after an Update and returns its
+// response. Needs p.mu.
+func (p *persistentService) updated() *persistent.UpdateResp {
 	p.notifyLocked()
-	return &persistent.UpdateResp{}, nil
+	return &persistent.UpdateResp{}
 }
 
 // updateSource decodes the stream of the group an Update names, and the
@@ -497,12 +517,16 @@ func updateSource(opts *persistent.UpdateReq_Options) (string, *psStart, error) 
 		}
 		return allStreamName, start, nil
 	case nil:
+		// Clients before 21.10 name the stream in the deprecated field and
+		// the start in the deprecated settings.revision, as for Create.
 		//lint:ignore SA1019 older clients send the stream in this deprecated field; the server must read it
 		name, err := streamName(opts.GetStreamIdentifier())
 		if err != nil {
 			return "", nil, err
 		}
-		return name, nil, nil
+		//lint:ignore SA1019 older clients (the Node.js ones) send the start revision in this deprecated field
+		start := legacyStart(opts.GetSettings().GetRevision())
+		return name, &start, nil
 	default:
 		return "", nil, invalidArgument("unknown stream option")
 	}
@@ -714,6 +738,9 @@ func (g *psGroup) infoLocked(s *store) *persistent.SubscriptionInfo {
 			TotalItems:       c.delivered,
 			AvailableSlots:   int32(c.bufferSize - c.inflight),
 			InFlightMessages: int32(c.inflight),
+			// EventStoreDB reports these only when the group's
+			// extra_statistics setting is on.
+			ObservedMeasurements: c.latencies.measurements(g.settings.extraStatistics),
 		})
 	}
 	return info

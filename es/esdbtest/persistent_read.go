@@ -207,6 +207,9 @@ func (p *persistentService) settle(g *psGroup, c *psConsumer, ids []*shared.UUID
 		}
 		m := g.inflight[i]
 		g.inflight = slices.Delete(g.inflight, i, i+1)
+		if ack && g.settings.extraStatistics {
+			m.owner.latencies.add(time.Since(m.sent))
+		}
 		m.owner.inflight--
 		m.owner = nil
 		switch {
@@ -330,7 +333,7 @@ func (g *psGroup) dispatchLocked(s *store, now time.Time) int {
 		} else {
 			g.peeked = nil
 		}
-		m.owner = c
+		m.owner, m.sent = c, now
 		c.inflight++
 		c.delivered++
 		g.delivered++

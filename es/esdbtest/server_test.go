@@ -33,7 +33,7 @@ func TestServerFeatures(t *testing.T) {
 	}
 	assert.Contains(t, names, "event_store.client.streams.streams/read")
 	assert.Contains(t, names, "event_store.client.streams.streams/append")
-	assert.NotContains(t, names, "event_store.client.streams.streams/batchappend")
+	assert.Contains(t, names, "event_store.client.streams.streams/batchappend")
 
 	srv = esdbtest.New(t, esdbtest.WithServerVersion("23.10.1"))
 	v, err = newClient(t, srv).GetServerVersion()
