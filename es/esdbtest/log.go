@@ -85,6 +85,7 @@ type store struct {
 	nextPos uint64
 	changed chan struct{} // closed and replaced after every write
 	now     func() time.Time
+	journal *journal // with WithDataDir; nil in memory
 }
 
 func newStore(now func() time.Time) *store {
@@ -96,8 +97,11 @@ func newStore(now func() time.Time) *store {
 	}
 }
 
-// notifyLocked wakes every subscription waiting for a write.
+// notifyLocked commits the writes to the journal, if any, and wakes every
+// subscription waiting for a write. It is called once per write, before
+// the write is acknowledged.
 func (s *store) notifyLocked() {
+	s.journal.commit()
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
@@ -127,15 +131,21 @@ func (s *store) writeLocked(name string, p proposal) *record {
 		metadata:    p.metadata,
 	}
 	s.nextPos += uint64(recordOverhead + len(name) + p.size())
-	st.events = append(st.events, rec)
-	if _, dup := st.ids[p.id]; !dup {
-		st.ids[p.id] = rec.revision
-	}
-	if strings.HasPrefix(name, metaStreamPrefix) && p.eventType == metadataEventType {
-		st.meta = parseStreamMeta(p.data)
-	}
+	s.indexLocked(st, rec)
 	s.log = append(s.log, rec)
+	s.journal.add(rec)
 	return rec
+}
+
+// indexLocked adds an event to its stream's index.
+func (s *store) indexLocked(st *stream, rec *record) {
+	st.events = append(st.events, rec)
+	if _, dup := st.ids[rec.id]; !dup {
+		st.ids[rec.id] = rec.revision
+	}
+	if strings.HasPrefix(st.name, metaStreamPrefix) && rec.eventType == metadataEventType {
+		st.meta = parseStreamMeta(rec.data)
+	}
 }
 
 // writeTombstoneLocked writes the `$streamDeleted` record of a stream.
@@ -155,6 +165,7 @@ func (s *store) writeTombstoneLocked(name string) *record {
 	s.nextPos += uint64(recordOverhead + len(name) + len(tombstoneEventType))
 	st.tombstone = rec
 	s.log = append(s.log, rec)
+	s.journal.add(rec)
 	return rec
 }
 

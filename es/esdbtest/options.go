@@ -1,8 +1,10 @@
 package esdbtest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -32,6 +34,9 @@ type config struct {
 	maxAppendSize int
 	now           func() time.Time
 	version       string
+	dataDir       string           // WithDataDir; "" keeps the log in memory
+	logger        *slog.Logger     // WithLogger
+	cert          *tls.Certificate // WithCertificate; nil generates one
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -40,6 +45,7 @@ func newConfig(opts []Option) (config, error) {
 		maxAppendSize: DefaultMaxAppendSize,
 		now:           time.Now,
 		version:       DefaultServerVersion,
+		logger:        slog.New(slog.DiscardHandler),
 		users:         map[string]string{DefaultUser: DefaultPassword},
 	}
 	var errs []error

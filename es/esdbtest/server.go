@@ -69,21 +69,30 @@ func Start(opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	var cert tls.Certificate
-	if cfg.tls {
+	if cfg.cert != nil {
+		cert = *cfg.cert
+	} else if cfg.tls {
 		c, err := selfSignedCertificate()
 		if err != nil {
 			return nil, err
 		}
 		cert = c
 	}
+	st := newStore(cfg.now)
+	if cfg.dataDir != "" {
+		if err := st.openJournal(cfg.dataDir, cfg.logger); err != nil {
+			return nil, err
+		}
+	}
 	lis, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
+		_ = st.journal.close()
 		return nil, fmt.Errorf("esdbtest: listen on %s: %w", cfg.addr, err)
 	}
 	s := &Server{
 		cert:    cert,
 		cfg:     cfg,
-		store:   newStore(cfg.now),
+		store:   st,
 		gossip:  uuid.New(),
 		done:    make(chan struct{}),
 		addr:    lis.Addr().String(),
@@ -109,8 +118,8 @@ func (s *Server) serve(lis net.Listener) {
 		grpc.WaitForHandlers(true),
 		// Protobuf, plus read events the server writes in wire form itself.
 		grpc.ForceServerCodecV2(newServerCodec()),
-		grpc.ChainUnaryInterceptor(recoverUnary, s.unaryAuth, s.faults.unary),
-		grpc.ChainStreamInterceptor(recoverStream, s.streamAuth, s.faults.stream),
+		grpc.ChainUnaryInterceptor(recoverUnary, s.journalUnary, s.unaryAuth, s.faults.unary),
+		grpc.ChainStreamInterceptor(recoverStream, s.journalStream, s.streamAuth, s.faults.stream),
 	}
 	if s.cfg.tls {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{
@@ -175,6 +184,11 @@ func (s *Server) Close() {
 	s.serving.Wait()
 	s.workers.Wait()
 	s.ps.stopTimers()
+	s.store.mu.Lock()
+	if err := s.store.journal.close(); err != nil {
+		s.cfg.logger.Error("esdbtest: close journal", "err", err)
+	}
+	s.store.mu.Unlock()
 }
 
 // Restart drops every connection, like a server restart, and listens again
