@@ -159,7 +159,7 @@ func (s *store) loadJournal(f *os.File, path string, logger *slog.Logger) (int64
 		if _, err := f.WriteAt([]byte(journalMagic), 0); err != nil {
 			return 0, fmt.Errorf("esdbtest: write journal: %w", err)
 		}
-		logger.Info("esdbtest: new journal", "file", path)
+		logger.Info("esdbtest: new journal", "file", path, "records", 0)
 		return int64(len(journalMagic)), nil
 	}
 	if !strings.HasPrefix(string(b), journalMagic) {

@@ -205,7 +205,7 @@ func (s settings) connectionString(srv *esdbtest.Server, caFile string) string {
 	}
 	q := "tls=true&tlsVerifyCert=false"
 	if caFile != "" {
-		q = "tls=true&tlsCAFile=" + url.QueryEscape(caFile)
+		q = "tls=true&tlsCAFile=" + strings.ReplaceAll(url.QueryEscape(caFile), "%2F", "/")
 	}
 	u := url.URL{
 		Scheme:   "esdb",
