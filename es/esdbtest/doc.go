@@ -81,9 +81,9 @@
 //     them, and on a TLS server only the admin may write system streams.
 //
 // A group keeps its state while consumers come and go: unacknowledged
-// messages of a consumer that leaves are retried. The server does not
-// reload groups from their checkpoint streams, as nothing survives the
-// process anyway.
+// messages of a consumer that leaves are retried. Groups live in memory
+// only, even with [WithDataDir]; their checkpoint and parked streams are
+// kept with the log.
 //
 // Consumer strategies: RoundRobin (over the consumers with room in their
 // buffer), DispatchToSingle (the first consumer with room), Pinned and
@@ -126,7 +126,17 @@
 // plain gRPC the v4 client sends no credentials. [WithTLS] serves over TLS
 // with a self-signed certificate and checks Basic credentials ([DefaultUser]
 // and [DefaultPassword], more with [WithUser]) like EventStoreDB with
-// anonymous access disabled.
+// anonymous access disabled; [WithCertificate] serves a certificate of
+// your own.
+//
+// # Keeping data
+//
+// The log lives in memory unless [WithDataDir] names a directory: the
+// journal there is loaded at [Start], every write is appended to it and
+// synced before it is acknowledged, and a last record torn by a crash is
+// dropped at load ([WithLogger] reports it); other damage is a
+// [*CorruptJournalError]. The command esdbtest/cmd/esdbtest uses it as a
+// local development server.
 //
 // # Steering tests
 //
