@@ -26,8 +26,9 @@ const JournalFile = "journal.efj"
 // persistent subscription groups themselves are not. A journal whose last
 // record was cut short by a crash loads without that record (it was never
 // acknowledged); any other damage makes Start fail with a
-// [*CorruptJournalError]. One process at a time may use a directory. By
-// default the log lives in memory only.
+// [*CorruptJournalError]. If a write to the journal fails, every call
+// fails from then on with the gRPC status Internal. One process at a time
+// may use a directory. By default the log lives in memory only.
 func WithDataDir(dir string) Option {
 	return func(c *config) error {
 		if dir == "" {
@@ -217,15 +218,16 @@ func (s *Server) journalErr() error {
 	return s.store.journal.err()
 }
 
-// journalUnary fails a call once the journal has failed: its answer could
-// acknowledge a write that is not on disk.
+// journalUnary fails a call with Internal (not Unavailable, which would
+// send the client into a reconnect loop) once the journal has failed: its
+// answer could acknowledge a write that is not on disk.
 func (s *Server) journalUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if err := s.journalErr(); err != nil {
-		return nil, status.Error(codes.Unavailable, err.Error())
+		return nil, status.Error(codes.Internal, err.Error())
 	}
 	resp, err := handler(ctx, req)
 	if jerr := s.journalErr(); jerr != nil {
-		return nil, status.Error(codes.Unavailable, jerr.Error())
+		return nil, status.Error(codes.Internal, jerr.Error())
 	}
 	return resp, err
 }
@@ -237,7 +239,7 @@ func (s *Server) journalStream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 		return handler(srv, ss)
 	}
 	if err := s.journalErr(); err != nil {
-		return status.Error(codes.Unavailable, err.Error())
+		return status.Error(codes.Internal, err.Error())
 	}
 	return handler(srv, &journalCheckedStream{ServerStream: ss, srv: s})
 }
@@ -249,7 +251,7 @@ type journalCheckedStream struct {
 
 func (c *journalCheckedStream) SendMsg(m any) error {
 	if err := c.srv.journalErr(); err != nil {
-		return status.Error(codes.Unavailable, err.Error())
+		return status.Error(codes.Internal, err.Error())
 	}
 	return c.ServerStream.SendMsg(m)
 }
