@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -131,21 +132,31 @@ func (s *store) openJournal(dir string, logger *slog.Logger) error {
 		return fmt.Errorf("esdbtest: journal %s is in use by another process: %w", path, err)
 	}
 	end, err := s.loadJournal(f, path, logger)
-	if err == nil {
-		err = f.Truncate(end) // drop a torn tail, so new frames follow good ones
-	}
-	if err == nil {
-		_, err = f.Seek(end, 0)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
 	if err != nil {
 		_ = f.Close()
 		return err
 	}
+	if err := cutAt(f, end, dir); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("esdbtest: open journal %s: %w", path, err)
+	}
 	s.journal = &journal{path: path, f: f, logger: logger}
 	return nil
+}
+
+// cutAt drops what follows the good records (a torn tail), so new frames
+// follow good ones, and makes the file and its directory entry durable.
+func cutAt(f *os.File, end int64, dir string) error {
+	if err := f.Truncate(end); err != nil {
+		return err
+	}
+	if _, err := f.Seek(end, io.SeekStart); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return syncDir(dir)
 }
 
 // loadJournal restores every record of the file into s and returns where

@@ -3,6 +3,7 @@
 package esdbtest
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
@@ -11,4 +12,14 @@ import (
 // fails at once if another process holds it.
 func lockFile(f *os.File) error {
 	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+}
+
+// syncDir makes a file created in dir survive a crash: it syncs the
+// directory entry.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
