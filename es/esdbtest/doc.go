@@ -81,9 +81,8 @@
 //     them, and on a TLS server only the admin may write system streams.
 //
 // A group keeps its state while consumers come and go: unacknowledged
-// messages of a consumer that leaves are retried. Groups live in memory
-// only, even with [WithDataDir]; their checkpoint and parked streams are
-// kept with the log.
+// messages of a consumer that leaves are retried. With [WithDataDir],
+// groups survive a restart and resume after their last checkpoint.
 //
 // Consumer strategies: RoundRobin (over the consumers with room in their
 // buffer), DispatchToSingle (the first consumer with room), Pinned and
@@ -135,8 +134,9 @@
 // journal there is loaded at [Start], every write is appended to it and
 // synced before it is acknowledged, and a last record torn by a crash is
 // dropped at load ([WithLogger] reports it); other damage is a
-// [*CorruptJournalError]. The command esdbtest/cmd/esdbtest uses it as a
-// local development server.
+// [*CorruptJournalError]. Persistent subscription groups are kept too,
+// and resume after their last checkpoint. The command
+// esdbtest/cmd/esdbtest uses it as a local development server.
 //
 // # Steering tests
 //

@@ -23,8 +23,11 @@ const JournalFile = "journal.efj"
 // a restart of the process: [Start] loads the journal found there, and every
 // write is appended to it and synced to disk before the client gets its
 // answer. Events, stream metadata, tombstones and the system streams of
-// persistent subscriptions (checkpoints, parked messages) are kept;
-// persistent subscription groups themselves are not. A journal whose last
+// persistent subscriptions (checkpoints, parked messages) are kept, and
+// the groups too: the Create, Update and Delete calls that succeeded are
+// recorded in [GroupsFile] and made again at start, and each group resumes
+// after the last checkpoint in its checkpoint stream (messages acknowledged
+// after it are delivered again, as on EventStoreDB). A journal whose last
 // record was cut short by a crash loads without that record (it was never
 // acknowledged); any other damage makes Start fail with a
 // [*CorruptJournalError]. If a write to the journal fails, every call
@@ -240,6 +243,11 @@ func (s *Server) journalUnary(ctx context.Context, req any, info *grpc.UnaryServ
 	if jerr := s.journalErr(); jerr != nil {
 		return nil, status.Error(codes.Internal, jerr.Error())
 	}
+	if err == nil && isGroupChange(info.FullMethod) {
+		if gerr := s.groups.record(info.FullMethod, req); gerr != nil {
+			return nil, status.Error(codes.Internal, gerr.Error())
+		}
+	}
 	return resp, err
 }
 
@@ -265,4 +273,10 @@ func (c *journalCheckedStream) SendMsg(m any) error {
 		return status.Error(codes.Internal, err.Error())
 	}
 	return c.ServerStream.SendMsg(m)
+}
+
+// isGroupChange reports whether a method creates, updates or deletes a
+// persistent subscription group.
+func isGroupChange(method string) bool {
+	return method == methodPSCreate || method == methodPSUpdate || method == methodPSDelete
 }

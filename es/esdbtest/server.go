@@ -2,6 +2,7 @@ package esdbtest
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -33,6 +34,7 @@ type Server struct {
 	gossip uuid.UUID
 	cert   tls.Certificate // with WithTLS
 	ps     *persistentService
+	groups *groupLog     // with WithDataDir: the calls that changed groups
 	done   chan struct{} // closed by Close
 
 	life sync.Mutex // serializes Close and Restart
@@ -99,6 +101,13 @@ func Start(opts ...Option) (*Server, error) {
 		dropped: make(chan struct{}),
 	}
 	s.ps = newPersistentService(s)
+	if cfg.dataDir != "" {
+		if s.groups, err = s.openGroups(cfg.dataDir); err != nil {
+			_ = lis.Close()
+			_ = st.journal.close()
+			return nil, err
+		}
+	}
 	s.serve(lis)
 	return s, nil
 }
@@ -185,7 +194,7 @@ func (s *Server) Close() {
 	s.workers.Wait()
 	s.ps.stopTimers()
 	s.store.mu.Lock()
-	if err := s.store.journal.close(); err != nil {
+	if err := errors.Join(s.store.journal.close(), s.groups.close()); err != nil {
 		s.cfg.logger.Error("esdbtest: close journal", "err", err)
 	}
 	s.store.mu.Unlock()

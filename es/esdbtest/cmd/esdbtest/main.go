@@ -12,10 +12,11 @@
 // Flags:
 //
 //	-addr host:port        TCP address to listen on (127.0.0.1:2113)
-//	-data DIR              keep the log in DIR: events, stream metadata and the
-//	                       system streams of persistent subscriptions survive a
-//	                       restart, and every write is on disk before it is
-//	                       acknowledged; without it the log lives in memory
+//	-data DIR              keep the log in DIR: events, stream metadata and
+//	                       persistent subscription groups (resuming after their
+//	                       last checkpoint) survive a restart, and every write
+//	                       is on disk before it is acknowledged; without it
+//	                       everything lives in memory
 //	-insecure              plain gRPC without credentials (the default)
 //	-tls                   TLS with a certificate generated at start; clients
 //	                       connect with tlsVerifyCert=false
