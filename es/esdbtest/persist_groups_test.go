@@ -1,11 +1,15 @@
 package esdbtest_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/eventfold/eventfold/es/esdbtest"
 )
 
 // Groups survive a restart on a data directory and resume after their
@@ -50,4 +54,33 @@ func TestDataDirKeepsPersistentGroups(t *testing.T) {
 	again := connectPersistent(t, c, "s", "g", 10)
 	assert.Equal(t, "s/2 (0)", name(again.event(t)), "resumes after the checkpoint")
 	again.close()
+}
+
+func TestDataDirGroupsFileDamage(t *testing.T) {
+	dir := t.TempDir()
+	srv, c := startOn(t, dir)
+	require.NoError(t, c.CreatePersistentSubscription(t.Context(), "s", "g", esdb.PersistentStreamSubscriptionOptions{}))
+	require.NoError(t, c.CreatePersistentSubscription(t.Context(), "s", "h", esdb.PersistentStreamSubscriptionOptions{}))
+	require.NoError(t, c.Close())
+	srv.Close()
+	path := filepath.Join(dir, esdbtest.GroupsFile)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	// A torn last record: the second group is gone, the first is kept.
+	require.NoError(t, os.WriteFile(path, b[:len(b)-4], 0o644))
+	srv, c = startOn(t, dir)
+	groupInfo(t, c, "s", "g")
+	_, err = c.GetPersistentSubscriptionInfo(t.Context(), "s", "h", esdb.GetPersistentSubscriptionOptions{})
+	assert.Equal(t, esdb.ErrorCodeResourceNotFound, errorCode(t, err))
+	require.NoError(t, c.Close())
+	srv.Close()
+
+	// Damage before the end: an error naming the file.
+	b[20] ^= 0xff
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+	_, err = esdbtest.Start(esdbtest.WithDataDir(dir))
+	var corrupt *esdbtest.CorruptJournalError
+	require.ErrorAs(t, err, &corrupt)
+	assert.Equal(t, path, corrupt.File)
 }
