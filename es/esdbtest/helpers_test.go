@@ -26,6 +26,14 @@ const waitTimeout = 10 * time.Second
 // client closes its connection asynchronously after Close returns, so the
 // check keeps looking for up to ten seconds before it reports a leak.
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		// The server TestDataDirCrash kills, not a test run.
+		if err := crashChild(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "crash child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	if code == 0 {
 		deadline := time.Now().Add(10 * time.Second)

@@ -167,23 +167,23 @@ func TestDataDirIsLocked(t *testing.T) {
 
 const crashChildEnv = "ESDBTEST_CRASH_CHILD_DIR"
 
-// TestCrashChild is the process TestDataDirCrash kills: a server on the
-// directory it is given, serving until its standard input closes.
-func TestCrashChild(t *testing.T) {
-	dir := os.Getenv(crashChildEnv)
-	if dir == "" {
-		t.Skip("run by TestDataDirCrash")
-	}
+// crashChild is the process TestDataDirCrash kills (TestMain runs it when
+// crashChildEnv names a data directory): a server on that directory that
+// prints its connection string and serves until its input closes.
+func crashChild(dir string) error {
 	srv, err := esdbtest.Start(esdbtest.WithDataDir(dir))
-	require.NoError(t, err)
+	if err != nil {
+		return err
+	}
 	defer srv.Close()
 	fmt.Println("CONN " + srv.ConnectionString())
 	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
 }
 
 func TestDataDirCrash(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
