@@ -248,9 +248,12 @@ func (g *streamsService) Append(call api.Streams_AppendServer) error {
 	if err != nil {
 		return err
 	}
-	if err := g.srv.authorizeWrite(call.Context(), name, call.SetTrailer); err != nil {
-		return err
-	}
+	// An append that is not allowed is refused once its events are read:
+	// answered before, the client's sends of them fail with EOF, and the v4
+	// client reports that instead of the answer (as EventStoreDB, which
+	// reads the request first, never makes it do).
+	var deniedTrailer metadata.MD
+	denied := g.srv.authorizeWrite(call.Context(), name, func(md metadata.MD) { deniedTrailer = md })
 	exp, err := appendExpectation(opts)
 	if err != nil {
 		return err
@@ -280,6 +283,10 @@ func (g *streamsService) Append(call api.Streams_AppendServer) error {
 			return maxAppendSizeStatus(call.SetTrailer, limit)
 		}
 		events = append(events, p)
+	}
+	if denied != nil {
+		call.SetTrailer(deniedTrailer)
+		return denied
 	}
 
 	res, err := g.srv.store.append(name, exp, events)
