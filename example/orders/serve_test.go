@@ -257,8 +257,11 @@ func TestReadinessFailsWhileTheStoreFails(t *testing.T) {
 	assert.Equal(t, "error: the disk is away", res.body["checks"].(map[string]any)["store"])
 	assert.Equal(t, http.StatusOK, call(t, srv, http.MethodGet, "/healthz", "").status, "the process is alive")
 
+	// Ready again once the store answers (a runner that met the failure
+	// restarts after its backoff).
 	store.failing.Store(false)
-	assert.Equal(t, http.StatusOK, call(t, srv, http.MethodGet, "/readyz", "").status)
+	assert.Eventually(t, func() bool { return call(t, srv, http.MethodGet, "/readyz", "").status == http.StatusOK },
+		10*time.Second, 5*time.Millisecond)
 }
 
 // The flags of replicas refuse what cannot work, before serve connects to
