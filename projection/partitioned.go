@@ -490,9 +490,10 @@ func (s *shares[Tx]) stopAll() {
 // reports [StateElsewhere] and its holder, when the store can tell). The
 // whole's Checkpoint is the lowest of the partitions', below which every
 // partition is done; its State is the least advanced of theirs (failed,
-// restarting, rebuilding, catching up, live, standby, stopped, running
+// restarting, rebuilding, catching up, standby, live, stopped, running
 // elsewhere, in that order), so that a projection whose partitions all
-// run live, here or elsewhere, is live; its Holder is the first holder a
+// run live, here or elsewhere, is live, and one with a partition that
+// this replica is about to run (standby) is not yet; its Holder is the first holder a
 // partition names.
 func (g *Partitioned[Tx]) Status(ctx context.Context) (Status, error) {
 	parts := make([]Status, len(g.parts))
@@ -508,7 +509,7 @@ func (g *Partitioned[Tx]) Status(ctx context.Context) (Status, error) {
 
 // stateRank orders the states from the least advanced.
 var stateRank = map[State]int{StateFailed: 0, StateRestarting: 1, StateRebuilding: 2, StateCatchingUp: 3,
-	StateLive: 4, StateStandby: 5, StateStopped: 6, StateElsewhere: 7}
+	StateStandby: 4, StateLive: 5, StateStopped: 6, StateElsewhere: 7}
 
 // summary sums the statuses of the partitions up.
 func summary(name string, parts []Status) Status {

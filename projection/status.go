@@ -117,7 +117,9 @@ func (r *Runner[Tx]) begin() bool {
 	if r.running {
 		return false
 	}
-	r.running = true
+	// Until it has its lease and its checkpoint, a running runner
+	// waits: it is not stopped any more, nor live yet.
+	r.running, r.status.State = true, StateStandby
 	return true
 }
 
