@@ -177,10 +177,17 @@ func testPostgresLeaseHolderCutOff[Tx any](t *testing.T, b backend[Tx], fault st
 	stop1 := start(t, r1)
 	waitState(t, r1, projection.StateLive)
 	stop2 := start(t, r2)
-	waitState(t, r2, projection.StateStandby)
-	st2, err := r2.Status(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, "one", st2.Holder, "the standby names the holder it waits for")
+	// The standby names the holder it waits for, once it has looked it up.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st2, err := r2.Status(ctx)
+		require.NoError(t, err)
+		if st2.State == projection.StateStandby && st2.Holder == "one" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the standby names the holder it waits for: %+v", st2)
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	if fault == "cut" {
 		proxy.Cut()
@@ -200,7 +207,7 @@ func testPostgresLeaseHolderCutOff[Tx any](t *testing.T, b backend[Tx], fault st
 		res := add(t, store, "counter-a", 11+i)
 		require.NoError(t, r2.WaitFor(ctx, res.Position), "the new holder applies every event")
 	}
-	st2, err = r2.Status(ctx)
+	st2, err := r2.Status(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, projection.StateLive, st2.State, "the new holder is not fenced: %v", st2.Err)
 	assert.Equal(t, map[string]total{"counter-a": {1 + 2 + 10 + 11 + 12 + 13 + 14 + 15, 8, 7}}, read(t, db2, "totals"),
