@@ -33,7 +33,6 @@ type feed[Tx any] struct {
 	mu      sync.Mutex
 	list    []*feedSub         // the subscribers
 	sendTo  []*feedSub         // the reader's: the subscribers of the message under way
-	pos     es.Position        // the last position handed out
 	rewind  context.CancelFunc // ends the subscription under way, to read again from further back
 	stale   bool               // a subscriber came since the reader chose where to read from
 	changed chan struct{}      // closed and replaced when subscribers come
@@ -96,7 +95,7 @@ func (f *feed[Tx]) lowest() (es.Position, bool) {
 		}
 		s.read = true
 	}
-	f.pos, f.stale = low, false
+	f.stale = false
 	return low, !first
 }
 
@@ -173,9 +172,6 @@ func (f *feed[Tx]) hand(ctx context.Context, msg es.Message, owner int, it item)
 func (f *feed[Tx]) targets(msg es.Message, owner int) []*feedSub {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if msg.Kind != es.KindCaughtUp {
-		f.pos = msg.Position
-	}
 	f.sendTo = f.sendTo[:0]
 	for _, s := range f.list {
 		switch {
