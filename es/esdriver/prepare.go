@@ -18,24 +18,37 @@ import (
 // Every store calls it, so that all of them accept and reject the same
 // input.
 func PrepareAppend(stream string, events []es.EventData, maxSize int) ([]es.EventData, error) {
-	if err := es.ValidateStreamName(stream); err != nil {
+	out, size, err := prepareEvents(stream, events)
+	if err != nil {
 		return nil, err
 	}
 	if maxSize <= 0 {
 		maxSize = es.MaxAppendSize
 	}
+	if size > maxSize {
+		return nil, fmt.Errorf("%w: append to stream %q is %d bytes, over the limit of %d", es.ErrMaxAppendSizeExceeded, stream, size, maxSize)
+	}
+	return out, nil
+}
+
+// prepareEvents is PrepareAppend without the size limit: it also returns
+// the size of the events' data and metadata.
+func prepareEvents(stream string, events []es.EventData) ([]es.EventData, int, error) {
+	if err := es.ValidateStreamName(stream); err != nil {
+		return nil, 0, err
+	}
 	out := make([]es.EventData, len(events))
 	size := 0
 	for i, ev := range events {
 		if err := es.ValidateEventType(ev.Type); err != nil {
-			return nil, fmt.Errorf("%w (event %d of the append to stream %q)", err, i, stream)
+			return nil, 0, fmt.Errorf("%w (event %d of the append to stream %q)", err, i, stream)
 		}
 		switch ev.ContentType {
 		case "":
 			ev.ContentType = es.ContentTypeJSON
 		case es.ContentTypeJSON, es.ContentTypeBinary:
 		default:
-			return nil, fmt.Errorf("%w: event %d of the append to stream %q: content type %q: want %q or %q",
+			return nil, 0, fmt.Errorf("%w: event %d of the append to stream %q: content type %q: want %q or %q",
 				es.ErrInvalidArgument, i, stream, ev.ContentType, es.ContentTypeJSON, es.ContentTypeBinary)
 		}
 		if ev.ID == uuid.Nil {
@@ -44,10 +57,7 @@ func PrepareAppend(stream string, events []es.EventData, maxSize int) ([]es.Even
 		size += len(ev.Data) + len(ev.Metadata)
 		out[i] = ev
 	}
-	if size > maxSize {
-		return nil, fmt.Errorf("%w: append to stream %q is %d bytes, over the limit of %d", es.ErrMaxAppendSizeExceeded, stream, size, maxSize)
-	}
-	return out, nil
+	return out, size, nil
 }
 
 // ParseMetadataAppend returns the metadata that an append of evs to a

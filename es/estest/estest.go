@@ -62,6 +62,9 @@ func WithTimeout(d time.Duration) Option {
 // operation and the case, such as "Append/ExpectedRevision/NoStream/OnExisting",
 // so that a part of the suite can be run alone with go test -run.
 //
+// The subtests "AppendStreams/…" run when the store implements
+// [es.MultiStreamAppender]; they skip if it reports the call unsupported.
+//
 // The suite writes, deletes and tombstones streams whose names start with
 // "estest-" followed by a random UUID, and their metadata streams; it never
 // touches other streams, so it may run against a store that holds real data.
@@ -87,6 +90,9 @@ func Run(t *testing.T, newStore func(t *testing.T) es.Store, opts ...Option) {
 	t.Run("SubscribeStream", s.testSubscribeStream)
 	t.Run("SubscribeAll", s.testSubscribeAll)
 	t.Run("Concurrency", s.testConcurrency)
+	if _, ok := newStore(t).(es.MultiStreamAppender); ok {
+		t.Run("AppendStreams", s.testAppendStreams)
+	}
 }
 
 type suite struct {
