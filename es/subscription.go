@@ -41,7 +41,12 @@ type Message struct {
 	// Event is set when Kind is KindEvent.
 	Event RecordedEvent
 	// Position is the checkpoint's position when Kind is KindCheckpoint,
-	// and the event's position when Kind is KindEvent.
+	// and the event's position when Kind is KindEvent. When Kind is
+	// KindCaughtUp on a `$all` subscription, it is the position of the last
+	// event the subscription has read up to, filtered out or not, if the
+	// store reports it (memstore, sqlstore, and kurrentdb on KurrentDB 25.0
+	// and later), and the zero Position otherwise: resuming after it skips
+	// nothing the subscription would deliver.
 	Position Position
 }
 

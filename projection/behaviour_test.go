@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -466,4 +467,37 @@ func TestStatusOfAStoppedRunnerTellsTheLastEventTime(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, projection.StateStopped, st.State)
 	assert.Equal(t, at, st.LastEvent)
+}
+
+// noCheckpoints is a store whose `$all` subscriptions send no checkpoint
+// messages, only the caught-up message's position.
+type noCheckpoints struct{ es.Store }
+
+func (s noCheckpoints) SubscribeAll(ctx context.Context, opts es.SubscribeAllOptions) iter.Seq2[es.Message, error] {
+	return func(yield func(es.Message, error) bool) {
+		for msg, err := range s.Store.SubscribeAll(ctx, opts) {
+			if msg.Kind == es.KindCheckpoint && err == nil {
+				continue
+			}
+			if !yield(msg, err) {
+				return
+			}
+		}
+	}
+}
+
+func TestCaughtUpPositionMovesTheCheckpoint(t *testing.T) {
+	ctx := t.Context()
+	mem := memstore.MustNew()
+	add(t, mem, "counter-a", 1)
+	var last es.AppendResult
+	for range 10 {
+		last = add(t, mem, "other-x", 1)
+	}
+	m := &totals{}
+	r := newRunner(t, noCheckpoints{mem}, new(projection.MemoryCheckpoints), m.projection("totals"))
+	require.NoError(t, r.CatchUp(ctx))
+	st, err := r.Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, last.Position, st.Checkpoint, "the caught-up message's position moves the checkpoint past skipped events")
 }

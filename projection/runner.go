@@ -845,6 +845,9 @@ func (f *follower[Tx]) take(ctx context.Context, it item) (end bool, err error) 
 	case es.KindCheckpoint:
 		f.advance(it.msg.Position)
 	case es.KindCaughtUp:
+		// A store that reports how far the subscription has read lets a
+		// filtered runner move its checkpoint past the events it skipped.
+		f.advance(it.msg.Position)
 		if err := f.flush(ctx); err != nil {
 			return true, err
 		}

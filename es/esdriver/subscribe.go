@@ -104,7 +104,7 @@ func (f *allFeed) run(ctx context.Context, yield func(es.Message, error) bool) {
 			if f.interval > 0 && !yield(es.Message{Kind: es.KindCheckpoint, Position: f.checkpoint}, nil) {
 				return
 			}
-			if !yield(es.Message{Kind: es.KindCaughtUp}, nil) {
+			if !yield(es.Message{Kind: es.KindCaughtUp, Position: f.checkpoint}, nil) {
 				return
 			}
 		}

@@ -209,6 +209,23 @@ func (s *suite) testSubscribeAll(t *testing.T) {
 		assert.Equal(t, uint64(3), sub.event(inStream(stream)).Revision, "the live event")
 	})
 
+	s.run(t, "CaughtUpPosition", func(t *testing.T, store es.Store) {
+		stream := newStream("suball")
+		last := appendOK(t, store, stream, es.NoStream, newEvents(2, "SubAll")...).Position
+		sub := s.subscribeAll(t, store, es.SubscribeAllOptions{Filter: &es.Filter{On: es.FilterStreamName, Prefixes: []string{stream + "-none"}}})
+		for {
+			msg := sub.message()
+			if msg.Kind != es.KindCaughtUp {
+				continue
+			}
+			if !msg.Position.IsZero() {
+				assert.GreaterOrEqualf(t, msg.Position.Compare(last), 0,
+					"a caught-up message's position %v is before the last event %v written before the subscription", msg.Position, last)
+			}
+			break
+		}
+	})
+
 	s.run(t, "FromEnd", func(t *testing.T, store es.Store) {
 		stream := newStream("suball")
 		appendOK(t, store, stream, es.NoStream, newEvents(2, "SubAll")...)
