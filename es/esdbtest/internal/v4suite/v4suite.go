@@ -86,7 +86,7 @@ func ResourcesDir(ctx context.Context) (string, error) {
 
 // FileEvent is an event as the suite's resource files record it.
 type FileEvent struct {
-	StreamID       string    `json:"streamId"`
+	StreamID       string `json:"streamId"`
 	StreamRevision struct {
 		Value uint64 `json:"value"`
 	} `json:"streamRevision"`
