@@ -54,8 +54,9 @@ func populated(t *testing.T) (*esdbtest.Server, *esdb.Client, string) {
 	t.Helper()
 	files, err := v4Suite()
 	require.NoError(t, err, "the v4 client's module (and its resources/test) must be in the module cache")
+	dataset := files.dataset
 	srv := esdbtest.New(t)
-	require.NoError(t, srv.Load(bytes.NewReader(files.dataset)))
+	require.NoError(t, srv.Load(bytes.NewReader(dataset)))
 	return srv, newClient(t, srv), files.resources
 }
 
