@@ -60,6 +60,7 @@ const (
 	placeholder    = "$esdbtest-placeholder"
 	readFrom       = 3386 // the `$all` position the suite reads from
 	blockLen       = 200  // events of a stream written one after another
+	firstPart0     = 2000 // events of dataset20M-0 before dataset20M-1800
 	stride1800     = 157  // bytes between two events of dataset20M-1800 in a block
 	sizeBase       = 130  // bytes of an event besides its stream name and numbers
 	sizePerDigit   = 3    // the number appears in the type, the data and the metadata
@@ -182,6 +183,53 @@ func Build(w io.Writer, resources string) error {
 	return bw.Flush()
 }
 
+// anchors is what the files fix of the layout.
+type anchors struct {
+	byKey    map[string]FileEvent // the known events by stream and revision
+	blocks   []uint64             // where each block of dataset20M-1800 starts
+	first0   uint64               // the position of dataset20M-0 revision 0
+	last1800 uint64               // the position of dataset20M-1800's last event
+}
+
+// findAnchors places dataset20M-1800's blocks: the first from its
+// revision 0, the last from its last revision, others from the filtered
+// case where it shows them, the rest spread evenly between; and
+// dataset20M-0 so that the filtered case's first event lands where the
+// file says, its events one after another.
+func findAnchors(known []FileEvent, versions []uint64, positions []Position) (anchors, error) {
+	a := anchors{byKey: make(map[string]FileEvent), blocks: make([]uint64, Stream1800Len/blockLen)}
+	for _, e := range known {
+		a.byKey[key(e.StreamID, e.StreamRevision.Value)] = e
+	}
+	first, ok := a.byKey[key(Stream1800, 0)]
+	last, ok2 := a.byKey[key(Stream1800, Stream1800Len-1)]
+	if !ok || !ok2 {
+		return anchors{}, fmt.Errorf("v4suite: the files do not show the first and last events of %s", Stream1800)
+	}
+	a.last1800 = last.Position.Commit
+	a.blocks[0] = first.Position.Commit
+	a.blocks[len(a.blocks)-1] = a.last1800 - (Stream1800Len-1)%blockLen*stride1800
+	found0 := false
+	for i, rev := range versions {
+		pos := positions[i].Commit
+		switch {
+		case pos >= a.blocks[0]:
+			a.blocks[rev/blockLen] = pos - rev%blockLen*stride1800
+		case !found0:
+			found0 = true
+			a.first0 = pos
+			for r := rev; r > 0; r-- {
+				a.first0 -= size(Stream0, r-1)
+			}
+		}
+	}
+	if !found0 {
+		return anchors{}, fmt.Errorf("v4suite: the filtered case shows no event of %s", Stream0)
+	}
+	fillBlocks(a.blocks)
+	return a, nil
+}
+
 // layout returns every event of the dataset in log order, without the
 // created times of the generated ones.
 func layout(resources string) ([]event, error) {
@@ -193,61 +241,26 @@ func layout(resources string) ([]event, error) {
 	if err != nil {
 		return nil, err
 	}
-	byKey := make(map[string]FileEvent)
-	for _, e := range known {
-		byKey[key(e.StreamID, e.StreamRevision.Value)] = e
+	a, err := findAnchors(known, versions, positions)
+	if err != nil {
+		return nil, err
 	}
-	first1800, ok := byKey[key(Stream1800, 0)]
-	if !ok {
-		return nil, fmt.Errorf("v4suite: no file shows %s revision 0", Stream1800)
-	}
-	last1800, ok := byKey[key(Stream1800, Stream1800Len-1)]
-	if !ok {
-		return nil, fmt.Errorf("v4suite: no file shows %s revision %d", Stream1800, Stream1800Len-1)
-	}
-
-	// Block starts of dataset20M-1800: the first from its revision 0, the
-	// last from its last revision, others from the filtered case where it
-	// shows them, the rest spread evenly between.
-	blocks := make([]uint64, Stream1800Len/blockLen)
-	blocks[0] = first1800.Position.Commit
-	blocks[len(blocks)-1] = last1800.Position.Commit - (Stream1800Len-1)%blockLen*stride1800
-	var anchor0 *Position // a filtered event of dataset20M-0 and its revision
-	var anchor0Rev uint64
-	for i, rev := range versions {
-		pos := positions[i].Commit
-		if pos >= blocks[0] {
-			blocks[rev/blockLen] = pos - rev%blockLen*stride1800
-		} else if anchor0 == nil {
-			anchor0, anchor0Rev = &positions[i], rev
-		}
-	}
-	if anchor0 == nil {
-		return nil, fmt.Errorf("v4suite: the filtered case shows no event of %s", Stream0)
-	}
-	fillBlocks(blocks)
-
 	var out []event
 	for _, e := range known {
-		if e.StreamID != Stream1800 && e.Position.Commit < blocks[0] {
+		if e.StreamID != Stream1800 && e.Position.Commit < a.blocks[0] {
 			out = append(out, event{FileEvent: e, known: true})
 		}
 	}
 	out = append(out, event{FileEvent: generated(placeholder, 0, readFrom, "$placeholder", nil)})
-
-	// dataset20M-0, first part: its events one after another, placed so
-	// that the filtered case's event lands where the file says.
-	pos := anchor0.Commit
-	for r := anchor0Rev; r > 0; r-- {
-		pos -= size(Stream0, r-1)
-	}
-	for r := uint64(0); r < Stream1800Len; r++ {
+	// dataset20M-0, first part.
+	pos := a.first0
+	for r := uint64(0); r < firstPart0; r++ {
 		out = append(out, event{FileEvent: numbered(Stream0, 0, r, pos)})
 		pos += size(Stream0, r)
 	}
 	for r := uint64(0); r < Stream1800Len; r++ {
-		p := blocks[r/blockLen] + r%blockLen*stride1800
-		if e, ok := byKey[key(Stream1800, r)]; ok {
+		p := a.blocks[r/blockLen] + r%blockLen*stride1800
+		if e, ok := a.byKey[key(Stream1800, r)]; ok {
 			if e.Position.Commit != p {
 				return nil, fmt.Errorf("v4suite: %s revision %d is at %d in the files, not %d", Stream1800, r, e.Position.Commit, p)
 			}
@@ -257,14 +270,14 @@ func layout(resources string) ([]event, error) {
 		out = append(out, event{FileEvent: numbered(Stream1800, 1800, r, p)})
 	}
 	// dataset20M-0, the rest: after dataset20M-1800.
-	pos = last1800.Position.Commit + stride1800
-	for r := uint64(Stream1800Len); r < Stream0Len; r++ {
+	pos = a.last1800 + stride1800
+	for r := uint64(firstPart0); r < Stream0Len; r++ {
 		out = append(out, event{FileEvent: numbered(Stream0, 0, r, pos)})
 		pos += size(Stream0, r)
 	}
 	var newest []FileEvent
 	for _, e := range known {
-		if e.Position.Commit > last1800.Position.Commit {
+		if e.Position.Commit > a.last1800 {
 			newest = append(newest, e)
 		}
 	}
