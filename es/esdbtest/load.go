@@ -34,6 +34,7 @@ type LoadError struct {
 	Reason string
 }
 
+// Error says where the dataset is wrong: file, line, field and reason.
 func (e *LoadError) Error() string {
 	var b strings.Builder
 	b.WriteString("esdbtest: load")
@@ -81,8 +82,11 @@ type loadEvent struct {
 // stays deleted ($tb hides the new events). Subscriptions see the events,
 // and with [WithDataDir] they are journaled like appends.
 //
-// Loading is all or nothing: on an error, a [*LoadError] for bad input
-// naming the line and field, the log is unchanged. A dataset whose first
+// Loading is all or nothing: when it fails, the log is unchanged; bad
+// input is reported as a [*LoadError] naming the line and the field, and
+// an event the log cannot take (a position not above the log's head, a
+// revision the stream does not have next, a tombstoned stream) too. A
+// dataset whose first
 // event is already stored (same ID in the same stream) must be stored
 // entirely, and then Load does nothing: loading the same dataset again,
 // after a restart with [WithDataDir] for instance, is harmless.
@@ -137,6 +141,9 @@ func (s *store) load(r io.Reader, maxSize int) (int, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.journal.err(); err != nil {
+		return 0, err
+	}
 	if done, err := s.loadedLocked(events); done || err != nil {
 		return 0, err
 	}
