@@ -138,6 +138,44 @@
 // and resume after their last checkpoint. The command
 // esdbtest/cmd/esdbtest uses it as a local development server.
 //
+// # Datasets
+//
+// [Server.Load] (and [WithDataset], and the command's -load flag) writes a
+// dataset into the log: a copy of a log in JSON Lines, one event per
+// line, in log order (blank lines are skipped). It keeps the IDs, types,
+// data and metadata given, and, when given, positions and created times,
+// so that a client reads exactly what another server served:
+//
+//	{"stream":"order-1","type":"OrderPlaced","id":"5f1c2a40-8a8e-4d6a-9a55-0c1e6f3b7a10","data":{"total":3}}
+//	{"stream":"blob-9","type":"Chunk","contentType":"application/octet-stream","dataBase64":"AAEC"}
+//	{"stream":"order-1","type":"OrderPaid","revision":1,"position":4096,"created":"2020-01-12T18:16:26.2459170Z"}
+//
+// The fields of a line:
+//
+//	stream          the stream name (required; not "$all")
+//	type            the event type (required)
+//	id              the event ID, a UUID (default: a random one)
+//	contentType     "application/json" (the default) or "application/octet-stream"
+//	data            the payload as a JSON value, stored as the exact bytes
+//	                of the line (spacing included); null or absent: empty
+//	dataBase64      the payload in standard base64, for bytes that are not
+//	                JSON or whose spacing must survive a rewrite of the
+//	                file; excludes data
+//	metadata        the user metadata, as for data
+//	metadataBase64  the user metadata in base64; excludes metadata
+//	created         the created time, RFC 3339 (default: the server's
+//	                clock); clients get it in 100-nanosecond ticks
+//	position        the position in `$all`, commit and prepare alike
+//	                (default: the next one): 1 to 2^62, and above the
+//	                position of every record before it
+//	revision        the revision the event must get in its stream: it
+//	                always follows the stream's last one, and this checks it
+//
+// An unknown field is an error, so that a misspelt one is not ignored. A
+// bad line stops the load with a [*LoadError] naming the line and the
+// field, and nothing of the dataset is written. A dataset whose first event
+// is stored already must be stored entirely, and then loads as nothing.
+//
 // # Steering tests
 //
 // [Server.Seed] writes events directly, [Server.Events] and [Server.All]

@@ -35,6 +35,7 @@ type config struct {
 	now           func() time.Time
 	version       string
 	dataDir       string           // WithDataDir; "" keeps the log in memory
+	dataset       string           // WithDataset; "" loads none
 	logger        *slog.Logger     // WithLogger
 	cert          *tls.Certificate // WithCertificate; nil generates one
 }

@@ -86,6 +86,12 @@ func Start(opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
+	if cfg.dataset != "" {
+		if err := st.loadFile(cfg.dataset, cfg.maxAppendSize, cfg.logger); err != nil {
+			_ = st.journal.close()
+			return nil, err
+		}
+	}
 	lis, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		_ = st.journal.close()

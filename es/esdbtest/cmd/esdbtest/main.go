@@ -6,8 +6,9 @@
 //
 // It prints the connection string for the v4 client on standard output,
 // logs what it serves on standard error (address, TLS, users, data
-// directory and the events loaded from it, the version it reports), then
-// serves until it is interrupted, and closes the server gracefully.
+// directory and the events loaded from it, the dataset of -load, the
+// version it reports), then serves until it is interrupted, and closes the
+// server gracefully.
 //
 // Flags:
 //
@@ -17,6 +18,11 @@
 //	                       last checkpoint) survive a restart, and every write
 //	                       is on disk before it is acknowledged; without it
 //	                       everything lives in memory
+//	-load FILE             load the dataset FILE (JSON Lines, one event a
+//	                       line: stream, type, id, data, metadata, created,
+//	                       position…; see "Datasets" in go doc esdbtest) at
+//	                       start, all or nothing; with -data, a dataset
+//	                       stored already is not loaded again
 //	-insecure              plain gRPC without credentials (the default)
 //	-tls                   TLS with a certificate generated at start; clients
 //	                       connect with tlsVerifyCert=false
@@ -69,6 +75,7 @@ func main() {
 type settings struct {
 	addr          string
 	data          string
+	load          string
 	insecure      bool
 	tls           bool
 	tlsSelfSigned string
@@ -87,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&s.addr, "addr", "127.0.0.1:2113", "TCP `address` to listen on")
 	fs.StringVar(&s.data, "data", "", "`directory` that keeps the log across restarts (default: in memory)")
+	fs.StringVar(&s.load, "load", "", "dataset `file` (JSON Lines, see go doc esdbtest) to load at start, all or nothing")
 	fs.BoolVar(&s.insecure, "insecure", false, "plain gRPC without credentials (the default)")
 	fs.BoolVar(&s.tls, "tls", false, "TLS with a certificate generated at start (clients: tlsVerifyCert=false)")
 	fs.StringVar(&s.tlsSelfSigned, "tls-self-signed", "", "TLS with a self-signed certificate written to `file` for clients' tlsCAFile (key in file.key)")
@@ -155,6 +163,9 @@ func (s settings) options(logger *slog.Logger) ([]esdbtest.Option, string, error
 	}
 	if s.data != "" {
 		opts = append(opts, esdbtest.WithDataDir(s.data))
+	}
+	if s.load != "" {
+		opts = append(opts, esdbtest.WithDataset(s.load))
 	}
 	for _, u := range s.users {
 		opts = append(opts, esdbtest.WithUser(u[0], u[1]))
