@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/esdriver"
 )
@@ -69,6 +71,15 @@ func (s *Store) AppendStreams(ctx context.Context, parts ...es.StreamAppend) ([]
 // none.
 func (s *Store) appendParts(ctx context.Context, g *groupTx, ps, byName []*appendPart) ([]es.AppendResult, uint64, error) {
 	w := &write{s: s, tx: g, now: s.cfg.now().UnixNano()}
+	if len(byName) > 1 {
+		names, ids := make([]string, len(byName)), make([]uuid.UUID, len(byName))
+		for i, p := range byName {
+			names[i], ids[i] = p.Stream, p.firstID()
+		}
+		if err := s.prefetchStreams(ctx, g, names, ids); err != nil {
+			return nil, 0, err
+		}
+	}
 	for _, p := range byName {
 		var err error
 		if p.st, p.idRev, err = w.load(ctx, g, p.Stream, p.firstID()); err != nil {
