@@ -3,7 +3,6 @@ package sqlstore_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -16,8 +15,6 @@ import (
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/memstore"
 	"github.com/eventfold/eventfold/es/sqlstore"
-	"github.com/eventfold/eventfold/es/sqlstore/postgres"
-	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 )
 
 // TestAppendStreamsConcurrent races two writers doing multi-stream appends
@@ -29,31 +26,16 @@ import (
 // parts.
 func TestAppendStreamsConcurrent(t *testing.T) {
 	const appends = 40
-	t.Run("SQLite", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "events.db")
-		open := func(t *testing.T) *sqlstore.Store {
-			s, err := sqlite.Open(t.Context(), path)
-			require.NoError(t, err, "sqlite.Open")
-			t.Cleanup(func() { require.NoError(t, s.Close(), "Close") })
-			return s
-		}
-		one := open(t)
-		t.Run("OneStore", func(t *testing.T) { testAppendStreamsConcurrent(t, one, one, "one", appends) })
-		t.Run("TwoStores", func(t *testing.T) { testAppendStreamsConcurrent(t, one, open(t), "two", appends) })
-	})
-	t.Run("Postgres", func(t *testing.T) {
-		url := postgresURL(t)
-		schema := newSchema(t, url)
-		open := func(t *testing.T) *sqlstore.Store {
-			s, err := postgres.Open(t.Context(), url, sqlstore.WithSchema(schema))
-			require.NoError(t, err, "postgres.Open")
-			t.Cleanup(func() { require.NoError(t, s.Close(), "Close") })
-			return s
-		}
-		one := open(t)
-		t.Run("OneStore", func(t *testing.T) { testAppendStreamsConcurrent(t, one, one, "one", appends) })
-		t.Run("TwoStores", func(t *testing.T) { testAppendStreamsConcurrent(t, one, open(t), "two", appends) })
-	})
+	for name, shared := range map[string]func(t *testing.T, opts ...sqlstore.Option) func(t *testing.T) *sqlstore.Store{
+		"SQLite": sharedSQLite, "Postgres": sharedPostgres,
+	} {
+		t.Run(name, func(t *testing.T) {
+			open := shared(t)
+			one := open(t)
+			t.Run("OneStore", func(t *testing.T) { testAppendStreamsConcurrent(t, one, one, "one", appends) })
+			t.Run("TwoStores", func(t *testing.T) { testAppendStreamsConcurrent(t, one, open(t), "two", appends) })
+		})
+	}
 }
 
 // raced is the data of an event written by testAppendStreamsConcurrent.
