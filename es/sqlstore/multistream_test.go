@@ -208,3 +208,50 @@ func softDeleted(stream string, events ...es.EventData) func(t *testing.T, store
 		require.NoError(t, err)
 	}
 }
+
+// TestPostgresAppendStreamsOutage checks that a multi-stream append keeps
+// Append's behaviour when PostgreSQL cannot be reached: run again on a new
+// connection after a reset; es.ErrUnavailable within the call timeout
+// when the connections stall, and at once when they are refused; nothing
+// written by a failed one.
+func TestPostgresAppendStreamsOutage(t *testing.T) {
+	const timeout = time.Second
+	store, p := openBehindProxy(t, timeout)
+	ctx := t.Context()
+	parts := func(typ string, expected es.ExpectedRevision) []es.StreamAppend {
+		return []es.StreamAppend{
+			{Stream: "outage-b", Expected: expected, Events: []es.EventData{{Type: typ}}},
+			{Stream: "outage-a", Expected: expected, Events: []es.EventData{{Type: typ}}},
+		}
+	}
+	_, err := store.AppendStreams(ctx, parts("Before", es.NoStream)...)
+	require.NoError(t, err)
+
+	p.Reset()
+	res, err := store.AppendStreams(ctx, parts("AfterReset", es.Exact(0))...)
+	require.NoError(t, err, "the multi-stream append is run again on a new connection")
+	assert.Equal(t, []uint64{1, 1}, []uint64{res[0].Revision, res[1].Revision})
+
+	p.Stall()
+	started := time.Now()
+	_, err = store.AppendStreams(ctx, parts("Stalled", es.Exact(1))...)
+	require.ErrorIs(t, err, es.ErrUnavailable, "stalled connections")
+	assert.Less(t, time.Since(started), timeout+time.Second, "failed within the call timeout")
+	p.Restore()
+
+	p.Cut()
+	_, err = store.AppendStreams(ctx, parts("Cut", es.Exact(1))...)
+	require.ErrorIs(t, err, es.ErrUnavailable, "refused connections")
+	p.Restore()
+
+	_, err = store.AppendStreams(ctx, parts("After", es.Exact(1))...)
+	require.NoError(t, err, "the same store appends once the network is back")
+	for _, stream := range []string{"outage-a", "outage-b"} {
+		var types []string
+		for ev, err := range store.ReadStream(ctx, stream, es.ReadStreamOptions{}) {
+			require.NoError(t, err)
+			types = append(types, ev.Type)
+		}
+		assert.Equal(t, []string{"Before", "AfterReset", "After"}, types, "nothing of the failed appends in %s", stream)
+	}
+}
