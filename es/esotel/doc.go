@@ -34,6 +34,14 @@
 // conflict also adds a span event "wrong_expected_version" with the
 // expected and actual revisions.
 //
+// A multi-stream append ([Store.AppendStreams], through
+// [es.AppendStreams]) is one span "append_streams {category}"
+// ("append_streams" when its streams are of several categories), with
+// eventfold.streams, eventfold.parts and db.operation.batch.size (the
+// events of all parts); the metrics count it as one append. Over a store
+// without multi-stream appends, it fails with an error matching
+// errors.ErrUnsupported.
+//
 // Metrics (meter "github.com/eventfold/eventfold/es/esotel"):
 //   - eventfold.store.append.duration (s, histogram), by db.system.name and
 //     eventfold.outcome ("ok", "conflict", "error");

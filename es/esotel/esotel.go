@@ -158,18 +158,29 @@ var clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient
 // start starts the span of operation op on stream (none for `$all`), and
 // reports whether it records: only then are its attributes worth making.
 func (s *Store) start(ctx context.Context, op, stream string) (context.Context, trace.Span, bool) {
+	target := "$all"
+	if stream != "" {
+		target = category(stream)
+	}
+	ctx, span, recording := s.startOn(ctx, op, target)
+	if recording && stream != "" {
+		span.SetAttributes(AttrStream.String(stream))
+	}
+	return ctx, span, recording
+}
+
+// startOn starts the span of operation op on target, "{op} {target}" (op
+// alone if target is empty), and reports whether it records.
+func (s *Store) startOn(ctx context.Context, op, target string) (context.Context, trace.Span, bool) {
 	tr := s.tracer.Get()
 	if tr == nil { // no SDK installed: no span at all
 		return ctx, otelx.NoSpan, false
 	}
-	ctx, span := tr.Start(ctx, s.names.get(op, stream), clientSpan...)
+	ctx, span := tr.Start(ctx, s.names.get(op, target), clientSpan...)
 	if !span.IsRecording() {
 		return ctx, span, false
 	}
 	span.SetAttributes(s.system, semconv.DBOperationName(op))
-	if stream != "" {
-		span.SetAttributes(AttrStream.String(stream))
-	}
 	return ctx, span, true
 }
 
@@ -183,11 +194,8 @@ type spanNames struct {
 
 const maxSpanNames = 1024
 
-func (n *spanNames) get(op, stream string) string {
-	target := "$all"
-	if stream != "" {
-		target = category(stream)
-	}
+// get returns "{op} {target}", or op if there is no target.
+func (n *spanNames) get(op, target string) string {
 	key := [2]string{op, target}
 	n.mu.RLock()
 	name, ok := n.names[key]
@@ -195,7 +203,10 @@ func (n *spanNames) get(op, stream string) string {
 	if ok {
 		return name
 	}
-	name = op + " " + target
+	name = op
+	if target != "" {
+		name += " " + target
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.names == nil {
@@ -249,6 +260,19 @@ func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedR
 	}
 	began := time.Now()
 	res, err := s.s.Append(ctx, stream, expected, events...)
+	if s.recordAppend(ctx, span, began, len(events), err); err != nil {
+		return res, err
+	}
+	if recording && !res.NoStream {
+		span.SetAttributes(AttrRevision.Int64(int64(min(res.Revision, 1<<63-1))), AttrPosition.String(res.Position.String()))
+	}
+	return res, nil
+}
+
+// recordAppend records the metrics and the outcome on span of an append of n
+// events, or of a multi-stream append of n events in all, that began at
+// began and returned err.
+func (s *Store) recordAppend(ctx context.Context, span trace.Span, began time.Time, n int, err error) {
 	outcome := s.ok
 	switch {
 	case errors.Is(err, es.ErrWrongExpectedVersion):
@@ -261,13 +285,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedR
 	s.duration.Record(ctx, time.Since(began).Seconds(), outcome...)
 	if err != nil {
 		fail(span, err)
-		return res, err
+		return
 	}
-	s.appended.Add(ctx, int64(len(events)), s.bySystem...)
-	if recording && !res.NoStream {
-		span.SetAttributes(AttrRevision.Int64(int64(min(res.Revision, 1<<63-1))), AttrPosition.String(res.Position.String()))
-	}
-	return res, nil
+	s.appended.Add(ctx, int64(n), s.bySystem...)
 }
 
 // conflict adds the span event of a wrong expected version.

@@ -67,6 +67,14 @@ type write struct {
 // event id (false if none).
 func (s *Store) begin(ctx context.Context, g *groupTx, name string, id uuid.UUID) (*write, streamState, sql.NullInt64, error) {
 	w := &write{s: s, tx: g, now: s.cfg.now().UnixNano()}
+	st, idRev, err := w.load(ctx, g, name, id)
+	return w, st, idRev, err
+}
+
+// load reads what begin reads, for one more stream of the write; the head
+// of the log read first is where the write's positions start. It runs
+// before the write queues anything.
+func (w *write) load(ctx context.Context, g *groupTx, name string, id uuid.UUID) (streamState, sql.NullInt64, error) {
 	st := streamState{last: -1}
 	var (
 		head        int64
@@ -77,17 +85,19 @@ func (s *Store) begin(ctx context.Context, g *groupTx, name string, id uuid.UUID
 	if k, ok := g.known[name]; ok && k.id == id && g.next > 0 {
 		delete(g.known, name)
 		head, idRev, last, tombstoned, meta = int64(g.next)-1, k.idRev, k.last, k.tombstoned, k.meta
-	} else if _, err := queryRow(ctx, g, s.q.loadForWrite, []any{name, id}, &head, &idRev, &last, &tombstoned, &meta); err != nil {
-		return nil, st, idRev, err
+	} else if _, err := queryRow(ctx, g, w.s.q.loadForWrite, []any{name, id}, &head, &idRev, &last, &tombstoned, &meta); err != nil {
+		return st, idRev, err
 	}
-	w.next = uint64(head) + 1
+	if w.next == 0 {
+		w.next = uint64(head) + 1
+	}
 	if last.Valid { // the stream has a row
 		st.last, st.tombstoned = last.Int64, tombstoned.Bool
 		if err := st.setMetadata(name, meta); err != nil {
-			return nil, st, idRev, err
+			return st, idRev, err
 		}
 	}
-	return w, st, idRev, nil
+	return st, idRev, nil
 }
 
 // position returns the position of the next event written.
@@ -108,10 +118,19 @@ func (w *write) queue(sql string, args ...any) {
 func (w *write) touch(name string) { w.touched = append(w.touched, name) }
 
 // flush sends the queued writes (the group that the write is part of
-// notifies the new head once it has run every write).
+// notifies the new head once it has run every write), so that what the
+// write reads next sees them.
 func (w *write) flush(ctx context.Context) error {
-	return w.tx.ExecAll(ctx, w.pending)
+	if len(w.pending) == 0 {
+		return nil
+	}
+	err := w.tx.ExecAll(ctx, w.pending)
+	w.pending = nil
+	return err
 }
+
+// wroteAny reports whether the write changed anything.
+func (w *write) wroteAny() bool { return len(w.touched) > 0 }
 
 // insert writes events to a stream from revision first on, and records the
 // stream's new last revision. It returns the position of the last one.
@@ -135,6 +154,11 @@ func (w *write) insert(stream string, first uint64, evs []es.EventData) uint64 {
 func (w *write) writeMetadata(ctx context.Context, name string, m es.StreamMetadata) (uint64, error) {
 	data, err := json.Marshal(m)
 	if err != nil {
+		return 0, err
+	}
+	// An earlier part of a multi-stream append may have queued events of
+	// the metadata stream: the state read must include them.
+	if err := w.flush(ctx); err != nil {
 		return 0, err
 	}
 	ms, err := w.s.loadStream(ctx, w.tx, es.MetadataStream(name))
@@ -214,27 +238,18 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 	if err != nil {
 		return es.AppendResult{}, err
 	}
-	var meta []byte
-	if _, ok := esdriver.MetadataTarget(name); ok {
-		if m := esdriver.ParseMetadataAppend(evs); m != nil {
-			meta, _ = json.Marshal(m) // a StreamMetadata always encodes
-		}
-	}
-	size := 0
-	for _, ev := range evs {
-		size += len(ev.Data) + len(ev.Metadata)
-	}
-	var first uuid.UUID
-	if len(evs) > 0 {
-		first = evs[0].ID
-	}
+	p := newAppendPart(es.StreamAppend{Stream: name, Expected: expected, Events: evs})
 	var res es.AppendResult
-	err = s.submit(ctx, &request{size: size, stream: name, id: first, idempotent: true, run: func(ctx context.Context, g *groupTx) (uint64, error) {
-		w, st, idRev, err := s.begin(ctx, g, name, first)
+	err = s.submit(ctx, &request{size: p.size(), stream: name, id: p.firstID(), idempotent: true, run: func(ctx context.Context, g *groupTx) (uint64, error) {
+		w, st, idRev, err := s.begin(ctx, g, name, p.firstID())
 		if err != nil {
 			return 0, err
 		}
-		if res, err = w.append(ctx, name, st, idRev, expected, evs, meta); err != nil || len(w.pending) == 0 {
+		p.st, p.idRev = st, idRev
+		if err := w.decide(ctx, p); err != nil {
+			return 0, err
+		}
+		if res, err = w.apply(ctx, p); err != nil || !w.wroteAny() {
 			return 0, err
 		}
 		if err := w.flush(ctx); err != nil {
@@ -249,32 +264,80 @@ func (s *Store) Append(ctx context.Context, name string, expected es.ExpectedRev
 	return res, nil
 }
 
-// append is Append in the transaction: esdriver decides, as for every
-// store; the write queues the events.
-func (w *write) append(ctx context.Context, name string, st streamState, idRev sql.NullInt64,
-	expected es.ExpectedRevision, evs []es.EventData, meta []byte) (es.AppendResult, error) {
-	d, err := esdriver.DecideAppend(name, st.driver(), expected, evs, history{ctx: ctx, w: w, name: name, st: st, idRev: idRev})
-	switch {
-	case err != nil:
-		return es.AppendResult{}, err
-	case d.NoStream:
-		return es.AppendResult{NoStream: true}, nil
-	case !d.Write:
-		return w.result(ctx, name, d.Revision)
+// appendPart is the append to one stream, of Append or of a part of
+// AppendStreams, as the write transaction decides and writes it.
+type appendPart struct {
+	es.StreamAppend
+	// meta is the metadata that an append to a metadata stream sets, in
+	// JSON; nil if none.
+	meta []byte
+	// st and idRev are the stream's state, and the revision at which it
+	// holds the first event's ID, as the transaction read them.
+	st    streamState
+	idRev sql.NullInt64
+	d     esdriver.Decision
+}
+
+// newAppendPart returns the append of a's events, prepared by esdriver.
+func newAppendPart(a es.StreamAppend) *appendPart {
+	p := &appendPart{StreamAppend: a}
+	if _, ok := esdriver.MetadataTarget(a.Stream); ok {
+		if m := esdriver.ParseMetadataAppend(a.Events); m != nil {
+			p.meta, _ = json.Marshal(m) // a StreamMetadata always encodes
+		}
 	}
-	if d.Recreate {
-		if _, err := w.writeMetadata(ctx, name, esdriver.Recreated(st.driver())); err != nil {
+	return p
+}
+
+// size returns the bytes of event data and metadata the append adds.
+func (p *appendPart) size() int {
+	n := 0
+	for _, ev := range p.Events {
+		n += len(ev.Data) + len(ev.Metadata)
+	}
+	return n
+}
+
+// firstID returns the ID of the first event, the one whose revision the
+// write reads with the stream's state; uuid.Nil if there are no events.
+func (p *appendPart) firstID() uuid.UUID {
+	if len(p.Events) == 0 {
+		return uuid.Nil
+	}
+	return p.Events[0].ID
+}
+
+// decide is the check of an append in the transaction: esdriver decides,
+// as for every store, on the state that p holds. It writes nothing.
+func (w *write) decide(ctx context.Context, p *appendPart) error {
+	d, err := esdriver.DecideAppend(p.Stream, p.st.driver(), p.Expected, p.Events,
+		history{ctx: ctx, w: w, name: p.Stream, st: p.st, idRev: p.idRev})
+	p.d = d
+	return err
+}
+
+// apply carries out what decide decided: the write queues the events, or
+// the result of the append that wrote them first is read.
+func (w *write) apply(ctx context.Context, p *appendPart) (es.AppendResult, error) {
+	switch {
+	case p.d.NoStream:
+		return es.AppendResult{NoStream: true}, nil
+	case !p.d.Write:
+		return w.result(ctx, p.Stream, p.d.Revision)
+	}
+	if p.d.Recreate {
+		if _, err := w.writeMetadata(ctx, p.Stream, esdriver.Recreated(p.st.driver())); err != nil {
 			return es.AppendResult{}, err
 		}
 	}
-	last := st.last
-	pos := w.insert(name, uint64(last+1), evs)
-	if meta != nil {
-		of, _ := esdriver.MetadataTarget(name)
-		w.setMetadata(of, meta)
+	last := p.st.last
+	pos := w.insert(p.Stream, uint64(last+1), p.Events)
+	if p.meta != nil {
+		of, _ := esdriver.MetadataTarget(p.Stream)
+		w.setMetadata(of, p.meta)
 	}
 	return es.AppendResult{
-		Revision: uint64(last) + uint64(len(evs)),
+		Revision: uint64(last) + uint64(len(p.Events)),
 		Position: es.Position{Commit: pos, Prepare: pos},
 	}, nil
 }

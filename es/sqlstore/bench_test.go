@@ -334,3 +334,38 @@ func BenchmarkCommandsPostgres(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkAppendStreams writes one event to each of two streams: in one
+// multi-stream append (one transaction), and in two Appends (two), one
+// write at a time.
+func BenchmarkAppendStreams(b *testing.B) {
+	for _, st := range benchStores {
+		b.Run(st.name, func(b *testing.B) {
+			evs := benchEvents(1)
+			b.Run("AppendStreams", func(b *testing.B) {
+				store := st.open(b)
+				n := 0
+				for b.Loop() {
+					_, err := es.AppendStreams(b.Context(), store,
+						es.StreamAppend{Stream: "bench-a", Expected: es.Any, Events: evs},
+						es.StreamAppend{Stream: "bench-b", Expected: es.Any, Events: evs})
+					require.NoError(b, err)
+					n += 2
+				}
+				reportEvents(b, n)
+			})
+			b.Run("TwoAppends", func(b *testing.B) {
+				store := st.open(b)
+				n := 0
+				for b.Loop() {
+					for _, stream := range []string{"bench-a", "bench-b"} {
+						_, err := store.Append(b.Context(), stream, es.Any, evs...)
+						require.NoError(b, err)
+					}
+					n += 2
+				}
+				reportEvents(b, n)
+			})
+		})
+	}
+}

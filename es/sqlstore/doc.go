@@ -136,6 +136,14 @@
 // with the number of concurrent writers, and several events in one append
 // remain the cheapest way to write them.
 //
+// A multi-stream append ([Store.AppendStreams], [es.AppendStreams]) is one
+// write of the group: it reads the states of its streams in the order of
+// their names (in one query on PostgreSQL), decides every part as an
+// Append is decided, and writes all parts, with consecutive positions in
+// the order of the parts, or none. The write lock that serialises every
+// write also rules out deadlocks between multi-stream appends whose parts
+// come in different orders.
+//
 // Reads and subscriptions fetch events in batches of a few hundred rows,
 // by keyset on the position or revision, and hold no connection, lock or
 // transaction while the loop body runs. A subscription that has caught up

@@ -308,20 +308,34 @@ func (g *groupTx) wrote(w *write) {
 // streams that the group's writes read first, where the database can
 // (PostgreSQL: it saves a round trip per write; SQLite reads in process).
 func (s *Store) prefetch(ctx context.Context, g *groupTx, group []*request) error {
+	names, ids := make([]string, 0, len(group)), make([]uuid.UUID, 0, len(group))
+	for _, r := range group {
+		names, ids = append(names, r.stream), append(ids, r.id)
+	}
+	return s.prefetchStreams(ctx, g, names, ids)
+}
+
+// prefetchStreams reads, in one query where the database can, the head of
+// the log and the states of the streams names, each with the revision at
+// which it holds the ID of the same index, into what g knows. A stream
+// that g knows already keeps what g knows of it.
+func (s *Store) prefetchStreams(ctx context.Context, g *groupTx, names []string, ids []uuid.UUID) error {
 	query := s.db.Prefetch()
 	if query == "" {
 		return nil
 	}
-	names, ids := make([]string, 0, len(group)), make([]string, 0, len(group))
-	for _, r := range group {
-		names, ids = append(names, r.stream), append(ids, r.id.String())
+	idStrings := make([]string, len(ids))
+	for i, id := range ids {
+		idStrings[i] = id.String()
 	}
-	rs, err := g.Query(ctx, query, names, ids)
+	rs, err := g.Query(ctx, query, names, idStrings)
 	if err != nil {
 		return err
 	}
 	defer rs.Close()
-	g.known = make(map[string]knownStream, len(group))
+	if g.known == nil {
+		g.known = make(map[string]knownStream, len(names))
+	}
 	var head int64
 	for rs.Next() {
 		var (

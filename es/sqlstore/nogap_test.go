@@ -3,7 +3,6 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/sqlstore"
-	"github.com/eventfold/eventfold/es/sqlstore/postgres"
-	"github.com/eventfold/eventfold/es/sqlstore/sqlite"
 )
 
 // TestNoGap races writers, each with a Store (and connections) of its own
@@ -25,25 +22,10 @@ import (
 // taken by a transaction that commits late is never skipped.
 func TestNoGap(t *testing.T) {
 	t.Run("SQLite", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "events.db")
-		open := func(t *testing.T) *sqlstore.Store {
-			s, err := sqlite.Open(t.Context(), path, sqlstore.WithPollInterval(5*time.Millisecond))
-			require.NoError(t, err)
-			t.Cleanup(func() { require.NoError(t, s.Close()) })
-			return s
-		}
-		testNoGap(t, open, 4, 4, 40)
+		testNoGap(t, sharedSQLite(t, sqlstore.WithPollInterval(5*time.Millisecond)), 4, 4, 40)
 	})
 	t.Run("Postgres", func(t *testing.T) {
-		url := postgresURL(t)
-		schema := newSchema(t, url)
-		open := func(t *testing.T) *sqlstore.Store {
-			s, err := postgres.Open(t.Context(), url, sqlstore.WithSchema(schema))
-			require.NoError(t, err)
-			t.Cleanup(func() { require.NoError(t, s.Close()) })
-			return s
-		}
-		testNoGap(t, open, 4, 8, 60)
+		testNoGap(t, sharedPostgres(t), 4, 8, 60)
 	})
 }
 

@@ -47,6 +47,7 @@ func testParity(t *testing.T, seed uint64, open func(clock func() time.Time) es.
 	streams := []string{"a", "b", "c", es.MetadataStream("a"), es.MetadataStream("b")}
 	batches := map[string][][]es.EventData{} // what was appended, to append again
 	ctx := t.Context()
+	multi := 0 // multi-stream appends that wrote or found their events
 
 	expected := func() es.ExpectedRevision {
 		switch rnd.IntN(5) {
@@ -63,7 +64,30 @@ func testParity(t *testing.T, seed uint64, open func(clock func() time.Time) es.
 		stream := streams[rnd.IntN(len(streams))]
 		nanos.Add(int64(rnd.IntN(3)) * int64(time.Second))
 		where := fmt.Sprintf("seed %d, operation %d", seed, op)
-		switch n := rnd.IntN(20); {
+		switch n := rnd.IntN(23); {
+		case n >= 20: // a multi-stream append
+			parts := make([]es.StreamAppend, 1+rnd.IntN(3))
+			for i, j := range rnd.Perm(len(streams))[:len(parts)] {
+				parts[i] = es.StreamAppend{Stream: streams[j], Expected: expected()}
+				if rnd.IntN(2) == 0 { // so that more multi-stream appends succeed
+					parts[i].Expected = es.Any
+				}
+				if old := batches[streams[j]]; len(old) > 0 && rnd.IntN(4) == 0 {
+					parts[i].Events = old[rnd.IntN(len(old))]
+					continue
+				}
+				for range 1 + rnd.IntN(2) {
+					parts[i].Events = append(parts[i].Events, es.EventData{ID: uuid.New(), Type: "M", Data: fmt.Appendf(nil, `{"op":%d}`, op)})
+				}
+				batches[streams[j]] = append(batches[streams[j]], parts[i].Events)
+			}
+			r1, err1 := ref.AppendStreams(ctx, parts...)
+			r2, err2 := es.AppendStreams(ctx, got, parts...)
+			requireSameError(t, err1, err2, "%s: AppendStreams(%+v)", where, parts)
+			require.Equalf(t, r1, r2, "%s: AppendStreams(%+v)", where, parts)
+			if err1 == nil {
+				multi++
+			}
 		case n < 9: // append
 			var evs []es.EventData
 			if old := batches[stream]; len(old) > 0 && rnd.IntN(4) == 0 {
@@ -147,7 +171,7 @@ func testParity(t *testing.T, seed uint64, open func(clock func() time.Time) es.
 	e2, err2 := collectEvents(got.ReadAll(ctx, es.ReadAllOptions{}))
 	require.NoError(t, errors.Join(err1, err2))
 	requireSameEvents(t, e1, e2, "seed %d: the whole log", seed)
-	t.Logf("seed %d: %d events in $all", seed, len(e1))
+	t.Logf("seed %d: %d events in $all, %d multi-stream appends that succeeded", seed, len(e1), multi)
 }
 
 func collectEvents(seq func(func(es.RecordedEvent, error) bool)) ([]es.RecordedEvent, error) {
