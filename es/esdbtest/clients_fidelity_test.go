@@ -57,6 +57,10 @@ func TestPersistentErrorMessages(t *testing.T) {
 
 	_, err := ps.GetInfo(ctx, &persistent.GetInfoReq{Options: &persistent.GetInfoReq_Options{StreamOption: all, GroupName: "g"}})
 	assertStatus(t, err, codes.NotFound, "Subscription group g on stream $all does not exist.")
+	_, err = ps.List(ctx, &persistent.ListReq{Options: &persistent.ListReq_Options{ListOption: &persistent.ListReq_Options_ListForStream{
+		ListForStream: &persistent.ListReq_StreamOption{StreamOption: &persistent.ListReq_StreamOption_All{All: &shared.Empty{}}},
+	}}})
+	assertStatus(t, err, codes.NotFound, "Subscription group  on stream $all does not exist.")
 
 	c := newClient(t, srv)
 	opts := esdb.PersistentStreamSubscriptionOptions{

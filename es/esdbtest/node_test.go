@@ -65,15 +65,26 @@ func TestNodeClients(t *testing.T) {
 			})
 		}
 	}
+	// The persistent subscriptions again as EventStoreDB 23.10, whose
+	// clients see the same behaviour as 24.10's.
+	t.Run("eventstore/insecure/23.10.0", func(t *testing.T) {
+		srv := esdbtest.New(t, esdbtest.WithServerVersion("23.10.0"))
+		runNode(t, node, dir, []string{
+			"ESDBTEST_CLIENT=eventstore",
+			"ESDBTEST_CONNECTION=" + srv.ConnectionString(),
+			"ESDBTEST_VERSION=23.10.0",
+		}, "persistent.test.mjs")
+	})
 }
 
-// runNode runs `node --test` in dir with env added, and fails the test
-// with node's output if a test failed or it ran over its deadline.
-func runNode(t *testing.T, node, dir string, env []string) {
+// runNode runs `node --test` in dir (on files, or every *.test.mjs) with
+// env added, and fails the test with node's output if a test failed or it
+// ran over its deadline.
+func runNode(t *testing.T, node, dir string, env []string, files ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec")
+	cmd := exec.CommandContext(ctx, node, append([]string{"--test", "--test-reporter=spec"}, files...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.WaitDelay = 5 * time.Second // node's children may hold the output open

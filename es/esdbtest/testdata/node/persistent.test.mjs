@@ -104,18 +104,21 @@ describe("persistent subscriptions to a stream", () => {
     const client = connect(t);
     const stream = name("ps-nack");
     const group = name("g");
-    await client.appendToStream(stream, events(4));
+    await client.appendToStream(stream, events(5));
     await client.createPersistentSubscriptionToStream(
       stream,
       group,
       streamSettings({ startFrom: START, checkPointLowerBound: 1, checkPointUpperBound: 1, checkPointAfter: 100 }),
     );
     const sub = subscribe(t, client, stream, group);
-    const [e0, e1, e2, e3] = await take(sub, 4);
+    const [e0, e1, e2, e3, e4] = await take(sub, 5);
+    const [read0] = await collect(client.readStream(stream, { maxCount: 1 }));
+    assert.deepEqual(e0.event.position, read0.event.position, "the log position of each event");
     await sub.ack(e0);
     await sub.nack(db.PARK, "park it", e1);
     await sub.nack(db.SKIP, "skip it", e2);
     await sub.nack(db.RETRY, "again", e3);
+    await sub.nack(db.PARK, "park it too", e4);
     const [retried] = await take(sub, 1);
     assert.equal(retried.event.revision, 3n);
     assert.equal(retried.retryCount, 1);
@@ -123,30 +126,37 @@ describe("persistent subscriptions to a stream", () => {
 
     const parked = await eventually(async () => {
       const evs = await collect(client.readStream(parkedStream(stream, group), { resolveLinkTos: true }));
-      assert.equal(evs.length, 1);
+      assert.equal(evs.length, 2);
       return evs;
     });
-    assert.equal(parked[0].event.streamId, stream);
-    assert.equal(parked[0].event.revision, 1n);
+    assert.deepEqual(parked.map((e) => `${e.event.revision}@${e.event.streamId}`), [`1@${stream}`, `4@${stream}`]);
     assert.equal(parked[0].link.type, "$>");
 
     const info = await eventually(async () => {
       const i = await client.getPersistentSubscriptionToStreamInfo(stream, group);
-      assert.equal(i.stats.parkedMessageCount, 1n);
-      assert.equal(i.stats.lastCheckpointedEventRevision, 3n);
+      assert.equal(i.stats.parkedMessageCount, 2n);
+      assert.equal(i.stats.lastCheckpointedEventRevision, 4n);
       return i;
     });
-    assert.equal(info.stats.lastKnownEventRevision, 3n);
+    assert.equal(info.stats.lastKnownEventRevision, 4n);
     const [checkpoint] = await collect(
       client.readStream(checkpointStream(stream, group), { direction: db.BACKWARDS, fromRevision: END, maxCount: 1 }),
     );
     assert.equal(checkpoint.event.type, "$SubscriptionCheckpoint");
-    assert.equal(checkpoint.event.data, "3"); // the revision as a JSON string
+    assert.equal(checkpoint.event.data, "4"); // the revision as a JSON string
 
-    await client.replayParkedMessagesToStream(stream, group);
+    await client.replayParkedMessagesToStream(stream, group, { stopAt: 1 });
     const [replayed] = await take(sub, 1);
     assert.equal(replayed.event.revision, 1n);
     await sub.ack(replayed);
+    await eventually(async () => {
+      const i = await client.getPersistentSubscriptionToStreamInfo(stream, group);
+      assert.equal(i.stats.parkedMessageCount, 1n);
+    });
+    await client.replayParkedMessagesToStream(stream, group);
+    const [rest] = await take(sub, 1);
+    assert.equal(rest.event.revision, 4n);
+    await sub.ack(rest);
     await eventually(async () => {
       const i = await client.getPersistentSubscriptionToStreamInfo(stream, group);
       assert.equal(i.stats.parkedMessageCount, 0n);
@@ -290,6 +300,37 @@ describe("persistent subscriptions to $all", () => {
       assert.ok(err instanceof db.PersistentSubscriptionDoesNotExistError, String(err));
       return true;
     });
+    const group = name("missing");
+    const sub = client.subscribeToPersistentSubscriptionToStream(stream, group);
+    t.after(() => sub.unsubscribe());
+    await assert.rejects(take(sub, 1), (err) => {
+      assert.ok(err instanceof db.PersistentSubscriptionDoesNotExistError, String(err));
+      assert.equal(err.streamName, stream);
+      assert.equal(err.groupName, group);
+      return true;
+    });
+  });
+
+  it("refuses a consumer over the maximum", async (t) => {
+    const client = connect(t);
+    const stream = name("ps-max");
+    const group = name("g");
+    await client.createPersistentSubscriptionToStream(stream, group, streamSettings({ maxSubscriberCount: 1 }));
+    subscribe(t, client, stream, group);
+    await eventually(async () => {
+      assert.equal((await client.getPersistentSubscriptionToStreamInfo(stream, group)).connections.length, 1);
+    });
+    const second = subscribe(t, client, stream, group);
+    await assert.rejects(take(second, 1), (err) => {
+      assert.ok(err instanceof db.PersistentSubscriptionMaximumSubscribersReachedError, String(err));
+      assert.equal(err.groupName, group);
+      return true;
+    });
+  });
+
+  it("restarts the subsystem", async (t) => {
+    const client = connect(t);
+    await client.restartPersistentSubscriptionSubsystem();
   });
 });
 
