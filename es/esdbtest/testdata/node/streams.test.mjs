@@ -219,7 +219,7 @@ describe("metadata", () => {
     const read = await collect(client.readStream(stream));
     assert.deepEqual(read.map((e) => e.event.revision), [2n, 3n, 4n, 5n]);
 
-    await client.setStreamMetadata(stream, { truncateBefore: 5 }, { expectedRevision: 0n });
+    await client.setStreamMetadata(stream, { truncateBefore: 5 }, appendOptions(0n));
     const later = await collect(client.readStream(stream));
     assert.deepEqual(later.map((e) => e.event.revision), [5n]);
   });
