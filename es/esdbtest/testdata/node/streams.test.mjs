@@ -77,8 +77,17 @@ describe("append", () => {
     const huge = db.binaryEvent({ type: "huge", data: Buffer.alloc(2 << 20) });
     await assert.rejects(client.appendToStream(name("huge"), huge), (err) => {
       assert.ok(err instanceof db.MaxAppendSizeExceededError, String(err));
+      assert.equal(err.maxAppendSize, 1 << 20);
       return true;
     });
+  });
+
+  it("gives up when its deadline passes", async (t) => {
+    const client = connect(t);
+    await assert.rejects(
+      client.appendToStream(name("deadline"), events(2_000), { deadline: 1 }),
+      db.DeadlineExceededError,
+    );
   });
 });
 
