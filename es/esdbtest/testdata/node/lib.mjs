@@ -99,23 +99,23 @@ const iterators = new WeakMap();
 export async function take(iterable, n, ms = 10_000, keep = () => true) {
   const out = [];
   if (n === 0) return out;
-  const deadline = AbortSignal.timeout(ms);
   let iterator = iterators.get(iterable);
   if (!iterator) {
     iterator = iterable[Symbol.asyncIterator]();
     iterators.set(iterable, iterator);
   }
-  while (out.length < n) {
-    const next = await Promise.race([
-      iterator.next(),
-      new Promise((_, reject) =>
-        deadline.addEventListener("abort", () =>
-          reject(new Error(`timed out after ${ms} ms with ${out.length}/${n} items`)),
-        ),
-      ),
-    ]);
-    if (next.done) throw new Error(`ended after ${out.length}/${n} items`);
-    if (keep(next.value)) out.push(next.value);
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms with ${out.length}/${n} items`)), ms);
+  });
+  try {
+    while (out.length < n) {
+      const next = await Promise.race([iterator.next(), timeout]);
+      if (next.done) throw new Error(`ended after ${out.length}/${n} items`);
+      if (keep(next.value)) out.push(next.value);
+    }
+  } finally {
+    clearTimeout(timer);
   }
   return out;
 }

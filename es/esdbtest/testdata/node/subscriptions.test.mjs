@@ -116,4 +116,32 @@ describe("subscriptions", () => {
     const [typed] = await take(types, 1);
     assert.equal(typed.event.type, `${tag}Typed`);
   });
+
+  it("to $all filtered: a checkpoint every interval × 32 events scanned, as the clients' own test counts them", async (t) => {
+    const client = connect(t);
+    const a = name("chk-a");
+    const marker = await client.appendToStream(name("chk-b"), events(1, "marker"));
+    await client.appendToStream(a, events(8));
+    const checkpoints = [];
+    const sub = client.subscribeToAll({
+      fromPosition: marker.position,
+      filter: db.excludeSystemEvents({
+        checkpointInterval: 2,
+        checkpointReached: (_, position) => {
+          checkpoints.push(position);
+        },
+      }),
+    });
+    t.after(() => sub.unsubscribe());
+    for (let i = 0; i < 18; i++) await client.appendToStream(a, events(20));
+    await client.appendToStream(a, [...events(15), db.jsonEvent({ type: "finish", data: {} })]);
+    const got = await take(sub, 384, 20_000);
+    assert.equal(got.at(-1).event.type, "finish");
+    // 384 / (32 × 2) = 6, and maybe one when it caught up.
+    assert.ok(checkpoints.length >= 6 && checkpoints.length <= 7, `${checkpoints.length} checkpoints`);
+    for (const { commit, prepare } of checkpoints) {
+      assert.equal(typeof commit, "bigint");
+      assert.equal(typeof prepare, "bigint");
+    }
+  });
 });
