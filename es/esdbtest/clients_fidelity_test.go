@@ -67,20 +67,7 @@ func TestPersistentErrorMessages(t *testing.T) {
 		Settings: settings(func(s *esdb.PersistentSubscriptionSettings) { s.MaxSubscriberCount = 1 }),
 	}
 	require.NoError(t, c.CreatePersistentSubscription(ctx, "s", "g", opts))
-	create := &persistent.CreateReq{Options: &persistent.CreateReq_Options{
-		StreamOption: &persistent.CreateReq_Options_Stream{Stream: &persistent.CreateReq_StreamOptions{
-			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte("s")},
-			RevisionOption:   &persistent.CreateReq_StreamOptions_Start{Start: &shared.Empty{}},
-		}},
-		GroupName: "g",
-		Settings: &persistent.CreateReq_Settings{
-			MaxRetryCount: 10, MinCheckpointCount: 10, MaxCheckpointCount: 1000,
-			LiveBufferSize: 500, ReadBatchSize: 20, HistoryBufferSize: 500,
-			MessageTimeout:  &persistent.CreateReq_Settings_MessageTimeoutMs{MessageTimeoutMs: 30000},
-			CheckpointAfter: &persistent.CreateReq_Settings_CheckpointAfterMs{CheckpointAfterMs: 2000},
-		},
-	}}
-	_, err = ps.Create(ctx, create)
+	_, err = ps.Create(ctx, rawCreate("s", "g", ""))
 	assertStatus(t, err, codes.AlreadyExists, "Subscription group g on stream s exists.")
 
 	first := connectPersistent(t, c, "s", "g", 10)
@@ -108,4 +95,25 @@ func assertStatus(t *testing.T, err error, code codes.Code, message string) {
 	require.True(t, ok, "not a gRPC status: %v", err)
 	assert.Equal(t, code, s.Code())
 	assert.Equal(t, message, s.Message())
+}
+
+// rawCreate returns the request that creates a group on a stream from its
+// start, with EventStoreDB's default settings and the consumer strategy
+// named in the consumer_strategy field (as clients newer than the v4 Go
+// client send it; "" for none).
+func rawCreate(stream, group, strategy string) *persistent.CreateReq {
+	return &persistent.CreateReq{Options: &persistent.CreateReq_Options{
+		StreamOption: &persistent.CreateReq_Options_Stream{Stream: &persistent.CreateReq_StreamOptions{
+			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(stream)},
+			RevisionOption:   &persistent.CreateReq_StreamOptions_Start{Start: &shared.Empty{}},
+		}},
+		GroupName: group,
+		Settings: &persistent.CreateReq_Settings{
+			MaxRetryCount: 10, MinCheckpointCount: 10, MaxCheckpointCount: 1000,
+			LiveBufferSize: 500, ReadBatchSize: 20, HistoryBufferSize: 500,
+			ConsumerStrategy: strategy,
+			MessageTimeout:   &persistent.CreateReq_Settings_MessageTimeoutMs{MessageTimeoutMs: 30000},
+			CheckpointAfter:  &persistent.CreateReq_Settings_CheckpointAfterMs{CheckpointAfterMs: 2000},
+		},
+	}}
 }
