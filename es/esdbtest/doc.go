@@ -57,8 +57,10 @@
 //     InvalidArgument, with its trailers), never a panic or a hang.
 //
 // Positions are byte-counter-like numbers with commit equal to prepare.
-// Error statuses carry EventStoreDB's trailers and its messages word for
-// word (the Node.js clients show them, and their tests compare them).
+// The errors clients decode (stream deleted, wrong expected version,
+// maximum append size, missing metadata, persistent subscriptions) carry
+// EventStoreDB's trailers and its messages word for word: the Node.js
+// clients show the messages, and their tests compare them.
 //
 // # Persistent subscriptions
 //
