@@ -1,7 +1,8 @@
 // Shared helpers of the esdbtest Node.js suite. ESDBTEST_CLIENT picks the
 // client under test ("eventstore": @eventstore/db-client, "kurrent":
 // @kurrent/kurrentdb-client); ESDBTEST_CONNECTION is the server's
-// connection string, ESDBTEST_TLS=1 says it serves TLS with credentials.
+// connection string, ESDBTEST_TLS=1 says it serves TLS with credentials,
+// ESDBTEST_VERSION is the version it reports.
 import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import { after } from "node:test";
@@ -14,6 +15,7 @@ if (clientName !== "eventstore" && clientName !== "kurrent") {
 }
 export const kurrent = clientName === "kurrent";
 export const tls = process.env.ESDBTEST_TLS === "1";
+// serverVersion is the version the server reports.
 export const serverVersion = process.env.ESDBTEST_VERSION ?? "24.10.0";
 
 const pkg = kurrent ? "@kurrent/kurrentdb-client" : "@eventstore/db-client";

@@ -1,7 +1,7 @@
 // Persistent subscriptions to a stream and to $all.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { db, connect, name, events, take, collect, eventually, kurrent, serverVersion } from "./lib.mjs";
+import { db, connect, name, events, take, collect, eventually, kurrent } from "./lib.mjs";
 
 const {
   START,
@@ -334,4 +334,3 @@ describe("persistent subscriptions to $all", () => {
   });
 });
 
-void serverVersion;

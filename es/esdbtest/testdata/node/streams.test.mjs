@@ -1,11 +1,16 @@
 // Streams: appends with each expected state, reads, deletes, metadata.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { db, connect, name, events, collect, appendOptions, versions, StreamsService } from "./lib.mjs";
+import { db, connect, name, events, collect, appendOptions, versions, StreamsService, serverVersion } from "./lib.mjs";
 
 const { ANY, NO_STREAM, STREAM_EXISTS, START, END, BACKWARDS, FORWARDS } = db;
 
 describe("append", () => {
+  it("meets a server of the version it reports", async (t) => {
+    const client = connect(t);
+    assert.equal((await client.capabilities).serverVersion, serverVersion);
+  });
+
   it("is served by BatchAppend, which the server advertises", async (t) => {
     const client = connect(t);
     assert.equal(await client.supports(StreamsService.batchAppend), true);
