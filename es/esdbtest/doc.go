@@ -36,6 +36,8 @@
 //   - stream reads apply `$maxCount`, `$maxAge` and `$tb` from the stream's
 //     metadata; missing and soft-deleted streams answer "stream not found",
 //     tombstoned ones StreamDeleted;
+//   - read events carry their commit position, from stream reads too when
+//     the version reported is 22.6.0 or later (as from EventStoreDB 22.6);
 //   - BatchAppend (used by the Node.js and .NET clients) takes appends as
 //     chunks sharing a correlation ID, checks and writes each like Append
 //     once its final chunk arrives, and answers each with its correlation
@@ -55,6 +57,10 @@
 //     InvalidArgument, with its trailers), never a panic or a hang.
 //
 // Positions are byte-counter-like numbers with commit equal to prepare.
+// The errors clients decode (stream deleted, wrong expected version,
+// maximum append size, missing metadata, persistent subscriptions) carry
+// EventStoreDB's trailers and its messages word for word: the Node.js
+// clients show the messages, and their tests compare them.
 //
 // # Persistent subscriptions
 //

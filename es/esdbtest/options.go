@@ -141,3 +141,17 @@ func WithUser(login, password string) Option {
 		return nil
 	}
 }
+
+// versionAtLeast reports whether the version the server reports is
+// major.minor or later (behaviours that changed between EventStoreDB
+// versions follow the version reported).
+func (c *config) versionAtLeast(major, minor uint64) bool {
+	parts := strings.SplitN(c.version, ".", 3)
+	got := [2]uint64{}
+	for i := range got {
+		if i < len(parts) {
+			got[i], _ = strconv.ParseUint(parts[i], 10, 32) // checked by WithServerVersion
+		}
+	}
+	return got[0] > major || got[0] == major && got[1] >= minor
+}

@@ -170,12 +170,12 @@ func trailerSetter(ctx context.Context) func(metadata.MD) {
 
 func psNotFound(setTrailer func(metadata.MD), k psKey) error {
 	setTrailer(metadata.Pairs(trailerException, exceptionPSNotFound, trailerStreamName, k.stream, trailerGroupName, k.group))
-	return status.Errorf(codes.NotFound, "Subscription group '%s' on stream '%s' does not exist.", k.group, k.stream)
+	return status.Errorf(codes.NotFound, "Subscription group %s on stream %s does not exist.", k.group, k.stream)
 }
 
 func psExists(setTrailer func(metadata.MD), k psKey) error {
 	setTrailer(metadata.Pairs(trailerException, exceptionPSExists, trailerStreamName, k.stream, trailerGroupName, k.group))
-	return status.Errorf(codes.AlreadyExists, "Subscription group '%s' on stream '%s' exists.", k.group, k.stream)
+	return status.Errorf(codes.AlreadyExists, "Subscription group %s on stream %s exists.", k.group, k.stream)
 }
 
 // psFailed returns the error for a group that cannot be created or
@@ -186,10 +186,10 @@ func psFailed(setTrailer func(metadata.MD), k psKey, reason string) error {
 }
 
 // psDropped returns the status and trailers that end a consumer whose
-// group was deleted or restarted.
-func psDropped(k psKey, reason string) (metadata.MD, error) {
+// group was updated or restarted, or who asked to stop.
+func psDropped(k psKey) (metadata.MD, error) {
 	return metadata.Pairs(trailerException, exceptionPSDropped, trailerStreamName, k.stream, trailerGroupName, k.group),
-		status.Errorf(codes.Canceled, "Subscription group '%s' on stream '%s' was dropped: %s", k.group, k.stream, reason)
+		status.Errorf(codes.Canceled, "Subscription group %s on stream %s was dropped.", k.group, k.stream)
 }
 
 // psStream decodes the stream of a request: a stream identifier or `$all`.
@@ -478,7 +478,7 @@ func (p *persistentService) Update(ctx context.Context, req *persistent.UpdateRe
 	// group resumes from its checkpoint, or from the new start without one.
 	// The new start is the group's setting (GetInfo reports it) either way.
 	for _, c := range g.consumers {
-		c.end(psDropped(k, "the group was updated"))
+		c.end(psDropped(k))
 	}
 	if start == nil {
 		return p.updated(), nil
@@ -588,7 +588,7 @@ func (p *persistentService) Delete(ctx context.Context, req *persistent.DeleteRe
 	p.srv.store.deleteSystemStreams(psParkedStream(k), psCheckpointStream(k))
 	for _, c := range g.consumers {
 		md := metadata.Pairs(trailerException, exceptionPSNotFound, trailerStreamName, k.stream, trailerGroupName, k.group)
-		c.end(md, status.Errorf(codes.NotFound, "Subscription group '%s' on stream '%s' does not exist.", k.group, k.stream))
+		c.end(md, status.Errorf(codes.NotFound, "Subscription group %s on stream %s does not exist.", k.group, k.stream))
 	}
 	p.notifyLocked()
 	return &persistent.DeleteResp{}, nil
@@ -692,7 +692,7 @@ func (p *persistentService) RestartSubsystem(context.Context, *shared.Empty) (*s
 	defer p.mu.Unlock()
 	for _, g := range p.groups {
 		for _, c := range g.consumers {
-			c.end(psDropped(g.key, "the subsystem restarted"))
+			c.end(psDropped(g.key))
 		}
 	}
 	p.notifyLocked()

@@ -104,7 +104,7 @@ func (p *persistentService) join(call persistent.PersistentSubscriptions_ReadSer
 	}
 	if most := g.settings.maxSubscriberCount; most > 0 && len(g.consumers) >= int(most) {
 		call.SetTrailer(metadata.Pairs(trailerException, exceptionPSMaxConsumers, trailerStreamName, k.stream, trailerGroupName, k.group))
-		return nil, status.Errorf(codes.FailedPrecondition, "Maximum subscriptions reached for group '%s' on stream '%s'.", k.group, k.stream)
+		return nil, status.Errorf(codes.FailedPrecondition, "Maximum subscriptions reached for subscription group %s on stream %s.", k.group, k.stream)
 	}
 	g.consumers = append(g.consumers, c)
 	return g, nil
@@ -219,7 +219,7 @@ func (p *persistentService) settle(g *psGroup, c *psConsumer, ids []*shared.UUID
 			p.parkLocked(g, m)
 		case action == persistent.ReadReq_Nack_Stop:
 			p.retryLocked(g, m)
-			c.end(psDropped(g.key, "the consumer asked to stop"))
+			c.end(psDropped(g.key))
 		default: // Retry, Unknown
 			p.retryLocked(g, m)
 		}

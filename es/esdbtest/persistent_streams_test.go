@@ -9,7 +9,6 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
-	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/metadata"
@@ -78,20 +77,7 @@ func TestPersistentPinnedByCorrelation(t *testing.T) {
 	ctx := t.Context()
 	// The v4 client cannot create this strategy (it panics on the name):
 	// create the group over the raw API, as newer clients do.
-	_, err := persistent.NewPersistentSubscriptionsClient(rawConn(t, srv)).Create(ctx, &persistent.CreateReq{Options: &persistent.CreateReq_Options{
-		StreamOption: &persistent.CreateReq_Options_Stream{Stream: &persistent.CreateReq_StreamOptions{
-			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte("orders")},
-			RevisionOption:   &persistent.CreateReq_StreamOptions_Start{Start: &shared.Empty{}},
-		}},
-		GroupName: "g",
-		Settings: &persistent.CreateReq_Settings{
-			MaxRetryCount: 10, MinCheckpointCount: 10, MaxCheckpointCount: 1000,
-			LiveBufferSize: 500, ReadBatchSize: 20, HistoryBufferSize: 500,
-			ConsumerStrategy: "PinnedByCorrelation",
-			MessageTimeout:   &persistent.CreateReq_Settings_MessageTimeoutMs{MessageTimeoutMs: 30000},
-			CheckpointAfter:  &persistent.CreateReq_Settings_CheckpointAfterMs{CheckpointAfterMs: 2000},
-		},
-	}})
+	_, err := persistent.NewPersistentSubscriptionsClient(rawConn(t, srv)).Create(ctx, rawCreate("orders", "g", "PinnedByCorrelation"))
 	require.NoError(t, err)
 	assert.Equal(t, esdb.ConsumerStrategy("PinnedByCorrelation"), groupInfo(t, c, "orders", "g").Settings.ConsumerStrategyName)
 

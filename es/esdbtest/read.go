@@ -39,6 +39,9 @@ type readPlan struct {
 	filter    *filter
 	stringIDs bool
 	resolve   bool
+	// positions: events of a stream carry their commit position (servers
+	// from 22.6.0 on); events of `$all` always do.
+	positions bool
 }
 
 // parseRead validates a ReadReq the way EventStoreDB does: every oneof must
@@ -171,6 +174,7 @@ func (g *streamsService) Read(req *api.ReadReq, call api.Streams_ReadServer) err
 	if err != nil {
 		return err
 	}
+	p.positions = p.all || g.srv.cfg.versionAtLeast(22, 6)
 	if p.all && p.from == fromPoint && !g.srv.store.validPosition(p.point) {
 		return invalidArgument("Trying to read from an invalid position.")
 	}

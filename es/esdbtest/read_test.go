@@ -262,9 +262,9 @@ func TestHugeTruncateBeforeHidesEverything(t *testing.T) {
 	}
 }
 
-// Stream reads carry each event's `$all` position in the recorded event
-// (EventStoreDB 22.6 and later) but no position of their own; `$all` reads
-// carry both.
+// Stream reads carry each event's `$all` position, in the recorded event
+// and as the read event's commit position (EventStoreDB 22.6 and later, see
+// TestStreamReadCarriesCommitPosition); `$all` reads too.
 func TestPositionsOfStreamAndAllReads(t *testing.T) {
 	srv := esdbtest.New(t)
 	c := newClient(t, srv)
@@ -275,7 +275,8 @@ func TestPositionsOfStreamAndAllReads(t *testing.T) {
 	ev, err := rs.Recv()
 	rs.Close()
 	require.NoError(t, err)
-	assert.Nil(t, ev.Commit)
+	require.NotNil(t, ev.Commit)
+	assert.Equal(t, res.CommitPosition, *ev.Commit)
 	assert.Equal(t, res.CommitPosition, ev.OriginalEvent().Position.Commit)
 
 	rs, err = c.ReadAll(t.Context(), esdb.ReadAllOptions{}, 1)

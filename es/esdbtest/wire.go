@@ -95,7 +95,7 @@ func encodeReadEvent(event, link *record, p readPlan) *encoded {
 	}
 	// The position is a oneof: sent even when it is zero or empty.
 	var position uint64
-	if p.all {
+	if p.positions {
 		// The read event's position is its own record's: the link's when
 		// a link was resolved.
 		position = readEventRecord(event, link).position
@@ -117,7 +117,7 @@ func encodeReadEvent(event, link *record, p readPlan) *encoded {
 		b = protowire.AppendVarint(b, uint64(linkSize))
 		b = appendRecorded(b, link, p.stringIDs)
 	}
-	if p.all {
+	if p.positions {
 		b = protowire.AppendTag(b, fieldReadEventCommitPosition, protowire.VarintType)
 		b = protowire.AppendVarint(b, position)
 	} else {

@@ -30,7 +30,7 @@ func readEventMessage(event, link *record, p readPlan) *api.ReadResp {
 	if link != nil {
 		ev.Link = recordedEvent(link, p.stringIDs)
 	}
-	if p.all {
+	if p.positions {
 		ev.Position = &api.ReadResp_ReadEvent_CommitPosition{CommitPosition: readEventRecord(event, link).position}
 	}
 	return &api.ReadResp{Content: &api.ReadResp_Event{Event: ev}}
@@ -87,13 +87,13 @@ func TestReadEventWire(t *testing.T) {
 			data:        []byte("7@order-42"),
 		},
 	}
-	for _, p := range []readPlan{{}, {all: true}, {stringIDs: true}, {all: true, stringIDs: true}} {
+	for _, p := range []readPlan{{}, {all: true, positions: true}, {positions: true}, {stringIDs: true}, {all: true, positions: true, stringIDs: true}} {
 		for i, event := range records {
 			for j, link := range append([]*record{nil}, records...) {
 				if event == link {
 					continue
 				}
-				t.Run(fmt.Sprintf("all=%t/stringIDs=%t/event=%d/link=%d", p.all, p.stringIDs, i, j-1), func(t *testing.T) {
+				t.Run(fmt.Sprintf("all=%t/positions=%t/stringIDs=%t/event=%d/link=%d", p.all, p.positions, p.stringIDs, i, j-1), func(t *testing.T) {
 					checkReadEventWire(t, event, link, p)
 				})
 			}
