@@ -1,0 +1,272 @@
+package kurrentdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"time"
+
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+	"github.com/eventfold/eventfold/es"
+	"github.com/eventfold/eventfold/es/esdriver"
+	"github.com/eventfold/eventfold/es/internal/esdbcore"
+)
+
+// Store is an [es.Store] on KurrentDB. It is safe for concurrent use.
+type Store struct {
+	cfg  *kurrentdb.Configuration // nil with New: no reconnection
+	core *esdbcore.Core[*kurrentdb.Client]
+}
+
+var _ es.Store = (*Store)(nil)
+
+// Option configures a Store. Options are checked by [Open] and
+// [New], which report every invalid one together.
+type Option func(*esdbcore.Config) error
+
+// ErrInvalidOption means Open or New was given an invalid option.
+var ErrInvalidOption = errors.New("kurrentdb: invalid option")
+
+// WithLogger sets the logger for resubscriptions and the client's own
+// messages (logged at debug level); slog.Default() by default.
+func WithLogger(l *slog.Logger) Option {
+	return Option(esdbcore.WithLogger(ErrInvalidOption, l))
+}
+
+// WithResubscribe sets how a dropped subscription is resumed: attempts
+// counts the tries in all, as everywhere in eventfold, of a subscription
+// that delivers nothing in between: the subscription that dropped, or
+// could not be opened, is the first; after the last one fails the iterator
+// yields its error (1 means no resubscription). The wait before
+// resubscription n is backoff doubled n-1 times, up to 50 times backoff,
+// of which the last half is random. The default is 11 attempts (10
+// resubscriptions) from 100ms.
+func WithResubscribe(attempts int, backoff time.Duration) Option {
+	return Option(esdbcore.WithResubscribe(ErrInvalidOption, attempts, backoff))
+}
+
+// Open connects to KurrentDB with a connection string such as
+// "esdb://localhost:2113?tls=false", and owns the connection: Close releases it. The
+// connection is made at the first call, and made again after a connection
+// loss, one discovery at a time with the Store's own backoff: the string's
+// maxDiscoverAttempts and discoveryInterval are overridden (1 and 0).
+func Open(connectionString string, opts ...Option) (*Store, error) {
+	cfg, err := kurrentdb.ParseConnectionString(connectionString)
+	if err != nil {
+		// The client's message may quote the string, credentials and all.
+		return nil, fmt.Errorf("kurrentdb: invalid connection string: %w", es.ErrInvalidArgument)
+	}
+	c, err := esdbcore.NewConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	logger := c.Logger
+	cfg.Logger = func(level kurrentdb.LogLevel, format string, args ...any) {
+		logger.Debug("kurrentdb client: "+fmt.Sprintf(format, args...), "level", level)
+	}
+	client, err := kurrentdb.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kurrentdb: connect: %w", err)
+	}
+	// NewClient only checks the configuration; connections are made by the
+	// Store's connection attempts (see esdbcore).
+	_ = client.Close()
+	// One discovery per connection attempt: the Store retries with its own
+	// backoff, and the client's connection goroutine ends for good when its
+	// discovery fails (see docs/eventstoredb.md).
+	cfg.MaxDiscoverAttempts = 1
+	// The client sleeps DiscoveryInterval after its last attempt too, with
+	// every other call blocked meanwhile: with one attempt it only delays.
+	cfg.DiscoveryInterval = 0
+	return &Store{cfg: cfg, core: esdbcore.New(driver(cfg), c, ErrClosed)}, nil
+}
+
+// New returns a Store on a client the caller made and still owns. Close does
+// not close the client: its owner does. The Store does not replace the
+// client after a connection loss, as a Store from [Open] does: the client
+// reconnects by its own settings.
+func New(client *kurrentdb.Client, opts ...Option) (*Store, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil client", ErrInvalidOption)
+	}
+	c, err := esdbcore.NewConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{core: esdbcore.New(driver(nil), c, ErrClosed)}
+	s.core.Use(client)
+	return s, nil
+}
+
+// Client returns the client the Store uses now, for what the es.Store
+// contract does not cover (persistent subscriptions, projections),
+// connecting one if needed within the call timeout; nil if KurrentDB
+// cannot be reached or the Store is closed. A Store from Open replaces its
+// client after a connection loss and closes the old one: ask again rather
+// than keep it.
+func (s *Store) Client() *kurrentdb.Client {
+	c, _ := s.core.Client()
+	return c
+}
+
+// Close closes the connection if Open opened it. Calls still running in the
+// client (abandoned after their context ended) keep it until they return;
+// it is closed then. Close does not wait for a connection attempt under way:
+// nothing can interrupt the client's discovery, which ends by itself within
+// the client's gossip timeout (5s by default; milliseconds when nothing
+// listens at the address) and then closes its client.
+func (s *Store) Close() error { return s.core.Close() }
+
+func toExpected(r es.ExpectedRevision) kurrentdb.StreamState {
+	switch {
+	case r.IsNoStream():
+		return kurrentdb.NoStream{}
+	case r.IsStreamExists():
+		return kurrentdb.StreamExists{}
+	}
+	if rev, ok := r.Revision(); ok {
+		return kurrentdb.Revision(rev)
+	}
+	return kurrentdb.Any{}
+}
+
+func fromPosition(p kurrentdb.Position) es.Position {
+	return es.Position{Commit: p.Commit, Prepare: p.Prepare}
+}
+
+func toAllPosition(p es.Position) kurrentdb.AllPosition {
+	switch p {
+	case es.Start:
+		return kurrentdb.Start{}
+	case es.End:
+		return kurrentdb.End{}
+	}
+	return kurrentdb.Position{Commit: p.Commit, Prepare: p.Prepare}
+}
+
+func fromRecorded(r *kurrentdb.RecordedEvent) es.RecordedEvent {
+	return es.RecordedEvent{
+		ID:          r.EventID,
+		Stream:      r.StreamID,
+		Revision:    r.EventNumber,
+		Position:    fromPosition(r.Position),
+		Type:        r.EventType,
+		ContentType: r.ContentType,
+		Created:     r.CreatedDate.UTC(),
+		Data:        r.Data,
+		Metadata:    r.UserMetadata,
+	}
+}
+
+// eventData converts an event to the client's.
+func eventData(ev es.EventData) kurrentdb.EventData {
+	ct := kurrentdb.ContentTypeBinary
+	if ev.ContentType == es.ContentTypeJSON {
+		ct = kurrentdb.ContentTypeJson
+	}
+	return kurrentdb.EventData{EventID: ev.ID, EventType: ev.Type, ContentType: ct, Data: ev.Data, Metadata: ev.Metadata}
+}
+
+// Append implements [es.Store].
+func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedRevision, events ...es.EventData) (es.AppendResult, error) {
+	evs, err := esdriver.PrepareAppend(stream, events, es.MaxAppendSize)
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	data := make([]kurrentdb.EventData, len(evs))
+	for i, ev := range evs {
+		data[i] = eventData(ev)
+	}
+	var res *kurrentdb.WriteResult
+	err = s.core.Unary(ctx, stream, func(ctx context.Context, cl *kurrentdb.Client) (err error) {
+		res, err = cl.AppendToStream(ctx, stream, kurrentdb.AppendToStreamOptions{StreamState: toExpected(expected)}, data...)
+		return err
+	})
+	if err != nil {
+		return es.AppendResult{}, s.core.MapError(ctx, stream, expected, err)
+	}
+	if len(evs) == 0 {
+		// The client cannot tell "no stream" from revision 1 in an empty
+		// append's result: ask the stream itself.
+		return s.core.CurrentState(ctx, s, stream)
+	}
+	return es.AppendResult{Revision: res.NextExpectedVersion, Position: es.Position{Commit: res.CommitPosition, Prepare: res.PreparePosition}}, nil
+}
+
+// DeleteStream implements [es.Store].
+func (s *Store) DeleteStream(ctx context.Context, stream string, expected es.ExpectedRevision) (es.DeleteResult, error) {
+	if err := es.ValidateStreamName(stream); err != nil {
+		return es.DeleteResult{}, err
+	}
+	var res *kurrentdb.DeleteResult
+	err := s.core.Unary(ctx, stream, func(ctx context.Context, cl *kurrentdb.Client) (err error) {
+		res, err = cl.DeleteStream(ctx, stream, kurrentdb.DeleteStreamOptions{StreamState: toExpected(expected)})
+		return err
+	})
+	if err != nil {
+		return es.DeleteResult{}, s.core.MapError(ctx, stream, expected, err)
+	}
+	return es.DeleteResult{Position: fromPosition(res.Position)}, nil
+}
+
+// TombstoneStream implements [es.Store].
+func (s *Store) TombstoneStream(ctx context.Context, stream string, expected es.ExpectedRevision) (es.DeleteResult, error) {
+	if err := es.ValidateStreamName(stream); err != nil {
+		return es.DeleteResult{}, err
+	}
+	var res *kurrentdb.DeleteResult
+	err := s.core.Unary(ctx, stream, func(ctx context.Context, cl *kurrentdb.Client) (err error) {
+		res, err = cl.TombstoneStream(ctx, stream, kurrentdb.TombstoneStreamOptions{StreamState: toExpected(expected)})
+		return err
+	})
+	if err != nil {
+		return es.DeleteResult{}, s.core.MapError(ctx, stream, expected, err)
+	}
+	return es.DeleteResult{Position: fromPosition(res.Position)}, nil
+}
+
+// reader adapts a client read.
+type reader struct{ rs *kurrentdb.ReadStream }
+
+func (r reader) Recv() (*es.RecordedEvent, error) {
+	ev, err := r.rs.Recv()
+	if err != nil || ev.Event == nil {
+		return nil, err // nil: a link to a deleted event
+	}
+	e := fromRecorded(ev.Event)
+	return &e, nil
+}
+
+func (r reader) Close() { r.rs.Close() }
+
+// ReadStream implements [es.Store].
+func (s *Store) ReadStream(ctx context.Context, stream string, opts es.ReadStreamOptions) iter.Seq2[es.RecordedEvent, error] {
+	if err := es.ValidateStreamName(stream); err != nil {
+		return func(yield func(es.RecordedEvent, error) bool) { yield(es.RecordedEvent{}, err) }
+	}
+	o := kurrentdb.ReadStreamOptions{Direction: kurrentdb.Forwards, From: kurrentdb.Revision(opts.From)}
+	if opts.Direction == es.Backwards {
+		o.Direction = kurrentdb.Backwards
+		if opts.From == es.StreamEnd {
+			o.From = kurrentdb.End{}
+		}
+	}
+	return s.core.Read(ctx, stream, func(ctx context.Context, cl *kurrentdb.Client) (esdbcore.Reader, error) {
+		rs, err := cl.ReadStream(ctx, stream, o, esdbcore.Count(opts.Limit))
+		return reader{rs}, err
+	})
+}
+
+// ReadAll implements [es.Store].
+func (s *Store) ReadAll(ctx context.Context, opts es.ReadAllOptions) iter.Seq2[es.RecordedEvent, error] {
+	o := kurrentdb.ReadAllOptions{Direction: kurrentdb.Forwards, From: toAllPosition(opts.From)}
+	if opts.Direction == es.Backwards {
+		o.Direction = kurrentdb.Backwards
+	}
+	return s.core.Read(ctx, "$all", func(ctx context.Context, cl *kurrentdb.Client) (esdbcore.Reader, error) {
+		rs, err := cl.ReadAll(ctx, o, esdbcore.Count(opts.Limit))
+		return reader{rs}, err
+	})
+}
