@@ -6,9 +6,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/internal/esdbcore"
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 )
 
 // ErrUnavailable means KurrentDB could not be reached, or did not answer

@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/esdriver"
 	"github.com/eventfold/eventfold/es/internal/esdbcore"
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 )
 
 // Store is an [es.Store] on KurrentDB. It is safe for concurrent use.

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"iter"
 
-	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/esdriver"
 	"github.com/eventfold/eventfold/es/internal/esdbcore"
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 )
 
 // SubscribeAll implements [es.Store]. Filters run on the server, which also
