@@ -54,11 +54,6 @@ func confirm(call api.Streams_ReadServer) error {
 	}})
 }
 
-// caughtUp tells the subscriber that it reached the head of the log.
-func caughtUp() *api.ReadResp {
-	return &api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}}
-}
-
 // streamBatch is what a stream subscription gets from the store per step.
 type streamBatch struct {
 	events    []*record
@@ -147,7 +142,7 @@ func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer
 			continue
 		}
 		if !live {
-			if err := call.Send(caughtUp()); err != nil {
+			if err := call.Send(g.srv.caughtUpStream(int64(next) - 1)); err != nil {
 				return err
 			}
 			live = true
@@ -186,6 +181,7 @@ func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) e
 	s := g.srv.store
 	dropped := g.srv.dropChannel()
 	sc, next := s.startAllScan(p)
+	sc.srv = g.srv
 	if err := confirm(call); err != nil {
 		return err
 	}
@@ -225,6 +221,7 @@ func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) e
 // filter's checkpoint interval).
 type allScan struct {
 	p       readPlan
+	srv     *Server
 	after   uint64 // records at or before this position are not delivered
 	cursor  uint64 // position of the last record scanned
 	scanned uint64
@@ -280,7 +277,7 @@ func (sc *allScan) catchUp(call api.Streams_ReadServer) error {
 			return err
 		}
 	}
-	return call.Send(caughtUp())
+	return call.Send(sc.srv.caughtUpAll(sc.cursor))
 }
 
 // checkpoint sends the position of the last record scanned.
