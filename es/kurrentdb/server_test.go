@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,15 +52,36 @@ func runTests(m *testing.M) int {
 
 // server is an esdbtest command running for a test.
 type server struct {
-	conn string // its connection string
-	cmd  *exec.Cmd
+	conn    string // its connection string
+	cmd     *exec.Cmd
+	stopped chan struct{} // closed when the process has ended
+}
+
+// stop kills the server and waits for its end.
+func (s *server) stop() {
+	_ = s.cmd.Process.Kill()
+	<-s.stopped
+}
+
+// addr is the server's host:port.
+func (s *server) addr(t testing.TB) string {
+	t.Helper()
+	u, err := url.Parse(s.conn)
+	require.NoError(t, err)
+	return u.Host
 }
 
 // startServer starts the esdbtest command on a free loopback port,
 // reporting version, and stops it when the test ends.
 func startServer(t testing.TB, version string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(esdbtestBinary, append([]string{"-addr", "127.0.0.1:0", "-version", version}, args...)...)
+	return startServerAt(t, "127.0.0.1:0", version, args...)
+}
+
+// startServerAt starts the esdbtest command on addr.
+func startServerAt(t testing.TB, addr, version string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(esdbtestBinary, append([]string{"-addr", addr, "-version", version}, args...)...)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	logs, err := os.Create(filepath.Join(t.TempDir(), "esdbtest.log"))
@@ -72,10 +94,8 @@ func startServer(t testing.TB, version string, args ...string) *server {
 		_ = cmd.Wait()
 		close(stopped)
 	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-stopped
-	})
+	srv := &server{cmd: cmd, stopped: stopped}
+	t.Cleanup(srv.stop)
 	lines := make(chan string, 1)
 	go func() {
 		defer close(lines)
@@ -92,7 +112,8 @@ func startServer(t testing.TB, version string, args ...string) *server {
 			b, _ := os.ReadFile(logs.Name())
 			t.Fatalf("esdbtest printed no connection string: %s", b)
 		}
-		return &server{conn: strings.TrimSpace(line), cmd: cmd}
+		srv.conn = strings.TrimSpace(line)
+		return srv
 	case <-time.After(30 * time.Second):
 		t.Fatalf("esdbtest did not start within 30s")
 	}
