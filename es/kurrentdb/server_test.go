@@ -119,3 +119,26 @@ func startServerAt(t testing.TB, addr, version string, args ...string) *server {
 	}
 	return nil
 }
+
+// runESDBTest starts the esdbtest command reporting version for an
+// example, and returns its connection string and a function that stops it.
+func runESDBTest(version string) (conn string, stop func()) {
+	cmd := exec.Command(esdbtestBinary, "-addr", "127.0.0.1:0", "-version", version)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		panic(err)
+	}
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	stop = func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		panic(fmt.Sprintf("esdbtest printed no connection string: %v", err))
+	}
+	return strings.TrimSpace(line), stop
+}

@@ -48,7 +48,8 @@ func WithResubscribe(attempts int, backoff time.Duration) Option {
 }
 
 // Open connects to KurrentDB with a connection string such as
-// "esdb://localhost:2113?tls=false", and owns the connection: Close releases it. The
+// "kurrentdb://localhost:2113?tls=false" (or esdb://), and owns the
+// connection: Close releases it. The
 // connection is made at the first call, and made again after a connection
 // loss, one discovery at a time with the Store's own backoff: the string's
 // maxDiscoverAttempts and discoveryInterval are overridden (1 and 0).
