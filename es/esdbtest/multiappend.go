@@ -1,6 +1,7 @@
 package esdbtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -157,7 +158,7 @@ func recordProposal(stream string, rec *v2.AppendRecord) (proposal, error) {
 	if rec.GetSchema().GetFormat() == v2.SchemaFormat_SCHEMA_FORMAT_JSON {
 		contentType = contentTypeJSON
 	}
-	meta, err := propertiesJSON(rec.GetProperties())
+	meta, err := propertiesJSON(rec.GetProperties(), rec.GetSchema())
 	if err != nil {
 		return proposal{}, invalidArgument("record %s of stream %s: %v", id, stream, err)
 	}
@@ -168,13 +169,39 @@ func recordProposal(stream string, rec *v2.AppendRecord) (proposal, error) {
 	return proposal{id: id, eventType: name, contentType: contentType, data: data, metadata: meta}, nil
 }
 
-// propertiesJSON encodes a record's properties as its event's metadata.
-func propertiesJSON(props map[string]*structpb.Value) ([]byte, error) {
-	if len(props) == 0 {
-		return []byte{}, nil
+// schemaFormats names the schema formats as KurrentDB writes them in an
+// event's metadata.
+var schemaFormats = map[v2.SchemaFormat]string{
+	v2.SchemaFormat_SCHEMA_FORMAT_UNSPECIFIED: "Unspecified",
+	v2.SchemaFormat_SCHEMA_FORMAT_JSON:        "Json",
+	v2.SchemaFormat_SCHEMA_FORMAT_PROTOBUF:    "Protobuf",
+	v2.SchemaFormat_SCHEMA_FORMAT_AVRO:        "Avro",
+	v2.SchemaFormat_SCHEMA_FORMAT_BYTES:       "Bytes",
+}
+
+// Metadata keys of the record's schema.
+const (
+	schemaFormatKey = "$schema.format"
+	schemaNameKey   = "$schema.name"
+)
+
+// propertiesJSON encodes a record's properties as its event's metadata, as
+// KurrentDB 25 does: a JSON object of the properties and the record's
+// schema format and name ("$schema.format", "$schema.name"), keys sorted,
+// without white space.
+func propertiesJSON(props map[string]*structpb.Value, schema *v2.SchemaInfo) ([]byte, error) {
+	all := make(map[string]*structpb.Value, len(props)+2)
+	for k, v := range props {
+		all[k] = v
 	}
-	keys := make([]string, 0, len(props))
-	for k := range props {
+	format, ok := schemaFormats[schema.GetFormat()]
+	if !ok {
+		format = "Unspecified"
+	}
+	all[schemaFormatKey] = structpb.NewStringValue(format)
+	all[schemaNameKey] = structpb.NewStringValue(schema.GetName())
+	keys := make([]string, 0, len(all))
+	for k := range all {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
@@ -187,11 +214,16 @@ func propertiesJSON(props map[string]*structpb.Value) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		vj, err := props[k].MarshalJSON()
+		vj, err := all[k].MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("property %q: %w", k, err)
 		}
-		out = append(append(append(out, kj...), ':'), vj...)
+		out = append(append(out, kj...), ':')
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, vj); err != nil {
+			return nil, fmt.Errorf("property %q: %w", k, err)
+		}
+		out = append(out, compact.Bytes()...)
 	}
 	return append(out, '}'), nil
 }

@@ -1,6 +1,7 @@
 package kurrentdb
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,9 +24,11 @@ var _ es.MultiStreamAppender = (*Store)(nil)
 // KurrentDB keeps an event's metadata as properties: the metadata of each
 // event must be empty or a JSON object whose values are strings; other
 // metadata is refused with an error wrapping [es.ErrInvalidArgument] and
-// nothing is written. The server stores the properties as a JSON object,
-// so the metadata read back is equal as JSON, not necessarily byte for
-// byte (key order, white space).
+// nothing is written. The server stores the properties as a JSON object
+// with the record's schema added ("$schema.format", "$schema.name"); the
+// Store removes those keys when it reads the event, so the metadata read
+// back is equal as JSON (compact, keys sorted), not necessarily byte for
+// byte.
 //
 // KurrentDB reports the position of the last event written: a part's
 // Position, which the es contract asks for, is read back from its stream
@@ -139,4 +142,41 @@ func (s *Store) mapMultiError(ctx context.Context, parts []es.StreamAppend, err 
 		return fmt.Errorf("%w: multi-stream append: %v", es.ErrMaxAppendSizeExceeded, err)
 	}
 	return s.core.MapError(ctx, parts[0].Stream, es.Any, err)
+}
+
+// Metadata keys KurrentDB adds to the events of a multi-stream append: the
+// record's schema format and name.
+const (
+	schemaFormatKey = "$schema.format"
+	schemaNameKey   = "$schema.name"
+)
+
+// userMetadata returns an event's metadata as it was appended. KurrentDB
+// stores the events of a multi-stream append with their properties and
+// schema as a JSON object: the schema keys are removed, and what remains
+// is returned as compact JSON with keys sorted (empty when nothing
+// remains). Other metadata is returned as it is.
+func userMetadata(m []byte) []byte {
+	if !bytes.Contains(m, []byte(`"$schema.`)) {
+		return m
+	}
+	var props map[string]json.RawMessage
+	if err := json.Unmarshal(m, &props); err != nil {
+		return m
+	}
+	_, hasFormat := props[schemaFormatKey]
+	_, hasName := props[schemaNameKey]
+	if !hasFormat || !hasName {
+		return m
+	}
+	delete(props, schemaFormatKey)
+	delete(props, schemaNameKey)
+	if len(props) == 0 {
+		return []byte{}
+	}
+	out, err := json.Marshal(props)
+	if err != nil {
+		return m
+	}
+	return out
 }

@@ -157,7 +157,7 @@ func fromRecorded(r *kurrentdb.RecordedEvent) es.RecordedEvent {
 		ContentType: r.ContentType,
 		Created:     r.CreatedDate.UTC(),
 		Data:        r.Data,
-		Metadata:    r.UserMetadata,
+		Metadata:    userMetadata(r.UserMetadata),
 	}
 }
 
