@@ -1,7 +1,6 @@
 package eventstoredb
 
 import (
-	"context"
 	"errors"
 	"io"
 	"time"
@@ -59,10 +58,7 @@ func driver(cfg *esdb.Configuration) esdbcore.Driver[*esdb.Client] {
 		},
 		Close:    func(c *esdb.Client) error { return c.Close() },
 		Classify: classify,
-		ProbeRevision: func(ctx context.Context, cl *esdb.Client, stream string) error {
-			_, err := cl.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: esdb.Revision(esdbcore.MaxProbeRevision)})
-			return err
-		},
+		Ops:      ops,
 	}
 }
 

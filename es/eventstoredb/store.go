@@ -10,7 +10,6 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/eventfold/eventfold/es"
-	"github.com/eventfold/eventfold/es/esdriver"
 	"github.com/eventfold/eventfold/es/internal/esdbcore"
 )
 
@@ -160,66 +159,111 @@ func fromRecorded(r *esdb.RecordedEvent) es.RecordedEvent {
 	}
 }
 
+// ops are the client's calls for the core.
+var ops = esdbcore.Ops[*esdb.Client]{
+	Append: func(ctx context.Context, cl *esdb.Client, stream string, expected es.ExpectedRevision, events []es.EventData) (es.AppendResult, error) {
+		data := make([]esdb.EventData, len(events))
+		for i, ev := range events {
+			ct := esdb.ContentTypeBinary
+			if ev.ContentType == es.ContentTypeJSON {
+				ct = esdb.ContentTypeJson
+			}
+			data[i] = esdb.EventData{EventID: ev.ID, EventType: ev.Type, ContentType: ct, Data: ev.Data, Metadata: ev.Metadata}
+		}
+		res, err := cl.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: toExpected(expected)}, data...)
+		if err != nil {
+			return es.AppendResult{}, err
+		}
+		return es.AppendResult{Revision: res.NextExpectedVersion, Position: es.Position{Commit: res.CommitPosition, Prepare: res.PreparePosition}}, nil
+	},
+	Delete: func(ctx context.Context, cl *esdb.Client, stream string, expected es.ExpectedRevision, tombstone bool) (es.Position, error) {
+		var res *esdb.DeleteResult
+		var err error
+		if tombstone {
+			res, err = cl.TombstoneStream(ctx, stream, esdb.TombstoneStreamOptions{ExpectedRevision: toExpected(expected)})
+		} else {
+			res, err = cl.DeleteStream(ctx, stream, esdb.DeleteStreamOptions{ExpectedRevision: toExpected(expected)})
+		}
+		if err != nil {
+			return es.Position{}, err
+		}
+		return fromPosition(res.Position), nil
+	},
+	ReadStream: func(ctx context.Context, cl *esdb.Client, stream string, opts es.ReadStreamOptions) (esdbcore.Reader, error) {
+		o := esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(opts.From)}
+		if opts.Direction == es.Backwards {
+			o.Direction = esdb.Backwards
+			if opts.From == es.StreamEnd {
+				o.From = esdb.End{}
+			}
+		}
+		rs, err := cl.ReadStream(ctx, stream, o, esdbcore.Count(opts.Limit))
+		return reader{rs}, err
+	},
+	ReadAll: func(ctx context.Context, cl *esdb.Client, opts es.ReadAllOptions) (esdbcore.Reader, error) {
+		o := esdb.ReadAllOptions{Direction: esdb.Forwards, From: toAllPosition(opts.From)}
+		if opts.Direction == es.Backwards {
+			o.Direction = esdb.Backwards
+		}
+		rs, err := cl.ReadAll(ctx, o, esdbcore.Count(opts.Limit))
+		return reader{rs}, err
+	},
+	SubscribeAll: func(ctx context.Context, cl *esdb.Client, after es.Position, f *es.Filter, interval uint32) (esdbcore.Subscription, error) {
+		o := esdb.SubscribeToAllOptions{From: toAllPosition(after)}
+		if f != nil {
+			o.Filter = &esdb.SubscriptionFilter{Type: esdb.EventFilterType, Prefixes: f.Prefixes, Regex: f.Regex}
+			if f.On == es.FilterStreamName {
+				o.Filter.Type = esdb.StreamFilterType
+			}
+			o.MaxSearchWindow, o.CheckpointInterval = int(interval), 1
+		}
+		sub, err := cl.SubscribeToAll(ctx, o)
+		return subscription{sub}, err
+	},
+	SubscribeStream: func(ctx context.Context, cl *esdb.Client, stream string, after *uint64) (esdbcore.Subscription, error) {
+		var from esdb.StreamPosition = esdb.Start{}
+		if after != nil {
+			from = esdb.Revision(*after)
+		}
+		sub, err := cl.SubscribeToStream(ctx, stream, esdb.SubscribeToStreamOptions{From: from})
+		return subscription{sub}, err
+	},
+}
+
 // Append implements [es.Store].
 func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedRevision, events ...es.EventData) (es.AppendResult, error) {
-	evs, err := esdriver.PrepareAppend(stream, events, es.MaxAppendSize)
-	if err != nil {
-		return es.AppendResult{}, err
-	}
-	data := make([]esdb.EventData, len(evs))
-	for i, ev := range evs {
-		ct := esdb.ContentTypeBinary
-		if ev.ContentType == es.ContentTypeJSON {
-			ct = esdb.ContentTypeJson
-		}
-		data[i] = esdb.EventData{EventID: ev.ID, EventType: ev.Type, ContentType: ct, Data: ev.Data, Metadata: ev.Metadata}
-	}
-	var res *esdb.WriteResult
-	err = s.core.Unary(ctx, stream, func(ctx context.Context, cl *esdb.Client) (err error) {
-		res, err = cl.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: toExpected(expected)}, data...)
-		return err
-	})
-	if err != nil {
-		return es.AppendResult{}, s.core.MapError(ctx, stream, expected, err)
-	}
-	if len(evs) == 0 {
-		// The client cannot tell "no stream" from revision 1 in an empty
-		// append's result: ask the stream itself.
-		return s.core.CurrentState(ctx, s, stream)
-	}
-	return es.AppendResult{Revision: res.NextExpectedVersion, Position: es.Position{Commit: res.CommitPosition, Prepare: res.PreparePosition}}, nil
+	return s.core.Append(ctx, stream, expected, events...)
 }
 
 // DeleteStream implements [es.Store].
 func (s *Store) DeleteStream(ctx context.Context, stream string, expected es.ExpectedRevision) (es.DeleteResult, error) {
-	if err := es.ValidateStreamName(stream); err != nil {
-		return es.DeleteResult{}, err
-	}
-	var res *esdb.DeleteResult
-	err := s.core.Unary(ctx, stream, func(ctx context.Context, cl *esdb.Client) (err error) {
-		res, err = cl.DeleteStream(ctx, stream, esdb.DeleteStreamOptions{ExpectedRevision: toExpected(expected)})
-		return err
-	})
-	if err != nil {
-		return es.DeleteResult{}, s.core.MapError(ctx, stream, expected, err)
-	}
-	return es.DeleteResult{Position: fromPosition(res.Position)}, nil
+	return s.core.DeleteStream(ctx, stream, expected)
 }
 
 // TombstoneStream implements [es.Store].
 func (s *Store) TombstoneStream(ctx context.Context, stream string, expected es.ExpectedRevision) (es.DeleteResult, error) {
-	if err := es.ValidateStreamName(stream); err != nil {
-		return es.DeleteResult{}, err
-	}
-	var res *esdb.DeleteResult
-	err := s.core.Unary(ctx, stream, func(ctx context.Context, cl *esdb.Client) (err error) {
-		res, err = cl.TombstoneStream(ctx, stream, esdb.TombstoneStreamOptions{ExpectedRevision: toExpected(expected)})
-		return err
-	})
-	if err != nil {
-		return es.DeleteResult{}, s.core.MapError(ctx, stream, expected, err)
-	}
-	return es.DeleteResult{Position: fromPosition(res.Position)}, nil
+	return s.core.TombstoneStream(ctx, stream, expected)
+}
+
+// ReadStream implements [es.Store].
+func (s *Store) ReadStream(ctx context.Context, stream string, opts es.ReadStreamOptions) iter.Seq2[es.RecordedEvent, error] {
+	return s.core.ReadStream(ctx, stream, opts)
+}
+
+// ReadAll implements [es.Store].
+func (s *Store) ReadAll(ctx context.Context, opts es.ReadAllOptions) iter.Seq2[es.RecordedEvent, error] {
+	return s.core.ReadAll(ctx, opts)
+}
+
+// SubscribeAll implements [es.Store]. Filters run on the server, which also
+// sends the checkpoints.
+func (s *Store) SubscribeAll(ctx context.Context, opts es.SubscribeAllOptions) iter.Seq2[es.Message, error] {
+	return s.core.SubscribeAll(ctx, opts)
+}
+
+// SubscribeStream implements [es.Store].
+func (s *Store) SubscribeStream(ctx context.Context, stream string, opts es.SubscribeStreamOptions) iter.Seq2[es.Message, error] {
+	return s.core.SubscribeStream(ctx, stream, opts)
 }
 
 // reader adapts a client read.
@@ -235,33 +279,3 @@ func (r reader) Recv() (*es.RecordedEvent, error) {
 }
 
 func (r reader) Close() { r.rs.Close() }
-
-// ReadStream implements [es.Store].
-func (s *Store) ReadStream(ctx context.Context, stream string, opts es.ReadStreamOptions) iter.Seq2[es.RecordedEvent, error] {
-	if err := es.ValidateStreamName(stream); err != nil {
-		return func(yield func(es.RecordedEvent, error) bool) { yield(es.RecordedEvent{}, err) }
-	}
-	o := esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(opts.From)}
-	if opts.Direction == es.Backwards {
-		o.Direction = esdb.Backwards
-		if opts.From == es.StreamEnd {
-			o.From = esdb.End{}
-		}
-	}
-	return s.core.Read(ctx, stream, func(ctx context.Context, cl *esdb.Client) (esdbcore.Reader, error) {
-		rs, err := cl.ReadStream(ctx, stream, o, esdbcore.Count(opts.Limit))
-		return reader{rs}, err
-	})
-}
-
-// ReadAll implements [es.Store].
-func (s *Store) ReadAll(ctx context.Context, opts es.ReadAllOptions) iter.Seq2[es.RecordedEvent, error] {
-	o := esdb.ReadAllOptions{Direction: esdb.Forwards, From: toAllPosition(opts.From)}
-	if opts.Direction == es.Backwards {
-		o.Direction = esdb.Backwards
-	}
-	return s.core.Read(ctx, "$all", func(ctx context.Context, cl *esdb.Client) (esdbcore.Reader, error) {
-		rs, err := cl.ReadAll(ctx, o, esdbcore.Count(opts.Limit))
-		return reader{rs}, err
-	})
-}

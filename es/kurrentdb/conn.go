@@ -1,7 +1,6 @@
 package kurrentdb
 
 import (
-	"context"
 	"errors"
 	"io"
 	"time"
@@ -59,10 +58,7 @@ func driver(cfg *kurrentdb.Configuration) esdbcore.Driver[*kurrentdb.Client] {
 		},
 		Close:    func(c *kurrentdb.Client) error { return c.Close() },
 		Classify: classify,
-		ProbeRevision: func(ctx context.Context, cl *kurrentdb.Client, stream string) error {
-			_, err := cl.AppendToStream(ctx, stream, kurrentdb.AppendToStreamOptions{StreamState: kurrentdb.Revision(esdbcore.MaxProbeRevision)})
-			return err
-		},
+		Ops:      ops,
 	}
 }
 

@@ -23,10 +23,8 @@ type Driver[C any] struct {
 	Close func(C) error
 	// Classify tells what a client error means.
 	Classify func(error) Class
-	// ProbeRevision asks for an empty append to stream at a revision no
-	// stream reaches: the server refuses it with a wrong expected version
-	// that reports the stream's actual revision, writing nothing.
-	ProbeRevision func(ctx context.Context, c C, stream string) error
+	// Ops are the client's calls.
+	Ops Ops[C]
 }
 
 // ErrClosed is returned by the calls of a closed Store; each package

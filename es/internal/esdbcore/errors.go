@@ -35,9 +35,9 @@ const (
 	ClassAborted
 )
 
-// MaxProbeRevision is the revision ProbeRevision expects: no stream
+// maxProbeRevision is the revision LastRevision expects: no stream
 // reaches it.
-const MaxProbeRevision = math.MaxInt64 - 1
+const maxProbeRevision = math.MaxInt64 - 1
 
 // connectionLost reports whether a client error means its connection is
 // gone (or its connection handling gave up): the client must be replaced.
@@ -129,11 +129,14 @@ func (s *Core[C]) MapError(ctx context.Context, stream string, expected es.Expec
 	return fmt.Errorf("%s: stream %q: %w", s.d.Name, stream, err)
 }
 
-// LastRevision returns the last revision of a stream, soft-deleted or not,
-// through the Driver's ProbeRevision.
+// LastRevision returns the last revision of a stream, soft-deleted or not.
 func (s *Core[C]) LastRevision(ctx context.Context, stream string) (uint64, bool) {
 	err := s.Unary(ctx, stream, func(ctx context.Context, cl C) error {
-		return s.d.ProbeRevision(ctx, cl, stream)
+		// An empty append at a revision no stream reaches: the server
+		// refuses it with a wrong expected version that reports the
+		// stream's actual revision, writing nothing.
+		_, err := s.d.Ops.Append(ctx, cl, stream, es.Exact(maxProbeRevision), nil)
+		return err
 	})
 	if err == nil {
 		return 0, false
