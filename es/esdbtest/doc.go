@@ -54,6 +54,14 @@
 //   - malformed requests get the status EventStoreDB answers with (mostly
 //     InvalidArgument, with its trailers), never a panic or a hang.
 //
+// Reporting KurrentDB 25.0 or later ([WithServerVersion]), it also serves
+// and advertises what KurrentDB 25 adds and its clients use: the v2
+// StreamsService.AppendSession (atomic appends to several streams, decided
+// under one lock and written contiguously in `$all`; a record's properties
+// and schema become its event's JSON metadata) and caught-up messages that
+// carry the server's time and the stream revision or `$all` position.
+// AppendRecords (KurrentDB 26.1) is neither served nor advertised.
+//
 // Positions are byte-counter-like numbers with commit equal to prepare.
 //
 // # Persistent subscriptions
