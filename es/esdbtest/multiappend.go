@@ -241,6 +241,9 @@ func (s *store) appendStreams(parts []streamPart) ([]writeResult, error) {
 	for i, p := range parts {
 		soft, err := s.checkDeletedLocked(p.name, p.exp)
 		if err != nil {
+			if st := s.streams[p.name]; errors.As(err, new(errStreamDeleted)) && (st == nil || st.tombstone == nil) {
+				return nil, errSoftDeleted{stream: p.name}
+			}
 			return nil, err
 		}
 		softDeleted[i] = soft
@@ -266,12 +269,24 @@ func (s *store) appendStreams(parts []streamPart) ([]writeResult, error) {
 	return results, nil
 }
 
+// errSoftDeleted is the error of a part that expects a soft-deleted
+// stream to exist: KurrentDB tells it from a tombstoned stream.
+type errSoftDeleted struct{ stream string }
+
+func (e errSoftDeleted) Error() string {
+	return fmt.Sprintf("esdbtest: stream %q is deleted", e.stream)
+}
+
 // sessionError is the status an append session fails with, with the
 // details KurrentDB 25 sends.
 func sessionError(err error) error {
 	var deleted errStreamDeleted
+	var soft errSoftDeleted
 	var wrong errWrongExpected
 	switch {
+	case errors.As(err, &soft):
+		return streamsErrorStatus(codes.FailedPrecondition, fmt.Sprintf("Stream %s is deleted.", soft.stream),
+			"StreamDeletedErrorDetails", appendString(nil, 1, soft.stream))
 	case errors.As(err, &deleted):
 		return streamsErrorStatus(codes.FailedPrecondition, fmt.Sprintf("Stream %s is tombstoned.", deleted.stream),
 			"StreamTombstonedErrorDetails", appendString(nil, 1, deleted.stream))

@@ -174,6 +174,17 @@ func TestAppendSessionFailsWholeWithKurrentDBsDetails(t *testing.T) {
 	assert.Equal(t, "type.googleapis.com/kurrentdb.protocol.v2.streams.errors.StreamTombstonedErrorDetails", url)
 	assert.Equal(t, existing, strs[1])
 
+	soft := "c-" + uuid.NewString()
+	_, err = client.AppendToStream(t.Context(), soft, esdb.AppendToStreamOptions{}, events(1)...)
+	require.NoError(t, err)
+	_, err = client.DeleteStream(t.Context(), soft, esdb.DeleteStreamOptions{ExpectedRevision: esdb.Any{}})
+	require.NoError(t, err)
+	_, err = appendSession(t, srv, &v2.AppendRequest{Stream: soft, ExpectedRevision: expected(-4), Records: []*v2.AppendRecord{record(nil)}})
+	require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
+	url, _, strs = errorDetail(t, err)
+	assert.Equal(t, "type.googleapis.com/kurrentdb.protocol.v2.streams.errors.StreamDeletedErrorDetails", url, "a soft-deleted stream expected to exist")
+	assert.Equal(t, soft, strs[1])
+
 	twice := &v2.AppendRequest{Stream: fresh, Records: []*v2.AppendRecord{record(nil)}}
 	_, err = appendSession(t, srv, twice, twice)
 	require.Equal(t, codes.Aborted, status.Code(err), "%v", err)

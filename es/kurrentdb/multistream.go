@@ -12,6 +12,8 @@ import (
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/esdriver"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+	streamerrors "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v2/streams/errors"
+	"google.golang.org/grpc/status"
 )
 
 var _ es.MultiStreamAppender = (*Store)(nil)
@@ -107,6 +109,15 @@ func (s *Store) eventAt(ctx context.Context, stream string, rev uint64) (es.Reco
 func (s *Store) mapMultiError(ctx context.Context, parts []es.StreamAppend, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("kurrentdb: %w", ctxErr)
+	}
+	if st, ok := status.FromError(err); ok {
+		for _, d := range st.Details() {
+			if d, ok := d.(*streamerrors.StreamDeletedErrorDetails); ok {
+				// A soft-deleted stream expected to exist, which the
+				// client leaves unmapped.
+				return esdriver.StreamDeleted(d.GetStream())
+			}
+		}
 	}
 	var e *kurrentdb.Error
 	if !errors.As(err, &e) {

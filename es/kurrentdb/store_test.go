@@ -140,6 +140,17 @@ func TestAppendStreams(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ok, "nothing written")
 
+	soft := part()
+	_, err = store.Append(t.Context(), soft.Stream, es.NoStream, soft.Events...)
+	require.NoError(t, err)
+	_, err = store.DeleteStream(t.Context(), soft.Stream, es.Any)
+	require.NoError(t, err)
+	again := part()
+	again.Stream, again.Expected = soft.Stream, es.StreamExists
+	_, err = es.AppendStreams(t.Context(), store, part(), again)
+	require.ErrorIs(t, err, es.ErrStreamDeleted, "a soft-deleted stream expected to exist")
+	assert.Contains(t, err.Error(), soft.Stream)
+
 	first.Events[0].Metadata = []byte(`{"tenant":"t1"}`)
 	res, err := es.AppendStreams(t.Context(), store, first, part())
 	require.NoError(t, err)
