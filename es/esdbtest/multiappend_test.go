@@ -265,3 +265,20 @@ func TestCaughtUpCarriesKurrentDB25Details(t *testing.T) {
 	assert.Equal(t, uint64(1), rev)
 	assert.NotContains(t, st, protowire.Number(3))
 }
+
+func TestAppendSessionOverTheMaximumAppendSize(t *testing.T) {
+	srv := esdbtest.New(t, esdbtest.WithServerVersion("25.0.0"), esdbtest.WithMaxAppendSize(1000))
+	big := func(stream string) *v2.AppendRequest {
+		r := record(nil)
+		r.Data = make([]byte, 600)
+		return &v2.AppendRequest{Stream: stream, Records: []*v2.AppendRecord{r}}
+	}
+	a, b := "a-"+uuid.NewString(), "b-"+uuid.NewString()
+	_, err := appendSession(t, srv, big(a), big(b))
+	require.Equal(t, codes.Aborted, status.Code(err), "%v", err)
+	url, ints, _ := errorDetail(t, err)
+	assert.Equal(t, "type.googleapis.com/kurrentdb.protocol.v2.streams.errors.AppendTransactionSizeExceededErrorDetails", url)
+	assert.Equal(t, uint64(1000), ints[2], "the maximum")
+	assert.Greater(t, ints[1], uint64(1000), "the session's size")
+	assert.Empty(t, srv.Events(a), "nothing written")
+}

@@ -162,3 +162,15 @@ func TestAppendStreams(t *testing.T) {
 	assert.Equal(t, res[0].Position, ev.Position)
 	assert.Less(t, res[0].Position.Compare(res[1].Position), 0)
 }
+
+// A server whose maximum append size is below eventfold's refuses a
+// multi-stream append over it as a whole.
+func TestAppendStreamsOverTheServersMaximumSize(t *testing.T) {
+	store := open(t, startServer(t, "25.0.0", "-max-append-size", "1000").conn)
+	big := func() es.StreamAppend {
+		return es.StreamAppend{Stream: "order-" + uuid.NewString(), Expected: es.Any, Events: []es.EventData{
+			{Type: "Big", ContentType: es.ContentTypeBinary, Data: make([]byte, 600)}}}
+	}
+	_, err := es.AppendStreams(t.Context(), store, big(), big())
+	require.ErrorIs(t, err, es.ErrMaxAppendSizeExceeded)
+}
