@@ -90,6 +90,16 @@ func (s *store) streamBatchFrom(name string, next uint64) streamBatch {
 	return b
 }
 
+// stillLive reports whether a live subscription stays live with backlog
+// records to read; one that falls behind is told so with the message
+// fellBehind makes.
+func stillLive(call api.Streams_ReadServer, live bool, backlog int, fellBehind func() *api.ReadResp) (bool, error) {
+	if !live || backlog <= liveBufferSize {
+		return live, nil
+	}
+	return false, call.Send(fellBehind())
+}
+
 // subscribeStream serves a catch-up subscription to one stream.
 func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer) error {
 	s := g.srv.store
@@ -123,8 +133,9 @@ func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer
 			return err
 		}
 		b := s.streamBatchFrom(p.stream, next)
-		if live && b.backlog > liveBufferSize {
-			live = false
+		var err error
+		if live, err = stillLive(call, live, b.backlog, func() *api.ReadResp { return g.srv.fellBehindStream(int64(next) - 1) }); err != nil {
+			return err
 		}
 		for _, rec := range b.events {
 			if err := s.sendRead(call, rec, p); err != nil {
@@ -192,8 +203,9 @@ func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) e
 		}
 		b := s.allBatchFrom(next)
 		next = b.next
-		if live && b.backlog > liveBufferSize {
-			live = false
+		var err error
+		if live, err = stillLive(call, live, b.backlog, func() *api.ReadResp { return g.srv.fellBehindAll(sc.cursor) }); err != nil {
+			return err
 		}
 		if err := sc.send(call, s, b.records); err != nil {
 			return err

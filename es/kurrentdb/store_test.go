@@ -1,10 +1,12 @@
 package kurrentdb_test
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/estest"
@@ -173,4 +175,41 @@ func TestAppendStreamsOverTheServersMaximumSize(t *testing.T) {
 	}
 	_, err := es.AppendStreams(t.Context(), store, big(), big())
 	require.ErrorIs(t, err, es.ErrMaxAppendSizeExceeded)
+}
+
+// A subscription that falls behind (one append far larger than the
+// server's live buffer) reports caught-up once more when it is live again,
+// from servers that send the details (25.0) and from those that do not.
+func TestCaughtUpAgainAfterFallingBehind(t *testing.T) {
+	for _, version := range []string{"25.0.0", "24.10.0"} {
+		t.Run(version, func(t *testing.T) {
+			t.Parallel()
+			store := open(t, startServer(t, version).conn)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			var kinds []es.Kind
+			events := 0
+			for m, err := range store.SubscribeAll(ctx, es.SubscribeAllOptions{From: es.Start, Filter: es.StreamPrefixes("bulk-")}) {
+				require.NoError(t, err)
+				switch m.Kind {
+				case es.KindEvent:
+					events++
+				case es.KindCaughtUp:
+					kinds = append(kinds, m.Kind)
+				}
+				if m.Kind == es.KindCaughtUp && len(kinds) == 1 {
+					bulk := make([]es.EventData, 2000)
+					for i := range bulk {
+						bulk[i] = es.EventData{Type: "Bulk"}
+					}
+					_, err := store.Append(ctx, "bulk-"+uuid.NewString(), es.NoStream, bulk...)
+					require.NoError(t, err)
+				}
+				if len(kinds) == 2 {
+					break
+				}
+			}
+			assert.Equal(t, 2000, events, "every event between the two caught-up messages")
+		})
+	}
 }
