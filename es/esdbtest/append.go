@@ -188,6 +188,14 @@ func (s *store) emptyWriteLocked(name string, softDeleted bool) writeResult {
 // soft-deleted stream undeletes that stream too: in both cases the old
 // events stay hidden behind `$tb`.
 func (s *store) writeEventsLocked(name string, events []proposal, softDeleted bool) writeResult {
+	res := s.writePartLocked(name, events, softDeleted)
+	s.notifyLocked()
+	return res
+}
+
+// writePartLocked writes events as writeEventsLocked does, without
+// committing them: the caller notifies once it has written all it writes.
+func (s *store) writePartLocked(name string, events []proposal, softDeleted bool) writeResult {
 	current := s.streams[name].last()
 	original, isMeta := strings.CutPrefix(name, metaStreamPrefix)
 	metaOfSoftDeleted := isMeta && s.softDeletedLocked(original)
@@ -202,7 +210,6 @@ func (s *store) writeEventsLocked(name string, events []proposal, softDeleted bo
 	if metaOfSoftDeleted {
 		s.undeleteLocked(original, uint64(s.streams[original].last()+1))
 	}
-	s.notifyLocked()
 	return writeResult{current: int64(last.revision), position: last.position}
 }
 

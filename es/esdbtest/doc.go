@@ -50,11 +50,22 @@
 //     stream" (or any); a tombstone writes a `$streamDeleted` record and
 //     deletes the stream for good;
 //   - subscriptions confirm, deliver history (start points are exclusive),
-//     send caught-up, then deliver live events; filtered `$all`
+//     send caught-up, then deliver live events; one that falls more than
+//     512 events behind sends fell-behind, reads them as history and
+//     sends caught-up again; filtered `$all`
 //     subscriptions send checkpoints every window × multiplier records
 //     scanned and one just before caught-up;
 //   - malformed requests get the status EventStoreDB answers with (mostly
 //     InvalidArgument, with its trailers), never a panic or a hang.
+//
+// Reporting KurrentDB 25.0 or later ([WithServerVersion]), it also serves
+// and advertises what KurrentDB 25 adds and its clients use: the v2
+// StreamsService.AppendSession (atomic appends to several streams, decided
+// under one lock and written contiguously in `$all`; a record's properties
+// and schema become its event's JSON metadata) and caught-up and
+// fell-behind messages that carry the server's time and the stream
+// revision or `$all` position.
+// AppendRecords (KurrentDB 26.1) is neither served nor advertised.
 //
 // Positions are byte-counter-like numbers with commit equal to prepare.
 // The errors clients decode (stream deleted, wrong expected version,

@@ -53,6 +53,9 @@ func (f *featuresService) GetSupportedMethods(context.Context, *shared.Empty) (*
 		{ServiceName: ps, MethodName: "list", Features: []string{"stream", "all"}},
 		{ServiceName: ps, MethodName: "restartsubsystem", Features: []string{"stream", "all"}},
 	}
+	if f.srv.cfg.kurrentDB25() {
+		methods = append(methods, &serverfeatures.SupportedMethod{ServiceName: v2StreamsService, MethodName: "appendsession"})
+	}
 	return &serverfeatures.SupportedMethods{
 		Methods:                 methods,
 		EventStoreServerVersion: f.srv.cfg.version,

@@ -85,7 +85,9 @@ func WithClock(now func() time.Time) Option {
 // WithServerVersion sets the version GetSupportedMethods reports, a
 // three-part number such as "23.10.0": anything else is an error, as the
 // client refuses a version with a non-numeric part. The default is
-// [DefaultServerVersion].
+// [DefaultServerVersion]. From "25.0.0" on, the server also serves
+// KurrentDB 25's multi-stream appends and caught-up details (see the
+// package documentation), which it never offers below.
 func WithServerVersion(v string) Option {
 	return func(c *config) error {
 		parts := strings.Split(v, ".")

@@ -15,6 +15,7 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/serverfeatures"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
+	v2 "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v2/streams/streams"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -147,6 +148,9 @@ func (s *Server) serve(lis net.Listener) {
 	serverfeatures.RegisterServerFeaturesServer(gs, &featuresService{srv: s})
 	gossip.RegisterGossipServer(gs, &gossipService{srv: s, id: s.gossip})
 	persistent.RegisterPersistentSubscriptionsServer(gs, s.ps)
+	if s.cfg.kurrentDB25() {
+		v2.RegisterStreamsServiceServer(gs, &v2Service{srv: s})
+	}
 	s.mu.Lock()
 	s.grpc = gs
 	s.mu.Unlock()

@@ -54,11 +54,6 @@ func confirm(call api.Streams_ReadServer) error {
 	}})
 }
 
-// caughtUp tells the subscriber that it reached the head of the log.
-func caughtUp() *api.ReadResp {
-	return &api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}}
-}
-
 // streamBatch is what a stream subscription gets from the store per step.
 type streamBatch struct {
 	events    []*record
@@ -95,6 +90,16 @@ func (s *store) streamBatchFrom(name string, next uint64) streamBatch {
 	return b
 }
 
+// stillLive reports whether a live subscription stays live with backlog
+// records to read; one that falls behind is told so with the message
+// fellBehind makes.
+func stillLive(call api.Streams_ReadServer, live bool, backlog int, fellBehind func() *api.ReadResp) (bool, error) {
+	if !live || backlog <= liveBufferSize {
+		return live, nil
+	}
+	return false, call.Send(fellBehind())
+}
+
 // subscribeStream serves a catch-up subscription to one stream.
 func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer) error {
 	s := g.srv.store
@@ -128,8 +133,9 @@ func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer
 			return err
 		}
 		b := s.streamBatchFrom(p.stream, next)
-		if live && b.backlog > liveBufferSize {
-			live = false
+		var err error
+		if live, err = stillLive(call, live, b.backlog, func() *api.ReadResp { return g.srv.fellBehindStream(int64(next) - 1) }); err != nil {
+			return err
 		}
 		for _, rec := range b.events {
 			if err := s.sendRead(call, rec, p); err != nil {
@@ -147,7 +153,7 @@ func (g *streamsService) subscribeStream(p readPlan, call api.Streams_ReadServer
 			continue
 		}
 		if !live {
-			if err := call.Send(caughtUp()); err != nil {
+			if err := call.Send(g.srv.caughtUpStream(int64(next) - 1)); err != nil {
 				return err
 			}
 			live = true
@@ -186,6 +192,7 @@ func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) e
 	s := g.srv.store
 	dropped := g.srv.dropChannel()
 	sc, next := s.startAllScan(p)
+	sc.srv = g.srv
 	if err := confirm(call); err != nil {
 		return err
 	}
@@ -196,8 +203,9 @@ func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) e
 		}
 		b := s.allBatchFrom(next)
 		next = b.next
-		if live && b.backlog > liveBufferSize {
-			live = false
+		var err error
+		if live, err = stillLive(call, live, b.backlog, func() *api.ReadResp { return g.srv.fellBehindAll(sc.cursor) }); err != nil {
+			return err
 		}
 		if err := sc.send(call, s, b.records); err != nil {
 			return err
@@ -225,6 +233,7 @@ func (g *streamsService) subscribeAll(p readPlan, call api.Streams_ReadServer) e
 // filter's checkpoint interval).
 type allScan struct {
 	p       readPlan
+	srv     *Server
 	after   uint64 // records at or before this position are not delivered
 	cursor  uint64 // position of the last record scanned
 	scanned uint64
@@ -280,7 +289,7 @@ func (sc *allScan) catchUp(call api.Streams_ReadServer) error {
 			return err
 		}
 	}
-	return call.Send(caughtUp())
+	return call.Send(sc.srv.caughtUpAll(sc.cursor))
 }
 
 // checkpoint sends the position of the last record scanned.

@@ -11,7 +11,6 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/esdriver"
-	"github.com/eventfold/eventfold/internal/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -243,7 +242,7 @@ func (s *Store) mapGroupError(ctx context.Context, g Group, err error) error {
 	case codes.InvalidArgument:
 		return fmt.Errorf("%w: group %s: %v", es.ErrInvalidArgument, g, err)
 	}
-	if transientClientError(err) {
+	if s.core.TransientClientError(err) {
 		return fmt.Errorf("%w: group %s: %w", ErrUnavailable, g, err)
 	}
 	return fmt.Errorf("eventstoredb: group %s: %w", g, err)
@@ -255,7 +254,7 @@ func (s *Store) groupCall(ctx context.Context, g Group, f func(ctx context.Conte
 	if err := g.validate(); err != nil {
 		return err
 	}
-	if err := s.unary(ctx, g.Stream, f); err != nil {
+	if err := s.core.Unary(ctx, g.Stream, f); err != nil {
 		return s.mapGroupError(ctx, g, err)
 	}
 	return nil
@@ -556,14 +555,13 @@ func (s *Store) SubscribeGroup(ctx context.Context, g Group, opts SubscribeGroup
 				yield(nil, fmt.Errorf("eventstoredb: group %s: %w", g, ctxErr))
 				return
 			}
-			if !transientGroupError(err) || failures+1 >= s.attempts {
+			if !s.transientGroupError(err) || failures+1 >= s.core.Attempts {
 				yield(nil, err)
 				return
 			}
 			failures++
-			s.logger.WarnContext(ctx, "eventstoredb: persistent subscription dropped; resubscribing", "group", g.String(), "attempt", failures, "error", err)
-			wait := backoff.Policy{First: s.backoff, Max: s.maxBackoff, Jitter: 0.5}.Wait(failures)
-			if err := backoff.Sleep(ctx, wait); err != nil {
+			s.core.Logger.WarnContext(ctx, "eventstoredb: persistent subscription dropped; resubscribing", "group", g.String(), "attempt", failures, "error", err)
+			if err := s.core.Sleep(ctx, failures); err != nil {
 				yield(nil, fmt.Errorf("eventstoredb: group %s: %w", g, err))
 				return
 			}
@@ -574,11 +572,11 @@ func (s *Store) SubscribeGroup(ctx context.Context, g Group, opts SubscribeGroup
 // transientGroupError reports whether a consumer that failed with err
 // should connect again: a lost connection, or the server dropping the
 // consumer (the group was updated or restarted).
-func transientGroupError(err error) bool {
+func (s *Store) transientGroupError(err error) bool {
 	if errors.Is(err, errGroupDropped) {
 		return true
 	}
-	return transient(err)
+	return s.core.Transient(err)
 }
 
 var errGroupDropped = errors.New("eventstoredb: the server dropped the consumer")
@@ -589,9 +587,9 @@ func (s *Store) subscribeGroupOnce(ctx context.Context, g Group, o esdb.Subscrib
 	yield func(*GroupMessage, error) bool) (bool, error) {
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	waitCtx, cancelWait := s.bound(subCtx)
+	waitCtx, cancelWait := s.core.Bound(subCtx)
 	var ps *esdb.PersistentSubscription
-	release, err := s.call(ctx, waitCtx, subCtx, g.Stream, true, func(ctx context.Context, cl *esdb.Client) (func(), error) {
+	release, err := s.core.Call(ctx, waitCtx, subCtx, g.Stream, true, func(ctx context.Context, cl *esdb.Client) (func(), error) {
 		var err error
 		if g.all() {
 			ps, err = cl.SubscribeToPersistentSubscriptionToAll(ctx, g.Name, o)

@@ -47,7 +47,7 @@ func (s *Store) createRaw(ctx context.Context, g Group, settings GroupSettings, 
 		return fmt.Errorf("%w: group %s: %w", ErrUnavailable, g, err)
 	}
 	defer cc.Close()
-	callCtx, cancel := s.bound(ctx)
+	callCtx, cancel := s.core.Bound(ctx)
 	defer cancel()
 	if s.cfg.Username != "" && !s.cfg.DisableTLS {
 		auth := base64.StdEncoding.EncodeToString([]byte(s.cfg.Username + ":" + s.cfg.Password))
@@ -57,7 +57,7 @@ func (s *Store) createRaw(ctx context.Context, g Group, settings GroupSettings, 
 	_, err = persistent.NewPersistentSubscriptionsClient(cc).Create(callCtx, req)
 	if err != nil {
 		if ctx.Err() == nil && callCtx.Err() != nil {
-			return fmt.Errorf("%w: group %s: no answer within %v", ErrUnavailable, g, s.callTimeout)
+			return fmt.Errorf("%w: group %s: no answer within %v", ErrUnavailable, g, s.core.CallTimeout)
 		}
 		return s.mapGroupError(ctx, g, err)
 	}

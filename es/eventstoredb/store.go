@@ -4,56 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
 	"log/slog"
-	"math"
-	"regexp"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/eventfold/eventfold/es"
-	"github.com/eventfold/eventfold/es/esdriver"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/eventfold/eventfold/es/internal/esdbcore"
 )
 
 // Store is an [es.Store] on EventStoreDB. It is safe for concurrent use.
 type Store struct {
-	cfg         *esdb.Configuration // nil with New: no reconnection
-	logger      *slog.Logger
-	attempts    int
-	backoff     time.Duration
-	maxBackoff  time.Duration
-	callTimeout time.Duration
-
-	probes sync.WaitGroup // connection attempts (tests wait for them)
-
-	mu            sync.Mutex // guards the fields below
-	cur           *conn      // nil: connect at the next call
-	probing       chan struct{}
-	lastErr       error // of the last connection attempt or loss
-	retryAt       time.Time
-	probeFailures int
-	closed        bool
+	cfg  *esdb.Configuration // nil with New: no reconnection
+	core *esdbcore.Core[*esdb.Client]
 }
 
 var _ es.Store = (*Store)(nil)
 
 // Option configures a Store. Options are checked by [Open] and
 // [New], which report every invalid one together.
-type Option func(*config) error
-
-// config is the configuration of a Store.
-type config struct {
-	logger      *slog.Logger
-	attempts    int
-	backoff     time.Duration
-	maxBackoff  time.Duration
-	callTimeout time.Duration
-}
+type Option func(*esdbcore.Config) error
 
 // ErrInvalidOption means Open or New was given an invalid option.
 var ErrInvalidOption = errors.New("eventstoredb: invalid option")
@@ -61,13 +31,7 @@ var ErrInvalidOption = errors.New("eventstoredb: invalid option")
 // WithLogger sets the logger for resubscriptions and the client's own
 // messages (logged at debug level); slog.Default() by default.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
-		}
-		c.logger = l
-		return nil
-	}
+	return Option(esdbcore.WithLogger(ErrInvalidOption, l))
 }
 
 // WithResubscribe sets how a dropped subscription is resumed: attempts
@@ -79,13 +43,7 @@ func WithLogger(l *slog.Logger) Option {
 // of which the last half is random. The default is 11 attempts (10
 // resubscriptions) from 100ms.
 func WithResubscribe(attempts int, backoff time.Duration) Option {
-	return func(c *config) error {
-		if attempts < 1 || backoff <= 0 {
-			return fmt.Errorf("%w: resubscribe %d attempts from %v", ErrInvalidOption, attempts, backoff)
-		}
-		c.attempts, c.backoff, c.maxBackoff = attempts, backoff, 50*backoff
-		return nil
-	}
+	return Option(esdbcore.WithResubscribe(ErrInvalidOption, attempts, backoff))
 }
 
 // Open connects to EventStoreDB with a connection string such as
@@ -99,11 +57,11 @@ func Open(connectionString string, opts ...Option) (*Store, error) {
 		// The client's message may quote the string, credentials and all.
 		return nil, fmt.Errorf("eventstoredb: invalid connection string: %w", es.ErrInvalidArgument)
 	}
-	s, err := newStore(opts)
+	c, err := esdbcore.NewConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	logger := s.logger
+	logger := c.Logger
 	cfg.Logger = func(level esdb.LogLevel, format string, args ...any) {
 		logger.Debug("eventstoredb client: "+fmt.Sprintf(format, args...), "level", level)
 	}
@@ -112,7 +70,7 @@ func Open(connectionString string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("eventstoredb: connect: %w", err)
 	}
 	// NewClient only checks the configuration; connections are made by the
-	// Store's connection attempts (see acquire).
+	// Store's connection attempts (see esdbcore).
 	_ = client.Close()
 	// One discovery per connection attempt: the Store retries with its own
 	// backoff, and the client's connection goroutine ends for good when its
@@ -121,8 +79,7 @@ func Open(connectionString string, opts ...Option) (*Store, error) {
 	// The client sleeps DiscoveryInterval after its last attempt too, with
 	// every other call blocked meanwhile: with one attempt it only delays.
 	cfg.DiscoveryInterval = 0
-	s.cfg = cfg
-	return s, nil
+	return &Store{cfg: cfg, core: esdbcore.New(driver(cfg), c, ErrClosed)}, nil
 }
 
 // New returns a Store on a client the caller made and still owns. Close does
@@ -133,24 +90,13 @@ func New(client *esdb.Client, opts ...Option) (*Store, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil client", ErrInvalidOption)
 	}
-	s, err := newStore(opts)
+	c, err := esdbcore.NewConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	s.cur = &conn{client: client}
+	s := &Store{core: esdbcore.New(driver(nil), c, ErrClosed)}
+	s.core.Use(client)
 	return s, nil
-}
-
-func newStore(opts []Option) (*Store, error) {
-	c := config{logger: slog.Default(), attempts: 11, backoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second, callTimeout: DefaultCallTimeout}
-	var errs []error
-	for _, opt := range opts {
-		errs = append(errs, opt(&c))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return &Store{logger: c.logger, attempts: c.attempts, backoff: c.backoff, maxBackoff: c.maxBackoff, callTimeout: c.callTimeout}, nil
 }
 
 // Client returns the client the Store uses now, for what the es.Store
@@ -160,14 +106,8 @@ func newStore(opts []Option) (*Store, error) {
 // client after a connection loss and closes the old one: ask again rather
 // than keep it.
 func (s *Store) Client() *esdb.Client {
-	ctx, cancel := context.WithTimeout(context.Background(), s.callTimeout)
-	defer cancel()
-	c, err := s.acquire(ctx)
-	if err != nil {
-		return nil
-	}
-	s.release(c, nil)
-	return c.client
+	c, _ := s.core.Client()
+	return c
 }
 
 // Close closes the connection if Open opened it. Calls still running in the
@@ -176,26 +116,7 @@ func (s *Store) Client() *esdb.Client {
 // nothing can interrupt the client's discovery, which ends by itself within
 // the client's gossip timeout (5s by default; milliseconds when nothing
 // listens at the address) and then closes its client.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	c := s.cur
-	s.cur = nil
-	closeIt := false
-	if c != nil && c.owned {
-		c.retired = true
-		closeIt = c.inflight == 0
-	}
-	s.mu.Unlock()
-	if closeIt {
-		return c.client.Close()
-	}
-	return nil
-}
+func (s *Store) Close() error { return s.core.Close() }
 
 func toExpected(r es.ExpectedRevision) esdb.ExpectedRevision {
 	switch {
@@ -238,227 +159,123 @@ func fromRecorded(r *esdb.RecordedEvent) es.RecordedEvent {
 	}
 }
 
-// Append implements [es.Store].
-func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedRevision, events ...es.EventData) (es.AppendResult, error) {
-	evs, err := esdriver.PrepareAppend(stream, events, es.MaxAppendSize)
-	if err != nil {
-		return es.AppendResult{}, err
-	}
-	data := make([]esdb.EventData, len(evs))
-	for i, ev := range evs {
-		ct := esdb.ContentTypeBinary
-		if ev.ContentType == es.ContentTypeJSON {
-			ct = esdb.ContentTypeJson
+// ops are the client's calls for the core.
+var ops = esdbcore.Ops[*esdb.Client]{
+	Append: func(ctx context.Context, cl *esdb.Client, stream string, expected es.ExpectedRevision, events []es.EventData) (es.AppendResult, error) {
+		data := make([]esdb.EventData, len(events))
+		for i, ev := range events {
+			ct := esdb.ContentTypeBinary
+			if ev.ContentType == es.ContentTypeJSON {
+				ct = esdb.ContentTypeJson
+			}
+			data[i] = esdb.EventData{EventID: ev.ID, EventType: ev.Type, ContentType: ct, Data: ev.Data, Metadata: ev.Metadata}
 		}
-		data[i] = esdb.EventData{EventID: ev.ID, EventType: ev.Type, ContentType: ct, Data: ev.Data, Metadata: ev.Metadata}
-	}
-	var res *esdb.WriteResult
-	err = s.unary(ctx, stream, func(ctx context.Context, cl *esdb.Client) (err error) {
-		res, err = cl.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: toExpected(expected)}, data...)
-		return err
-	})
-	if err != nil {
-		return es.AppendResult{}, s.mapError(ctx, stream, expected, err)
-	}
-	if len(evs) == 0 {
-		// The client cannot tell "no stream" from revision 1 in an empty
-		// append's result: ask the stream itself.
-		return s.currentState(ctx, stream)
-	}
-	return es.AppendResult{Revision: res.NextExpectedVersion, Position: es.Position{Commit: res.CommitPosition, Prepare: res.PreparePosition}}, nil
-}
-
-// currentState reports a stream's last revision and position.
-func (s *Store) currentState(ctx context.Context, stream string) (es.AppendResult, error) {
-	ev, ok, err := es.LastEvent(ctx, s, stream)
-	if err != nil {
-		return es.AppendResult{}, err
-	}
-	if ok {
-		return es.AppendResult{Revision: ev.Revision, Position: ev.Position}, nil
-	}
-	last, ok := s.lastRevision(ctx, stream)
-	if !ok {
-		return es.AppendResult{NoStream: true}, nil
-	}
-	return es.AppendResult{Revision: last}, nil
-}
-
-// wrongVersionText is the client's message for a wrong expected version.
-var wrongVersionText = regexp.MustCompile(`but got '([^']*)'`)
-
-// mapError turns the client's errors into es's.
-func (s *Store) mapError(ctx context.Context, stream string, expected es.ExpectedRevision, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("eventstoredb: %w", ctxErr)
-	}
-	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrClosed) {
-		return err // the adapter's own, already described
-	}
-	var e *esdb.Error
-	if !errors.As(err, &e) {
-		return fmt.Errorf("eventstoredb: stream %q: %w", stream, err)
-	}
-	switch e.Code() {
-	case esdb.ErrorCodeWrongExpectedVersion:
-		wev := &es.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: es.NoStream}
-		if m := wrongVersionText.FindStringSubmatch(e.Error()); m != nil && m[1] != "no_stream" {
-			if n, perr := strconv.ParseUint(m[1], 10, 64); perr == nil {
-				wev.Actual = es.Exact(n)
+		res, err := cl.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: toExpected(expected)}, data...)
+		if err != nil {
+			return es.AppendResult{}, err
+		}
+		return es.AppendResult{Revision: res.NextExpectedVersion, Position: es.Position{Commit: res.CommitPosition, Prepare: res.PreparePosition}}, nil
+	},
+	Delete: func(ctx context.Context, cl *esdb.Client, stream string, expected es.ExpectedRevision, tombstone bool) (es.Position, error) {
+		var res *esdb.DeleteResult
+		var err error
+		if tombstone {
+			res, err = cl.TombstoneStream(ctx, stream, esdb.TombstoneStreamOptions{ExpectedRevision: toExpected(expected)})
+		} else {
+			res, err = cl.DeleteStream(ctx, stream, esdb.DeleteStreamOptions{ExpectedRevision: toExpected(expected)})
+		}
+		if err != nil {
+			return es.Position{}, err
+		}
+		return fromPosition(res.Position), nil
+	},
+	ReadStream: func(ctx context.Context, cl *esdb.Client, stream string, opts es.ReadStreamOptions) (esdbcore.Reader, error) {
+		o := esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(opts.From)}
+		if opts.Direction == es.Backwards {
+			o.Direction = esdb.Backwards
+			if opts.From == es.StreamEnd {
+				o.From = esdb.End{}
 			}
 		}
-		return wev
-	case esdb.ErrorCodeStreamDeleted:
-		return esdriver.StreamDeleted(stream)
-	case esdb.ErrorCodeResourceNotFound:
-		return esdriver.StreamNotFound(stream)
-	}
-	switch status.Code(err) {
-	case codes.FailedPrecondition:
-		// A wrong expected version on delete, which the client leaves
-		// unmapped: find the actual revision ourselves.
-		wev := &es.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: es.NoStream}
-		if last, ok := s.lastRevision(ctx, stream); ok {
-			wev.Actual = es.Exact(last)
+		rs, err := cl.ReadStream(ctx, stream, o, esdbcore.Count(opts.Limit))
+		return reader{rs}, err
+	},
+	ReadAll: func(ctx context.Context, cl *esdb.Client, opts es.ReadAllOptions) (esdbcore.Reader, error) {
+		o := esdb.ReadAllOptions{Direction: esdb.Forwards, From: toAllPosition(opts.From)}
+		if opts.Direction == es.Backwards {
+			o.Direction = esdb.Backwards
 		}
-		return wev
-	case codes.ResourceExhausted:
-		return fmt.Errorf("%w: stream %q: %v", es.ErrMaxAppendSizeExceeded, stream, err)
-	case codes.InvalidArgument:
-		return fmt.Errorf("%w: stream %q: %v", es.ErrInvalidArgument, stream, err)
-	}
-	if transientClientError(err) {
-		return fmt.Errorf("%w: stream %q: %w", ErrUnavailable, stream, err)
-	}
-	return fmt.Errorf("eventstoredb: stream %q: %w", stream, err)
+		rs, err := cl.ReadAll(ctx, o, esdbcore.Count(opts.Limit))
+		return reader{rs}, err
+	},
+	SubscribeAll: func(ctx context.Context, cl *esdb.Client, after es.Position, f *es.Filter, interval uint32) (esdbcore.Subscription, error) {
+		o := esdb.SubscribeToAllOptions{From: toAllPosition(after)}
+		if f != nil {
+			o.Filter = &esdb.SubscriptionFilter{Type: esdb.EventFilterType, Prefixes: f.Prefixes, Regex: f.Regex}
+			if f.On == es.FilterStreamName {
+				o.Filter.Type = esdb.StreamFilterType
+			}
+			o.MaxSearchWindow, o.CheckpointInterval = int(interval), 1
+		}
+		sub, err := cl.SubscribeToAll(ctx, o)
+		return subscription{sub}, err
+	},
+	SubscribeStream: func(ctx context.Context, cl *esdb.Client, stream string, after *uint64) (esdbcore.Subscription, error) {
+		var from esdb.StreamPosition = esdb.Start{}
+		if after != nil {
+			from = esdb.Revision(*after)
+		}
+		sub, err := cl.SubscribeToStream(ctx, stream, esdb.SubscribeToStreamOptions{From: from})
+		return subscription{sub}, err
+	},
 }
 
-// lastRevision returns the last revision of a stream, soft-deleted or not,
-// by asking for an empty append at a revision no stream reaches: the server
-// refuses it and reports the stream's actual revision, writing nothing.
-func (s *Store) lastRevision(ctx context.Context, stream string) (uint64, bool) {
-	err := s.unary(ctx, stream, func(ctx context.Context, cl *esdb.Client) error {
-		_, err := cl.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: esdb.Revision(math.MaxInt64 - 1)})
-		return err
-	})
-	if err == nil {
-		return 0, false
-	}
-	var wev *es.WrongExpectedVersionError
-	if errors.As(s.mapError(ctx, stream, es.Any, err), &wev) {
-		return wev.Actual.Revision()
-	}
-	return 0, false
+// Append implements [es.Store].
+func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedRevision, events ...es.EventData) (es.AppendResult, error) {
+	return s.core.Append(ctx, stream, expected, events...)
 }
 
 // DeleteStream implements [es.Store].
 func (s *Store) DeleteStream(ctx context.Context, stream string, expected es.ExpectedRevision) (es.DeleteResult, error) {
-	if err := es.ValidateStreamName(stream); err != nil {
-		return es.DeleteResult{}, err
-	}
-	var res *esdb.DeleteResult
-	err := s.unary(ctx, stream, func(ctx context.Context, cl *esdb.Client) (err error) {
-		res, err = cl.DeleteStream(ctx, stream, esdb.DeleteStreamOptions{ExpectedRevision: toExpected(expected)})
-		return err
-	})
-	if err != nil {
-		return es.DeleteResult{}, s.mapError(ctx, stream, expected, err)
-	}
-	return es.DeleteResult{Position: fromPosition(res.Position)}, nil
+	return s.core.DeleteStream(ctx, stream, expected)
 }
 
 // TombstoneStream implements [es.Store].
 func (s *Store) TombstoneStream(ctx context.Context, stream string, expected es.ExpectedRevision) (es.DeleteResult, error) {
-	if err := es.ValidateStreamName(stream); err != nil {
-		return es.DeleteResult{}, err
-	}
-	var res *esdb.DeleteResult
-	err := s.unary(ctx, stream, func(ctx context.Context, cl *esdb.Client) (err error) {
-		res, err = cl.TombstoneStream(ctx, stream, esdb.TombstoneStreamOptions{ExpectedRevision: toExpected(expected)})
-		return err
-	})
-	if err != nil {
-		return es.DeleteResult{}, s.mapError(ctx, stream, expected, err)
-	}
-	return es.DeleteResult{Position: fromPosition(res.Position)}, nil
-}
-
-// count converts a read limit: 0 means no limit.
-func count(limit uint64) uint64 {
-	if limit == 0 {
-		return math.MaxInt64
-	}
-	return limit
-}
-
-// read yields the events of a client read until its end. Opening the read
-// is bounded by the call timeout; the read then runs with ctx.
-func (s *Store) read(ctx context.Context, stream string, open func(context.Context, *esdb.Client) (*esdb.ReadStream, error)) iter.Seq2[es.RecordedEvent, error] {
-	return func(yield func(es.RecordedEvent, error) bool) {
-		readCtx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		waitCtx, cancelWait := s.bound(readCtx)
-		var rs *esdb.ReadStream
-		release, err := s.call(ctx, waitCtx, readCtx, stream, true, func(ctx context.Context, cl *esdb.Client) (func(), error) {
-			r, err := open(ctx, cl)
-			if err != nil {
-				return nil, err
-			}
-			rs = r
-			return r.Close, nil
-		})
-		cancelWait()
-		if err != nil {
-			yield(es.RecordedEvent{}, s.mapError(ctx, stream, es.Any, err))
-			return
-		}
-		var recvErr error
-		defer func() { release(recvErr) }()
-		defer rs.Close()
-		for {
-			ev, err := rs.Recv()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				recvErr = err
-				yield(es.RecordedEvent{}, s.mapError(ctx, stream, es.Any, err))
-				return
-			}
-			if ev.Event == nil {
-				continue // a link to a deleted event
-			}
-			if !yield(fromRecorded(ev.Event), nil) {
-				return
-			}
-		}
-	}
+	return s.core.TombstoneStream(ctx, stream, expected)
 }
 
 // ReadStream implements [es.Store].
 func (s *Store) ReadStream(ctx context.Context, stream string, opts es.ReadStreamOptions) iter.Seq2[es.RecordedEvent, error] {
-	if err := es.ValidateStreamName(stream); err != nil {
-		return func(yield func(es.RecordedEvent, error) bool) { yield(es.RecordedEvent{}, err) }
-	}
-	o := esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(opts.From)}
-	if opts.Direction == es.Backwards {
-		o.Direction = esdb.Backwards
-		if opts.From == es.StreamEnd {
-			o.From = esdb.End{}
-		}
-	}
-	return s.read(ctx, stream, func(ctx context.Context, cl *esdb.Client) (*esdb.ReadStream, error) {
-		return cl.ReadStream(ctx, stream, o, count(opts.Limit))
-	})
+	return s.core.ReadStream(ctx, stream, opts)
 }
 
 // ReadAll implements [es.Store].
 func (s *Store) ReadAll(ctx context.Context, opts es.ReadAllOptions) iter.Seq2[es.RecordedEvent, error] {
-	o := esdb.ReadAllOptions{Direction: esdb.Forwards, From: toAllPosition(opts.From)}
-	if opts.Direction == es.Backwards {
-		o.Direction = esdb.Backwards
-	}
-	return s.read(ctx, "$all", func(ctx context.Context, cl *esdb.Client) (*esdb.ReadStream, error) {
-		return cl.ReadAll(ctx, o, count(opts.Limit))
-	})
+	return s.core.ReadAll(ctx, opts)
 }
+
+// SubscribeAll implements [es.Store]. Filters run on the server, which also
+// sends the checkpoints.
+func (s *Store) SubscribeAll(ctx context.Context, opts es.SubscribeAllOptions) iter.Seq2[es.Message, error] {
+	return s.core.SubscribeAll(ctx, opts)
+}
+
+// SubscribeStream implements [es.Store].
+func (s *Store) SubscribeStream(ctx context.Context, stream string, opts es.SubscribeStreamOptions) iter.Seq2[es.Message, error] {
+	return s.core.SubscribeStream(ctx, stream, opts)
+}
+
+// reader adapts a client read.
+type reader struct{ rs *esdb.ReadStream }
+
+func (r reader) Recv() (*es.RecordedEvent, error) {
+	ev, err := r.rs.Recv()
+	if err != nil || ev.Event == nil {
+		return nil, err // nil: a link to a deleted event
+	}
+	e := fromRecorded(ev.Event)
+	return &e, nil
+}
+
+func (r reader) Close() { r.rs.Close() }

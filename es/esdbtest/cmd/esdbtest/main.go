@@ -37,7 +37,9 @@
 //	                       user admin (password changeit) always exists and
 //	                       -user admin:secret changes its password
 //	-max-append-size N     largest append accepted, in bytes (1 MiB)
-//	-version X.Y.Z         EventStoreDB version to report (24.10.0)
+//	-version X.Y.Z         EventStoreDB version to report (24.10.0); 25.0.0
+//	                       or later also serves KurrentDB 25's multi-stream
+//	                       appends and caught-up details
 //
 // With TLS, every call needs credentials, as on EventStoreDB; the printed
 // connection string carries the admin's.
