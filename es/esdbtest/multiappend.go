@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/google/uuid"
 	v2 "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v2/streams/streams"
@@ -28,11 +26,7 @@ const multiAppendMajor = 25
 // kurrentDB25 reports whether the server reports KurrentDB 25.0 or later,
 // which serves multi-stream appends and fills in the details of caught-up
 // messages.
-func (c *config) kurrentDB25() bool {
-	major, _, _ := strings.Cut(c.version, ".")
-	n, err := strconv.Atoi(major)
-	return err == nil && n >= multiAppendMajor
-}
+func (c *config) kurrentDB25() bool { return c.versionAtLeast(multiAppendMajor, 0) }
 
 // v2StreamsService is the name GetSupportedMethods reports KurrentDB's v2
 // streams service under.

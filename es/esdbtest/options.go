@@ -82,9 +82,18 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// MaxServerMajorVersion is the newest major version [WithServerVersion]
+// accepts: the server never claims a version whose features it does not
+// serve, and KurrentDB 26.1 adds AppendRecords.
+const MaxServerMajorVersion = 25
+
 // WithServerVersion sets the version GetSupportedMethods reports, a
 // three-part number such as "23.10.0": anything else is an error, as the
-// client refuses a version with a non-numeric part. The default is
+// client refuses a version with a non-numeric part, and so is a major
+// version above [MaxServerMajorVersion]. The server behaves as the version
+// it reports: from 22.6.0 stream reads carry positions; from 25.0.0 it
+// serves and advertises KurrentDB's multi-stream append and fills in the
+// details of caught-up and fell-behind messages. The default is
 // [DefaultServerVersion]. From "25.0.0" on, the server also serves
 // KurrentDB 25's multi-stream appends and caught-up details (see the
 // package documentation), which it never offers below.
@@ -98,6 +107,10 @@ func WithServerVersion(v string) Option {
 			if n, err := strconv.ParseUint(p, 10, 32); err != nil || strconv.FormatUint(n, 10) != p {
 				return fmt.Errorf("%w: server version %q is not a three-part number", ErrInvalidOption, v)
 			}
+		}
+		if major, _ := strconv.ParseUint(parts[0], 10, 32); major > MaxServerMajorVersion {
+			return fmt.Errorf("%w: server version %q: esdbtest imitates versions up to %d.x (KurrentDB 26.1 adds AppendRecords, which it does not serve)",
+				ErrInvalidOption, v, MaxServerMajorVersion)
 		}
 		c.version = v
 		return nil

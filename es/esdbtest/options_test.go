@@ -17,6 +17,7 @@ func TestInvalidOptions(t *testing.T) {
 		"empty version":            esdbtest.WithServerVersion(""),
 		"two-part version":         esdbtest.WithServerVersion("24.10"),
 		"non-numeric version":      esdbtest.WithServerVersion("24.10.0-rc1"),
+		"a version not imitated":   esdbtest.WithServerVersion("26.1.0"),
 		"empty address":            esdbtest.WithAddress(""),
 		"address without port":     esdbtest.WithAddress("127.0.0.1"),
 		"user without login":       esdbtest.WithUser("", "pw"),

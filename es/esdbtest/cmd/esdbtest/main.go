@@ -37,7 +37,8 @@
 //	                       user admin (password changeit) always exists and
 //	                       -user admin:secret changes its password
 //	-max-append-size N     largest append accepted, in bytes (1 MiB)
-//	-version X.Y.Z         EventStoreDB version to report (24.10.0); 25.0.0
+//	-version X.Y.Z         EventStoreDB version to report (24.10.0), up to
+//	                       25.x; the server behaves as that version: 25.0.0
 //	                       or later also serves KurrentDB 25's multi-stream
 //	                       appends and caught-up details
 //
@@ -112,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 		return nil
 	})
 	fs.IntVar(&s.maxAppend, "max-append-size", esdbtest.DefaultMaxAppendSize, "largest append accepted, in `bytes`")
-	fs.StringVar(&s.version, "version", esdbtest.DefaultServerVersion, "EventStoreDB `version` to report")
+	fs.StringVar(&s.version, "version", esdbtest.DefaultServerVersion, "EventStoreDB or KurrentDB `version` to report, up to 25.x")
 	if err := fs.Parse(args); err != nil {
 		return settings{}, err
 	}
