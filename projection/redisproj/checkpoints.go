@@ -155,6 +155,8 @@ func (c *Checkpoints) Commit(ctx context.Context, key string, cp projection.Chec
 	switch {
 	case errors.Is(err, redis.TxFailedErr):
 		return fmt.Errorf("%w: %q kept changing during %d tries", ErrConflict, key, maxWatchRetries)
+	case err != nil && !t.ran:
+		return c.fail(fmt.Sprintf("commit %q: watch", key), ctx, err)
 	case err != nil:
 		if lease != nil && errors.Is(context.Cause(lease.loss), projection.ErrLeaseLost) {
 			return fmt.Errorf("redisproj: commit %q: %w", key, errors.Join(projection.ErrFenced, context.Cause(lease.loss), err))
@@ -176,9 +178,11 @@ type txn struct {
 	lease *held
 	base  string
 	apply func(Tx) error
-	// applied is set once the handler's error, if any, is known to be
-	// its own: it is returned as is.
+	// failed is set when the handler failed: its error is returned as
+	// is.
 	failed bool
+	// ran is set once WATCH succeeded.
+	ran bool
 }
 
 // watched returns the keys the commit watches.
@@ -194,6 +198,7 @@ func (t *txn) watched() []string {
 // transaction, on the watching connection rtx.
 func (t *txn) run(ctx context.Context) func(rtx *redis.Tx) error {
 	return func(rtx *redis.Tx) error {
+		t.ran = true
 		if err := t.fence(ctx, rtx); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/eventfold/eventfold/es"
 	"github.com/eventfold/eventfold/es/memstore"
 	"github.com/eventfold/eventfold/projection"
+	"github.com/eventfold/eventfold/projection/redisproj"
 )
 
 // childEnv tells the test binary, re-executed by TestKillMidBatch, to run
@@ -108,7 +109,7 @@ func TestKillMidBatch(t *testing.T) {
 // given back, is taken over by the next child once it expires.
 func killChild(t *testing.T, prefix string) {
 	client := newClient(t)
-	cps := newCheckpoints(t, client, prefix)
+	cps := newCheckpoints(t, client, prefix, redisproj.WithLeaseTTL(500*time.Millisecond))
 	m := &totals{inHandler: func() error {
 		fmt.Println("mid-batch")
 		time.Sleep(20 * time.Millisecond) // a slow handler

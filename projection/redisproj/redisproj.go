@@ -262,7 +262,7 @@ func (c *Checkpoints) fail(what string, ctx context.Context, err error) error {
 // transient reports whether err says that Redis could not be reached or
 // answer for now, rather than that it refused a command.
 func transient(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) {
 		return true
 	}
 	var rerr redis.Error
