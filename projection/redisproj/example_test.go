@@ -26,6 +26,16 @@ func placeOrder(ctx context.Context, tx redisproj.Tx, ev projection.Typed[OrderP
 		"customer", ev.Payload.Customer, "total", ev.Payload.Total).Err()
 }
 
+// setUp returns the examples' checkpoints, on client, and their registry.
+func setUp(ctx context.Context, client *redis.Client) (*redisproj.Checkpoints, *es.Registry, error) {
+	cps, err := redisproj.New(ctx, client, redisproj.WithPrefix("shop:"))
+	if err != nil {
+		return nil, nil, err
+	}
+	registry, err := es.NewRegistry(es.Type[OrderPlaced]("OrderPlaced"))
+	return cps, registry, err
+}
+
 // A read model of order details in Redis, built from the log and read
 // by queries under the active version's prefix. It needs a Redis server
 // on 127.0.0.1:6379, so it has no output to check.
@@ -33,12 +43,7 @@ func Example() {
 	ctx := context.Background()
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
 	defer client.Close()
-	cps, err := redisproj.New(ctx, client, redisproj.WithPrefix("shop:"))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	registry, err := es.NewRegistry(es.Type[OrderPlaced]("OrderPlaced"))
+	cps, registry, err := setUp(ctx, client)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -88,12 +93,7 @@ func ExampleDeleteVersion() {
 	ctx := context.Background()
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
 	defer client.Close()
-	cps, err := redisproj.New(ctx, client, redisproj.WithPrefix("shop:"))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	registry, err := es.NewRegistry(es.Type[OrderPlaced]("OrderPlaced"))
+	cps, registry, err := setUp(ctx, client)
 	if err != nil {
 		fmt.Println(err)
 		return

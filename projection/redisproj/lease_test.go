@@ -350,19 +350,27 @@ func (c *cutter) setCut(cut bool) {
 	}
 }
 
+// cutCheckpoints returns checkpoints whose connections c cuts, and a
+// client of the same Redis that c leaves alone.
+func cutCheckpoints(t *testing.T, opts ...redisproj.Option) (c *cutter, cps *redisproj.Checkpoints, live *redis.Client) {
+	t.Helper()
+	live = newClient(t)
+	o, err := redis.ParseURL(redisURL(t))
+	require.NoError(t, err)
+	c = &cutter{addr: o.Addr}
+	o.Dialer, o.ContextTimeoutEnabled, o.MaxRetries = c.dial, true, 1
+	client := redis.NewClient(o)
+	t.Cleanup(func() { client.Close() })
+	opts = append([]redisproj.Option{redisproj.WithCallTimeout(time.Second)}, opts...)
+	return c, newCheckpoints(t, client, testPrefix(t, live), opts...), live
+}
+
 // A lost connection fails a commit, as unavailable, at once; the next
 // commit after Redis is back succeeds.
 func TestLostConnection(t *testing.T) {
 	ctx := t.Context()
-	live := newClient(t)
-	opts, err := redis.ParseURL(redisURL(t))
-	require.NoError(t, err)
-	c := &cutter{addr: opts.Addr}
-	opts.Dialer, opts.ContextTimeoutEnabled, opts.MaxRetries = c.dial, true, 1
-	client := redis.NewClient(opts)
-	defer client.Close()
-	cps := newCheckpoints(t, client, testPrefix(t, live), redisproj.WithCallTimeout(time.Second))
-	_, err = cps.Load(ctx, "p/v1")
+	c, cps, _ := cutCheckpoints(t)
+	_, err := cps.Load(ctx, "p/v1")
 	require.NoError(t, err)
 	require.NoError(t, cps.Commit(ctx, "p/v1", at(1), nil))
 
@@ -402,14 +410,7 @@ func TestNewInvalid(t *testing.T) {
 // catches up: nothing lost, nothing applied twice.
 func TestRunnerSurvivesLostConnection(t *testing.T) {
 	ctx := t.Context()
-	live := newClient(t)
-	opts, err := redis.ParseURL(redisURL(t))
-	require.NoError(t, err)
-	c := &cutter{addr: opts.Addr}
-	opts.Dialer, opts.ContextTimeoutEnabled, opts.MaxRetries = c.dial, true, 1
-	client := redis.NewClient(opts)
-	defer client.Close()
-	cps := newCheckpoints(t, client, testPrefix(t, live), redisproj.WithCallTimeout(time.Second), redisproj.WithLeaseTTL(500*time.Millisecond))
+	c, cps, live := cutCheckpoints(t, redisproj.WithLeaseTTL(500*time.Millisecond))
 	store := memstore.MustNew()
 	add(t, store, "counter-a", 1, 2)
 	m := &totals{}
