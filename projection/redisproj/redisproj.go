@@ -250,7 +250,12 @@ func (c *Checkpoints) call(ctx context.Context) (context.Context, context.Cancel
 // [projection.ErrUnavailable] if Redis could not be reached or did not
 // answer in time, so that a runner does not blame its events.
 func (c *Checkpoints) fail(what string, ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+	cerr := ctx.Err()
+	if d, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(d) {
+		// The socket's deadline, the context's, may fire before its timer.
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w (%w)", err, cerr)
 	}
 	if transient(err) {
