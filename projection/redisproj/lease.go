@@ -87,10 +87,23 @@ func (c *Checkpoints) Lease(ctx context.Context, key string) (context.Context, f
 	failing := false
 	for {
 		start := time.Now()
+		// One take at a time per Checkpoints, so that its own leases,
+		// taken but not yet recorded, are not taken for orphans.
+		c.taking.Lock()
 		taken, err := c.tryLease(ctx, key, value)
+		var held context.Context
+		var release func()
+		if taken && ctx.Err() == nil {
+			held, release = c.hold(ctx, key, value, start)
+		}
+		c.taking.Unlock()
 		switch {
 		case taken && ctx.Err() != nil:
-			c.giveBack(context.WithoutCancel(ctx), key, value)
+			if release != nil {
+				release()
+			} else {
+				c.giveBack(context.WithoutCancel(ctx), key, value)
+			}
 			return nil, nil, ctx.Err()
 		case ctx.Err() != nil:
 			return nil, nil, ctx.Err()
@@ -103,7 +116,6 @@ func (c *Checkpoints) Lease(ctx context.Context, key string) (context.Context, f
 			if failing {
 				c.cfg.logger.InfoContext(ctx, "redisproj: Redis answers again", "key", key)
 			}
-			held, release := c.hold(ctx, key, value, start)
 			return held, release, nil
 		}
 		if err := backoff.Sleep(ctx, c.cfg.leasePoll); err != nil {

@@ -186,6 +186,7 @@ type Checkpoints struct {
 	// instance identifies this value in the leases it holds.
 	instance string
 
+	taking sync.Mutex // held while a lease is taken
 	mu     sync.Mutex
 	seen   map[string]seen  // the checkpoints this value last read or wrote
 	leased map[string]*held // the leases this value holds, by key
