@@ -431,3 +431,36 @@ func TestRunnerSurvivesLostConnection(t *testing.T) {
 	require.NoError(t, stop())
 	assert.Equal(t, map[string]int64{"counter-a": 6, "counter-b": 9}, read(t, live, cps.Prefix("totals", 1)))
 }
+
+// Commits of a leased key go through while the heartbeat renews the lease
+// under their WATCH: a renewal makes Redis discard the transaction, which
+// Commit runs again.
+func TestCommitsDuringRenewals(t *testing.T) {
+	ctx := t.Context()
+	client := newClient(t)
+	prefix := testPrefix(t, client)
+	cps := newCheckpoints(t, client, prefix, redisproj.WithLeaseTTL(100*time.Millisecond))
+	held, release, err := cps.Lease(ctx, "p/v1")
+	require.NoError(t, err)
+	defer release()
+	_, err = cps.Load(ctx, "p/v1")
+	require.NoError(t, err)
+	renewals, last := 0, client.PTTL(ctx, prefix+"lease:p/v1").Val()
+	n := uint64(0)
+	for renewals < 10 {
+		n++
+		require.NoError(t, cps.Commit(ctx, "p/v1", at(n), func(tx redisproj.Tx) error {
+			// Reads on the watching connection, a renewal may land here.
+			if err := tx.Read.Get(ctx, prefix+"lease:p/v1").Err(); err != nil {
+				return err
+			}
+			return tx.Pipe.Incr(ctx, prefix+"count").Err()
+		}))
+		if ttl := client.PTTL(ctx, prefix+"lease:p/v1").Val(); ttl > last {
+			renewals++
+		}
+		last = client.PTTL(ctx, prefix+"lease:p/v1").Val()
+	}
+	require.NoError(t, held.Err())
+	assert.Equal(t, int64(n), must(client.Get(ctx, prefix+"count").Int64()), "each commit applied once")
+}
