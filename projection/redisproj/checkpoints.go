@@ -78,7 +78,7 @@ func (c *Checkpoints) read(ctx context.Context, r redis.Cmdable, key string) (cp
 		if strings.HasPrefix(err.Error(), "WRONGTYPE") {
 			return cp, false, fmt.Errorf("%w: %q: %s is not a hash", projection.ErrCorruptCheckpoint, key, c.checkpointKey(key))
 		}
-		return cp, false, c.fail(fmt.Sprintf("load checkpoint %q", key), ctx, err)
+		return cp, false, c.fail(ctx, fmt.Sprintf("load checkpoint %q", key), err)
 	}
 	if len(fields) == 0 {
 		return cp, false, nil
@@ -156,7 +156,7 @@ func (c *Checkpoints) Commit(ctx context.Context, key string, cp projection.Chec
 	case errors.Is(err, redis.TxFailedErr):
 		return fmt.Errorf("%w: %q kept changing during %d tries", ErrConflict, key, maxWatchRetries)
 	case err != nil && !t.ran:
-		return c.fail(fmt.Sprintf("commit %q: watch", key), ctx, err)
+		return c.fail(ctx, fmt.Sprintf("commit %q: watch", key), err)
 	case err != nil:
 		if lease != nil && errors.Is(context.Cause(lease.loss), projection.ErrLeaseLost) {
 			return fmt.Errorf("redisproj: commit %q: %w", key, errors.Join(projection.ErrFenced, context.Cause(lease.loss), err))
@@ -226,7 +226,7 @@ func (t *txn) run(ctx context.Context) func(rtx *redis.Tx) error {
 		case len(cmds) > 0 && ranPartly(cmds):
 			return fmt.Errorf("%w: commit %q: %w", ErrPartialCommit, t.key, err)
 		}
-		return t.c.fail(fmt.Sprintf("commit %q", t.key), ctx, err)
+		return t.c.fail(ctx, fmt.Sprintf("commit %q", t.key), err)
 	}
 }
 
@@ -252,7 +252,7 @@ func (t *txn) fence(ctx context.Context, rtx *redis.Tx) error {
 			return fmt.Errorf("redisproj: the lease of %q expired or was taken over: %w", t.key,
 				errors.Join(projection.ErrFenced, projection.ErrLeaseLost))
 		case err != nil:
-			return t.c.fail(fmt.Sprintf("lease of %q", t.key), ctx, err)
+			return t.c.fail(ctx, fmt.Sprintf("lease of %q", t.key), err)
 		}
 	}
 	if !t.last.known {
@@ -288,7 +288,7 @@ func (c *Checkpoints) ActiveVersion(ctx context.Context, name string) (int, erro
 	case errors.Is(err, redis.Nil):
 		return 0, nil
 	case err != nil:
-		return 0, c.fail(fmt.Sprintf("active version of %q", name), ctx, err)
+		return 0, c.fail(ctx, fmt.Sprintf("active version of %q", name), err)
 	}
 	v, err := strconv.Atoi(s)
 	if err != nil || v < 0 {
@@ -324,7 +324,7 @@ func (c *Checkpoints) SetActiveVersion(ctx context.Context, name string, version
 		return err
 	})
 	if err != nil && !failed {
-		return c.fail(fmt.Sprintf("set active version of %q", name), ctx, err)
+		return c.fail(ctx, fmt.Sprintf("set active version of %q", name), err)
 	}
 	return err
 }
@@ -410,7 +410,7 @@ func (c *Checkpoints) SaveDeadLetter(ctx context.Context, d projection.DeadLette
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	if err := c.client.HSet(ctx, c.deadKey(d.Projection), ev.ID.String(), data).Err(); err != nil {
-		return c.fail(fmt.Sprintf("save dead letter %s of %q", ev.ID, d.Projection), ctx, err)
+		return c.fail(ctx, fmt.Sprintf("save dead letter %s of %q", ev.ID, d.Projection), err)
 	}
 	return nil
 }
@@ -422,7 +422,7 @@ func (c *Checkpoints) DeadLetters(ctx context.Context, projectionName string) ([
 	defer cancel()
 	all, err := c.client.HGetAll(ctx, c.deadKey(projectionName)).Result()
 	if err != nil {
-		return nil, c.fail(fmt.Sprintf("dead letters of %q", projectionName), ctx, err)
+		return nil, c.fail(ctx, fmt.Sprintf("dead letters of %q", projectionName), err)
 	}
 	out := make([]projection.DeadLetter, 0, len(all))
 	for id, raw := range all {

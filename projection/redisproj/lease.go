@@ -136,14 +136,14 @@ func (c *Checkpoints) tryLease(ctx context.Context, key, value string) (bool, er
 	lk := c.leaseKey(key)
 	ok, err := c.client.SetNX(ctx, lk, value, c.cfg.leaseTTL).Result()
 	if err != nil || ok {
-		return ok, c.failOrNil(fmt.Sprintf("lease %q", key), ctx, err)
+		return ok, c.failOrNil(ctx, fmt.Sprintf("lease %q", key), err)
 	}
 	cur, err := c.client.Get(ctx, lk).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return false, nil // given back meanwhile: taken at the next try
 	case err != nil:
-		return false, c.fail(fmt.Sprintf("lease %q", key), ctx, err)
+		return false, c.fail(ctx, fmt.Sprintf("lease %q", key), err)
 	case cur == value:
 		return true, nil
 	}
@@ -159,17 +159,17 @@ func (c *Checkpoints) tryLease(ctx context.Context, key, value string) (bool, er
 	}
 	n, err := takeOverScript.Run(ctx, c.client, []string{lk}, cur, value, c.cfg.leaseTTL.Milliseconds()).Int()
 	if err != nil {
-		return false, c.fail(fmt.Sprintf("lease %q", key), ctx, err)
+		return false, c.fail(ctx, fmt.Sprintf("lease %q", key), err)
 	}
 	return n == 1, nil
 }
 
 // failOrNil is fail, or nil when err is.
-func (c *Checkpoints) failOrNil(what string, ctx context.Context, err error) error {
+func (c *Checkpoints) failOrNil(ctx context.Context, what string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return c.fail(what, ctx, err)
+	return c.fail(ctx, what, err)
 }
 
 // hold records the lease on key, taken at start with value, and starts
@@ -298,7 +298,7 @@ func (c *Checkpoints) LeaseHolder(ctx context.Context, key string) (string, erro
 	case errors.Is(err, redis.Nil):
 		return "", nil
 	case err != nil:
-		return "", c.fail(fmt.Sprintf("holder of the lease of %q", key), ctx, err)
+		return "", c.fail(ctx, fmt.Sprintf("holder of the lease of %q", key), err)
 	}
 	var v leaseValue
 	if err := json.Unmarshal([]byte(cur), &v); err != nil {
@@ -336,7 +336,7 @@ func (c *Checkpoints) Join(ctx context.Context, group, member string) (func(), e
 	enlist := func() error {
 		cctx, done := c.call(joined)
 		defer done()
-		return c.failOrNil(fmt.Sprintf("join %q as %q", group, member), cctx, c.client.SAdd(cctx, c.membersKey(group), member).Err())
+		return c.failOrNil(cctx, fmt.Sprintf("join %q as %q", group, member), c.client.SAdd(cctx, c.membersKey(group), member).Err())
 	}
 	held, release, err := c.Lease(joined, key)
 	if err != nil {
@@ -406,7 +406,7 @@ func (c *Checkpoints) Members(ctx context.Context, group string) ([]string, erro
 	defer cancel()
 	out, err := membersScript.Run(ctx, c.client, []string{c.membersKey(group)}, c.leaseKey(memberLease(group, ""))).StringSlice()
 	if err != nil {
-		return nil, c.fail(fmt.Sprintf("members of %q", group), ctx, err)
+		return nil, c.fail(ctx, fmt.Sprintf("members of %q", group), err)
 	}
 	slices.Sort(out)
 	return out, nil

@@ -236,7 +236,7 @@ func New(ctx context.Context, client redis.UniversalClient, opts ...Option) (*Ch
 	pctx, cancel := c.call(ctx)
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
-		return nil, c.fail("ping", pctx, err)
+		return nil, c.fail(pctx, "ping", err)
 	}
 	return c, nil
 }
@@ -250,7 +250,7 @@ func (c *Checkpoints) call(ctx context.Context) (context.Context, context.Cancel
 // what, matching ctx's error if ctx is done, and matching
 // [projection.ErrUnavailable] if Redis could not be reached or did not
 // answer in time, so that a runner does not blame its events.
-func (c *Checkpoints) fail(what string, ctx context.Context, err error) error {
+func (c *Checkpoints) fail(ctx context.Context, what string, err error) error {
 	cerr := ctx.Err()
 	if d, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(d) {
 		// The socket's deadline, the context's, may fire before its timer.
