@@ -244,3 +244,34 @@ func stringsOf(m map[string]int64) map[string]string {
 	}
 	return out
 }
+
+// SetActiveVersion runs Activate's writes and records the version in one
+// MULTI/EXEC; an error of Activate records nothing.
+func TestSetActiveVersion(t *testing.T) {
+	ctx := t.Context()
+	client := newClient(t)
+	prefix := testPrefix(t, client)
+	cps := newCheckpoints(t, client, prefix)
+	pointer := prefix + "pointer"
+	require.NoError(t, cps.SetActiveVersion(ctx, "orders", 3, func(tx redisproj.Tx) error {
+		return tx.Pipe.Set(ctx, pointer, tx.Prefix(3), 0).Err()
+	}))
+	assert.Equal(t, cps.Prefix("orders", 3), client.Get(ctx, pointer).Val())
+	assert.Equal(t, prefix+"rm:orders:v3:", cps.Prefix("orders", 3))
+
+	boom := errors.New("boom")
+	err := cps.SetActiveVersion(ctx, "orders", 4, func(tx redisproj.Tx) error {
+		tx.Pipe.Set(ctx, pointer, tx.Prefix(4), 0)
+		return boom
+	})
+	require.Equal(t, boom, err)
+	v, err := cps.ActiveVersion(ctx, "orders")
+	require.NoError(t, err)
+	assert.Equal(t, 3, v)
+	assert.Equal(t, cps.Prefix("orders", 3), client.Get(ctx, pointer).Val())
+	require.Error(t, cps.SetActiveVersion(ctx, "orders", -1, nil))
+
+	require.NoError(t, client.Set(ctx, prefix+"active:bad", "x", 0).Err())
+	_, err = cps.ActiveVersion(ctx, "bad")
+	require.Error(t, err)
+}
