@@ -62,25 +62,7 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 func TestReadModels(t *testing.T) {
 	databases(t, func(t *testing.T, db *sql.DB, d sqlproj.Dialect) {
 		ctx := t.Context()
-		store := memstore.MustNew()
-		types, err := order.Types()
-		require.NoError(t, err)
-		orders, err := aggregate.New(store, types, order.Definition())
-		require.NoError(t, err)
-
-		place := func(id, customer string, at time.Time, items ...order.Item) {
-			_, err := orders.Create(ctx, id, order.Place(order.PlaceOrder{OrderID: id, CustomerID: customer, Items: items, PlacedAt: at}))
-			require.NoError(t, err)
-		}
-		place("1", "alice", t0, order.Item{ProductID: "keyboard", Quantity: 1, UnitPrice: 4990}, order.Item{ProductID: "mouse", Quantity: 2, UnitPrice: 1990})
-		place("2", "alice", t0.Add(time.Hour), order.Item{ProductID: "cable", Quantity: 3, UnitPrice: 750})
-		place("3", "bob", t0.Add(2*time.Hour), order.Item{ProductID: "monitor", Quantity: 1, UnitPrice: 18900})
-		_, err = orders.Update(ctx, "1", order.Confirm(order.ConfirmOrder{OrderID: "1", ConfirmedAt: t0.Add(3 * time.Hour)}))
-		require.NoError(t, err)
-		_, err = orders.Update(ctx, "1", order.Ship(order.ShipOrder{OrderID: "1", TrackingNumber: "1Z-1", ShippedAt: t0.Add(4 * time.Hour)}))
-		require.NoError(t, err)
-		_, err = orders.Update(ctx, "2", order.Cancel(order.CancelOrder{OrderID: "2", Reason: "too slow", CancelledAt: t0.Add(5 * time.Hour)}))
-		require.NoError(t, err)
+		store, types := sampleOrders(t)
 
 		cps, err := sqlproj.New(ctx, db, d)
 		require.NoError(t, err)
@@ -129,6 +111,32 @@ func TestReadModels(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, alice, again)
 	})
+}
+
+// sampleOrders returns a store holding three orders: 1 placed by alice,
+// confirmed and shipped; 2 placed by alice and cancelled; 3 placed by bob.
+func sampleOrders(t *testing.T) (*memstore.Store, *es.Registry) {
+	t.Helper()
+	ctx := t.Context()
+	store := memstore.MustNew()
+	types, err := order.Types()
+	require.NoError(t, err)
+	orders, err := aggregate.New(store, types, order.Definition())
+	require.NoError(t, err)
+	place := func(id, customer string, at time.Time, items ...order.Item) {
+		_, err := orders.Create(ctx, id, order.Place(order.PlaceOrder{OrderID: id, CustomerID: customer, Items: items, PlacedAt: at}))
+		require.NoError(t, err)
+	}
+	place("1", "alice", t0, order.Item{ProductID: "keyboard", Quantity: 1, UnitPrice: 4990}, order.Item{ProductID: "mouse", Quantity: 2, UnitPrice: 1990})
+	place("2", "alice", t0.Add(time.Hour), order.Item{ProductID: "cable", Quantity: 3, UnitPrice: 750})
+	place("3", "bob", t0.Add(2*time.Hour), order.Item{ProductID: "monitor", Quantity: 1, UnitPrice: 18900})
+	_, err = orders.Update(ctx, "1", order.Confirm(order.ConfirmOrder{OrderID: "1", ConfirmedAt: t0.Add(3 * time.Hour)}))
+	require.NoError(t, err)
+	_, err = orders.Update(ctx, "1", order.Ship(order.ShipOrder{OrderID: "1", TrackingNumber: "1Z-1", ShippedAt: t0.Add(4 * time.Hour)}))
+	require.NoError(t, err)
+	_, err = orders.Update(ctx, "2", order.Cancel(order.CancelOrder{OrderID: "2", Reason: "too slow", CancelledAt: t0.Add(5 * time.Hour)}))
+	require.NoError(t, err)
+	return store, types
 }
 
 func TestApplyingABatchTwiceChangesNothing(t *testing.T) {
