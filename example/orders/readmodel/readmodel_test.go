@@ -34,27 +34,32 @@ func databases(t *testing.T, test func(t *testing.T, db *sql.DB, d sqlproj.Diale
 		t.Cleanup(func() { db.Close() })
 		test(t, db, sqlproj.SQLite)
 	})
-	t.Run("PostgreSQL", func(t *testing.T) {
-		conn := os.Getenv("EVENTFOLD_TEST_POSTGRES")
-		if conn == "" {
-			t.Skip("EVENTFOLD_TEST_POSTGRES is not set: no PostgreSQL to test the read models on")
-		}
-		admin, err := sql.Open("pgx", conn)
-		require.NoError(t, err)
-		t.Cleanup(func() { admin.Close() })
-		schema := "readmodel_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-		_, err = admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
-		require.NoError(t, err)
-		t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-		sep := "?"
-		if strings.Contains(conn, "?") {
-			sep = "&"
-		}
-		db, err := sql.Open("pgx", conn+sep+"search_path="+schema)
-		require.NoError(t, err)
-		t.Cleanup(func() { db.Close() })
-		test(t, db, sqlproj.Postgres)
-	})
+	t.Run("PostgreSQL", func(t *testing.T) { test(t, postgresDB(t), sqlproj.Postgres) })
+}
+
+// postgresDB returns a database on the PostgreSQL of EVENTFOLD_TEST_POSTGRES
+// whose tables go to a schema of their own, dropped at the end, or skips.
+func postgresDB(t testing.TB) *sql.DB {
+	t.Helper()
+	conn := os.Getenv("EVENTFOLD_TEST_POSTGRES")
+	if conn == "" {
+		t.Skip("EVENTFOLD_TEST_POSTGRES is not set: no PostgreSQL to test the read models on")
+	}
+	admin, err := sql.Open("pgx", conn)
+	require.NoError(t, err)
+	t.Cleanup(func() { admin.Close() })
+	schema := "readmodel_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	_, err = admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	sep := "?"
+	if strings.Contains(conn, "?") {
+		sep = "&"
+	}
+	db, err := sql.Open("pgx", conn+sep+"search_path="+schema)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)

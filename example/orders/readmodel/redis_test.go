@@ -22,7 +22,7 @@ import (
 
 // redisCheckpoints returns checkpoints in the Redis of EVENTFOLD_TEST_REDIS
 // under a prefix of the test's own, deleted when it ends, or skips.
-func redisCheckpoints(t *testing.T) (*redisproj.Checkpoints, *redis.Client) {
+func redisCheckpoints(t testing.TB) (*redisproj.Checkpoints, *redis.Client) {
 	t.Helper()
 	u := os.Getenv("EVENTFOLD_TEST_REDIS")
 	if u == "" {
