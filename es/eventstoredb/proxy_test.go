@@ -164,7 +164,10 @@ func TestStallWhileSubscribedAndAppending(t *testing.T) {
 	// backoff last; once a connection attempt has failed, at once.
 	failed, fast := 0, 0
 	var last time.Duration // of the last append, well after the first attempt failed
-	for outage := time.Now(); time.Since(outage) < 3*time.Second; {
+	// Three seconds at least; up to eight while no append has failed at
+	// once yet (a first connection attempt outlasts its gossip timeout on
+	// a loaded machine).
+	for outage := time.Now(); time.Since(outage) < 3*time.Second || fast == 0 && time.Since(outage) < 8*time.Second; {
 		var err error
 		last = timed(func() { err = appendOne(ctx) })
 		require.ErrorIs(t, err, eventstoredb.ErrUnavailable)
